@@ -1,0 +1,200 @@
+"""The ``growml`` command: parses flags into settings, calls the library, renders the result.
+
+No logic lives here beyond mapping flags to settings and rendering. User errors
+(``GrowmlError``) print one line and exit with code 2; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from growml.cli import render
+from rich.console import Console
+
+from growml.config import load_recipe, parse_assignment, resolve_config
+from growml.errors import ConfigError, GrowmlError, GrowmlWarning
+
+app = typer.Typer(
+    name="growml",
+    help="Size neural networks by growing them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Show a GrowmlError as one line and exit 2; show GrowmlWarnings as one line each."""
+
+    def show_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, GrowmlWarning):
+            stderr.print(f"[yellow]warning:[/] {message}", highlight=False)
+        else:
+            default_show(message, category, *args, **kwargs)
+
+    default_show = warnings.showwarning
+    warnings.showwarning = show_warning
+    try:
+        yield
+    except GrowmlError as error:
+        stderr.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        stderr.print("[red]interrupted[/]")
+        raise typer.Exit(130) from None
+    finally:
+        warnings.showwarning = default_show
+
+
+def _widths(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"--fixed expects comma-separated widths like 32,32 (got {text!r})."
+        ) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+@app.command()
+def fit(
+    data: Annotated[
+        str | None,
+        typer.Argument(help="A built-in dataset (`growml datasets`) or a CSV/Parquet file."),
+    ] = None,
+    recipe: Annotated[
+        Path | None, typer.Option("--recipe", "-r", help="YAML recipe of settings.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Target column of a file.")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="classification or regression (default: inferred).")
+    ] = None,
+    fixed: Annotated[
+        str | None, typer.Option(help="Fixed hidden widths, comma-separated: 32 or 64,32.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (train.epochs).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed for split, init and order.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default: runs/<data name>).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any setting by dotted path: --set train.lr=0.01 (repeatable)."),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON on stdout.")
+    ] = False,
+) -> None:
+    """Train a network on DATA and write its run directory."""
+    from growml.fitting import fit as fit_run
+
+    with user_errors():
+        # Flags are shorthands for dotted settings; --set comes last and wins.
+        flag_settings = {
+            "data.source": data,
+            "data.target": target,
+            "data.task": task,
+            "model.hidden_widths": _widths(fixed) if fixed is not None else None,
+            "train.epochs": epochs,
+            "seed": seed,
+        }
+        overrides = [(key, value) for key, value in flag_settings.items() if value is not None]
+        overrides += [parse_assignment(text) for text in set_ or []]
+        config = resolve_config(load_recipe(recipe) if recipe else None, overrides)
+        observers = [] if json_output else [render.FitProgress(stderr)]
+        result = fit_run(config, out=out, overwrite=overwrite, observers=observers)
+    if json_output:
+        _print_json({"run": str(result.path), "metrics": result.metrics})
+        return
+    stdout.print(render.metrics_table(result.metrics, title=f"growml fit {config.data.source}"))
+    stdout.print(render.summary_table(render.run_summary(result.metrics, str(result.path))))
+
+
+@app.command()
+def datasets(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """List the built-in datasets: rows, features, task and class balance."""
+    from dataclasses import asdict
+
+    from growml.data import list_datasets
+
+    with user_errors():
+        rows = [asdict(info) for info in list_datasets()]
+    if json_output:
+        _print_json(rows)
+        return
+    stdout.print(render.datasets_table(rows))
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="A run directory written by `growml fit`.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Show a run: its model, metrics and training history."""
+    from growml.runs import load_run
+
+    with user_errors():
+        loaded = load_run(run)
+        info = loaded.model_info()
+        history = loaded.history()
+    epochs = [event for event in history if event["event"] == "epoch"]
+    end = next((event for event in history if event["event"] == "train_end"), {})
+    if json_output:
+        _print_json({"run": str(run), "model": info, "metrics": loaded.metrics, "history": history})
+        return
+    stdout.print(
+        render.summary_table(
+            {
+                "run": str(run),
+                "data": loaded.config.get("data", {}).get("source", "?"),
+                "task": info["task"],
+                "classes": ", ".join(str(c) for c in info["classes"] or []) or "—",
+                "inputs": f"{info['input_size']} ({len(info['feature_names'])} raw columns)",
+                "hidden widths": ", ".join(str(w) for w in info["hidden_widths"]),
+                "activation": info["activation"],
+                "parameters": info["parameters"],
+                "threshold": info["threshold"] if info["threshold"] is not None else "—",
+            },
+            title="Model",
+        )
+    )
+    if loaded.metrics:
+        stdout.print(render.metrics_table(loaded.metrics, title="Metrics"))
+    if epochs:
+        first, last = epochs[0], epochs[-1]
+        stdout.print(
+            render.summary_table(
+                {
+                    "epochs run": last["epoch"],
+                    "best epoch": end.get("best_epoch", "?"),
+                    "stopped early": end.get("stopped_early", "?"),
+                    "train loss": f"{first['train_loss']:.4f} → {last['train_loss']:.4f}",
+                    "validation loss": f"{first['validation']['loss']:.4f} → "
+                    f"{last['validation']['loss']:.4f}",
+                    "training time": f"{end.get('seconds', 0.0):.2f} s",
+                },
+                title="Training",
+            )
+        )
+
+
+def main() -> None:
+    """Entry point of the ``growml`` console script."""
+    app()

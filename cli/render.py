@@ -1,0 +1,121 @@
+"""How results look in a terminal: rich tables and the live training progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from growml.train.events import EpochEnd, Event, TrainEnd, TrainStart
+
+_METRIC_ORDER = ("accuracy", "macro_f1", "f1", "log_loss", "rmse", "mae", "r2")
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def metrics_table(metrics: dict[str, Any], title: str = "Result") -> Table:
+    """One row per metric, one column per split."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    splits = [split for split in ("train", "validation", "test") if split in metrics]
+    for split in splits:
+        table.add_column(split, justify="right")
+    names = [m for m in _METRIC_ORDER if any(m in metrics[s] for s in splits)]
+    for name in names:
+        table.add_row(name, *(_number(metrics[s].get(name, "")) for s in splits))
+    return table
+
+
+def summary_table(rows: dict[str, Any], title: str | None = None) -> Table:
+    """A two-column key/value table."""
+    table = Table(title=title, title_justify="left", show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows.items():
+        table.add_row(key, _number(value))
+    return table
+
+
+def run_summary(metrics: dict[str, Any], path: str) -> dict[str, Any]:
+    seconds = metrics.get("seconds", {})
+    return {
+        "run": path,
+        "hidden widths": ", ".join(str(w) for w in metrics.get("hidden_widths", [])),
+        "parameters": metrics.get("parameters", ""),
+        "epochs": f"{metrics.get('epochs', '')} (best {metrics.get('best_epoch', '')})",
+        "time": f"{seconds.get('total', 0.0):.1f} s ({1000 * seconds.get('per_epoch', 0):.1f} ms"
+        " per epoch)",
+    }
+
+
+def datasets_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Built-in datasets", title_justify="left")
+    for column, justify in (
+        ("name", "left"),
+        ("task", "left"),
+        ("rows", "right"),
+        ("features", "right"),
+        ("classes", "left"),
+        ("description", "left"),
+    ):
+        table.add_column(column, justify=justify)
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["task"],
+            str(row["rows"]),
+            str(row["features"]),
+            describe_balance(row["class_balance"]),
+            row["description"],
+        )
+    return table
+
+
+def describe_balance(balance: dict[str, float] | None) -> str:
+    """``None`` → "—"; two classes → each share; more → count and the share range."""
+    if not balance:
+        return "—"
+    shares = list(balance.values())
+    if len(balance) <= 3:
+        return ", ".join(f"{label}: {share:.1%}" for label, share in balance.items())
+    return f"{len(balance)} classes, {min(shares):.1%}–{max(shares):.1%} each"
+
+
+class FitProgress:
+    """A rich progress bar fed by the trainer's events (an observer)."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("epoch {task.completed}/{task.total}"),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task_id: Any = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, TrainStart):
+            self.progress.start()
+            self.task_id = self.progress.add_task(
+                "training", total=event.max_epochs, status=f"widths {event.hidden_widths}"
+            )
+        elif isinstance(event, EpochEnd):
+            status = f"loss {event.train_loss:.4f}  " + "  ".join(
+                f"val {key} {value:.4f}" for key, value in event.validation.items()
+            )
+            widths = ",".join(str(w) for w in event.hidden_widths)
+            self.progress.update(
+                self.task_id, completed=event.epoch, status=f"{status}  widths {widths}"
+            )
+        elif isinstance(event, TrainEnd):
+            self.progress.update(self.task_id, total=event.epochs, completed=event.epochs)
+            self.progress.stop()

@@ -1,0 +1,203 @@
+"""Typed settings: one pydantic model per concern, addressed by dotted paths (``train.lr``).
+
+Precedence is defaults < recipe (YAML) < command-line flags, and the resolved ``FitConfig`` is
+saved with every run so that ``growml fit --recipe runs/NAME/config.yaml`` runs it again.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from growml.errors import ConfigError
+
+Task = Literal["auto", "classification", "regression"]
+Activation = Literal["relu", "tanh", "gelu", "selu"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataConfig(_Section):
+    """Where the data comes from and how it is split."""
+
+    source: str | None = Field(
+        None, description="A built-in dataset name (see `growml datasets`) or a CSV/Parquet path."
+    )
+    target: str | None = Field(
+        None, description="Target column of a file; built-in datasets know their own."
+    )
+    task: Task = Field("auto", description="Inferred from the target unless set.")
+    test_size: float = Field(0.2, gt=0, lt=1, description="Fraction of rows held out for test.")
+    validation_size: float = Field(
+        0.2, gt=0, lt=1, description="Fraction of rows for validation (early stopping)."
+    )
+    max_categories: int = Field(
+        50, ge=1, description="Most frequent categories one-hot encoded per column; others → 0."
+    )
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_rows(self) -> DataConfig:
+        if self.test_size + self.validation_size >= 0.9:
+            raise ValueError(
+                "data.test_size + data.validation_size must leave at least 10 % of rows "
+                f"for training (got {self.test_size} + {self.validation_size})"
+            )
+        return self
+
+
+class ModelConfig(_Section):
+    """The network: hidden widths, activation and initialisation."""
+
+    hidden_widths: list[int] = Field([32], min_length=1, description="Width of each hidden layer.")
+    activation: Activation = "relu"
+    init_scale: float = Field(1.0, gt=0, description="Multiplier on PyTorch's default init.")
+
+    @field_validator("hidden_widths")
+    @classmethod
+    def _positive_widths(cls, widths: list[int]) -> list[int]:
+        if any(w < 1 for w in widths):
+            raise ValueError(f"every hidden width must be at least 1 (got {widths})")
+        return widths
+
+
+class TrainConfig(_Section):
+    """The training loop."""
+
+    epochs: int = Field(200, ge=1, description="Maximum number of epochs.")
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0, description="Learning rate.")
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (sgd only).")
+    early_stopping: bool = Field(True, description="Stop when the monitored metric stalls.")
+    patience: int = Field(20, ge=1, description="Epochs without improvement before stopping.")
+    monitor: Literal["loss", "accuracy", "macro_f1", "r2"] = Field(
+        "loss", description="Validation metric for early stopping and best-weight selection."
+    )
+    threads: int = Field(0, ge=0, description="torch threads; 0 chooses by network size.")
+
+
+class FitConfig(_Section):
+    """Everything `growml fit` needs; saved as the run's config.yaml."""
+
+    seed: int = Field(0, ge=0)
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+
+def setting_paths(model: type[BaseModel] = FitConfig, prefix: str = "") -> list[str]:
+    """Every dotted path a recipe or ``--set`` may address."""
+    paths = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths.extend(setting_paths(annotation, f"{prefix}{name}."))
+        else:
+            paths.append(f"{prefix}{name}")
+    return paths
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``"train.lr=0.01"`` → ``("train.lr", 0.01)``; the value is read as YAML (``[8, 16]``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key=value, like train.lr=0.01 (got {text!r}).")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    """Read a YAML recipe into nested settings (not yet validated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe {str(path)!r} does not exist.")
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"recipe {str(path)!r} is not valid YAML{where}.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"recipe {str(path)!r} is not a text file.") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"recipe {str(path)!r} must be a mapping of settings, like `train: ...`.")
+    return content
+
+
+def resolve_config(
+    recipe: Mapping[str, Any] | None = None,
+    overrides: Iterable[tuple[str, Any]] = (),
+) -> FitConfig:
+    """Defaults < recipe < overrides, validated into a ``FitConfig``.
+
+    Raises ConfigError with one sentence for an unknown path or an invalid value.
+    """
+    settings = _deep_copy(recipe or {})
+    _check_known(settings)
+    for path, value in overrides:
+        _set_dotted(settings, path, value)
+    try:
+        return FitConfig.model_validate(settings)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _deep_copy(settings: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in settings.items()}
+
+
+def _unknown(path: str) -> ConfigError:
+    close = difflib.get_close_matches(path, setting_paths(), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else "; `growml fit --help` lists the settings."
+    return ConfigError(f"unknown setting {path!r}{hint}")
+
+
+def _check_known(settings: Mapping[str, Any], prefix: str = "") -> None:
+    known = setting_paths()
+    for key, value in settings.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and any(p.startswith(path + ".") for p in known):
+            _check_known(value, path + ".")
+        elif path not in known:
+            raise _unknown(path)
+
+
+def _set_dotted(settings: dict[str, Any], path: str, value: Any) -> None:
+    if path not in setting_paths():
+        raise _unknown(path)
+    *parents, leaf = path.split(".")
+    node = settings
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[leaf] = value
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    path = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "value_error":
+        return f"{message}."
+    message = message[0].lower() + message[1:]
+    shown = (
+        f" (got {error['input']!r})"
+        if "input" in error and not isinstance(error["input"], dict)
+        else ""
+    )
+    return f"setting {path!r} is invalid: {message}{shown}."

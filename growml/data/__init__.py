@@ -1,0 +1,26 @@
+"""Datasets by name, tabular files, preprocessing and splits: everything before the network.
+
+``load_table`` turns a built-in name or a CSV/Parquet file into a checked ``Table``;
+``prepare`` splits it and fits the ``Preprocessor`` and ``TargetEncoder`` on the training rows;
+``as_arrow`` reads the rows a user gives for prediction.
+"""
+
+from growml.data.builtin import DatasetInfo, list_datasets
+from growml.data.files import as_arrow
+from growml.data.preprocess import Preprocessor, TargetEncoder
+from growml.data.split import split_indices
+from growml.data.table import PreparedData, Table, infer_task, load_table, prepare
+
+__all__ = [
+    "DatasetInfo",
+    "PreparedData",
+    "Preprocessor",
+    "Table",
+    "TargetEncoder",
+    "as_arrow",
+    "infer_task",
+    "list_datasets",
+    "load_table",
+    "prepare",
+    "split_indices",
+]

@@ -1,0 +1,263 @@
+"""The built-in datasets: scikit-learn's bundled sets, MNIST-1D and synthetic sets.
+
+Nothing here downloads. Every dataset comes out the same on every machine: the generators use
+fixed seeds that do not depend on the run's seed, so a run's seed only changes the split and the
+training. MNIST-1D is generated once and cached as ``.npz`` under the user cache directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+TARGET_NAME = "target"
+
+# The synthetic generators' seed: part of each dataset's definition, not of a run.
+_GENERATOR_SEED = 0
+
+# Bump when the cached arrays would change (another generator, other arguments).
+_MNIST1D_CACHE_FILE = "mnist1d-v1.npz"
+_MNIST1D_ROWS = 5000
+_MNIST1D_LENGTH = 40
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What ``growml datasets`` shows about one built-in dataset.
+
+    ``class_balance`` maps each label (as text) to its fraction of the rows for classification
+    sets, and is None for regression sets.
+    """
+
+    name: str
+    rows: int
+    features: int
+    task: str
+    description: str
+    class_balance: dict[str, float] | None
+
+
+_Loader = Callable[[], tuple[pa.Table, pa.ChunkedArray]]
+
+
+@dataclass(frozen=True)
+class _Builtin:
+    load: _Loader
+    task: str
+    description: str
+
+
+def _from_arrays(
+    x: np.ndarray, y: np.ndarray | list, feature_names: list[str] | None = None
+) -> tuple[pa.Table, pa.ChunkedArray]:
+    names = feature_names or [f"x{i}" for i in range(x.shape[1])]
+    features = pa.table({name: x[:, i] for i, name in enumerate(names)})
+    return features, pa.chunked_array([pa.array(y)])
+
+
+def _sklearn_bundled(loader_name: str, class_names: bool) -> _Loader:
+    def load() -> tuple[pa.Table, pa.ChunkedArray]:
+        # scikit-learn takes most of a second to import; `import growml.data` must stay fast.
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, loader_name)()
+        labels = bunch.target_names[bunch.target].tolist() if class_names else bunch.target
+        return _from_arrays(bunch.data, labels, [str(name) for name in bunch.feature_names])
+
+    return load
+
+
+def _moons() -> tuple[pa.Table, pa.ChunkedArray]:
+    from sklearn.datasets import make_moons
+
+    return _from_arrays(*make_moons(n_samples=1000, noise=0.25, random_state=_GENERATOR_SEED))
+
+
+def _circles() -> tuple[pa.Table, pa.ChunkedArray]:
+    from sklearn.datasets import make_circles
+
+    return _from_arrays(
+        *make_circles(n_samples=1000, noise=0.1, factor=0.5, random_state=_GENERATOR_SEED)
+    )
+
+
+def _imbalanced() -> tuple[pa.Table, pa.ChunkedArray]:
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=2000,
+        n_features=20,
+        n_informative=6,
+        weights=[0.95],
+        flip_y=0,
+        class_sep=1.0,
+        random_state=_GENERATOR_SEED,
+    )
+    return _from_arrays(x, y)
+
+
+def _friedman() -> tuple[pa.Table, pa.ChunkedArray]:
+    from sklearn.datasets import make_friedman1
+
+    return _from_arrays(
+        *make_friedman1(n_samples=2000, n_features=10, noise=1.0, random_state=_GENERATOR_SEED)
+    )
+
+
+def cache_dir() -> Path:
+    """Where growml caches generated data: ``$GROWML_CACHE``, else ``$XDG_CACHE_HOME/growml``,
+    else ``~/.cache/growml``."""
+    if os.environ.get("GROWML_CACHE"):
+        return Path(os.environ["GROWML_CACHE"])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "growml"
+    return Path.home() / ".cache" / "growml"
+
+
+def _read_mnist1d_cache(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            x, y = arrays["x"], arrays["y"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        # Missing, truncated or foreign: generating again is cheap and always right.
+        return None
+    if x.shape != (_MNIST1D_ROWS, _MNIST1D_LENGTH) or y.shape != (_MNIST1D_ROWS,):
+        return None
+    if x.dtype.kind != "f" or y.dtype.kind not in "iu":
+        return None
+    return x, y
+
+
+def _write_atomically(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, x=x, y=y)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _generate_mnist1d() -> tuple[np.ndarray, np.ndarray]:
+    # Imported here: mnist1d pulls in matplotlib and requests. `get_dataset` would download.
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    # make_dataset seeds Python's and NumPy's global generators; restore them so that loading
+    # data never changes what a seeded run draws afterwards.
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        parts = make_dataset(get_dataset_args())
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+    x = np.concatenate([parts["x"], parts["x_test"]])
+    y = np.concatenate([parts["y"], parts["y_test"]]).astype(np.int64)
+    return x, y
+
+
+def _mnist1d() -> tuple[pa.Table, pa.ChunkedArray]:
+    path = cache_dir() / _MNIST1D_CACHE_FILE
+    cached = _read_mnist1d_cache(path)
+    if cached is None:
+        cached = _generate_mnist1d()
+        # A read-only or full cache only costs a second next time; the data is still right.
+        with contextlib.suppress(OSError):
+            _write_atomically(path, *cached)
+    return _from_arrays(*cached)
+
+
+_REGISTRY: dict[str, _Builtin] = {
+    "digits": _Builtin(
+        _sklearn_bundled("load_digits", class_names=False),
+        "classification",
+        "8x8 images of handwritten digits 0-9 (scikit-learn).",
+    ),
+    "breast-cancer": _Builtin(
+        _sklearn_bundled("load_breast_cancer", class_names=True),
+        "classification",
+        "Wisconsin breast cancer: malignant or benign from 30 cell measurements (scikit-learn).",
+    ),
+    "wine": _Builtin(
+        _sklearn_bundled("load_wine", class_names=True),
+        "classification",
+        "Three wine cultivars from 13 chemical measurements (scikit-learn).",
+    ),
+    "iris": _Builtin(
+        _sklearn_bundled("load_iris", class_names=True),
+        "classification",
+        "Three iris species from 4 flower measurements (scikit-learn).",
+    ),
+    "mnist1d": _Builtin(
+        _mnist1d,
+        "classification",
+        "MNIST-1D: digits 0-9 as 1-D signals of length 40, generated locally and cached.",
+    ),
+    "moons": _Builtin(
+        _moons, "classification", "Two interleaving half circles in 2-D, noise 0.25 (synthetic)."
+    ),
+    "circles": _Builtin(
+        _circles, "classification", "A small circle inside a large one in 2-D (synthetic)."
+    ),
+    "imbalanced": _Builtin(
+        _imbalanced,
+        "classification",
+        "Binary, about 5 % positives, 20 features of which 6 informative (synthetic).",
+    ),
+    "friedman": _Builtin(
+        _friedman,
+        "regression",
+        "Friedman #1 regression: 10 features of which 5 matter, noise 1.0 (synthetic).",
+    ),
+}
+
+
+def builtin_names() -> list[str]:
+    """The built-in dataset names, in the order ``growml datasets`` lists them."""
+    return list(_REGISTRY)
+
+
+def builtin_task(name: str) -> str:
+    """The task of the built-in dataset ``name``."""
+    return _REGISTRY[name].task
+
+
+def load_builtin(name: str) -> tuple[pa.Table, pa.ChunkedArray]:
+    """The feature columns and the target of the built-in dataset ``name``."""
+    return _REGISTRY[name].load()
+
+
+def list_datasets() -> list[DatasetInfo]:
+    """Every built-in dataset with its size, task and class balance, in a fixed order."""
+    infos = []
+    for name, builtin in _REGISTRY.items():
+        features, target = builtin.load()
+        infos.append(
+            DatasetInfo(
+                name=name,
+                rows=features.num_rows,
+                features=features.num_columns,
+                task=builtin.task,
+                description=builtin.description,
+                class_balance=_class_balance(target) if builtin.task == "classification" else None,
+            )
+        )
+    return infos
+
+
+def _class_balance(target: pa.ChunkedArray) -> dict[str, float]:
+    counts = pc.value_counts(target).to_pylist()
+    total = len(target)
+    by_label = sorted((entry["values"], entry["counts"]) for entry in counts)
+    return {str(label): count / total for label, count in by_label}

@@ -1,0 +1,324 @@
+"""Raw columns to the float32 matrix a network sees, and targets to the values a loss expects.
+
+Both are fitted on the training rows only and written to JSON, so that prediction, evaluation
+and the ONNX export prepare data exactly as training did.
+
+Numeric columns (integers, floats, booleans as 0/1) are imputed with the training mean and
+standardised with the training mean and standard deviation; a ``<name>_missing`` indicator
+follows when the training column had missing values. Non-finite numbers count as missing.
+Other columns are categorical: one-hot over the most frequent training categories, all zeros
+for a category not kept or never seen, and a ``<name>_missing`` indicator as above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from growml.errors import DataError
+
+_FORMAT_VERSION = 1
+
+
+def is_numeric_type(dtype: pa.DataType) -> bool:
+    """Whether a column of this arrow type is preprocessed as numbers (booleans included)."""
+    return (
+        pa.types.is_integer(dtype)
+        or pa.types.is_floating(dtype)
+        or pa.types.is_boolean(dtype)
+        or pa.types.is_decimal(dtype)
+        or pa.types.is_null(dtype)
+    )
+
+
+def as_chunked(values: Any) -> pa.ChunkedArray:
+    """An arrow column from a ChunkedArray, Array, numpy array or list, dictionaries decoded."""
+    if isinstance(values, pa.Array):
+        values = pa.chunked_array([values])
+    elif not isinstance(values, pa.ChunkedArray):
+        values = pa.chunked_array([pa.array(np.asarray(values))])
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(values.type.value_type)
+    return values
+
+
+def numeric_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    """The column as float64, with NaN wherever a value is missing or not finite."""
+    try:
+        values = pc.cast(as_chunked(column), pa.float64()).to_numpy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise DataError(
+            f"column {name!r} must hold numbers, as it did in training, but holds "
+            f"{column.type} values that are not numbers."
+        ) from None
+    values = np.array(values, dtype=np.float64)
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+def _string_values(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
+    try:
+        return pc.cast(as_chunked(column), pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise DataError(
+            f"column {name!r} holds {column.type} values, which growml cannot use as "
+            "categories; drop the column or convert it to text."
+        ) from None
+
+
+@dataclass(frozen=True)
+class NumericColumn:
+    """A numeric input column: ``(x - mean) / std``, missing values imputed with ``mean``."""
+
+    name: str
+    mean: float
+    std: float
+    missing_indicator: bool
+
+    @property
+    def output_names(self) -> list[str]:
+        return [self.name] + ([f"{self.name}_missing"] if self.missing_indicator else [])
+
+    @classmethod
+    def fit(cls, name: str, column: pa.ChunkedArray) -> NumericColumn:
+        values = numeric_values(column, name)
+        present = values[~np.isnan(values)]
+        mean = float(present.mean()) if present.size else 0.0
+        std = float(present.std()) if present.size else 0.0
+        # A constant column carries no signal; dividing by 1 maps it to zeros instead of NaN.
+        return cls(name, mean, std if std > 0 else 1.0, bool(present.size < values.size))
+
+    def write(self, column: pa.ChunkedArray, out: np.ndarray) -> None:
+        values = numeric_values(column, self.name)
+        missing = np.isnan(values)
+        values[missing] = self.mean
+        out[:, 0] = (values - self.mean) / self.std
+        if self.missing_indicator:
+            out[:, 1] = missing
+
+
+@dataclass(frozen=True)
+class CategoricalColumn:
+    """A categorical input column: one-hot over ``categories`` (sorted), others all zeros."""
+
+    name: str
+    categories: tuple[str, ...]
+    missing_indicator: bool
+
+    @property
+    def output_names(self) -> list[str]:
+        names = [f"{self.name}={category}" for category in self.categories]
+        return names + ([f"{self.name}_missing"] if self.missing_indicator else [])
+
+    @classmethod
+    def fit(cls, name: str, column: pa.ChunkedArray, max_categories: int) -> CategoricalColumn:
+        counts = pc.value_counts(_string_values(column, name))
+        pairs = zip(
+            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
+        )
+        present = [(value, count) for value, count in pairs if value is not None]
+        # Most frequent first, ties by value, so the kept set never depends on row order.
+        kept = sorted(present, key=lambda pair: (-pair[1], pair[0]))[:max_categories]
+        missing = column.null_count > 0
+        return cls(name, tuple(sorted(value for value, _ in kept)), missing)
+
+    def write(self, column: pa.ChunkedArray, out: np.ndarray) -> None:
+        strings = _string_values(column, self.name)
+        value_set = pa.array(self.categories, pa.string())
+        index = pc.fill_null(pc.index_in(strings, value_set=value_set), -1).to_numpy()
+        rows = np.flatnonzero(index >= 0)
+        out[rows, index[rows]] = 1.0
+        if self.missing_indicator:
+            out[:, len(self.categories)] = pc.is_null(strings).to_numpy()
+
+
+InputColumn = NumericColumn | CategoricalColumn
+
+
+class Preprocessor:
+    """Turns raw feature columns into a float32 matrix; build it with ``Preprocessor.fit``."""
+
+    def __init__(self, columns: Sequence[InputColumn]) -> None:
+        self.columns = tuple(columns)
+
+    @classmethod
+    def fit(cls, features: pa.Table, max_categories: int = 50) -> Preprocessor:
+        """Learn every column's statistics from ``features``, the training rows only.
+
+        ``max_categories`` is how many of the most frequent categories each categorical column
+        one-hot encodes; rarer ones become all zeros.
+        """
+        columns: list[InputColumn] = []
+        for name in features.column_names:
+            column = features.column(name)
+            if is_numeric_type(column.type):
+                columns.append(NumericColumn.fit(name, column))
+            else:
+                columns.append(CategoricalColumn.fit(name, column, max_categories))
+        return cls(columns)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The raw input columns ``transform`` needs, in order."""
+        return [column.name for column in self.columns]
+
+    @property
+    def output_names(self) -> list[str]:
+        """One name per output column: ``age``, ``age_missing``, ``color=red``."""
+        return [name for column in self.columns for name in column.output_names]
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.output_names)
+
+    def transform(self, features: pa.Table) -> np.ndarray:
+        """The float32 matrix, one row per row of ``features``; extra columns are ignored."""
+        missing = [name for name in self.feature_names if name not in features.column_names]
+        if missing:
+            raise DataError(
+                f"column {missing[0]!r} is missing from the data; the model needs the columns "
+                f"{', '.join(self.feature_names)}."
+            )
+        out = np.zeros((features.num_rows, self.n_outputs), dtype=np.float32)
+        start = 0
+        for column in self.columns:
+            width = len(column.output_names)
+            column.write(features.column(column.name), out[:, start : start + width])
+            start += width
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings; ``from_dict`` rebuilds a preprocessor that transforms the same."""
+        columns = []
+        for column in self.columns:
+            if isinstance(column, NumericColumn):
+                entry = {"kind": "numeric", "mean": column.mean, "std": column.std}
+            else:
+                entry = {"kind": "categorical", "categories": list(column.categories)}
+            columns.append(
+                {"name": column.name, **entry, "missing_indicator": column.missing_indicator}
+            )
+        return {"version": _FORMAT_VERSION, "columns": columns}
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> Preprocessor:
+        """The preprocessor that ``to_dict`` described."""
+        try:
+            if settings["version"] != _FORMAT_VERSION:
+                raise KeyError("version")
+            columns: list[InputColumn] = []
+            for entry in settings["columns"]:
+                name, indicator = str(entry["name"]), bool(entry["missing_indicator"])
+                if entry["kind"] == "numeric":
+                    columns.append(
+                        NumericColumn(name, float(entry["mean"]), float(entry["std"]), indicator)
+                    )
+                elif entry["kind"] == "categorical":
+                    categories = tuple(str(value) for value in entry["categories"])
+                    columns.append(CategoricalColumn(name, categories, indicator))
+                else:
+                    raise KeyError("kind")
+        except (KeyError, TypeError, ValueError):
+            raise DataError(
+                "the saved preprocessing is incomplete or from another growml version; "
+                "train the model again."
+            ) from None
+        return cls(columns)
+
+    def __repr__(self) -> str:
+        return f"Preprocessor({len(self.columns)} columns -> {self.n_outputs} outputs)"
+
+
+class TargetEncoder:
+    """Targets to what the loss expects, and back.
+
+    Classification: labels to int64 indices into ``classes`` (sorted). Regression: values to
+    float32 standardised with the training ``mean`` and ``std``.
+    """
+
+    def __init__(
+        self, task: str, classes: Sequence[Any] = (), mean: float = 0.0, std: float = 1.0
+    ) -> None:
+        self.task = task
+        self.classes = list(classes)
+        self.mean = mean
+        self.std = std
+
+    @classmethod
+    def fit(cls, target: pa.ChunkedArray | np.ndarray, task: str) -> TargetEncoder:
+        """Learn the classes (classification) or the scale (regression) from ``target``.
+
+        ``task`` is ``"classification"`` or ``"regression"``; for regression pass only the
+        training rows.
+        """
+        if task == "classification":
+            labels = pc.unique(as_chunked(target).drop_null()).to_pylist()
+            return cls(task, sorted(labels))
+        if task == "regression":
+            values = numeric_values(as_chunked(target), "target")
+            values = values[~np.isnan(values)]
+            std = float(values.std()) if values.size else 0.0
+            return cls(task, mean=float(values.mean()) if values.size else 0.0, std=std or 1.0)
+        raise ValueError(f"task must be 'classification' or 'regression', not {task!r}")
+
+    @property
+    def n_outputs(self) -> int:
+        """Network outputs: one per class for three or more classes, else one."""
+        return len(self.classes) if len(self.classes) > 2 else 1
+
+    def encode(self, target: pa.ChunkedArray | np.ndarray) -> np.ndarray:
+        """int64 class indices, or float32 standardised values."""
+        values = as_chunked(target)
+        if self.task == "regression":
+            return ((numeric_values(values, "target") - self.mean) / self.std).astype(np.float32)
+        value_set = pa.array(self.classes)
+        classes = ", ".join(map(str, self.classes))
+        try:
+            index = pc.index_in(values.cast(value_set.type), value_set=value_set)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise DataError(
+                f"target labels of type {values.type} do not match the classes seen in training "
+                f"({classes})."
+            ) from None
+        if index.null_count:
+            unknown = values.filter(pc.is_null(index))[0].as_py()
+            raise DataError(
+                f"target label {unknown!r} was not seen in training; the classes are {classes}."
+            )
+        return index.to_numpy().astype(np.int64)
+
+    def decode(self, encoded: np.ndarray) -> np.ndarray:
+        """Original labels from class indices, or values on the original scale."""
+        encoded = np.asarray(encoded)
+        if self.task == "regression":
+            return encoded.astype(np.float64) * self.std + self.mean
+        return np.asarray(self.classes)[encoded.astype(np.int64)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings; ``from_dict`` rebuilds the same encoder."""
+        return {"task": self.task, "classes": self.classes, "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> TargetEncoder:
+        """The encoder that ``to_dict`` described."""
+        try:
+            return cls(
+                settings["task"],
+                list(settings["classes"]),
+                float(settings["mean"]),
+                float(settings["std"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise DataError(
+                "the saved target encoding is incomplete; train the model again."
+            ) from None
+
+    def __repr__(self) -> str:
+        if self.task == "regression":
+            return f"TargetEncoder(regression, mean={self.mean:.4g}, std={self.std:.4g})"
+        return f"TargetEncoder(classification, classes={self.classes})"

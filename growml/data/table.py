@@ -1,0 +1,301 @@
+"""The one place data enters growml: a source becomes a checked ``Table``, then arrays.
+
+``load_table`` turns a built-in name or a file into a ``Table`` whose target is usable and whose
+task is settled; ``prepare`` splits it, fits the preprocessing on the training rows and returns
+the arrays a trainer needs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from growml.data.builtin import TARGET_NAME, builtin_names, builtin_task, load_builtin
+from growml.data.files import read_file
+from growml.data.preprocess import (
+    Preprocessor,
+    TargetEncoder,
+    as_chunked,
+    is_numeric_type,
+    numeric_values,
+)
+from growml.data.split import split_indices
+from growml.errors import DataError, GrowmlWarning
+
+if TYPE_CHECKING:
+    from growml.config import DataConfig
+
+Task = Literal["classification", "regression"]
+TASKS = ("classification", "regression")
+MIN_ROWS = 10
+# An integer target with more distinct values than this is read as a quantity, not as classes.
+MAX_INFERRED_CLASSES = 20
+
+
+@dataclass(frozen=True)
+class Table:
+    """A dataset ready to split: raw feature columns and a target without missing values."""
+
+    name: str
+    features: pa.Table
+    target: pa.ChunkedArray
+    target_name: str
+    task: Task
+
+    def __repr__(self) -> str:
+        return (
+            f"Table({self.name!r}, {self.features.num_rows} rows x {self.features.num_columns} "
+            f"features, target {self.target_name!r}, {self.task})"
+        )
+
+
+def infer_task(target: pa.ChunkedArray) -> Task:
+    """Classification for text, booleans and integers with few distinct values; else regression.
+
+    Integer-valued floats (``1.0, 2.0``) count as integers; missing values are ignored.
+    """
+    target = as_chunked(target)
+    if not is_numeric_type(target.type) or pa.types.is_boolean(target.type):
+        return "classification"
+    values = numeric_values(target, "target")
+    values = values[~np.isnan(values)]
+    if not np.array_equal(values, np.round(values)):
+        return "regression"
+    return "classification" if np.unique(values).size <= MAX_INFERRED_CLASSES else "regression"
+
+
+def load_table(source: str, target: str | None = None, task: str = "auto") -> Table:
+    """Load and check a dataset.
+
+    ``source`` is a built-in dataset name (see ``list_datasets``) or the path of a CSV or
+    Parquet file; a built-in name wins over a file of the same name. ``target`` is the column to
+    predict (required for files; built-in datasets know theirs). ``task`` is ``"auto"`` to infer
+    it from the target, or ``"classification"`` or ``"regression"``.
+
+    Rows without a target and columns without any value are dropped with a ``GrowmlWarning``;
+    anything that makes the data unusable raises a ``DataError``.
+    """
+    if not source:
+        raise DataError(
+            f"no dataset was given; name a built-in dataset ({', '.join(builtin_names())}) "
+            "or a CSV/Parquet file."
+        )
+    source = str(source)
+    if task != "auto" and task not in TASKS:
+        raise DataError(f"task {task!r} is unknown; use auto, classification or regression.")
+    if source in builtin_names():
+        if target is not None and target != TARGET_NAME:
+            raise DataError(
+                f"dataset {source!r} has its own target {TARGET_NAME!r}, so it has no column "
+                f"{target!r}; leave --target out for built-in datasets."
+            )
+        features, target_values = load_builtin(source)
+        resolved = builtin_task(source) if task == "auto" else task
+        table, notes = _checked(source, features, target_values, TARGET_NAME, resolved, source)
+    else:
+        if not Path(source).exists() and not _looks_like_path(source):
+            raise DataError(
+                f"unknown dataset {source!r}; built-in datasets are "
+                f"{', '.join(builtin_names())} (or give a CSV/Parquet file path)."
+            )
+        columns = read_file(source)
+        target_name = _target_column(columns.column_names, target, source)
+        features = columns.drop_columns([target_name])
+        table, notes = _checked(
+            Path(source).stem, features, columns.column(target_name), target_name, task, source
+        )
+    for note in notes:
+        warnings.warn(note, GrowmlWarning, stacklevel=2)
+    return table
+
+
+def _looks_like_path(source: str) -> bool:
+    return bool(Path(source).suffix) or "/" in source or "\\" in source
+
+
+def _target_column(names: list[str], target: str | None, source: str) -> str:
+    shown = ", ".join(repr(name) for name in names[:5]) + (", ..." if len(names) > 5 else "")
+    if target is None:
+        raise DataError(
+            f"file {source!r} needs a target column; pass --target with one of its columns "
+            f"({shown})."
+        )
+    if target not in names:
+        close = difflib.get_close_matches(target, names, n=3, cutoff=0.6)
+        if not close:
+            close = [name for name in names if name.lower() == target.lower()]
+        hint = f"did you mean {' or '.join(map(repr, close))}" if close else f"its columns: {shown}"
+        raise DataError(f"file {source!r} has no column {target!r} ({hint}); fix --target.")
+    return target
+
+
+def _checked(
+    name: str,
+    features: pa.Table,
+    target: pa.ChunkedArray,
+    target_name: str,
+    task: str,
+    source: str,
+) -> tuple[Table, list[str]]:
+    """The usable table and the warnings to show about what was changed to make it usable."""
+    notes = []
+    target = _plain_target(target, target_name)
+    missing = _missing(target, target_name)
+    if missing.all():
+        raise DataError(
+            f"target column {target_name!r} of {source!r} is empty; choose another --target."
+        )
+    if missing.any():
+        keep = pa.array(~missing)
+        features, target = features.filter(keep), target.filter(keep)
+        notes.append(
+            f"dropped {int(missing.sum())} of {missing.size} rows of {source!r} whose target "
+            f"{target_name!r} is missing."
+        )
+    if len(target) < MIN_ROWS:
+        raise DataError(
+            f"{source!r} has only {len(target)} rows with a target, fewer than the {MIN_ROWS} "
+            "growml needs; use more data."
+        )
+    resolved = infer_task(target) if task == "auto" else task
+    if resolved == "regression" and (
+        not is_numeric_type(target.type) or pa.types.is_boolean(target.type)
+    ):
+        raise DataError(
+            f"target column {target_name!r} holds {target.type} values, which cannot be "
+            "predicted by regression; set the task to classification or choose a numeric target."
+        )
+    if resolved == "classification":
+        target = _integer_labels(target)
+        labels = pc.unique(target)
+        if len(labels) == 1:
+            raise DataError(
+                f"target column {target_name!r} has a single class ({labels[0].as_py()!r}); "
+                "classification needs at least two."
+            )
+    features, dropped = _usable_features(features, source)
+    notes.extend(dropped)
+    if features.num_columns == 0:
+        raise DataError(
+            f"{source!r} has no usable feature columns besides the target {target_name!r}; "
+            "give it columns with values."
+        )
+    return Table(name, features, target, target_name, resolved), notes
+
+
+def _plain_target(target: pa.ChunkedArray, target_name: str) -> pa.ChunkedArray:
+    """Labels as text, booleans or numbers, so that class labels stay JSON-serialisable."""
+    target = as_chunked(target)
+    if pa.types.is_decimal(target.type):
+        return target.cast(pa.float64())
+    if is_numeric_type(target.type) or pa.types.is_string(target.type):
+        return target
+    try:
+        return target.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise DataError(
+            f"target column {target_name!r} holds {target.type} values, which growml cannot "
+            "predict; choose another --target."
+        ) from None
+
+
+def _integer_labels(target: pa.ChunkedArray) -> pa.ChunkedArray:
+    # Labels 0.0 and 1.0 (a float column, as pandas writes integers with gaps) read as 0 and 1.
+    if pa.types.is_floating(target.type):
+        values = target.to_numpy()
+        if np.array_equal(values, np.round(values)) and np.abs(values).max() < 2**53:
+            return target.cast(pa.int64())
+    return target
+
+
+def _missing(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    """Per row: null, or a float that is NaN or infinite."""
+    if is_numeric_type(column.type) and not pa.types.is_boolean(column.type):
+        return np.isnan(numeric_values(column, name))
+    return pc.is_null(column).to_numpy(zero_copy_only=False)
+
+
+def _usable_features(features: pa.Table, source: str) -> tuple[pa.Table, list[str]]:
+    notes, dropped = [], []
+    for name in features.column_names:
+        column = features.column(name)
+        if pa.types.is_nested(column.type):
+            reason = f"its {column.type} values cannot be used as features"
+        elif _missing(column, name).all():
+            reason = "every value is missing"
+        else:
+            continue
+        dropped.append(name)
+        notes.append(f"dropped column {name!r} of {source!r}: {reason}.")
+    return features.drop_columns(dropped), notes
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedData:
+    """A table split and turned into arrays, with the fitted preprocessing and encoding.
+
+    ``x_*`` are float32 matrices; ``y_*`` are int64 class indices (classification) or float32
+    standardised values (regression). ``raw_test`` holds the test rows before preprocessing.
+    """
+
+    table_name: str
+    task: Task
+    target_name: str
+    preprocessor: Preprocessor
+    target_encoder: TargetEncoder
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    raw_test: pa.Table
+
+
+def prepare(table: Table, config: DataConfig, seed: int) -> PreparedData:
+    """Split ``table`` (stratified for classification, by ``seed``) and build the arrays.
+
+    The preprocessing and the regression target's scale are fitted on the training rows only;
+    the class list comes from every row so that no validation or test label is unknown.
+    """
+    classification = table.task == "classification"
+    train, validation, test = split_indices(
+        table.target.to_numpy() if classification else None,
+        table.features.num_rows,
+        config.test_size,
+        config.validation_size,
+        seed,
+    )
+    encoder = TargetEncoder.fit(
+        table.target if classification else table.target.take(train), table.task
+    )
+    preprocessor = Preprocessor.fit(table.features.take(train), config.max_categories)
+
+    def arrays(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = preprocessor.transform(table.features.take(rows))
+        return x, encoder.encode(table.target.take(rows))
+
+    x_train, y_train = arrays(train)
+    x_val, y_val = arrays(validation)
+    x_test, y_test = arrays(test)
+    return PreparedData(
+        table_name=table.name,
+        task=table.task,
+        target_name=table.target_name,
+        preprocessor=preprocessor,
+        target_encoder=encoder,
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        x_test=x_test,
+        y_test=y_test,
+        raw_test=table.features.take(test),
+    )

@@ -1,0 +1,139 @@
+"""``fit``: settings in, a trained network and its run directory out.
+
+The data is loaded and checked before anything is written, so bad input never leaves a run
+directory behind; the directory itself appears only when the run is complete.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from growml.config import FitConfig
+from growml.data import PreparedData, load_table, prepare
+from growml.errors import ConfigError
+from growml.losses import default_loss
+from growml.nn.mlp import GrowingMLP
+from growml.runs.run import Run
+from growml.runs.rundir import (
+    CONFIG,
+    METRICS,
+    MODEL_SPEC,
+    PREPROCESS,
+    RunWriter,
+    default_run_dir,
+)
+from growml.train.events import Observer
+from growml.train.metrics import evaluate
+from growml.train.trainer import Trainer, TrainResult
+
+_CLASSIFICATION_MONITORS = {"loss", "accuracy", "macro_f1"}
+_REGRESSION_MONITORS = {"loss", "r2"}
+
+
+@dataclass
+class FitResult:
+    """A finished fit: the run (model, preprocessing, metrics) and where it was written."""
+
+    run: Run
+    path: Path
+    train: TrainResult
+    data: PreparedData
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.run.metrics
+
+
+def fit(
+    config: FitConfig,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    observers: Sequence[Observer] = (),
+) -> FitResult:
+    """Train the network ``config`` describes and write its run directory.
+
+    Args:
+        config: the resolved settings; ``config.data.source`` names the data.
+        out: the run directory; default ``runs/<data name>`` (``-2``, ``-3``... when taken).
+        overwrite: replace an existing run directory at ``out``.
+        observers: receive the trainer's events (progress display, tuner...).
+    """
+    started = time.perf_counter()
+    if not config.data.source:
+        raise ConfigError("no data given: name a built-in dataset or a CSV/Parquet file.")
+    table = load_table(config.data.source, config.data.target, config.data.task)
+    _check_monitor(config, table.task)
+    data = prepare(table, config.data, config.seed)
+    loaded = time.perf_counter()
+
+    generator = torch.Generator().manual_seed(config.seed)
+    model = GrowingMLP(
+        input_size=data.x_train.shape[1],
+        hidden_widths=config.model.hidden_widths,
+        output_size=data.target_encoder.n_outputs,
+        activation=config.model.activation,
+        init_scale=config.model.init_scale,
+        generator=generator,
+    )
+    loss = default_loss(data.task, data.target_encoder.n_outputs)
+    path = Path(out) if out is not None else default_run_dir(table.name)
+    with RunWriter(path, overwrite=overwrite) as writer:
+        trainer = Trainer(
+            config.train, loss, data.task, observers=[writer.record, *observers], seed=config.seed
+        )
+        train_result = trainer.run(model, data.x_train, data.y_train, data.x_val, data.y_val)
+        run = Run(
+            model=model,
+            preprocessor=data.preprocessor,
+            target_encoder=data.target_encoder,
+            threshold=0.5
+            if data.target_encoder.n_outputs == 1 and data.task != "regression"
+            else None,
+            config=config.model_dump(mode="json"),
+        )
+        run.metrics = {
+            "task": data.task,
+            "train": evaluate(model, data.x_train, data.y_train, data.target_encoder),
+            "validation": evaluate(model, data.x_val, data.y_val, data.target_encoder),
+            "test": evaluate(model, data.x_test, data.y_test, data.target_encoder),
+            "parameters": model.n_parameters(),
+            "hidden_widths": model.hidden_widths,
+            "rows": {
+                "train": len(data.x_train),
+                "validation": len(data.x_val),
+                "test": len(data.x_test),
+            },
+            "epochs": train_result.epochs,
+            "best_epoch": train_result.best_epoch,
+            "seconds": {
+                "data": loaded - started,
+                "train": train_result.seconds,
+                "per_epoch": train_result.seconds / max(train_result.epochs, 1),
+                "total": time.perf_counter() - started,
+            },
+        }
+        writer.write_yaml(CONFIG, run.config)
+        writer.write_weights(model.state_dict())
+        writer.write_json(MODEL_SPEC, run.model_info())
+        writer.write_json(
+            PREPROCESS,
+            {"features": data.preprocessor.to_dict(), "target": data.target_encoder.to_dict()},
+        )
+        writer.write_json(METRICS, run.metrics)
+    run.path = writer.out
+    return FitResult(run=run, path=writer.out, train=train_result, data=data)
+
+
+def _check_monitor(config: FitConfig, task: str) -> None:
+    allowed = _REGRESSION_MONITORS if task == "regression" else _CLASSIFICATION_MONITORS
+    if config.train.monitor not in allowed:
+        raise ConfigError(
+            f"train.monitor={config.train.monitor!r} does not apply to {task}; "
+            f"choose one of {', '.join(sorted(allowed))}."
+        )

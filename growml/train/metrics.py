@@ -1,0 +1,55 @@
+"""Metrics of a trained network on a split, in the units users read (original target scale)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from growml.data import TargetEncoder
+from growml.nn.mlp import GrowingMLP
+
+# Larger monitored values are better for these; smaller for the rest (loss).
+HIGHER_IS_BETTER = frozenset({"accuracy", "macro_f1", "r2"})
+
+
+def probabilities(output: Tensor, n_outputs: int) -> Tensor:
+    """Class probabilities (n, K) from logits: sigmoid for one logit, softmax otherwise."""
+    if n_outputs == 1:
+        positive = torch.sigmoid(output)
+        return torch.cat([1 - positive, positive], 1)
+    return torch.softmax(output, 1)
+
+
+@torch.inference_mode()
+def evaluate(
+    model: GrowingMLP, x: np.ndarray, y: np.ndarray, encoder: TargetEncoder
+) -> dict[str, float]:
+    """Accuracy, macro-F1, log-loss (and F1 of the positive class when binary) for
+    classification; RMSE, MAE and R² in the target's own units for regression."""
+    # scikit-learn is imported here, not at module level: sklearn.metrics imports rich, which
+    # `import growml` must not pull in.
+    from sklearn import metrics as skm
+
+    output = model(torch.as_tensor(x))
+    if encoder.task == "regression":
+        predicted = encoder.decode(output.squeeze(1).numpy())
+        actual = encoder.decode(y)
+        return {
+            "rmse": float(np.sqrt(skm.mean_squared_error(actual, predicted))),
+            "mae": float(skm.mean_absolute_error(actual, predicted)),
+            "r2": float(skm.r2_score(actual, predicted)),
+        }
+    proba = probabilities(output.double(), encoder.n_outputs).numpy()
+    predicted = proba.argmax(1)
+    labels = list(range(len(encoder.classes)))
+    result = {
+        "accuracy": float(skm.accuracy_score(y, predicted)),
+        "macro_f1": float(
+            skm.f1_score(y, predicted, average="macro", labels=labels, zero_division=0)
+        ),
+        "log_loss": float(skm.log_loss(y, proba, labels=labels)),
+    }
+    if len(labels) == 2:
+        result["f1"] = float(skm.f1_score(y, predicted, pos_label=1, zero_division=0))
+    return result

@@ -1,0 +1,225 @@
+"""The training loop: minibatch steps, validation, early stopping, events.
+
+Tiny networks on a CPU are bound by per-step overhead, not arithmetic, so the loop keeps the
+whole dataset as tensors, draws one permutation per epoch, runs the network's hand-derived
+backward with the loss's closed-form gradient (no autograd graph), steps a fused optimizer, and
+uses one torch thread unless the layers are large enough for a second one to pay off.
+The trainer prints nothing: it emits events to observers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from growml.config import TrainConfig
+from growml.losses import Loss
+from growml.nn.mlp import GrowingMLP
+from growml.train.events import EpochEnd, Observer, TrainEnd, TrainStart
+from growml.train.metrics import HIGHER_IS_BETTER
+from growml.train.optimizer import make_optimizer
+
+# One layer's multiply-adds per step (batch × fan_in × fan_out) above which a second thread
+# pays for its synchronisation; below it, one thread is faster (benchmarks/train_speed.py).
+_MULTITHREAD_WORK = 2**24
+# torch's own choice (one per physical core), read before anything changes it.
+_ALL_THREADS = torch.get_num_threads()
+
+
+@dataclass
+class TrainResult:
+    """What a finished training run reports."""
+
+    epochs: int
+    best_epoch: int
+    stopped_early: bool
+    seconds: float
+    best_validation: dict[str, float] = field(default_factory=dict)
+
+
+def choose_threads(requested: int, model: GrowingMLP, batch_size: int) -> int:
+    """``requested`` if set, else 1 for small layers and all of torch's threads for large."""
+    if requested:
+        return requested
+    work = max(w.shape[0] * w.shape[1] for w in model.weights) * batch_size
+    return 1 if work <= _MULTITHREAD_WORK else _ALL_THREADS
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch threads, restoring the previous count afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class Trainer:
+    """Trains a ``GrowingMLP`` by minibatch gradient descent with early stopping.
+
+    Args:
+        config: the ``train`` settings (epochs, batch size, optimizer, early stopping...).
+        loss: the training loss.
+        task: ``classification`` or ``regression`` (decides the validation metrics).
+        observers: callables receiving each event (start, every epoch, end).
+        seed: seeds the batch order.
+
+    After ``run``: ``optimizer_`` holds the optimizer and ``result_`` the ``TrainResult``.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        loss: Loss,
+        task: str,
+        observers: Sequence[Observer] = (),
+        seed: int = 0,
+    ) -> None:
+        self.config = config
+        self.loss = loss
+        self.task = task
+        self.observers = list(observers)
+        self.seed = seed
+
+    def run(
+        self,
+        model: GrowingMLP,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+    ) -> TrainResult:
+        """Train ``model`` in place on encoded data; the best validation weights are kept."""
+        config = self.config
+        x = torch.as_tensor(x_train, dtype=torch.float32)
+        target = self.loss.prepare_target(y_train)
+        validation = _Validation(self, x_val, y_val)
+        self.optimizer_ = make_optimizer(model.parameters(), config)
+        generator = torch.Generator().manual_seed(self.seed)
+        threads = choose_threads(config.threads, model, config.batch_size)
+        higher_is_better = config.monitor in HIGHER_IS_BETTER
+        best_score, best_epoch, best_state, best_metrics = None, 0, None, {}
+        started = time.perf_counter()
+        self._emit(
+            TrainStart(
+                max_epochs=config.epochs,
+                train_rows=len(x),
+                validation_rows=len(x_val),
+                hidden_widths=model.hidden_widths,
+                parameters=model.n_parameters(),
+                threads=threads,
+            )
+        )
+        epoch, stopped_early = 0, False
+        with torch_threads(threads), torch.no_grad():
+            model.train()
+            for epoch in range(1, config.epochs + 1):
+                epoch_started = time.perf_counter()
+                train_loss = self._epoch(model, x, target, generator)
+                metrics = validation(model)
+                score = metrics[config.monitor]
+                improved = best_score is None or (
+                    score > best_score if higher_is_better else score < best_score
+                )
+                if improved:
+                    best_score, best_epoch, best_metrics = score, epoch, metrics
+                    best_state = [p.detach().clone() for p in model.parameters()]
+                self._emit(
+                    EpochEnd(
+                        epoch=epoch,
+                        train_loss=train_loss,
+                        validation=metrics,
+                        hidden_widths=model.hidden_widths,
+                        parameters=model.n_parameters(),
+                        improved=improved,
+                        seconds=time.perf_counter() - epoch_started,
+                    )
+                )
+                if config.early_stopping and epoch - best_epoch >= config.patience:
+                    stopped_early = True
+                    break
+            if config.early_stopping and best_state is not None:
+                for param, best in zip(model.parameters(), best_state, strict=True):
+                    param.copy_(best)
+            model.eval()
+        result = TrainResult(
+            epochs=epoch,
+            best_epoch=best_epoch if config.early_stopping else epoch,
+            stopped_early=stopped_early,
+            seconds=time.perf_counter() - started,
+            best_validation=best_metrics if config.early_stopping else metrics,
+        )
+        self.result_ = result
+        self._emit(
+            TrainEnd(
+                epochs=result.epochs,
+                best_epoch=result.best_epoch,
+                stopped_early=result.stopped_early,
+                seconds=result.seconds,
+                best_validation=result.best_validation,
+            )
+        )
+        return result
+
+    def _epoch(
+        self, model: GrowingMLP, x: Tensor, target: Tensor, generator: torch.Generator
+    ) -> float:
+        """One pass over the training rows in a fresh random order; returns the mean loss."""
+        n, batch_size = len(x), self.config.batch_size
+        order = torch.randperm(n, generator=generator)
+        loss, optimizer = self.loss, self.optimizer_
+        values = []
+        for start in range(0, n, batch_size):
+            rows = order[start : start + batch_size]
+            cache = model.forward_cached(x.index_select(0, rows))
+            value, output_grad = loss.value_and_grad(cache.output, target.index_select(0, rows))
+            model.backward(cache, output_grad)
+            optimizer.step()
+            values.append(value)
+        sizes = torch.full((len(values),), float(batch_size))
+        sizes[-1] = n - batch_size * (len(values) - 1)
+        return float(torch.stack(values).dot(sizes)) / n
+
+    def _emit(self, event: object) -> None:
+        for observer in self.observers:
+            observer(event)
+
+
+class _Validation:
+    """Cheap per-epoch validation metrics, computed in torch on the encoded targets."""
+
+    def __init__(self, trainer: Trainer, x_val: np.ndarray, y_val: np.ndarray) -> None:
+        self.trainer = trainer
+        self.x = torch.as_tensor(x_val, dtype=torch.float32)
+        self.target = trainer.loss.prepare_target(y_val)
+        self.labels = torch.as_tensor(y_val)
+        if trainer.task == "regression":
+            centred = self.labels.float().reshape(len(self.labels), -1)
+            self.total_variance = float(((centred - centred.mean(0)) ** 2).sum())
+
+    def __call__(self, model: GrowingMLP) -> dict[str, float]:
+        model.eval()
+        output = model(self.x)
+        model.train()
+        metrics = {"loss": float(self.trainer.loss(output, self.target))}
+        if self.trainer.task == "regression":
+            residual = output - self.labels.float().reshape_as(output)
+            metrics["r2"] = 1.0 - float((residual**2).sum()) / max(self.total_variance, 1e-12)
+            return metrics
+        predicted = (output[:, 0] > 0).long() if output.shape[1] == 1 else output.argmax(1)
+        metrics["accuracy"] = float((predicted == self.labels).float().mean())
+        if self.trainer.config.monitor == "macro_f1":
+            from sklearn.metrics import f1_score  # imports rich: keep it out of `import growml`
+
+            metrics["macro_f1"] = float(
+                f1_score(self.labels.numpy(), predicted.numpy(), average="macro", zero_division=0)
+            )
+        return metrics

@@ -1,0 +1,46 @@
+"""Closed-form loss gradients equal autograd's, in float64."""
+
+import numpy as np
+import pytest
+import torch
+
+from growml.losses import BinaryCrossEntropy, CrossEntropy, Loss, MeanSquaredError, default_loss
+
+
+def _case(loss, n_outputs, target):
+    output = torch.randn(
+        9, n_outputs, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+    prepared = loss.prepare_target(target).to(torch.float64)
+    value, grad = loss.value_and_grad(output.clone(), prepared)
+    reference_value, reference_grad = Loss.value_and_grad(loss, output.clone(), prepared)
+    return value, grad, reference_value, reference_grad
+
+
+@pytest.mark.parametrize(
+    ("loss", "n_outputs", "target"),
+    [
+        (CrossEntropy(4), 4, np.array([0, 1, 2, 3, 3, 2, 1, 0, 0])),
+        (BinaryCrossEntropy(), 1, np.array([0, 1, 1, 0, 1, 0, 0, 0, 1])),
+        (MeanSquaredError(), 1, np.linspace(-2, 2, 9)),
+    ],
+    ids=["cross-entropy", "bce", "mse"],
+)
+def test_closed_form_gradient_equals_autograd(loss, n_outputs, target):
+    value, grad, reference_value, reference_grad = _case(loss, n_outputs, target)
+    torch.testing.assert_close(value, reference_value, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad, reference_grad, rtol=1e-12, atol=1e-12)
+
+
+def test_cross_entropy_value_is_the_textbook_one():
+    output = torch.tensor([[2.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    loss = CrossEntropy(2)
+    value, _ = loss.value_and_grad(output, loss.prepare_target(np.array([0, 1])).double())
+    expected = (np.log(1 + np.exp(-2.0)) + np.log(2.0)) / 2
+    assert float(value) == pytest.approx(expected, rel=1e-12)
+
+
+def test_default_loss_follows_the_task():
+    assert isinstance(default_loss("classification", 1), BinaryCrossEntropy)
+    assert isinstance(default_loss("classification", 5), CrossEntropy)
+    assert isinstance(default_loss("regression", 1), MeanSquaredError)

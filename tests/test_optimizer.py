@@ -1,0 +1,97 @@
+"""Optimizer state survives shape changes: kept moments, zero moments for new entries."""
+
+import pytest
+import torch
+
+from growml.config import TrainConfig
+from growml.losses import MeanSquaredError
+from growml.nn import GrowingMLP
+from growml.train import add_neurons, make_optimizer, remove_neurons
+
+OPTIMIZERS = ["adam", "adamw", "sgd"]
+
+
+def _trained(optimizer_name, steps=3):
+    generator = torch.Generator().manual_seed(0)
+    model = GrowingMLP(4, [3, 2], 2, "tanh", generator=generator).double()
+    config = TrainConfig(optimizer=optimizer_name, lr=0.05, weight_decay=0.01)
+    optimizer = make_optimizer(model.parameters(), config)
+    for step in range(steps):
+        _step(model, optimizer, seed=step)
+    return model, optimizer
+
+
+def _step(model, optimizer, seed):
+    generator = torch.Generator().manual_seed(100 + seed)
+    x = torch.randn(16, 4, dtype=torch.float64, generator=generator)
+    target = torch.randn(16, 2, dtype=torch.float64, generator=generator)
+    with torch.no_grad():
+        cache = model.forward_cached(x)
+        _, grad = MeanSquaredError().value_and_grad(cache.output, target)
+        model.backward(cache, grad)
+        optimizer.step()
+
+
+def _old_part(tensor, reference):
+    return tensor[tuple(slice(0, n) for n in reference.shape)]
+
+
+@pytest.mark.parametrize("optimizer_name", OPTIMIZERS)
+def test_next_step_on_old_parameters_is_unchanged_by_added_neurons(optimizer_name):
+    plain, plain_optimizer = _trained(optimizer_name)
+    grown, grown_optimizer = _trained(optimizer_name)
+    new_rows = torch.randn(2, 3, dtype=torch.float64)
+    add_neurons(grown, grown_optimizer, 1, new_rows, torch.randn(2).double(), torch.zeros(2, 2))
+    assert grown.hidden_widths == [3, 4]
+
+    for grown_param, plain_param in zip(grown.parameters(), plain.parameters(), strict=True):
+        grown_state, plain_state = (
+            grown_optimizer.state[grown_param],
+            plain_optimizer.state[plain_param],
+        )
+        for key, value in plain_state.items():
+            carried = grown_state[key]
+            assert carried.shape == (grown_param.shape if value.dim() else value.shape)
+            torch.testing.assert_close(_old_part(carried, value), value, rtol=0, atol=0)
+            if value.dim():
+                extra = carried.clone()
+                extra[tuple(slice(0, n) for n in value.shape)] = 0
+                assert not extra.any(), f"new entries of {key} must start at zero"
+
+    _step(plain, plain_optimizer, seed=7)
+    _step(grown, grown_optimizer, seed=7)
+    for grown_param, plain_param in zip(grown.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(
+            _old_part(grown_param.detach(), plain_param),
+            plain_param.detach(),
+            rtol=1e-12,
+            atol=1e-14,
+        )
+
+
+@pytest.mark.parametrize("optimizer_name", OPTIMIZERS)
+def test_removing_neurons_slices_the_moments(optimizer_name):
+    model, optimizer = _trained(optimizer_name)
+    before = {
+        name: {k: v.clone() for k, v in optimizer.state[p].items()}
+        for name, p in model.named_parameters()
+    }
+    remove_neurons(model, optimizer, 0, [1])
+    keep = torch.tensor([0, 2])
+    params = dict(model.named_parameters())
+    moment = "momentum_buffer" if optimizer_name == "sgd" else "exp_avg"
+    torch.testing.assert_close(
+        optimizer.state[params["weights.0"]][moment], before["weights.0"][moment][keep]
+    )
+    torch.testing.assert_close(
+        optimizer.state[params["weights.1"]][moment], before["weights.1"][moment][:, keep]
+    )
+    _step(model, optimizer, seed=9)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_fused_optimizers_are_used():
+    model = GrowingMLP(3, [2], 1)
+    for name in OPTIMIZERS:
+        optimizer = make_optimizer(model.parameters(), TrainConfig(optimizer=name))
+        assert optimizer.defaults["fused"] is True

@@ -1,0 +1,100 @@
+"""The training loop: loss goes down, early stopping keeps the best weights, events, threads."""
+
+import numpy as np
+import pytest
+import torch
+
+from growml.config import DataConfig, TrainConfig
+from growml.data import load_table, prepare
+from growml.losses import default_loss
+from growml.nn import GrowingMLP
+from growml.train import EpochEnd, TrainEnd, Trainer, TrainStart, choose_threads
+from growml.train import trainer as trainer_module
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return prepare(load_table("moons"), DataConfig(), seed=0)
+
+
+def _train(data, **settings):
+    events = []
+    config = TrainConfig(**settings)
+    model = GrowingMLP(data.x_train.shape[1], [16], 1, generator=torch.Generator().manual_seed(0))
+    trainer = Trainer(
+        config,
+        default_loss("classification", 1),
+        "classification",
+        observers=[events.append],
+        seed=0,
+    )
+    result = trainer.run(model, data.x_train, data.y_train, data.x_val, data.y_val)
+    return model, trainer, result, events
+
+
+def test_training_loss_goes_down_and_accuracy_beats_chance(moons):
+    _, _, result, events = _train(moons, epochs=40, lr=0.01, early_stopping=False)
+    losses = [e.train_loss for e in events if isinstance(e, EpochEnd)]
+    assert len(losses) == 40
+    assert losses[-1] < 0.6 * losses[0]
+    assert result.best_validation["accuracy"] > 0.85
+
+
+def test_early_stopping_restores_the_best_weights(moons):
+    model, trainer, result, events = _train(moons, epochs=300, lr=0.05, patience=5)
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert result.stopped_early and result.epochs < 300
+    assert result.epochs - result.best_epoch == 5
+    best = epochs[result.best_epoch - 1]
+    assert best.validation["loss"] == min(e.validation["loss"] for e in epochs)
+    x_val = torch.as_tensor(moons.x_val)
+    target = trainer.loss.prepare_target(moons.y_val)
+    with torch.no_grad():
+        restored_loss = float(trainer.loss(model(x_val), target))
+    assert restored_loss == pytest.approx(best.validation["loss"], rel=1e-6)
+    assert isinstance(events[0], TrainStart) and isinstance(events[-1], TrainEnd)
+    assert events[-1].best_epoch == result.best_epoch
+
+
+def test_monitor_accuracy_keeps_the_most_accurate_epoch(moons):
+    _, _, result, events = _train(moons, epochs=60, lr=0.05, patience=10, monitor="accuracy")
+    accuracies = [e.validation["accuracy"] for e in events if isinstance(e, EpochEnd)]
+    assert result.best_validation["accuracy"] == max(accuracies)
+    assert accuracies.index(max(accuracies)) + 1 == result.best_epoch
+
+
+def test_same_seed_gives_identical_weights(moons):
+    first, *_ = _train(moons, epochs=5)
+    second, *_ = _train(moons, epochs=5)
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_trainer_restores_the_thread_count(moons):
+    before = torch.get_num_threads()
+    _train(moons, epochs=1, threads=1)
+    assert torch.get_num_threads() == before
+
+
+def test_small_layers_train_on_one_thread():
+    small = GrowingMLP(64, [32], 10)
+    large = GrowingMLP(784, [2048], 10)
+    assert choose_threads(0, small, 200) == 1
+    assert choose_threads(0, large, 256) == trainer_module._ALL_THREADS
+    assert choose_threads(3, small, 200) == 3
+
+
+def test_regression_validation_reports_r2():
+    data = prepare(load_table("friedman"), DataConfig(), seed=0)
+    model = GrowingMLP(data.x_train.shape[1], [16], 1, generator=torch.Generator().manual_seed(0))
+    events = []
+    Trainer(
+        TrainConfig(epochs=20, lr=0.01),
+        default_loss("regression", 1),
+        "regression",
+        observers=[events.append],
+    ).run(model, data.x_train, data.y_train, data.x_val, data.y_val)
+    last = [e for e in events if isinstance(e, EpochEnd)][-1]
+    assert set(last.validation) == {"loss", "r2"}
+    assert last.validation["r2"] > 0.5
+    assert np.isfinite(last.train_loss)
