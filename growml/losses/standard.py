@@ -10,6 +10,13 @@ from torch import Tensor
 from growml.losses.base import Loss
 
 
+def _log_softmax(output: Tensor) -> Tensor:
+    # z − logsumexp(z): same values as torch.log_softmax, whose CPU kernel is slow for a few
+    # classes per row (38 µs against 17 µs for 359 rows × 10 classes). F.cross_entropy with
+    # probability targets is slower still.
+    return output - torch.logsumexp(output, 1, keepdim=True)
+
+
 class CrossEntropy(Loss):
     """Softmax cross-entropy over K ≥ 2 logits; targets are one-hot rows."""
 
@@ -22,10 +29,11 @@ class CrossEntropy(Loss):
         return F.one_hot(torch.as_tensor(target, dtype=torch.long), self.n_classes).float()
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(output, target)
+        log_p = _log_softmax(output)
+        return torch.dot(log_p.reshape(-1), target.reshape(-1)) / -output.shape[0]
 
     def value_and_grad(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-        log_p = torch.log_softmax(output, 1)
+        log_p = _log_softmax(output)
         scale = 1.0 / output.shape[0]
         value = torch.dot(log_p.view(-1), target.view(-1)).mul_(-scale)
         # ∂/∂z of −Σ y log softmax(z) is softmax(z) − y.
