@@ -10,6 +10,7 @@ from rich.table import Table
 
 from growml.train.events import EpochEnd, Event, TrainEnd, TrainStart
 
+_SHORT = {"accuracy": "acc", "macro_f1": "mF1"}
 _METRIC_ORDER = ("accuracy", "macro_f1", "f1", "log_loss", "rmse", "mae", "r2")
 
 
@@ -92,9 +93,8 @@ class FitProgress:
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("epoch {task.completed}/{task.total}"),
+            TextColumn("epoch {task.completed:>3}/{task.total}"),
+            BarColumn(bar_width=16),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
             console=console,
@@ -105,16 +105,17 @@ class FitProgress:
     def __call__(self, event: Event) -> None:
         if isinstance(event, TrainStart):
             self.progress.start()
+            widths = ",".join(str(w) for w in event.hidden_widths)
             self.task_id = self.progress.add_task(
-                "training", total=event.max_epochs, status=f"widths {event.hidden_widths}"
+                "training", total=event.max_epochs, status=f"widths {widths}"
             )
         elif isinstance(event, EpochEnd):
-            status = f"loss {event.train_loss:.4f}  " + "  ".join(
-                f"val {key} {value:.4f}" for key, value in event.validation.items()
+            status = f"loss {event.train_loss:.4f} · val " + " ".join(
+                f"{_SHORT.get(key, key)} {value:.4f}" for key, value in event.validation.items()
             )
             widths = ",".join(str(w) for w in event.hidden_widths)
             self.progress.update(
-                self.task_id, completed=event.epoch, status=f"{status}  widths {widths}"
+                self.task_id, completed=event.epoch, status=f"{status} · widths {widths}"
             )
         elif isinstance(event, TrainEnd):
             self.progress.update(self.task_id, total=event.epochs, completed=event.epochs)
