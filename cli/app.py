@@ -139,7 +139,7 @@ def datasets(
     if json_output:
         _print_json(rows)
         return
-    stdout.print(render.datasets_table(rows))
+    stdout.print(render.datasets_table(rows, stdout.width))
 
 
 @app.command()

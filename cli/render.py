@@ -55,37 +55,37 @@ def run_summary(metrics: dict[str, Any], path: str) -> dict[str, Any]:
     }
 
 
-def datasets_table(rows: list[dict[str, Any]]) -> Table:
+def datasets_table(rows: list[dict[str, Any]], width: int) -> Table:
+    """The built-ins; descriptions only when the terminal is wide enough to keep rows on a line."""
+    with_description = width >= 120
     table = Table(title="Built-in datasets", title_justify="left")
-    for column, justify in (
-        ("name", "left"),
-        ("task", "left"),
-        ("rows", "right"),
-        ("features", "right"),
-        ("classes", "left"),
-        ("description", "left"),
-    ):
-        table.add_column(column, justify=justify)
+    table.add_column("name", no_wrap=True)
+    table.add_column("task", no_wrap=True)
+    table.add_column("rows", justify="right")
+    table.add_column("features", justify="right")
+    table.add_column("classes (share of rows)")
+    if with_description:
+        table.add_column("description", overflow="fold")
     for row in rows:
-        table.add_row(
+        cells = [
             row["name"],
             row["task"],
             str(row["rows"]),
             str(row["features"]),
             describe_balance(row["class_balance"]),
-            row["description"],
-        )
+        ]
+        table.add_row(*cells, *([row["description"]] if with_description else []))
     return table
 
 
 def describe_balance(balance: dict[str, float] | None) -> str:
-    """``None`` → "—"; two classes → each share; more → count and the share range."""
+    """``None`` → "—"; up to three classes → each share; more → count and the share range."""
     if not balance:
         return "—"
     shares = list(balance.values())
     if len(balance) <= 3:
-        return ", ".join(f"{label}: {share:.1%}" for label, share in balance.items())
-    return f"{len(balance)} classes, {min(shares):.1%}–{max(shares):.1%} each"
+        return ", ".join(f"{label} {share:.0%}" for label, share in balance.items())
+    return f"{len(balance)} classes, {min(shares):.1%}–{max(shares):.1%}"
 
 
 class FitProgress:

@@ -53,7 +53,9 @@ class RunWriter:
                 "pass --overwrite or choose another --out."
             )
         if self.out.exists() and not self.out.is_dir():
-            raise RunError(f"{str(self.out)!r} exists and is not a directory; choose another --out.")
+            raise RunError(
+                f"{str(self.out)!r} exists and is not a directory; choose another --out."
+            )
         self.overwrite = overwrite
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
