@@ -9,15 +9,25 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from growml.errors import ConfigError
 
 Task = Literal["auto", "classification", "regression"]
 Activation = Literal["relu", "tanh", "gelu", "selu"]
+# Far beyond what growml is for; two such layers already need 16 GiB of weights.
+MAX_WIDTH = 65536
 
 
 class _Section(BaseModel):
@@ -55,15 +65,17 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     """The network: hidden widths, activation and initialisation."""
 
-    hidden_widths: list[int] = Field([32], min_length=1, description="Width of each hidden layer.")
+    hidden_widths: list[Annotated[int, Strict()]] = Field(
+        [32], min_length=1, description="Width of each hidden layer."
+    )
     activation: Activation = "relu"
     init_scale: float = Field(1.0, gt=0, description="Multiplier on PyTorch's default init.")
 
     @field_validator("hidden_widths")
     @classmethod
     def _positive_widths(cls, widths: list[int]) -> list[int]:
-        if any(w < 1 for w in widths):
-            raise ValueError(f"every hidden width must be at least 1 (got {widths})")
+        if any(w < 1 or w > MAX_WIDTH for w in widths):
+            raise ValueError(f"every hidden width must be between 1 and {MAX_WIDTH} (got {widths})")
         return widths
 
 
@@ -87,7 +99,7 @@ class TrainConfig(_Section):
 class FitConfig(_Section):
     """Everything `growml fit` needs; saved as the run's config.yaml."""
 
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()

@@ -18,6 +18,10 @@ class ConfigError(GrowmlError):
     """A setting is unknown, of the wrong type, or out of range."""
 
 
+class TrainingError(GrowmlError):
+    """Training failed for a reason the settings can fix (it diverged, it ran out of memory)."""
+
+
 class RunError(GrowmlError):
     """A run directory is missing, incomplete, or would be overwritten."""
 

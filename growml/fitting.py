@@ -6,8 +6,9 @@ directory behind; the directory itself appears only when the run is complete.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 
 from growml.config import FitConfig
 from growml.data import PreparedData, load_table, prepare
-from growml.errors import ConfigError
+from growml.errors import ConfigError, TrainingError
 from growml.losses import default_loss
 from growml.nn.mlp import GrowingMLP
 from growml.runs.run import Run
@@ -72,62 +73,86 @@ def fit(
     data = prepare(table, config.data, config.seed)
     loaded = time.perf_counter()
 
-    generator = torch.Generator().manual_seed(config.seed)
-    model = GrowingMLP(
-        input_size=data.x_train.shape[1],
-        hidden_widths=config.model.hidden_widths,
-        output_size=data.target_encoder.n_outputs,
-        activation=config.model.activation,
-        init_scale=config.model.init_scale,
-        generator=generator,
-    )
-    loss = default_loss(data.task, data.target_encoder.n_outputs)
-    path = Path(out) if out is not None else default_run_dir(table.name)
-    with RunWriter(path, overwrite=overwrite) as writer:
-        trainer = Trainer(
-            config.train, loss, data.task, observers=[writer.record, *observers], seed=config.seed
+    binary = data.target_encoder.n_outputs == 1
+    with _memory_errors_as_user_errors(config):
+        generator = torch.Generator().manual_seed(config.seed)
+        model = GrowingMLP(
+            input_size=data.x_train.shape[1],
+            hidden_widths=config.model.hidden_widths,
+            output_size=data.target_encoder.n_outputs,
+            activation=config.model.activation,
+            init_scale=config.model.init_scale,
+            generator=generator,
         )
-        train_result = trainer.run(model, data.x_train, data.y_train, data.x_val, data.y_val)
-        run = Run(
-            model=model,
-            preprocessor=data.preprocessor,
-            target_encoder=data.target_encoder,
-            threshold=0.5
-            if data.target_encoder.n_outputs == 1 and data.task != "regression"
-            else None,
-            config=config.model_dump(mode="json"),
-        )
-        run.metrics = {
-            "task": data.task,
-            "train": evaluate(model, data.x_train, data.y_train, data.target_encoder),
-            "validation": evaluate(model, data.x_val, data.y_val, data.target_encoder),
-            "test": evaluate(model, data.x_test, data.y_test, data.target_encoder),
-            "parameters": model.n_parameters(),
-            "hidden_widths": model.hidden_widths,
-            "rows": {
-                "train": len(data.x_train),
-                "validation": len(data.x_val),
-                "test": len(data.x_test),
-            },
-            "epochs": train_result.epochs,
-            "best_epoch": train_result.best_epoch,
-            "seconds": {
-                "data": loaded - started,
-                "train": train_result.seconds,
-                "per_epoch": train_result.seconds / max(train_result.epochs, 1),
-                "total": time.perf_counter() - started,
-            },
-        }
-        writer.write_yaml(CONFIG, run.config)
-        writer.write_weights(model.state_dict())
-        writer.write_json(MODEL_SPEC, run.model_info())
-        writer.write_json(
-            PREPROCESS,
-            {"features": data.preprocessor.to_dict(), "target": data.target_encoder.to_dict()},
-        )
-        writer.write_json(METRICS, run.metrics)
+        loss = default_loss(data.task, data.target_encoder.n_outputs)
+        path = Path(out) if out is not None else default_run_dir(table.name)
+        with RunWriter(path, overwrite=overwrite) as writer:
+            trainer = Trainer(
+                config.train,
+                loss,
+                data.task,
+                observers=[writer.record, *observers],
+                seed=config.seed,
+            )
+            train_result = trainer.run(model, data.x_train, data.y_train, data.x_val, data.y_val)
+            run = Run(
+                model=model,
+                preprocessor=data.preprocessor,
+                target_encoder=data.target_encoder,
+                # The decision threshold of binary tasks; chosen on validation data later.
+                threshold=0.5 if data.task == "classification" and binary else None,
+                config=config.model_dump(mode="json"),
+            )
+            run.metrics = {
+                "task": data.task,
+                **{
+                    split: evaluate(model, x, y, data.target_encoder, run.threshold)
+                    for split, x, y in (
+                        ("train", data.x_train, data.y_train),
+                        ("validation", data.x_val, data.y_val),
+                        ("test", data.x_test, data.y_test),
+                    )
+                },
+                "parameters": model.n_parameters(),
+                "hidden_widths": model.hidden_widths,
+                "rows": {
+                    "train": len(data.x_train),
+                    "validation": len(data.x_val),
+                    "test": len(data.x_test),
+                },
+                "epochs": train_result.epochs,
+                "best_epoch": train_result.best_epoch,
+                "seconds": {
+                    "data": loaded - started,
+                    "train": train_result.seconds,
+                    "per_epoch": train_result.seconds / max(train_result.epochs, 1),
+                    "total": time.perf_counter() - started,
+                },
+            }
+            writer.write_yaml(CONFIG, run.config)
+            writer.write_weights(model.state_dict())
+            writer.write_json(MODEL_SPEC, run.model_info())
+            writer.write_json(
+                PREPROCESS,
+                {"features": data.preprocessor.to_dict(), "target": data.target_encoder.to_dict()},
+            )
+            writer.write_json(METRICS, run.metrics)
     run.path = writer.out
     return FitResult(run=run, path=writer.out, train=train_result, data=data)
+
+
+@contextlib.contextmanager
+def _memory_errors_as_user_errors(config: FitConfig) -> Iterator[None]:
+    """A network too large for memory is a setting to change, not a crash."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and "allocate" not in str(error):
+            raise
+        raise TrainingError(
+            f"the network (hidden widths {config.model.hidden_widths}) does not fit in memory; "
+            "use narrower layers or a smaller train.batch_size."
+        ) from None
 
 
 def _check_monitor(config: FitConfig, task: str) -> None:

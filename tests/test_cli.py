@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,6 +227,13 @@ BAD_INPUT = {
     "unknown task": (["iris", "--task", "clustering"], "data.task"),
     "bad --fixed": (["iris", "--fixed", "8,x"], "--fixed"),
     "monitor for the wrong task": (["friedman", "--set", "train.monitor=accuracy"], "monitor"),
+    "diverging training": (
+        ["iris", "--set", "train.lr=1e30", "--set", "train.optimizer=sgd"],
+        "diverged",
+    ),
+    "seed out of range": (["iris", "--seed", "4294967296"], "seed"),
+    "width too large": (["iris", "--fixed", "100000000"], "between 1 and"),
+    "width zero": (["iris", "--fixed", "0"], "between 1 and"),
 }
 
 
@@ -254,6 +262,7 @@ def test_bad_input_is_one_sentence_and_exit_code_2(case, bad_files, tmp_path):
     args, expected = BAD_INPUT[case]
     args = [a.format(**bad_files) if a.startswith("{") else a for a in args]
     runs = tmp_path / "runs"
+    runs.mkdir()  # the work directory of a run would appear here
     result = invoke("fit", *args, "--out", runs / "run")
     assert result.exit_code == 2, result.output
     assert expected in result.stderr
@@ -261,3 +270,137 @@ def test_bad_input_is_one_sentence_and_exit_code_2(case, bad_files, tmp_path):
     message = result.stderr.strip()
     assert message.startswith("error:") and message.count("\n") == 0, message
     assert _leftovers(runs) == []
+
+
+def test_prediction_from_raw_rows_reproduces_the_reported_test_metrics(tmp_path):
+    for name in ("breast-cancer", "wine"):
+        result = growml.fit(
+            growml.resolve_config(
+                overrides=[
+                    ("data.source", name),
+                    ("train.epochs", 10),
+                    ("model.hidden_widths", [8]),
+                ]
+            ),
+            out=tmp_path / name,
+        )
+        loaded = growml.load_run(tmp_path / name)
+        predicted = loaded.predict(result.data.raw_test)
+        actual = result.data.target_encoder.decode(result.data.y_test)
+        accuracy = float(np.mean(predicted == actual))
+        assert accuracy == pytest.approx(result.metrics["test"]["accuracy"], abs=1e-12)
+
+
+def test_binary_predictions_follow_the_stored_threshold(tmp_path):
+    result = growml.fit(
+        growml.resolve_config(overrides=[("data.source", "breast-cancer"), ("train.epochs", 10)]),
+        out=tmp_path / "run",
+    )
+    run = growml.load_run(tmp_path / "run")
+    assert run.threshold == 0.5
+    rows = result.data.raw_test
+    positive = run.classes[1]
+    probability = run.predict_proba(rows)[:, 1]
+    np.testing.assert_array_equal(run.predict(rows) == positive, probability >= 0.5)
+    run.threshold = 0.99
+    np.testing.assert_array_equal(run.predict(rows) == positive, probability >= 0.99)
+
+
+def test_parquet_file_fits_like_its_csv(tmp_path, write_csv):
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    rows = "\n".join(f"{i % 11},{(i * 7) % 5},{'yes' if i % 3 else 'no'}" for i in range(90))
+    csv_path = write_csv("a,b,label\n" + rows + "\n")
+    parquet_path = tmp_path / "data.parquet"
+    pq.write_table(pacsv.read_csv(csv_path), parquet_path)
+    metrics = []
+    for path, name in ((csv_path, "csv"), (parquet_path, "parquet")):
+        result = invoke("fit", path, "--target", "label", *FAST, "--out", tmp_path / name, "--json")
+        assert result.exit_code == 0, result.output
+        metrics.append(json.loads(result.stdout)["metrics"]["test"])
+    assert metrics[0] == metrics[1]
+
+
+def test_overwrite_never_deletes_a_directory_that_is_not_a_run(tmp_path):
+    victim = tmp_path / "notes"
+    victim.mkdir()
+    (victim / "important.txt").write_text("keep me")
+    result = invoke("fit", "iris", *FAST, "--out", victim, "--overwrite")
+    assert result.exit_code == 2 and "not a growml run directory" in result.stderr
+    assert (victim / "important.txt").read_text() == "keep me"
+    assert _leftovers(tmp_path) == ["notes"]
+
+
+def test_out_below_a_file_or_above_the_working_directory_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    below_file = invoke("fit", "iris", *FAST, "--out", tmp_path / "afile" / "run")
+    assert below_file.exit_code == 2 and "cannot create the run directory" in below_file.stderr
+    run = tmp_path / "run"
+    assert invoke("fit", "iris", *FAST, "--out", run).exit_code == 0
+    monkeypatch.chdir(run)
+    here = invoke("fit", "iris", *FAST, "--out", ".", "--overwrite")
+    assert here.exit_code == 2 and "current directory" in here.stderr
+    assert _leftovers(tmp_path) == ["afile", "run"]
+
+
+def test_run_files_are_readable_like_ordinary_files(tmp_path):
+    from growml.atomic import DIRECTORY_MODE, FILE_MODE
+
+    out = tmp_path / "run"
+    assert invoke("fit", "iris", *FAST, "--out", out).exit_code == 0
+    assert out.stat().st_mode & 0o777 == DIRECTORY_MODE
+    for path in out.iterdir():
+        assert path.stat().st_mode & 0o777 == FILE_MODE, path.name
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("config.yaml", "data: [unclosed\n"),
+        ("config.yaml", "- a list\n"),
+        ("history.jsonl", "not json\n"),
+        ("metrics.json", "[1, 2]"),
+        ("model.json", "{broken"),
+        ("model.safetensors", "garbage"),
+    ],
+)
+def test_damaged_run_directory_is_reported_not_crashed_on(tmp_path, name, content):
+    out = tmp_path / "run"
+    assert invoke("fit", "iris", *FAST, "--out", out).exit_code == 0
+    (out / name).write_text(content)
+    result = invoke("report", out)
+    assert result.exit_code == 2, result.output
+    assert "damaged" in result.stderr or "not a growml event" in result.stderr
+
+
+def test_huge_feature_values_are_standardised_to_finite_numbers(tmp_path, write_csv):
+    rows = "\n".join(f"{(-1) ** i * 1e300 * (i % 5)},{i % 2}" for i in range(60))
+    path = write_csv("big,y\n" + rows + "\n")
+    result = invoke("fit", path, "--target", "y", *FAST, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    preprocess = json.loads((tmp_path / "run" / "preprocess.json").read_text())
+    column = preprocess["features"]["columns"][0]
+    assert np.isfinite(column["std"]) and column["std"] > 1e299
+
+
+def test_console_script_exit_codes(tmp_path, write_csv):
+    """The installed `growml` command, as a separate process: exit codes survive interpreter
+    shutdown (a pyarrow reader left open used to abort the process at exit)."""
+    path = write_csv("a,b,y\n" + _rows() + "\n")
+    growml_command = Path(sys.executable).parent / "growml"
+    for _ in range(3):
+        bad = subprocess.run(
+            [growml_command, "fit", path, "--target", "zz", "--out", tmp_path / "bad"],
+            capture_output=True,
+            text=True,
+        )
+        assert bad.returncode == 2, bad.stderr
+        assert bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+    good = subprocess.run(
+        [growml_command, "fit", path, "--target", "y", *FAST, "--out", tmp_path / "good", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["run"] == str(tmp_path / "good")

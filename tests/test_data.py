@@ -594,3 +594,26 @@ def test_prepare_regression_standardises_on_train() -> None:
     assert prepared.y_train.mean() == pytest.approx(0.0, abs=1e-5)
     assert prepared.y_train.std() == pytest.approx(1.0, abs=1e-5)
     assert (len(prepared.y_train), len(prepared.y_val), len(prepared.y_test)) == (1200, 400, 400)
+
+
+def test_date_columns_are_dropped_with_advice(tmp_path):
+    import datetime
+
+    from growml.errors import GrowmlWarning
+
+    days = [datetime.date(2020, 1, 1) + datetime.timedelta(days=i) for i in range(40)]
+    table = pa.table({"day": days, "x": list(range(40)), "y": [i % 2 for i in range(40)]})
+    pq.write_table(table, tmp_path / "dated.parquet")
+    with pytest.warns(GrowmlWarning, match="'day'.*convert them to numbers"):
+        loaded = load_table(str(tmp_path / "dated.parquet"), target="y")
+    assert loaded.features.column_names == ["x"]
+
+
+def test_many_distinct_integers_are_regression_with_a_note(tmp_path):
+    from growml.errors import GrowmlWarning
+
+    path = tmp_path / "counts.csv"
+    path.write_text("x,count\n" + "\n".join(f"{i},{i * 3}" for i in range(60)) + "\n")
+    with pytest.warns(GrowmlWarning, match="--task classification"):
+        loaded = load_table(str(path), target="count")
+    assert loaded.task == "regression"

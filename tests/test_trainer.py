@@ -98,3 +98,52 @@ def test_regression_validation_reports_r2():
     assert set(last.validation) == {"loss", "r2"}
     assert last.validation["r2"] > 0.5
     assert np.isfinite(last.train_loss)
+
+
+def test_without_early_stopping_the_last_epoch_is_kept(moons):
+    model, trainer, result, events = _train(moons, epochs=15, lr=0.05, early_stopping=False)
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert result.epochs == result.best_epoch == 15 and not result.stopped_early
+    assert result.best_validation == epochs[-1].validation
+
+
+def test_one_fresh_permutation_per_epoch(moons, monkeypatch):
+    orders = []
+    original = torch.randperm
+
+    def recording_randperm(*args, **kwargs):
+        orders.append(original(*args, **kwargs))
+        return orders[-1]
+
+    monkeypatch.setattr(torch, "randperm", recording_randperm)
+    _train(moons, epochs=4, early_stopping=False)
+    assert len(orders) == 4
+    assert all(sorted(order.tolist()) == list(range(len(moons.x_train))) for order in orders)
+    assert not torch.equal(orders[0], orders[1])
+
+
+def test_monitor_macro_f1_keeps_the_best_macro_f1_epoch(moons):
+    _, _, result, events = _train(moons, epochs=40, lr=0.05, patience=8, monitor="macro_f1")
+    scores = [e.validation["macro_f1"] for e in events if isinstance(e, EpochEnd)]
+    assert result.best_validation["macro_f1"] == max(scores)
+
+
+def test_monitor_r2_keeps_the_best_r2_epoch():
+    data = prepare(load_table("friedman"), DataConfig(), seed=0)
+    model = GrowingMLP(data.x_train.shape[1], [16], 1, generator=torch.Generator().manual_seed(0))
+    events = []
+    result = Trainer(
+        TrainConfig(epochs=40, lr=0.02, patience=5, monitor="r2"),
+        default_loss("regression", 1),
+        "regression",
+        observers=[events.append],
+    ).run(model, data.x_train, data.y_train, data.x_val, data.y_val)
+    scores = [e.validation["r2"] for e in events if isinstance(e, EpochEnd)]
+    assert result.best_validation["r2"] == max(scores)
+
+
+def test_divergence_is_a_training_error(moons):
+    from growml.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="diverged at epoch 1.*lower train.lr"):
+        _train(moons, epochs=5, lr=1e30, optimizer="sgd")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from growml.atomic import write_arrays
 
 TARGET_NAME = "target"
 
@@ -138,18 +139,6 @@ def _read_mnist1d_cache(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     return x, y
 
 
-def _write_atomically(path: Path, x: np.ndarray, y: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, x=x, y=y)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _generate_mnist1d() -> tuple[np.ndarray, np.ndarray]:
     # Imported here: mnist1d pulls in matplotlib and requests. `get_dataset` would download.
     from mnist1d.data import get_dataset_args, make_dataset
@@ -174,7 +163,7 @@ def _mnist1d() -> tuple[pa.Table, pa.ChunkedArray]:
         cached = _generate_mnist1d()
         # A read-only or full cache only costs a second next time; the data is still right.
         with contextlib.suppress(OSError):
-            _write_atomically(path, *cached)
+            write_arrays(path, x=cached[0], y=cached[1])
     return _from_arrays(*cached)
 
 

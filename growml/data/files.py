@@ -90,7 +90,9 @@ def _read_csv(path: Path, shown: str, default_delimiter: str | None) -> pa.Table
     while True:
         names: list[str] = []
         try:
-            reader = pacsv.open_csv(
+            # Closed on every path: a streaming reader left open can keep a pyarrow thread alive
+            # past interpreter shutdown and abort the process at exit.
+            with pacsv.open_csv(
                 path,
                 # One thread keeps row numbers known, so a bad row can be named by its line.
                 read_options=pacsv.ReadOptions(block_size=_BLOCK_SIZE, use_threads=False),
@@ -102,9 +104,9 @@ def _read_csv(path: Path, shown: str, default_delimiter: str | None) -> pa.Table
                 convert_options=pacsv.ConvertOptions(
                     column_types=column_types, strings_can_be_null=True
                 ),
-            )
-            names = reader.schema.names
-            return pa.Table.from_batches(list(reader), schema=reader.schema)
+            ) as reader:
+                names = reader.schema.names
+                return pa.Table.from_batches(list(reader), schema=reader.schema)
         except pa.ArrowException as exc:
             if bad_rows:
                 raise _wrong_field_count(shown, bad_rows[0]) from None

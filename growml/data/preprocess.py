@@ -61,6 +61,22 @@ def numeric_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
     return values
 
 
+def mean_and_std(values: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of finite ``values``; std 1 for a constant or empty column.
+
+    Computed on values scaled by a power of two (exact), so magnitudes near 1e300 do not
+    overflow when squared.
+    """
+    if not values.size:
+        return 0.0, 1.0
+    largest = float(np.abs(values).max())
+    scale = 2.0 ** np.floor(np.log2(largest)) if largest > 0 else 1.0
+    scaled = values / scale
+    mean, std = float(scaled.mean()) * scale, float(scaled.std()) * scale
+    # A constant column carries no signal; dividing by 1 maps it to zeros instead of NaN.
+    return mean, std if std > 0 else 1.0
+
+
 def _string_values(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
     try:
         return pc.cast(as_chunked(column), pa.string())
@@ -88,10 +104,8 @@ class NumericColumn:
     def fit(cls, name: str, column: pa.ChunkedArray) -> NumericColumn:
         values = numeric_values(column, name)
         present = values[~np.isnan(values)]
-        mean = float(present.mean()) if present.size else 0.0
-        std = float(present.std()) if present.size else 0.0
-        # A constant column carries no signal; dividing by 1 maps it to zeros instead of NaN.
-        return cls(name, mean, std if std > 0 else 1.0, bool(present.size < values.size))
+        mean, std = mean_and_std(present)
+        return cls(name, mean, std, bool(present.size < values.size))
 
     def write(self, column: pa.ChunkedArray, out: np.ndarray) -> None:
         values = numeric_values(column, self.name)
@@ -261,9 +275,8 @@ class TargetEncoder:
             return cls(task, sorted(labels))
         if task == "regression":
             values = numeric_values(as_chunked(target), "target")
-            values = values[~np.isnan(values)]
-            std = float(values.std()) if values.size else 0.0
-            return cls(task, mean=float(values.mean()) if values.size else 0.0, std=std or 1.0)
+            mean, std = mean_and_std(values[~np.isnan(values)])
+            return cls(task, mean=mean, std=std)
         raise ValueError(f"task must be 'classification' or 'regression', not {task!r}")
 
     @property

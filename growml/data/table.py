@@ -165,6 +165,12 @@ def _checked(
             "growml needs; use more data."
         )
     resolved = infer_task(target) if task == "auto" else task
+    if task == "auto" and resolved == "regression" and _integer_valued(target):
+        notes.append(
+            f"target {target_name!r} has {len(pc.unique(target))} distinct whole numbers, more "
+            f"than {MAX_INFERRED_CLASSES}, so it is treated as a quantity (regression); pass "
+            "--task classification if they are classes."
+        )
     if resolved == "regression" and (
         not is_numeric_type(target.type) or pa.types.is_boolean(target.type)
     ):
@@ -206,6 +212,12 @@ def _plain_target(target: pa.ChunkedArray, target_name: str) -> pa.ChunkedArray:
         ) from None
 
 
+def _integer_valued(target: pa.ChunkedArray) -> bool:
+    values = numeric_values(target, "target")
+    values = values[~np.isnan(values)]
+    return bool(np.array_equal(values, np.round(values)))
+
+
 def _integer_labels(target: pa.ChunkedArray) -> pa.ChunkedArray:
     # Labels 0.0 and 1.0 (a float column, as pandas writes integers with gaps) read as 0 and 1.
     if pa.types.is_floating(target.type):
@@ -228,6 +240,12 @@ def _usable_features(features: pa.Table, source: str) -> tuple[pa.Table, list[st
         column = features.column(name)
         if pa.types.is_nested(column.type):
             reason = f"its {column.type} values cannot be used as features"
+        elif pa.types.is_temporal(column.type):
+            # One-hot encoding dates would treat each day as a category; a number (days since
+            # a reference date, hour of day...) is what the user should decide on.
+            reason = (
+                f"its {column.type} values are dates or times; convert them to numbers to use them"
+            )
         elif _missing(column, name).all():
             reason = "every value is missing"
         else:

@@ -17,7 +17,7 @@ from growml.data import Preprocessor, TargetEncoder, as_arrow
 from growml.errors import RunError
 from growml.nn.mlp import GrowingMLP, ModelSpec
 from growml.runs.rundir import CONFIG, HISTORY, METRICS, MODEL_SPEC, MODEL_WEIGHTS, PREPROCESS
-from growml.train.metrics import probabilities
+from growml.train.metrics import decide, probabilities
 
 FORMAT_VERSION = 1
 
@@ -85,21 +85,30 @@ class Run:
         ``rows``: a pyarrow Table, a pandas DataFrame, a dict of columns, a list of records, or
         a 2-D array whose columns are ``preprocessor.feature_names`` in order.
         """
+        outputs = self._outputs(rows)
         if self.task == "regression":
-            return self.target_encoder.decode(self._outputs(rows).squeeze(1).numpy())
-        proba = self.predict_proba(rows)
-        if proba.shape[1] == 2 and self.threshold is not None:
-            indices = (proba[:, 1] >= self.threshold).astype(np.int64)
-        else:
-            indices = proba.argmax(1)
-        return self.target_encoder.decode(indices)
+            return self.target_encoder.decode(outputs.squeeze(1).numpy())
+        return self.target_encoder.decode(decide(outputs, self.threshold).numpy())
 
     def history(self) -> list[dict[str, Any]]:
         """The events of ``history.jsonl``."""
         if self.path is None or not (self.path / HISTORY).exists():
             return []
-        lines = (self.path / HISTORY).read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        events = []
+        for number, line in enumerate(_read_text(self.path / HISTORY).splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                event = None
+            if not isinstance(event, dict) or "event" not in event:
+                raise RunError(
+                    f"line {number} of {str(self.path / HISTORY)!r} is not a growml event; "
+                    "the run directory is damaged."
+                )
+            events.append(event)
+        return events
 
 
 def load_run(path: str | Path) -> Run:
@@ -113,29 +122,53 @@ def load_run(path: str | Path) -> Run:
     info = _read_json(path / MODEL_SPEC)
     preprocess = _read_json(path / PREPROCESS)
     try:
+        if not isinstance(info, dict) or not isinstance(preprocess, dict):
+            raise TypeError("model.json and preprocess.json must hold mappings")
         model = GrowingMLP.from_spec(ModelSpec.from_dict(info))
         model.load_state_dict(load_file(path / MODEL_WEIGHTS))
+        threshold = info.get("threshold")
         preprocessor = Preprocessor.from_dict(preprocess["features"])
         target_encoder = TargetEncoder.from_dict(preprocess["target"])
-    except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError, OSError) as exc:
         raise RunError(f"run directory {str(path)!r} is damaged: {exc}.") from None
-    config = {}
-    if (path / CONFIG).is_file():
-        config = yaml.safe_load((path / CONFIG).read_text(encoding="utf-8")) or {}
+    config = _read_mapping(path / CONFIG) if (path / CONFIG).is_file() else {}
     metrics = _read_json(path / METRICS) if (path / METRICS).is_file() else {}
+    if not isinstance(metrics, dict):
+        raise RunError(f"{str(path / METRICS)!r} is not a mapping; the run directory is damaged.")
     return Run(
         model=model.eval(),
         preprocessor=preprocessor,
         target_encoder=target_encoder,
-        threshold=info.get("threshold"),
+        threshold=threshold,
         metrics=metrics,
         config=config,
         path=path,
     )
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RunError(f"{str(path)!r} is not text; the run directory is damaged.") from None
+    except OSError as error:
+        raise RunError(f"cannot read {str(path)!r}: {error.strerror}.") from None
+
+
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError:
         raise RunError(f"{str(path)!r} is not valid JSON; the run directory is damaged.") from None
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    try:
+        content = yaml.safe_load(_read_text(path))
+    except yaml.YAMLError:
+        raise RunError(f"{str(path)!r} is not valid YAML; the run directory is damaged.") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise RunError(f"{str(path)!r} is not a mapping; the run directory is damaged.")
+    return content

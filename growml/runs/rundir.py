@@ -16,8 +16,8 @@ from typing import Any, TextIO
 import torch
 from safetensors.torch import save
 
+from growml import atomic
 from growml.errors import RunError
-from growml.runs import atomic
 from growml.train.events import Event
 
 CONFIG = "config.yaml"
@@ -41,27 +41,43 @@ def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
 class RunWriter:
     """Collects a run's files and publishes them as ``out`` in one rename.
 
-    Use as a context manager: leaving the block normally calls ``commit``; an exception (or
-    Ctrl-C) removes everything written. ``overwrite`` replaces an existing run at ``out``.
+    Use as a context manager: entering checks ``out`` and opens a hidden work directory beside
+    it; leaving normally moves the work directory into place, and an exception (or Ctrl-C)
+    removes everything written. ``overwrite`` replaces an existing *run* at ``out``; any other
+    existing, non-empty path is refused so that no user data is ever deleted.
     """
 
     def __init__(self, out: Path, overwrite: bool = False) -> None:
         self.out = Path(out)
-        if self.out.exists() and not overwrite:
-            raise RunError(
-                f"run directory {str(self.out)!r} already exists; "
-                "pass --overwrite or choose another --out."
-            )
-        if self.out.exists() and not self.out.is_dir():
-            raise RunError(
-                f"{str(self.out)!r} exists and is not a directory; choose another --out."
-            )
         self.overwrite = overwrite
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
-        self._history: TextIO = open(self.path / HISTORY, "w", encoding="utf-8")  # noqa: SIM115
 
     def __enter__(self) -> RunWriter:
+        target = self.out.resolve()
+        shown = str(self.out)
+        if target.exists():
+            if not target.is_dir() or (
+                any(target.iterdir()) and not (target / MODEL_SPEC).is_file()
+            ):
+                raise RunError(
+                    f"{shown!r} exists and is not a growml run directory; choose another --out."
+                )
+            if any(target.iterdir()) and not self.overwrite:
+                raise RunError(
+                    f"run directory {shown!r} already exists; "
+                    "pass --overwrite or choose another --out."
+                )
+            if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
+                raise RunError(f"{shown!r} contains the current directory; choose another --out.")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.path = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+        except OSError as error:
+            raise RunError(
+                f"cannot create the run directory {shown!r}: {error.strerror}."
+            ) from None
+        os.chmod(self.path, atomic.DIRECTORY_MODE)
+        self._target = target
+        self._history: TextIO = open(self.path / HISTORY, "w", encoding="utf-8")  # noqa: SIM115
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -72,7 +88,7 @@ class RunWriter:
 
     def record(self, event: Event) -> None:
         """Append one event to ``history.jsonl`` (an observer of the trainer)."""
-        self._history.write(json.dumps(event.to_dict()) + "\n")
+        self._history.write(json.dumps(event.to_dict(), allow_nan=False) + "\n")
 
     def write_json(self, name: str, data: Any) -> None:
         atomic.write_json(self.path / name, data)
@@ -85,15 +101,26 @@ class RunWriter:
         atomic.write_bytes(self.path / MODEL_WEIGHTS, save(contiguous))
 
     def commit(self) -> Path:
+        """Move the finished run into place; on failure nothing is left behind."""
         self._history.close()
-        if self.out.exists():
-            # Swap, then delete: the old run stays whole until the new one is in place.
-            trash = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
-            os.replace(self.out, trash / self.out.name)
-            os.replace(self.path, self.out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(self.path, self.out)
+        target = self._target
+        trash = None
+        try:
+            if target.exists():
+                # Swap, then delete: the old run stays whole until the new one is in place.
+                trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+                os.replace(target, trash / target.name)
+            os.replace(self.path, target)
+        except OSError as error:
+            if trash is not None and (trash / target.name).exists() and not target.exists():
+                os.replace(trash / target.name, target)
+            self.abort()
+            raise RunError(
+                f"cannot move the run into {str(self.out)!r}: {error.strerror}."
+            ) from None
+        finally:
+            if trash is not None:
+                shutil.rmtree(trash, ignore_errors=True)
         return self.out
 
     def abort(self) -> None:

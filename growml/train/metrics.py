@@ -21,12 +21,25 @@ def probabilities(output: Tensor, n_outputs: int) -> Tensor:
     return torch.softmax(output, 1)
 
 
+def decide(output: Tensor, threshold: float | None = None) -> Tensor:
+    """Class indices from network outputs: the positive class when its probability is at least
+    ``threshold`` (0.5 by default) for one logit, the largest logit otherwise. Training,
+    metrics and prediction all decide through this one rule."""
+    if output.shape[1] == 1:
+        return (torch.sigmoid(output[:, 0]) >= (0.5 if threshold is None else threshold)).long()
+    return output.argmax(1)
+
+
 @torch.inference_mode()
 def evaluate(
-    model: GrowingMLP, x: np.ndarray, y: np.ndarray, encoder: TargetEncoder
+    model: GrowingMLP,
+    x: np.ndarray,
+    y: np.ndarray,
+    encoder: TargetEncoder,
+    threshold: float | None = None,
 ) -> dict[str, float]:
-    """Accuracy, macro-F1, log-loss (and F1 of the positive class when binary) for
-    classification; RMSE, MAE and R² in the target's own units for regression."""
+    """Accuracy, macro-F1, log-loss (and F1 of the positive class when binary, at
+    ``threshold``) for classification; RMSE, MAE and R² in the target's units for regression."""
     # scikit-learn is imported here, not at module level: sklearn.metrics imports rich, which
     # `import growml` must not pull in.
     from sklearn import metrics as skm
@@ -41,7 +54,7 @@ def evaluate(
             "r2": float(skm.r2_score(actual, predicted)),
         }
     proba = probabilities(output.double(), encoder.n_outputs).numpy()
-    predicted = proba.argmax(1)
+    predicted = decide(output, threshold).numpy()
     labels = list(range(len(encoder.classes)))
     result = {
         "accuracy": float(skm.accuracy_score(y, predicted)),

@@ -10,6 +10,7 @@ The trainer prints nothing: it emits events to observers.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,10 +20,11 @@ import torch
 from torch import Tensor
 
 from growml.config import TrainConfig
+from growml.errors import TrainingError
 from growml.losses import Loss
 from growml.nn.mlp import GrowingMLP
 from growml.train.events import EpochEnd, Observer, TrainEnd, TrainStart
-from growml.train.metrics import HIGHER_IS_BETTER
+from growml.train.metrics import HIGHER_IS_BETTER, decide
 from growml.train.optimizer import make_optimizer
 
 # One layer's multiply-adds per step (batch × fan_in × fan_out) above which a second thread
@@ -126,6 +128,11 @@ class Trainer:
                 train_loss = self._epoch(model, x, target, generator)
                 metrics = validation(model)
                 score = metrics[config.monitor]
+                if not (math.isfinite(train_loss) and math.isfinite(score)):
+                    raise TrainingError(
+                        f"training diverged at epoch {epoch} (training loss {train_loss:.3g}); "
+                        f"lower train.lr (now {config.lr:g})."
+                    )
                 improved = best_score is None or (
                     score > best_score if higher_is_better else score < best_score
                 )
@@ -214,7 +221,7 @@ class _Validation:
             residual = output - self.labels.float().reshape_as(output)
             metrics["r2"] = 1.0 - float((residual**2).sum()) / max(self.total_variance, 1e-12)
             return metrics
-        predicted = (output[:, 0] > 0).long() if output.shape[1] == 1 else output.argmax(1)
+        predicted = decide(output)
         metrics["accuracy"] = int(predicted.eq(self.labels).sum()) / len(self.labels)
         if self.trainer.config.monitor == "macro_f1":
             from sklearn.metrics import f1_score  # imports rich: keep it out of `import growml`
