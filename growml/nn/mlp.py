@@ -154,8 +154,11 @@ class GrowingMLP(nn.Module):
         weight, bias = self._layers[-1]
         return ForwardCache(inputs, preactivations, torch.addmm(bias, h, weight.t()))
 
-    def backward(self, cache: ForwardCache, output_grad: Tensor) -> list[Tensor]:
-        """Backpropagate ``output_grad = ∂L/∂output``: set every ``.grad``, return ``∂L/∂a_l``.
+    def backward(
+        self, cache: ForwardCache, output_grad: Tensor, parameter_grads: bool = True
+    ) -> list[Tensor]:
+        """Backpropagate ``output_grad = ∂L/∂output``: set every ``.grad`` (unless
+        ``parameter_grads`` is false) and return ``∂L/∂a_l``.
 
         The returned list has one entry per layer (hidden layers, then the output layer), each
         of shape (batch, width). Call under ``torch.no_grad()``.
@@ -167,8 +170,9 @@ class GrowingMLP(nn.Module):
             weight, bias = self._layers[index]
             layer_input = cache.inputs[index]
             preactivation_grads[index] = delta
-            weight.grad = torch.mm(delta.t(), layer_input)
-            bias.grad = delta.sum(0)
+            if parameter_grads:
+                weight.grad = torch.mm(delta.t(), layer_input)
+                bias.grad = delta.sum(0)
             if index > 0:
                 delta = torch.mm(delta, weight).mul_(
                     derivative(cache.preactivations[index - 1], layer_input)

@@ -1,0 +1,88 @@
+"""The statistics pass: TINY's five matrices for every candidate layer, from one forward and
+one backward pass per batch.
+
+Per-sample gradients come for free: the network's backward pass returns ∂L/∂a for the batch-mean
+loss, so multiplying by the batch size gives each row's own gradient ``g``. Every matrix is a
+batched matmul (``B1ᵀB1``, ``B1ᵀG``...) accumulated in float64: at these widths it costs nothing
+and keeps the pseudo-inverses honest.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from growml.growth.tiny import LayerStatistics
+from growml.losses import Loss
+from growml.nn.mlp import GrowingMLP
+
+
+def _with_ones(h: Tensor) -> Tensor:
+    return torch.cat([h, h.new_ones(h.shape[0], 1)], 1).double()
+
+
+_NAMES = ("S1", "M", "S2", "M2", "P")
+
+
+class _Sums:
+    """Running sums over some of the rows, for every candidate layer."""
+
+    def __init__(self, n_candidates: int) -> None:
+        self.layers: list[dict[str, Tensor | float]] = [
+            dict.fromkeys(_NAMES, 0.0) for _ in range(n_candidates)
+        ]
+        self.gradient_norms = [0.0] * n_candidates
+        self.rows = 0
+
+    def add(self, inputs: list[Tensor], gradients: list[Tensor]) -> None:
+        self.rows += inputs[0].shape[0]
+        for k, sums in enumerate(self.layers):
+            b2, b1 = _with_ones(inputs[k]), _with_ones(inputs[k + 1])
+            g = gradients[k + 1].double()
+            sums["S1"] = sums["S1"] + b1.T @ b1
+            sums["M"] = sums["M"] + b1.T @ g
+            sums["S2"] = sums["S2"] + b2.T @ b2
+            sums["M2"] = sums["M2"] + b2.T @ g
+            sums["P"] = sums["P"] + b2.T @ b1
+            self.gradient_norms[k] += float((g * g).sum())
+
+
+def _averaged(
+    parts: list[_Sums], k: int, halves: tuple[LayerStatistics, LayerStatistics] | None = None
+) -> LayerStatistics:
+    rows = sum(part.rows for part in parts)
+    return LayerStatistics(
+        **{name: sum(part.layers[k][name] for part in parts) / rows for name in _NAMES},
+        gradient_norm=sum(part.gradient_norms[k] for part in parts) / rows,
+        rows=rows,
+        halves=halves,
+    )
+
+
+@torch.no_grad()
+def collect_statistics(
+    model: GrowingMLP, loss: Loss, x: Tensor, target: Tensor, batch_size: int = 512
+) -> list[LayerStatistics]:
+    """TINY's statistics of every hidden layer over the rows ``x`` (with prepared ``target``).
+
+    The rows are split into two halves whose separate averages travel along (``halves``), so
+    that the engine can tell signal from sampling noise.
+    """
+    half = (len(x) + 1) // 2
+    parts = [_Sums(model.n_hidden_layers), _Sums(model.n_hidden_layers)]
+    for part, rows in zip(parts, (slice(0, half), slice(half, len(x))), strict=True):
+        part_x, part_target = x[rows], target[rows]
+        for start in range(0, len(part_x), batch_size):
+            batch_x = part_x[start : start + batch_size]
+            cache = model.forward_cached(batch_x)
+            _, output_grad = loss.value_and_grad(
+                cache.output, part_target[start : start + batch_size]
+            )
+            # The batch-mean loss's gradient × batch rows = each row's own gradient.
+            output_grad = output_grad * batch_x.shape[0]
+            part.add(cache.inputs, model.backward(cache, output_grad, parameter_grads=False))
+    result = []
+    for k in range(model.n_hidden_layers):
+        halves = (_averaged(parts[:1], k), _averaged(parts[1:], k)) if parts[1].rows else None
+        result.append(_averaged(parts, k, halves))
+    return result
