@@ -57,12 +57,12 @@ def user_errors() -> Iterator[None]:
         warnings.showwarning = default_show
 
 
-def _widths(text: str) -> list[int]:
+def _widths(text: str, flag: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",")]
     except ValueError:
         raise ConfigError(
-            f"--fixed expects comma-separated widths like 32,32 (got {text!r})."
+            f"{flag} expects comma-separated widths like 32,32 (got {text!r})."
         ) from None
 
 
@@ -83,8 +83,13 @@ def fit(
     task: Annotated[
         str | None, typer.Option(help="classification or regression (default: inferred).")
     ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(help="Grow from these hidden widths, comma-separated: 1 or 1,1 (default 1)."),
+    ] = None,
     fixed: Annotated[
-        str | None, typer.Option(help="Fixed hidden widths, comma-separated: 32 or 64,32.")
+        str | None,
+        typer.Option(help="Train fixed hidden widths instead of growing: 32 or 64,32."),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs (train.epochs).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed for split, init and order.")] = None,
@@ -104,12 +109,18 @@ def fit(
     from growml.fitting import fit as fit_run
 
     with user_errors():
+        if start is not None and fixed is not None:
+            raise ConfigError("--start grows and --fixed does not; give one of them.")
+        widths = start if start is not None else fixed
         # Flags are shorthands for dotted settings; --set comes last and wins.
         flag_settings = {
             "data.source": data,
             "data.target": target,
             "data.task": task,
-            "model.hidden_widths": _widths(fixed) if fixed is not None else None,
+            "model.hidden_widths": _widths(widths, "--start" if start else "--fixed")
+            if widths is not None
+            else None,
+            "growth.enabled": False if fixed is not None else (True if start else None),
             "train.epochs": epochs,
             "seed": seed,
         }

@@ -66,7 +66,10 @@ class ModelConfig(_Section):
     """The network: hidden widths, activation and initialisation."""
 
     hidden_widths: list[Annotated[int, Strict()]] = Field(
-        [32], min_length=1, description="Width of each hidden layer."
+        [1],
+        min_length=1,
+        description="Width of each hidden layer: where growth starts, or "
+        "the fixed widths when growth is off.",
     )
     activation: Activation = "relu"
     init_scale: float = Field(1.0, gt=0, description="Multiplier on PyTorch's default init.")
@@ -96,6 +99,52 @@ class TrainConfig(_Section):
     threads: int = Field(0, ge=0, description="torch threads; 0 chooses by network size.")
 
 
+class GrowthConfig(_Section):
+    """Growing the network by TINY: when, where, how many neurons, and when to stop."""
+
+    enabled: bool = Field(True, description="Grow from model.hidden_widths (false: fixed).")
+    method: Literal["tiny", "tiny-noproj", "gradmax", "random"] = Field(
+        "tiny", description="How new neurons are chosen; the others are ablations."
+    )
+    where: Literal["best", "all", "round-robin"] = Field(
+        "best",
+        description="Which hidden layers grow at a step: the best first-order gain, "
+        "every layer, or each in turn.",
+    )
+    max_new_neurons: int = Field(8, ge=1, le=MAX_WIDTH, description="Neurons per step at most.")
+    noise_factor: float = Field(
+        2.0, gt=0, description="A neuron's λ must exceed this multiple of the noise floor."
+    )
+    patience: int = Field(
+        3,
+        ge=1,
+        description="Growth triggers when the training loss fell by less than "
+        "growth.min_improvement over this many epochs (training has stalled).",
+    )
+    min_improvement: float = Field(
+        0.01,
+        ge=0,
+        lt=1,
+        description="Relative fall of the training loss below which training counts as stalled.",
+    )
+    every: int = Field(0, ge=0, description="Also grow every this many epochs (0: only on stall).")
+    max_failures: int = Field(
+        3,
+        ge=1,
+        description="Stop growing after this many steps in a row that did not lead to "
+        "a better validation score.",
+    )
+    max_params: int | None = Field(None, ge=1, description="Parameter budget (none: no limit).")
+    statistics_rows: int = Field(
+        2048, ge=2, description="Training rows sampled for the statistics and line search."
+    )
+    move_weights: bool = Field(True, description="Also apply ΔW* to the next layer's weights.")
+    pairing: Literal["auto", "on", "off"] = Field(
+        "auto", description="Add neurons as pairs (α, ω), (−α, −ω); auto: for relu only."
+    )
+    line_search_steps: int = Field(20, ge=1, description="Loss evaluations per line search.")
+
+
 class FitConfig(_Section):
     """Everything `growml fit` needs; saved as the run's config.yaml."""
 
@@ -103,6 +152,7 @@ class FitConfig(_Section):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    growth: GrowthConfig = GrowthConfig()
 
 
 def setting_paths(model: type[BaseModel] = FitConfig, prefix: str = "") -> list[str]:

@@ -18,6 +18,7 @@ import torch
 from growml.config import FitConfig
 from growml.data import PreparedData, load_table, prepare
 from growml.errors import ConfigError, TrainingError
+from growml.growth.engine import GrowthEngine
 from growml.losses import default_loss
 from growml.nn.mlp import GrowingMLP
 from growml.runs.run import Run
@@ -85,6 +86,9 @@ def fit(
             generator=generator,
         )
         loss = default_loss(data.task, data.target_encoder.n_outputs)
+        growth = (
+            GrowthEngine(config.growth, loss, seed=config.seed) if config.growth.enabled else None
+        )
         path = Path(out) if out is not None else default_run_dir(table.name)
         with RunWriter(path, overwrite=overwrite) as writer:
             trainer = Trainer(
@@ -93,6 +97,7 @@ def fit(
                 data.task,
                 observers=[writer.record, *observers],
                 seed=config.seed,
+                growth=growth,
             )
             train_result = trainer.run(model, data.x_train, data.y_train, data.x_val, data.y_val)
             run = Run(

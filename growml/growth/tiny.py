@@ -113,6 +113,12 @@ def best_weight_update(S1: Tensor, M: Tensor) -> tuple[Tensor, float]:
     return -projected.T, float((M * projected).sum())
 
 
+def bottleneck(stats: LayerStatistics) -> float:
+    """Ψ = E‖g‖² − tr(Mᵀ S1⁺ M): the desired change no re-weighting of the layer can express."""
+    _, gain = best_weight_update(stats.S1, stats.M)
+    return max(stats.gradient_norm - gain, 0.0)
+
+
 def expressivity_target(stats: LayerStatistics, project: bool = True) -> Tensor:
     """N = E[b2 v⊥ᵀ] = −M2 + P S1⁺ M; without projection, −M2 (re-learns existing features)."""
     if not project:
@@ -153,7 +159,7 @@ def tiny_proposal(
         lambdas=lambdas,
         weight_update=weight_update if move_weights else None,
         weight_gain=weight_gain,
-        bottleneck=max(stats.gradient_norm - weight_gain, 0.0),
+        bottleneck=bottleneck(stats),
         noise_floor=_noise_floor(stats, project),
     )
 
@@ -174,6 +180,6 @@ def gradmax_proposal(stats: LayerStatistics, output_scale: float) -> Proposal:
         lambdas=lambdas,
         weight_update=None,
         weight_gain=weight_gain,
-        bottleneck=max(stats.gradient_norm - weight_gain, 0.0),
+        bottleneck=bottleneck(stats),
         noise_floor=floor,
     )

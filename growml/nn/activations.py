@@ -27,12 +27,15 @@ class Activation:
         fn: σ itself.
         derivative: ``(a, h) -> σ'(a)``; may return a boolean mask when σ' is 0/1 valued.
         slope_at_zero: σ'(0⁺), the factor of TINY's first-order improvement.
+        paired_slope: σ'(0⁺) + σ'(0⁻), the slope of a neuron pair (α, ω), (−α, −ω), whose
+            output ω(σ(z) − σ(−z)) is exactly ω·z for ReLU and GELU.
     """
 
     name: str
     fn: Callable[[Tensor], Tensor]
     derivative: Callable[[Tensor, Tensor], Tensor]
     slope_at_zero: float
+    paired_slope: float
 
 
 def _gelu_derivative(a: Tensor, h: Tensor) -> Tensor:
@@ -48,10 +51,12 @@ def _selu_derivative(a: Tensor, h: Tensor) -> Tensor:
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "relu": Activation("relu", torch.relu, lambda a, h: a > 0, 1.0),
-    "tanh": Activation("tanh", torch.tanh, lambda a, h: 1.0 - h * h, 1.0),
-    "gelu": Activation("gelu", F.gelu, _gelu_derivative, 0.5),
-    "selu": Activation("selu", F.selu, _selu_derivative, _SELU_SCALE),
+    "relu": Activation("relu", torch.relu, lambda a, h: a > 0, 1.0, 1.0),
+    "tanh": Activation("tanh", torch.tanh, lambda a, h: 1.0 - h * h, 1.0, 2.0),
+    "gelu": Activation("gelu", F.gelu, _gelu_derivative, 0.5, 1.0),
+    "selu": Activation(
+        "selu", F.selu, _selu_derivative, _SELU_SCALE, _SELU_SCALE * (1 + _SELU_ALPHA)
+    ),
 }
 
 

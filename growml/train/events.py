@@ -52,4 +52,28 @@ class TrainEnd(Event):
     best_validation: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class GrowthStep(Event):
+    """One growth decision: neurons added to a layer, or why none were."""
+
+    kind: ClassVar[str] = "growth"
+    epoch: int
+    layer: int | None
+    method: str
+    added: int
+    lambdas: list[float]
+    noise_floor: float
+    predicted_first_order: float
+    gamma: float
+    loss_before: float | None
+    loss_after: float | None
+    bottleneck_before: list[float]
+    bottleneck_after: list[float]
+    hidden_widths: list[int]
+    parameters: int
+    seconds: float
+    reason: str
+    finished: bool
+
+
 Observer = Callable[[Event], None]

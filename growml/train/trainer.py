@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from growml.nn.mlp import GrowingMLP
 from growml.train.events import EpochEnd, Observer, TrainEnd, TrainStart
 from growml.train.metrics import HIGHER_IS_BETTER, decide
 from growml.train.optimizer import make_optimizer
+
+if TYPE_CHECKING:
+    from growml.growth.engine import GrowthEngine
 
 # One layer's multiply-adds per step (batch × fan_in × fan_out) above which a second thread
 # pays for its synchronisation. Measured on 2 cores (digits and mnist1d, widths 32–256, batch
@@ -72,8 +76,10 @@ class Trainer:
         config: the ``train`` settings (epochs, batch size, optimizer, early stopping...).
         loss: the training loss.
         task: ``classification`` or ``regression`` (decides the validation metrics).
-        observers: callables receiving each event (start, every epoch, end).
+        observers: callables receiving each event (start, every epoch, growth, end).
         seed: seeds the batch order.
+        growth: grows the network when training stalls; early stopping waits until growth
+            has finished.
 
     After ``run``: ``optimizer_`` holds the optimizer and ``result_`` the ``TrainResult``.
     """
@@ -85,12 +91,14 @@ class Trainer:
         task: str,
         observers: Sequence[Observer] = (),
         seed: int = 0,
+        growth: GrowthEngine | None = None,
     ) -> None:
         self.config = config
         self.loss = loss
         self.task = task
         self.observers = list(observers)
         self.seed = seed
+        self.growth = growth
 
     def run(
         self,
@@ -121,7 +129,8 @@ class Trainer:
                 threads=threads,
             )
         )
-        epoch, stopped_early = 0, False
+        epoch, stopped_early, last_growth = 0, False, 0
+        growth = self.growth
         with torch_threads(threads), torch.no_grad():
             model.train()
             for epoch in range(1, config.epochs + 1):
@@ -140,6 +149,8 @@ class Trainer:
                 if improved:
                     best_score, best_epoch, best_metrics = score, epoch, metrics
                     best_state = [p.detach().clone() for p in model.parameters()]
+                    if growth is not None:
+                        growth.record_improvement()
                 self._emit(
                     EpochEnd(
                         epoch=epoch,
@@ -151,12 +162,24 @@ class Trainer:
                         seconds=time.perf_counter() - epoch_started,
                     )
                 )
-                if config.early_stopping and epoch - best_epoch >= config.patience:
+                stalled = epoch - max(best_epoch, last_growth)
+                if growth is not None and not growth.finished_:
+                    if growth.wants_step(epoch, train_loss, stalled):
+                        for event in growth.step(model, self.optimizer_, x, target, epoch):
+                            self._emit(event)
+                            if event.added:
+                                last_growth = epoch
+                        torch.set_num_threads(
+                            choose_threads(config.threads, model, config.batch_size)
+                        )
+                    continue
+                if config.early_stopping and stalled >= config.patience:
                     stopped_early = True
                     break
             if config.early_stopping and best_state is not None:
+                # The best weights may predate growth: restore their shapes as well.
                 for param, best in zip(model.parameters(), best_state, strict=True):
-                    param.copy_(best)
+                    param.data = best
             model.eval()
         result = TrainResult(
             epochs=epoch,
