@@ -113,7 +113,8 @@ class GrowthConfig(_Section):
     )
     max_new_neurons: int = Field(8, ge=1, le=MAX_WIDTH, description="Neurons per step at most.")
     noise_factor: float = Field(
-        2.0, gt=0, description="A neuron's λ must exceed this multiple of the noise floor."
+        1.0, gt=0, description="A neuron's λ must exceed this multiple of the noise floor (the "
+        "largest λ of 35 sign-flipped noise draws of the statistics)."
     )
     patience: int = Field(
         3,
@@ -139,7 +140,7 @@ class GrowthConfig(_Section):
         2048, ge=2, description="Training rows sampled for the statistics and line search."
     )
     move_weights: bool = Field(True, description="Also apply ΔW* to the next layer's weights.")
-    pairing: Literal["auto", "on", "off"] = Field(
+    pairing: Literal["auto", "always", "never"] = Field(
         "auto", description="Add neurons as pairs (α, ω), (−α, −ω); auto: for relu only."
     )
     line_search_steps: int = Field(20, ge=1, description="Loss evaluations per line search.")

@@ -152,7 +152,9 @@ def test_statistics_match_per_sample_autograd_gradients():
                 getattr(layer, name).numpy(), getattr(expected, name).numpy(), atol=1e-9
             )
         assert layer.gradient_norm == pytest.approx(expected.gradient_norm, rel=1e-9)
-        assert layer.rows == 300 and [half.rows for half in layer.halves] == [150, 150]
+        assert layer.rows == 300 and sum(group.rows for group in layer.groups) == 300
+        assert len(layer.groups) == 8 and {group.rows for group in layer.groups} == {37, 38}
+        assert torch.allclose(sum(group.M * group.rows for group in layer.groups) / 300, layer.M)
 
 
 def _apply(model, layer, proposal, neurons, gamma):
@@ -210,19 +212,26 @@ def test_degenerate_inputs_never_give_nan(activation):
             assert np.isfinite(proposal.first_order(1, 1.0)) and np.isfinite(proposal.noise_floor)
 
 
-def test_noise_floor_separates_signal_from_noise():
-    b2, b1, _ = _random_layer(n=2000)
-    structured = np.tanh(b2[:, :2] @ RNG.normal(size=(2, 3))) * 3
-    n = len(b2)
-    for g, has_signal in ((RNG.normal(size=(n, 3)), False), (structured, True)):
-        halves = (
-            _statistics(b2[: n // 2], b1[: n // 2], g[: n // 2]),
-            _statistics(b2[n // 2 :], b1[n // 2 :], g[n // 2 :]),
-        )
-        full = _statistics(b2, b1, g)
-        stats = LayerStatistics(**{**full.__dict__, "halves": halves})
-        proposal = tiny_proposal(stats)
-        assert (proposal.significant(10) > 0) == has_signal
+def _grouped(b2, b1, g, groups=8):
+    bounds = np.linspace(0, len(g), groups + 1).astype(int)
+    parts = tuple(_statistics(b2[a:b], b1[a:b], g[a:b]) for a, b in zip(bounds, bounds[1:]))
+    return LayerStatistics(**{**_statistics(b2, b1, g).__dict__, "groups": parts})
+
+
+def test_noise_floor_rarely_lets_pure_noise_through():
+    grown = 0
+    for _ in range(100):
+        b2, b1, _ = _random_layer(n=1000, d2=20, d1=4, d_out=5)
+        grown += tiny_proposal(_grouped(b2, b1, RNG.normal(size=(1000, 5)))).significant(10) > 0
+    assert grown <= 8  # the floor is about the 97th percentile of the noise's largest λ
+
+
+def test_noise_floor_lets_weak_structure_through():
+    b2, b1, _ = _random_layer(n=2000, d2=20, d1=4, d_out=5)
+    g = RNG.normal(size=(2000, 5)) + 0.3 * np.tanh(b2[:, :3] @ RNG.normal(size=(3, 5)))
+    proposal = tiny_proposal(_grouped(b2, b1, g))
+    assert proposal.significant(10) >= 1
+    assert proposal.lambdas[0] > proposal.noise_floor > 0
 
 
 def test_gradmax_keeps_the_function_and_follows_the_gradient():

@@ -205,7 +205,7 @@ class GrowthEngine:
 
     def _paired(self, model: GrowingMLP) -> bool:
         pairing = self.config.pairing
-        return pairing == "on" or (pairing == "auto" and model.activation.name == "relu")
+        return pairing == "always" or (pairing == "auto" and model.activation.name == "relu")
 
     def _proposal(self, model: GrowingMLP, layer: int, stats: LayerStatistics) -> Proposal:
         method = self.config.method

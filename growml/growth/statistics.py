@@ -48,15 +48,19 @@ class _Sums:
 
 
 def _averaged(
-    parts: list[_Sums], k: int, halves: tuple[LayerStatistics, LayerStatistics] | None = None
+    parts: list[_Sums], k: int, groups: tuple[LayerStatistics, ...] = ()
 ) -> LayerStatistics:
     rows = sum(part.rows for part in parts)
     return LayerStatistics(
         **{name: sum(part.layers[k][name] for part in parts) / rows for name in _NAMES},
         gradient_norm=sum(part.gradient_norms[k] for part in parts) / rows,
         rows=rows,
-        halves=halves,
+        groups=groups,
     )
+
+
+# Disjoint groups of rows whose separate averages estimate the sampling noise (tiny.noise_floor).
+GROUPS = 8
 
 
 @torch.no_grad()
@@ -65,24 +69,24 @@ def collect_statistics(
 ) -> list[LayerStatistics]:
     """TINY's statistics of every hidden layer over the rows ``x`` (with prepared ``target``).
 
-    The rows are split into two halves whose separate averages travel along (``halves``), so
-    that the engine can tell signal from sampling noise.
+    The rows are cut into up to ``GROUPS`` contiguous groups whose separate averages travel
+    along (``groups``), so that the engine can tell signal from sampling noise; shuffle the rows
+    beforehand.
     """
-    half = (len(x) + 1) // 2
-    parts = [_Sums(model.n_hidden_layers), _Sums(model.n_hidden_layers)]
-    for part, rows in zip(parts, (slice(0, half), slice(half, len(x))), strict=True):
-        part_x, part_target = x[rows], target[rows]
-        for start in range(0, len(part_x), batch_size):
-            batch_x = part_x[start : start + batch_size]
+    n_groups = max(min(GROUPS, len(x) // 2), 1)
+    bounds = [round(i * len(x) / n_groups) for i in range(n_groups + 1)]
+    parts = [_Sums(model.n_hidden_layers) for _ in range(n_groups)]
+    for part, start, stop in zip(parts, bounds[:-1], bounds[1:], strict=True):
+        for batch in range(start, stop, batch_size):
+            end = min(batch + batch_size, stop)
+            batch_x = x[batch:end]
             cache = model.forward_cached(batch_x)
-            _, output_grad = loss.value_and_grad(
-                cache.output, part_target[start : start + batch_size]
-            )
+            _, output_grad = loss.value_and_grad(cache.output, target[batch:end])
             # The batch-mean loss's gradient × batch rows = each row's own gradient.
             output_grad = output_grad * batch_x.shape[0]
             part.add(cache.inputs, model.backward(cache, output_grad, parameter_grads=False))
     result = []
     for k in range(model.n_hidden_layers):
-        halves = (_averaged(parts[:1], k), _averaged(parts[1:], k)) if parts[1].rows else None
-        result.append(_averaged(parts, k, halves))
+        groups = tuple(_averaged([part], k) for part in parts) if n_groups > 1 else ()
+        result.append(_averaged(parts, k, groups))
     return result

@@ -51,7 +51,10 @@ def _selu_derivative(a: Tensor, h: Tensor) -> Tensor:
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "relu": Activation("relu", torch.relu, lambda a, h: a > 0, 1.0, 1.0),
+    # relu'(0) = 1 (torch's autograd says 0): a neuron whose incoming weights are all zero, as
+    # GradMax adds them, must still receive a gradient. Elsewhere a pre-activation is almost
+    # never exactly zero, so nothing else changes.
+    "relu": Activation("relu", torch.relu, lambda a, h: a >= 0, 1.0, 1.0),
     "tanh": Activation("tanh", torch.tanh, lambda a, h: 1.0 - h * h, 1.0, 2.0),
     "gelu": Activation("gelu", F.gelu, _gelu_derivative, 0.5, 1.0),
     "selu": Activation(

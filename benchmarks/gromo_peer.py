@@ -1,0 +1,154 @@
+"""Peer run: the PyPI ``gromo`` package (0.1.0, reference TINY implementation) on our arrays.
+
+``run_gromo`` trains gromo's ``GrowingMLP`` with TINY growth on standardised float32 inputs
+and int64 labels 0..K-1, and reports test accuracy, parameter count, wall time, time spent in
+growth steps and the final hidden width. Settings (our reference notes on running gromo):
+
+* one hidden layer starting at width 1, ReLU, K output logits, cross-entropy;
+* Adam (lr 1e-3, re-created after each growth since the layers get new tensors), batch 64;
+* a growth step every ``epochs_between`` (2) epochs, ``growth_steps`` (20) times, then
+  ``final_epochs`` (20) more epochs;
+* each growth step: gromo's statistics (``compute_statistics``, sum-reduced cross-entropy)
+  over a fixed pass of at most 2048 training rows; ``compute_optimal_updates`` with the
+  settings gromo's docstring gives for TINY (``compute_delta=False``, ``use_covariance``,
+  ``use_projection``, singular values kept) and its neuron selection: singular values
+  >= 1e-3 (absolute ``statistical_threshold``), at most ``max_new_neurons`` (8), the first
+  always kept; the amplitude gamma from ``gromo.utils.utils.line_search`` on the extended
+  model's mean loss over the same rows; then ``apply_change``.
+
+Validation data is not used for any decision (no early stopping); its accuracy is reported.
+Runs on CPU with torch's default thread count; ``torch.manual_seed(seed)`` fixes the run.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+STATISTICS_ROWS = 2048
+STATISTICAL_THRESHOLD = 1e-3  # gromo's lambda_min, absolute
+
+
+def gromo_available() -> bool:
+    """True when the ``gromo`` package imports."""
+    try:
+        import gromo.containers.growing_mlp  # noqa: F401
+        import gromo.utils.training_utils  # noqa: F401
+        import gromo.utils.utils  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _train_epochs(model, optimizer, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int):
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(x.shape[0])
+        for start in range(0, x.shape[0], batch):
+            rows = order[start : start + batch]
+            optimizer.zero_grad()
+            loss_fn(model(x[rows]), y[rows]).backward()
+            optimizer.step()
+
+
+def _grow(model, x_stat: torch.Tensor, y_stat: torch.Tensor, max_new_neurons: int) -> None:
+    """One TINY growth step of the hidden layer, driven through gromo's own API."""
+    from gromo.utils.training_utils import compute_statistics
+    from gromo.utils.utils import line_search
+
+    # One fixed pass: accumulates S, M and the projection statistics of the growing layer.
+    compute_statistics(model, [(x_stat, y_stat)], loss_function=nn.CrossEntropyLoss(reduction="sum"))
+    model.compute_optimal_updates(
+        statistical_threshold=STATISTICAL_THRESHOLD,
+        maximum_added_neurons=max_new_neurons,
+        compute_delta=False,
+        use_covariance=True,
+        alpha_zero=False,
+        omega_zero=False,
+        use_projection=True,
+        ignore_singular_values=False,
+    )
+    model.reset_computation()  # stop storing activities and free the statistics
+    model.select_best_update()  # one growable layer: the hidden-to-output layer's input
+
+    loss_fn = nn.CrossEntropyLoss()
+
+    @torch.no_grad()
+    def extended_loss(gamma: float) -> float:
+        model.set_scaling_factor(float(gamma))
+        return loss_fn(model.extended_forward(x_stat), y_stat).item()
+
+    model.eval()
+    gamma, _ = line_search(extended_loss)
+    model.set_scaling_factor(float(gamma))
+    model.apply_change()
+
+
+@torch.no_grad()
+def _accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    return (model(x).argmax(dim=1) == y).float().mean().item()
+
+
+def run_gromo(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    seed: int,
+    growth_steps: int = 20,
+    epochs_between: int = 2,
+    final_epochs: int = 20,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    max_new_neurons: int = 8,
+) -> dict:
+    """Grow and train gromo's MLP from width 1 with TINY; return accuracy, size and timings."""
+    from gromo.containers.growing_mlp import GrowingMLP
+
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    cpu = torch.device("cpu")
+
+    def tensors(x, y):
+        return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+
+    xt, yt = tensors(x_train, y_train)
+    xv, yv = tensors(x_val, y_val)
+    xs, ys = tensors(x_test, y_test)
+    n_classes = int(max(yt.max(), yv.max(), ys.max()).item()) + 1
+    stat_rows = torch.randperm(xt.shape[0])[:STATISTICS_ROWS]  # fixed for the whole run
+    x_stat, y_stat = xt[stat_rows], yt[stat_rows]
+
+    model = GrowingMLP(
+        in_features=xt.shape[1],
+        out_features=n_classes,
+        hidden_size=1,
+        number_hidden_layers=1,
+        activation=nn.ReLU(),
+        device=cpu,
+    )
+    growth_seconds = 0.0
+    for _ in range(growth_steps):
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        _train_epochs(model, optimizer, xt, yt, epochs_between, batch_size)
+        grow_started = time.perf_counter()
+        _grow(model, x_stat, y_stat, max_new_neurons)
+        growth_seconds += time.perf_counter() - grow_started
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    _train_epochs(model, optimizer, xt, yt, final_epochs, batch_size)
+
+    return {
+        "test_accuracy": _accuracy(model, xs, ys),
+        "val_accuracy": _accuracy(model, xv, yv),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "seconds": time.perf_counter() - started,
+        "growth_seconds": growth_seconds,
+        "hidden_width": int(model.layers[0].out_features),
+    }
