@@ -9,12 +9,15 @@ growth steps and the final hidden width. Settings (our reference notes on runnin
 * a growth step every ``epochs_between`` (2) epochs, ``growth_steps`` (20) times, then
   ``final_epochs`` (20) more epochs;
 * each growth step: gromo's statistics (``compute_statistics``, sum-reduced cross-entropy)
-  over a fixed pass of at most 2048 training rows; ``compute_optimal_updates`` with the
-  settings gromo's docstring gives for TINY (``compute_delta=False``, ``use_covariance``,
-  ``use_projection``, singular values kept) and its neuron selection: singular values
-  >= 1e-3 (absolute ``statistical_threshold``), at most ``max_new_neurons`` (8), the first
-  always kept; the amplitude gamma from ``gromo.utils.utils.line_search`` on the extended
-  model's mean loss over the same rows; then ``apply_change``.
+  over a fixed pass of at most 2048 training rows; ``compute_optimal_updates`` with the TINY
+  options (``use_covariance``, ``use_projection``, singular values kept, the best update
+  dW* of the existing output weights computed and applied: gromo's default
+  ``compute_delta=True``, the run that matched our notes; its docstring's TINY list says
+  ``False``, which ``compute_delta`` here can select) and gromo's neuron selection: singular
+  values >= 1e-3 (absolute ``statistical_threshold``), at most ``max_new_neurons`` (8), the
+  first always kept; the amplitude gamma (dW* scaled by gamma**2, new neurons' in and out
+  weights by gamma each) from ``gromo.utils.utils.line_search`` on the extended model's mean
+  loss over the same rows; then ``apply_change``.
 
 Validation data is not used for any decision (no early stopping); its accuracy is reported.
 Runs on CPU with torch's default thread count; ``torch.manual_seed(seed)`` fixes the run.
@@ -23,6 +26,7 @@ Runs on CPU with torch's default thread count; ``torch.manual_seed(seed)`` fixes
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -55,17 +59,19 @@ def _train_epochs(model, optimizer, x: torch.Tensor, y: torch.Tensor, epochs: in
             optimizer.step()
 
 
-def _grow(model, x_stat: torch.Tensor, y_stat: torch.Tensor, max_new_neurons: int) -> None:
+def _grow(model, x_stat, y_stat, max_new_neurons: int, compute_delta: bool) -> None:
     """One TINY growth step of the hidden layer, driven through gromo's own API."""
     from gromo.utils.training_utils import compute_statistics
     from gromo.utils.utils import line_search
 
     # One fixed pass: accumulates S, M and the projection statistics of the growing layer.
-    compute_statistics(model, [(x_stat, y_stat)], loss_function=nn.CrossEntropyLoss(reduction="sum"))
+    compute_statistics(
+        model, [(x_stat, y_stat)], loss_function=nn.CrossEntropyLoss(reduction="sum")
+    )
     model.compute_optimal_updates(
         statistical_threshold=STATISTICAL_THRESHOLD,
         maximum_added_neurons=max_new_neurons,
-        compute_delta=False,
+        compute_delta=compute_delta,
         use_covariance=True,
         alpha_zero=False,
         omega_zero=False,
@@ -108,6 +114,7 @@ def run_gromo(
     batch_size: int = 64,
     lr: float = 1e-3,
     max_new_neurons: int = 8,
+    compute_delta: bool = True,
 ) -> dict:
     """Grow and train gromo's MLP from width 1 with TINY; return accuracy, size and timings."""
     from gromo.containers.growing_mlp import GrowingMLP
@@ -139,7 +146,9 @@ def run_gromo(
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         _train_epochs(model, optimizer, xt, yt, epochs_between, batch_size)
         grow_started = time.perf_counter()
-        _grow(model, x_stat, y_stat, max_new_neurons)
+        with warnings.catch_warnings():  # gamma = 0 and pseudo-inverse notices, expected
+            warnings.simplefilter("ignore", UserWarning)
+            _grow(model, x_stat, y_stat, max_new_neurons, compute_delta)
         growth_seconds += time.perf_counter() - grow_started
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     _train_epochs(model, optimizer, xt, yt, final_epochs, batch_size)

@@ -127,7 +127,8 @@ def main() -> None:
                 "best_fixed": best_fixed,
                 "accuracy_gap_to_best_fixed": summary[best_fixed]["accuracy_mean"]
                 - tiny["accuracy_mean"],
-                "parameters_over_best_fixed": tiny["parameters"] / summary[best_fixed]["parameters"],
+                "parameters_over_best_fixed": tiny["parameters"]
+                / summary[best_fixed]["parameters"],
                 "seconds_over_fixed_grown_width": tiny["seconds"]
                 / summary["fixed, grown width"]["seconds"],
                 "tiny_minus_random": tiny["accuracy_mean"] - summary["random"]["accuracy_mean"],
@@ -145,8 +146,13 @@ def main() -> None:
                     f"  {peer:<20} {row['accuracy_mean']:.3f} ± {row['accuracy_std']:.3f} "
                     f"{row['parameters']:>10.0f} {row['seconds']:>8.2f}  {widths}"
                 )
-            print("  " + "; ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                                   for k, v in ratios.items()))
+            print(
+                "  "
+                + "; ".join(
+                    f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                    for k, v in ratios.items()
+                )
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten {args.out}")

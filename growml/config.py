@@ -113,8 +113,10 @@ class GrowthConfig(_Section):
     )
     max_new_neurons: int = Field(8, ge=1, le=MAX_WIDTH, description="Neurons per step at most.")
     noise_factor: float = Field(
-        1.0, gt=0, description="A neuron's λ must exceed this multiple of the noise floor (the "
-        "largest λ of 35 sign-flipped noise draws of the statistics)."
+        0.5,
+        gt=0,
+        description="A neuron's λ must exceed this multiple of the noise floor (the "
+        "largest λ of 35 sign-flipped noise draws of the statistics).",
     )
     patience: int = Field(
         3,
@@ -144,6 +146,12 @@ class GrowthConfig(_Section):
         "auto", description="Add neurons as pairs (α, ω), (−α, −ω); auto: for relu only."
     )
     line_search_steps: int = Field(20, ge=1, description="Loss evaluations per line search.")
+    max_amplitude: float | None = Field(
+        0.5,
+        gt=0,
+        description="Largest amplitude γ of new neurons (none: unbounded). Larger γ "
+        "lowers the loss more at once but leaves large weights that train worse afterwards.",
+    )
 
 
 class FitConfig(_Section):

@@ -55,6 +55,7 @@ class GrowthEngine:
         self.steps_ = 0
         self._failures = 0
         self._awaiting_improvement = False
+        self.skipped_: dict[int, str] = {}
         self._train_losses: list[float] = []
         self._last_step_index = 0
         self._generator = torch.Generator().manual_seed(seed + 7919)
@@ -116,7 +117,7 @@ class GrowthEngine:
                     epoch,
                     started,
                     "no candidate clears the noise floor",
-                    [bottleneck(layer) for layer in statistics],
+                    _bottlenecks(statistics),
                 )
             ]
         events = []
@@ -125,7 +126,7 @@ class GrowthEngine:
                 statistics = collect_statistics(model, self.loss, x_stats, target_stats)
                 started = time.perf_counter()
             budget = self._budget(model)
-            if budget is not None and budget <= 0:
+            if budget is not None and budget < _neuron_cost(model, layer):
                 events.append(self._finish(model, epoch, started, "parameter budget reached"))
                 break
             events.append(
@@ -159,7 +160,7 @@ class GrowthEngine:
         epoch: int,
         started: float,
     ) -> GrowthStep:
-        bottleneck_before = [bottleneck(stats) for stats in statistics]
+        bottleneck_before = _bottlenecks(statistics)
         proposal, count, first_order = self._option(model, layer, statistics[layer])
         candidate = self._fit_budget(model, self._candidate(model, layer, proposal, count), budget)
         with torch.no_grad():
@@ -172,7 +173,11 @@ class GrowthEngine:
                 gamma, loss_after = best_on_grid(loss_at, loss_before, _RANDOM_GAMMAS)
             else:
                 gamma, loss_after = armijo(
-                    loss_at, loss_before, first_order, self.config.line_search_steps
+                    loss_at,
+                    loss_before,
+                    first_order,
+                    self.config.line_search_steps,
+                    self.config.max_amplitude,
                 )
         # Random neurons are added even at γ = 0 (zero outgoing weights still train).
         added = candidate.neurons if gamma > 0 or self.config.method == "random" else 0
@@ -193,12 +198,13 @@ class GrowthEngine:
             loss_before=loss_before,
             loss_after=loss_after,
             bottleneck_before=bottleneck_before,
-            bottleneck_after=[bottleneck(stats) for stats in after],
+            bottleneck_after=_bottlenecks(after),
             hidden_widths=model.hidden_widths,
             parameters=model.n_parameters(),
             seconds=time.perf_counter() - started,
             reason="added" if added else "the line search found no amplitude that lowers the loss",
             finished=False,
+            skipped=dict(self.skipped_),
         )
 
     # ------------------------------------------------------------------- internals
@@ -232,10 +238,20 @@ class GrowthEngine:
         return proposal, count, proposal.first_order(count, slope)
 
     def _layers_to_grow(self, model: GrowingMLP, statistics: list[LayerStatistics]) -> list[int]:
-        """Layers with candidates above the noise floor, chosen by the ``where`` rule."""
+        """Layers with candidates above the noise floor, chosen by the ``where`` rule; layers
+        whose proposal cannot be computed are left out, with the reason in ``skipped_``."""
         options = {}
+        self.skipped_ = {}
         for layer, stats in enumerate(statistics):
-            _, count, first_order = self._option(model, layer, stats)
+            reason = _unusable(stats)
+            if reason is None:
+                try:
+                    _, count, first_order = self._option(model, layer, stats)
+                except (torch.linalg.LinAlgError, RuntimeError) as error:
+                    reason = f"linear algebra failed ({error})"
+            if reason is not None:
+                self.skipped_[layer] = reason
+                continue
             if count:
                 options[layer] = first_order
         if not options:
@@ -276,13 +292,10 @@ class GrowthEngine:
         return self.config.max_params - model.n_parameters()
 
     def _fit_budget(self, model: GrowingMLP, candidate: Candidate, budget: int | None) -> Candidate:
-        if budget is None:
+        """The first candidates that fit in ``budget`` parameters (none if even one does not)."""
+        if budget is None or _neuron_cost(model, candidate.layer) * candidate.neurons <= budget:
             return candidate
-        fan_in = model.weights[candidate.layer].shape[1]
-        fan_out = model.weights[candidate.layer + 1].shape[0]
-        affordable = max(budget // (fan_in + 1 + fan_out), 1)
-        if affordable >= candidate.neurons:
-            return candidate
+        affordable = budget // _neuron_cost(model, candidate.layer)
         return Candidate(
             candidate.layer,
             candidate.alpha[:affordable],
@@ -297,7 +310,7 @@ class GrowthEngine:
         epoch: int,
         started: float,
         reason: str,
-        bottleneck_before: list[float] | None = None,
+        bottleneck_before: list[float | None] | None = None,
     ) -> GrowthStep:
         self.finished_ = True
         return GrowthStep(
@@ -318,7 +331,28 @@ class GrowthEngine:
             seconds=time.perf_counter() - started,
             reason=reason,
             finished=True,
+            skipped=dict(self.skipped_),
         )
+
+
+def _bottlenecks(statistics: list[LayerStatistics]) -> list[float | None]:
+    """Ψ of every layer; None where the statistics cannot be used."""
+    return [None if _unusable(stats) else bottleneck(stats) for stats in statistics]
+
+
+def _neuron_cost(model: GrowingMLP, layer: int) -> int:
+    """Parameters one more neuron in hidden ``layer`` costs: its weights in, bias, weights out."""
+    return model.weights[layer].shape[1] + 1 + model.weights[layer + 1].shape[0]
+
+
+def _unusable(stats: LayerStatistics) -> str | None:
+    """Why TINY cannot use these statistics, or None."""
+    matrices = (stats.S1, stats.M, stats.S2, stats.M2, stats.P)
+    if not all(bool(torch.isfinite(matrix).all()) for matrix in matrices):
+        return "the statistics hold non-finite values"
+    if not math.isfinite(stats.gradient_norm):
+        return "the gradients are not finite"
+    return None
 
 
 def _apply(

@@ -76,13 +76,15 @@ def armijo(
     base: float,
     first_order: float,
     max_evaluations: int = 20,
+    max_amplitude: float | None = None,
 ) -> tuple[float, float]:
     """``(γ, loss)`` by backtracking on ``t = γ²`` from ``2·L0/FO``: accept the first ``t`` with
-    ``L(t) < L0 − 0.1·t·FO``, then keep doubling while the loss goes down. ``(0, L0)`` when no
-    step is accepted."""
+    ``L(t) < L0 − 0.1·t·FO``, then keep doubling while the loss goes down; γ stays at most
+    ``max_amplitude``. ``(0, L0)`` when no step is accepted."""
     if not (first_order > 0 and math.isfinite(first_order)):
         return 0.0, base
-    step = min(2.0 * base / first_order, MAX_STEP)
+    largest = MAX_STEP if max_amplitude is None else min(max_amplitude**2, MAX_STEP)
+    step = min(2.0 * base / first_order, largest)
     evaluations, accepted = 0, None
     while evaluations < max_evaluations:
         value = loss_at(math.sqrt(step))
@@ -93,12 +95,13 @@ def armijo(
         step *= 0.5
     if accepted is None:
         return 0.0, base
-    while evaluations < max_evaluations and accepted[0] * 2 <= MAX_STEP:
-        value = loss_at(math.sqrt(accepted[0] * 2))
+    while evaluations < max_evaluations and accepted[0] < largest:
+        step = min(accepted[0] * 2, largest)
+        value = loss_at(math.sqrt(step))
         evaluations += 1
         if not value < accepted[1]:
             break
-        accepted = (accepted[0] * 2, value)
+        accepted = (step, value)
     return math.sqrt(accepted[0]), accepted[1]
 
 

@@ -67,13 +67,14 @@ class GrowthStep(Event):
     gamma: float
     loss_before: float | None
     loss_after: float | None
-    bottleneck_before: list[float]
-    bottleneck_after: list[float]
+    bottleneck_before: list[float | None]
+    bottleneck_after: list[float | None]
     hidden_widths: list[int]
     parameters: int
     seconds: float
     reason: str
     finished: bool
+    skipped: dict[int, str] = field(default_factory=dict)
 
 
 Observer = Callable[[Event], None]

@@ -1,0 +1,197 @@
+"""The growth engine: the line search's extended network, the loop, budgets, methods, numerics."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import growml
+from growml.config import DataConfig, GrowthConfig, TrainConfig
+from growml.data import load_table, prepare
+from growml.growth.engine import GrowthEngine, _apply
+from growml.growth.line_search import Candidate, armijo, extended_loss
+from growml.growth.statistics import collect_statistics
+from growml.growth.tiny import tiny_proposal
+from growml.losses import CrossEntropy, MeanSquaredError, default_loss
+from growml.nn import GrowingMLP
+from growml.train import GrowthStep, Trainer
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+@pytest.mark.parametrize("scale_incoming", [True, False])
+def test_extended_loss_equals_the_loss_after_applying(layer, scale_incoming):
+    generator = torch.Generator().manual_seed(0)
+    model = GrowingMLP(6, [3, 4], 3, "tanh", generator=generator).double()
+    x = torch.randn(50, 6, dtype=torch.float64, generator=generator)
+    loss = CrossEntropy(3)
+    target = loss.prepare_target(np.arange(50) % 3).double()
+    proposal = tiny_proposal(collect_statistics(model, loss, x, target)[layer])
+    candidate = Candidate(
+        layer, proposal.alpha[:2], proposal.omega[:, :2], proposal.weight_update, scale_incoming
+    )
+    with torch.no_grad():
+        loss_at = extended_loss(model, model.forward_cached(x), loss, target, candidate)
+        predicted = loss_at(0.7)
+        _apply(model, None, candidate, 0.7)
+        assert model.hidden_widths[layer] == [3, 4][layer] + 2
+        assert predicted == pytest.approx(float(loss(model(x), target)), rel=1e-12)
+
+
+def test_armijo_accepts_a_sufficient_decrease_within_the_amplitude_cap():
+    def quadratic(gamma):  # L(t) = 1 − t + t²/4 with t = γ²: first-order slope 1, minimum t = 2
+        t = gamma**2
+        return 1 - t + t * t / 4
+
+    gamma, value = armijo(quadratic, 1.0, first_order=1.0)
+    assert value < 1 - 0.1 * gamma**2 * 1.0
+    assert 1.0 <= gamma**2 <= 4.0
+    capped, _ = armijo(quadratic, 1.0, first_order=1.0, max_amplitude=0.5)
+    assert capped <= 0.5
+    assert armijo(quadratic, 1.0, first_order=-1.0) == (0.0, 1.0)
+    assert armijo(lambda gamma: 2.0, 1.0, first_order=1.0) == (0.0, 1.0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return prepare(load_table("digits"), DataConfig(), seed=0)
+
+
+def _grow(data, growth=None, train=None, widths=(1,), task="classification"):
+    n_outputs = data.target_encoder.n_outputs
+    model = GrowingMLP(
+        data.x_train.shape[1], list(widths), n_outputs, generator=torch.Generator().manual_seed(0)
+    )
+    loss = default_loss(task, n_outputs)
+    events = []
+    trainer = Trainer(
+        TrainConfig(**(train or {"epochs": 60})),
+        loss,
+        task,
+        observers=[events.append],
+        growth=GrowthEngine(GrowthConfig(**(growth or {})), loss),
+    )
+    result = trainer.run(model, data.x_train, data.y_train, data.x_val, data.y_val)
+    steps = [e for e in events if isinstance(e, GrowthStep)]
+    return model, trainer, result, steps
+
+
+def test_growth_from_width_one_adds_neurons_that_lower_the_loss(digits):
+    model, trainer, result, steps = _grow(digits, train={"epochs": 60, "early_stopping": False})
+    added = [s for s in steps if s.added]
+    assert added and model.hidden_widths[0] > 1
+    for step in added:
+        assert step.predicted_first_order > 0 and 0 < step.gamma <= 0.5
+        assert step.loss_after < step.loss_before
+        assert step.lambdas == sorted(step.lambdas, reverse=True)
+        assert all(math.isfinite(b) for b in step.bottleneck_before + step.bottleneck_after)
+        assert step.added % 2 == 0  # ReLU neurons come in pairs by default
+    # The optimizer was never rebuilt and its state matches every parameter's shape.
+    for param in model.parameters():
+        for value in trainer.optimizer_.state[param].values():
+            if value.dim():
+                assert value.shape == param.shape
+    assert result.best_validation["accuracy"] > 0.85
+
+
+def test_parameter_budget_is_never_exceeded(digits):
+    model, _, _, steps = _grow(
+        digits, growth={"max_params": 600}, train={"epochs": 80, "early_stopping": False}
+    )
+    assert model.n_parameters() <= 600
+    assert any(step.reason == "parameter budget reached" for step in steps)
+
+
+def test_growth_stops_after_steps_that_do_not_improve_validation():
+    loss = CrossEntropy(2)
+    engine = GrowthEngine(GrowthConfig(max_failures=2, noise_factor=1e-6), loss)
+    model = GrowingMLP(3, [2], 2, generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(model.parameters())
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
+    target = loss.prepare_target((x[:, 0] * x[:, 1] > 0).long().numpy())
+    reasons = [engine.step(model, optimizer, x, target, epoch)[-1].reason for epoch in range(4)]
+    assert reasons[-1] == "validation stopped improving after growth" and engine.finished_
+    assert not engine.wants_step(10, 1.0, 100)
+
+
+@pytest.mark.parametrize("method", ["tiny", "tiny-noproj", "gradmax", "random"])
+def test_every_method_grows_through_the_same_engine(digits, method):
+    model, _, _, steps = _grow(
+        digits, growth={"method": method, "every": 5}, train={"epochs": 16, "early_stopping": False}
+    )
+    assert any(step.added for step in steps) and all(s.method == method for s in steps)
+    assert model.hidden_widths[0] > 1
+
+
+@pytest.mark.parametrize("where", ["all", "round-robin"])
+def test_two_hidden_layers_both_grow(digits, where):
+    model, _, _, steps = _grow(
+        digits,
+        growth={"where": where, "every": 4},
+        widths=(1, 1),
+        train={"epochs": 17, "early_stopping": False},
+    )
+    grown_layers = {step.layer for step in steps if step.added}
+    assert grown_layers == {0, 1}
+
+
+def test_regression_grows_with_squared_error():
+    data = prepare(load_table("friedman"), DataConfig(), seed=0)
+    model, _, result, steps = _grow(
+        data, task="regression", growth={"every": 5}, train={"epochs": 40, "early_stopping": False}
+    )
+    assert any(step.added for step in steps) and model.hidden_widths[0] > 1
+    assert result.best_validation["r2"] > 0.5
+
+
+def test_degenerate_columns_grow_without_nan():
+    generator = np.random.default_rng(0)
+    x = generator.normal(size=(300, 6)).astype(np.float32)
+    x[:, 2] = 0.0  # constant after standardisation
+    x[:, 3] = x[:, 4]  # duplicated
+    y = ((x[:, 0] * x[:, 1]) > 0).astype(np.int64)
+    model = GrowingMLP(6, [1], 1, generator=torch.Generator().manual_seed(0))
+    loss = default_loss("classification", 1)
+    engine = GrowthEngine(GrowthConfig(), loss)
+    Trainer(
+        TrainConfig(epochs=40, early_stopping=False), loss, "classification", growth=engine
+    ).run(model, x[:200], y[:200], x[200:], y[200:])
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert engine.steps_ > 0
+
+
+def test_a_layer_with_unusable_statistics_is_skipped_with_a_reason():
+    loss = MeanSquaredError()
+    model = GrowingMLP(3, [2, 2], 1, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.weights[0][0, 0] = math.inf  # layer 0's outputs, and so its statistics, break
+    engine = GrowthEngine(GrowthConfig(noise_factor=1e-6), loss)
+    x = torch.randn(32, 3, generator=torch.Generator().manual_seed(1))
+    events = engine.step(model, torch.optim.Adam(model.parameters()), x, torch.randn(32, 1), 1)
+    assert events[-1].skipped and "non-finite" in next(iter(events[-1].skipped.values()))
+
+
+def test_fit_grows_by_default_and_records_every_step(tmp_path):
+    config = growml.resolve_config(overrides=[("data.source", "digits"), ("train.epochs", 60)])
+    assert config.growth.enabled and config.model.hidden_widths == [1]
+    result = growml.fit(config, out=tmp_path / "run")
+    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").open()]
+    steps = [event for event in history if event["event"] == "growth"]
+    assert steps and steps[0]["hidden_widths"][0] > 1
+    for key in (
+        "layer",
+        "added",
+        "lambdas",
+        "predicted_first_order",
+        "loss_before",
+        "loss_after",
+        "gamma",
+        "bottleneck_before",
+        "bottleneck_after",
+        "hidden_widths",
+        "parameters",
+        "seconds",
+    ):
+        assert key in steps[0]
+    assert result.metrics["hidden_widths"][0] > 1
