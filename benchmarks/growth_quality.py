@@ -11,8 +11,8 @@ On each dataset and seed, in one process and on the same split:
 Prints test accuracy (mean ± std over seeds), parameters and training seconds, the ratios the
 targets are about, and the growth step's own cost as a fraction of an epoch; writes JSON.
 
-    .venv/bin/python benchmarks/growth_quality.py [--seeds 0,1,2] [--datasets digits,mnist1d,breast-cancer]
-                                                  [--set growth.noise_factor=0.5 ...]
+    .venv/bin/python benchmarks/growth_quality.py [--seeds 0,1,2]
+        [--datasets digits,mnist1d,breast-cancer] [--set growth.noise_factor=0.5 ...]
 """
 
 from __future__ import annotations

@@ -214,7 +214,9 @@ def test_degenerate_inputs_never_give_nan(activation):
 
 def _grouped(b2, b1, g, groups=8):
     bounds = np.linspace(0, len(g), groups + 1).astype(int)
-    parts = tuple(_statistics(b2[a:b], b1[a:b], g[a:b]) for a, b in zip(bounds, bounds[1:]))
+    parts = tuple(
+        _statistics(b2[a:b], b1[a:b], g[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)
+    )
     return LayerStatistics(**{**_statistics(b2, b1, g).__dict__, "groups": parts})
 
 
