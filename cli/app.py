@@ -188,6 +188,21 @@ def report(
     )
     if loaded.metrics:
         stdout.print(render.metrics_table(loaded.metrics, title="Metrics"))
+    steps = [event for event in history if event["event"] == "growth"]
+    if steps:
+        growth = loaded.metrics.get("growth", {})
+        stop = next((render.describe_growth(s) for s in steps if s["finished"]), None)
+        stdout.print(render.growth_table(steps))
+        stdout.print(
+            render.summary_table(
+                {
+                    "start widths": ", ".join(str(w) for w in growth.get("start_widths", [])),
+                    "neurons added": ", ".join(str(n) for n in growth.get("neurons_added", [])),
+                    "growth time": f"{growth.get('seconds', 0.0):.2f} s",
+                    "stopped": stop or growth.get("stopped", "—"),
+                }
+            )
+        )
     if epochs:
         first, last = epochs[0], epochs[-1]
         stdout.print(

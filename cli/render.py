@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from growml.train.events import EpochEnd, Event, TrainEnd, TrainStart
+from growml.train.events import EpochEnd, Event, GrowthStep, TrainEnd, TrainStart
 
 _SHORT = {"accuracy": "acc", "macro_f1": "mF1"}
 _METRIC_ORDER = ("accuracy", "macro_f1", "f1", "log_loss", "rmse", "mae", "r2")
@@ -88,6 +88,43 @@ def describe_balance(balance: dict[str, float] | None) -> str:
     return f"{len(balance)} classes, {min(shares):.1%}–{max(shares):.1%}"
 
 
+def describe_growth(step: dict[str, Any]) -> str:
+    """One line for a growth step (from its history record)."""
+    prefix = f"epoch {step['epoch']:>3}: "
+    if step["finished"]:
+        return prefix + f"growth stopped: {step['reason']}"
+    if not step["added"]:
+        return prefix + f"layer {step['layer'] + 1} not grown: {step['reason']}"
+    widths = ",".join(str(w) for w in step["hidden_widths"])
+    return (
+        prefix + f"layer {step['layer'] + 1} +{step['added']} (λ₁ {step['lambdas'][0]:.2g}, "
+        f"γ {step['gamma']:.2g}) loss {step['loss_before']:.3f} → {step['loss_after']:.3f}, "
+        f"widths {widths}"
+    )
+
+
+def growth_table(steps: list[dict[str, Any]]) -> Table:
+    """The growth steps of a run, one row each."""
+    table = Table(title="Growth", title_justify="left")
+    for column in ("epoch", "layer", "added", "λ₁", "FO", "γ", "loss", "widths", "ms"):
+        table.add_column(column, justify="right", no_wrap=column == "loss")
+    for step in steps:
+        if not step["added"]:
+            continue
+        table.add_row(
+            str(step["epoch"]),
+            str(step["layer"] + 1),
+            str(step["added"]),
+            f"{step['lambdas'][0]:.2g}",
+            f"{step['predicted_first_order']:.2g}",
+            f"{step['gamma']:.2g}",
+            f"{step['loss_before']:.3f} → {step['loss_after']:.3f}",
+            ",".join(str(w) for w in step["hidden_widths"]),
+            f"{1000 * step['seconds']:.0f}",
+        )
+    return table
+
+
 class FitProgress:
     """A rich progress bar fed by the trainer's events (an observer)."""
 
@@ -117,6 +154,8 @@ class FitProgress:
             self.progress.update(
                 self.task_id, completed=event.epoch, status=f"{status} · widths {widths}"
             )
+        elif isinstance(event, GrowthStep):
+            self.progress.console.print(describe_growth(event.to_dict()), highlight=False)
         elif isinstance(event, TrainEnd):
             self.progress.update(self.task_id, total=event.epochs, completed=event.epochs)
             self.progress.stop()

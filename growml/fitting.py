@@ -21,16 +21,18 @@ from growml.errors import ConfigError, TrainingError
 from growml.growth.engine import GrowthEngine
 from growml.losses import default_loss
 from growml.nn.mlp import GrowingMLP
+from growml.runs.plots import growth_plot
 from growml.runs.run import Run
 from growml.runs.rundir import (
     CONFIG,
     METRICS,
     MODEL_SPEC,
+    PLOTS,
     PREPROCESS,
     RunWriter,
     default_run_dir,
 )
-from growml.train.events import Observer
+from growml.train.events import Event, Observer
 from growml.train.metrics import evaluate
 from growml.train.trainer import Trainer, TrainResult
 
@@ -75,6 +77,7 @@ def fit(
     loaded = time.perf_counter()
 
     binary = data.target_encoder.n_outputs == 1
+    events: list[Event] = []
     with _memory_errors_as_user_errors(config):
         generator = torch.Generator().manual_seed(config.seed)
         model = GrowingMLP(
@@ -95,7 +98,7 @@ def fit(
                 config.train,
                 loss,
                 data.task,
-                observers=[writer.record, *observers],
+                observers=[writer.record, events.append, *observers],
                 seed=config.seed,
                 growth=growth,
             )
@@ -141,7 +144,11 @@ def fit(
                 PREPROCESS,
                 {"features": data.preprocessor.to_dict(), "target": data.target_encoder.to_dict()},
             )
+            history = [event.to_dict() for event in events]
+            if growth is not None:
+                run.metrics["growth"] = _growth_summary(config, history)
             writer.write_json(METRICS, run.metrics)
+            growth_plot(history, config.train.monitor, writer.path / PLOTS / "growth.png")
     run.path = writer.out
     return FitResult(run=run, path=writer.out, train=train_result, data=data)
 
@@ -158,6 +165,23 @@ def _memory_errors_as_user_errors(config: FitConfig) -> Iterator[None]:
             f"the network (hidden widths {config.model.hidden_widths}) does not fit in memory; "
             "use narrower layers or a smaller train.batch_size."
         ) from None
+
+
+def _growth_summary(config: FitConfig, history: list[dict[str, Any]]) -> dict[str, Any]:
+    steps = [event for event in history if event["event"] == "growth"]
+    added = [event for event in steps if event["added"]]
+    per_layer = [0] * len(config.model.hidden_widths)
+    for event in added:
+        per_layer[event["layer"]] += event["added"]
+    stop = next((event["reason"] for event in steps if event["finished"]), None)
+    return {
+        "method": config.growth.method,
+        "start_widths": config.model.hidden_widths,
+        "steps": len(added),
+        "neurons_added": per_layer,
+        "seconds": sum(event["seconds"] for event in steps),
+        "stopped": stop or "the epoch budget ran out while growing",
+    }
 
 
 def _check_monitor(config: FitConfig, task: str) -> None:

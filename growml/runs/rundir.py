@@ -26,7 +26,7 @@ MODEL_SPEC = "model.json"
 PREPROCESS = "preprocess.json"
 METRICS = "metrics.json"
 HISTORY = "history.jsonl"
-RUN_FILES = (CONFIG, MODEL_WEIGHTS, MODEL_SPEC, PREPROCESS, METRICS, HISTORY)
+PLOTS = "plots"
 
 
 def default_run_dir(name: str, root: Path = Path("runs")) -> Path:

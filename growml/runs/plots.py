@@ -1,0 +1,47 @@
+"""PNG plots of a run, drawn from its history events (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from growml import atomic
+
+
+def growth_plot(history: list[dict[str, Any]], monitor: str, path: Path) -> None:
+    """Width of every hidden layer (top) and the validation metric (bottom) against epochs,
+    growth steps marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    epochs = [event for event in history if event["event"] == "epoch"]
+    steps = [event for event in history if event["event"] == "growth" and event["added"]]
+    x = [event["epoch"] for event in epochs]
+    figure, (widths_axis, metric_axis) = plt.subplots(
+        2, 1, figsize=(7, 5), sharex=True, constrained_layout=True
+    )
+    for layer in range(len(epochs[0]["hidden_widths"]) if epochs else 0):
+        widths_axis.step(
+            x,
+            [event["hidden_widths"][layer] for event in epochs],
+            where="post",
+            label=f"hidden layer {layer + 1}",
+        )
+    widths_axis.set_ylabel("width")
+    widths_axis.legend(loc="upper left", fontsize="small")
+    metric_axis.plot(x, [event["validation"][monitor] for event in epochs], color="tab:green")
+    metric_axis.set_ylabel(f"validation {monitor}")
+    metric_axis.set_xlabel("epoch")
+    for axis in (widths_axis, metric_axis):
+        for step in steps:
+            axis.axvline(step["epoch"], color="grey", alpha=0.3, linewidth=0.8)
+        axis.grid(alpha=0.3)
+    reached = epochs[-1]["hidden_widths"] if epochs else []
+    widths_axis.set_title(f"{len(steps)} growth steps, widths reached {reached}")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    atomic.write_bytes(path, buffer.getvalue())
