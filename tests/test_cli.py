@@ -36,6 +36,7 @@ def test_fit_writes_a_complete_run_directory(tmp_path):
             "preprocess.json",
             "metrics.json",
             "history.jsonl",
+            "plots",
         ]
     )
     metrics = json.loads((out / "metrics.json").read_text())
@@ -350,8 +351,9 @@ def test_run_files_are_readable_like_ordinary_files(tmp_path):
     out = tmp_path / "run"
     assert invoke("fit", "iris", *FAST, "--out", out).exit_code == 0
     assert out.stat().st_mode & 0o777 == DIRECTORY_MODE
-    for path in out.iterdir():
-        assert path.stat().st_mode & 0o777 == FILE_MODE, path.name
+    for path in out.rglob("*"):
+        expected = DIRECTORY_MODE if path.is_dir() else FILE_MODE
+        assert path.stat().st_mode & 0o777 == expected, path.name
 
 
 @pytest.mark.parametrize(
