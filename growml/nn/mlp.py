@@ -106,6 +106,8 @@ class GrowingMLP(nn.Module):
             self.biases.append(nn.Parameter(bias))
         # Parameters keep their identity across shape changes, so this tuple stays valid.
         self._layers = tuple(zip(self.weights, self.biases, strict=True))
+        # Unstructured pruning: 0/1 per weight, re-applied after every optimizer step.
+        self.masks: list[Tensor] | None = None
 
     # ----------------------------------------------------------------------------- structure
 

@@ -207,6 +207,8 @@ class Trainer:
         n, batch_size = len(x), self.config.batch_size
         order = torch.randperm(n, generator=generator)
         loss, optimizer = self.loss, self.optimizer_
+        # Pruned weights stay zero: the optimizer's momentum would otherwise revive them.
+        masked = list(zip(model.weights, model.masks, strict=True)) if model.masks else []
         values = []
         for start in range(0, n, batch_size):
             rows = order[start : start + batch_size]
@@ -214,6 +216,8 @@ class Trainer:
             value, output_grad = loss.value_and_grad(cache.output, target.index_select(0, rows))
             model.backward(cache, output_grad)
             optimizer.step()
+            for weight, mask in masked:
+                weight.mul_(mask)
             values.append(value)
         sizes = torch.full((len(values),), float(batch_size))
         sizes[-1] = n - batch_size * (len(values) - 1)
