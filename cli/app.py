@@ -91,6 +91,10 @@ def fit(
         str | None,
         typer.Option(help="Train fixed hidden widths instead of growing: 32 or 64,32."),
     ] = None,
+    prune: Annotated[
+        str | None,
+        typer.Option(help="Prune: synflow, magnitude or random (with prune.compression)."),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs (train.epochs).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed for split, init and order.")] = None,
     out: Annotated[
@@ -121,6 +125,7 @@ def fit(
             if widths is not None
             else None,
             "growth.enabled": False if fixed is not None else (True if start else None),
+            "prune.method": prune,
             "train.epochs": epochs,
             "seed": seed,
         }

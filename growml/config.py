@@ -154,6 +154,42 @@ class GrowthConfig(_Section):
     )
 
 
+class PruneConfig(_Section):
+    """Pruning by SynFlow (or the magnitude and random baselines), then fine-tuning."""
+
+    method: Literal["none", "synflow", "magnitude", "random"] = Field(
+        "none", description="The pruning criterion (none: no pruning)."
+    )
+    structured: bool = Field(
+        False, description="Remove whole neurons (a smaller dense network) instead of weights."
+    )
+    compression: float | None = Field(
+        None, gt=1, description="ρ = prunable weights before / after (10 keeps a tenth)."
+    )
+    target_params: int | None = Field(
+        None, ge=1, description="Prunable weights to keep, instead of a compression."
+    )
+    iterations: int = Field(100, ge=1, description="Steps of the exponential schedule.")
+    when: Literal["auto", "at-init", "after-growth"] = Field(
+        "auto",
+        description="at-init prunes the initial network (as in the paper); after-growth "
+        "prunes the grown one; auto: after growth when growing, else at init.",
+    )
+    schedule: Literal["parameters", "neurons"] = Field(
+        "parameters",
+        description="Structured pruning ranks neurons by score per parameter "
+        "(parameters) or by score (neurons).",
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> PruneConfig:
+        if self.method != "none" and (self.compression is None) == (self.target_params is None):
+            raise ValueError(
+                "pruning needs exactly one of prune.compression and prune.target_params"
+            )
+        return self
+
+
 class FitConfig(_Section):
     """Everything `growml fit` needs; saved as the run's config.yaml."""
 
@@ -162,6 +198,15 @@ class FitConfig(_Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     growth: GrowthConfig = GrowthConfig()
+    prune: PruneConfig = PruneConfig()
+
+    @model_validator(mode="after")
+    def _pruning_fits_growth(self) -> FitConfig:
+        if self.prune.when == "after-growth" and not self.growth.enabled:
+            raise ValueError(
+                "prune.when=after-growth needs growth; use at-init (or auto) with fixed widths"
+            )
+        return self
 
 
 def setting_paths(model: type[BaseModel] = FitConfig, prefix: str = "") -> list[str]:

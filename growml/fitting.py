@@ -21,6 +21,7 @@ from growml.errors import ConfigError, TrainingError
 from growml.growth.engine import GrowthEngine
 from growml.losses import default_loss
 from growml.nn.mlp import GrowingMLP
+from growml.prune.stage import prune_network
 from growml.runs.plots import growth_plot
 from growml.runs.run import Run
 from growml.runs.rundir import (
@@ -94,15 +95,41 @@ def fit(
         )
         path = Path(out) if out is not None else default_run_dir(table.name)
         with RunWriter(path, overwrite=overwrite) as writer:
+            everyone = [writer.record, events.append, *observers]
+
+            def emit(event: Event) -> None:
+                for observer in everyone:
+                    observer(event)
+
+            prune_when = _prune_when(config)
+            pruning = None
+            if prune_when == "at-init":
+                pruning = prune_network(model, None, config.prune, prune_when, config.seed, emit)
             trainer = Trainer(
-                config.train,
-                loss,
-                data.task,
-                observers=[writer.record, events.append, *observers],
-                seed=config.seed,
-                growth=growth,
+                config.train, loss, data.task, observers=everyone, seed=config.seed, growth=growth
             )
             train_result = trainer.run(model, data.x_train, data.y_train, data.x_val, data.y_val)
+            if prune_when == "after-growth":
+                pruning = prune_network(
+                    model, trainer.optimizer_, config.prune, prune_when, config.seed, emit
+                )
+                # Fine-tune the pruned network, continuing the (sliced) optimizer state.
+                tuned = Trainer(config.train, loss, data.task, observers=everyone, seed=config.seed)
+                tuned_result = tuned.run(
+                    model,
+                    data.x_train,
+                    data.y_train,
+                    data.x_val,
+                    data.y_val,
+                    optimizer=trainer.optimizer_,
+                )
+                train_result = TrainResult(
+                    epochs=train_result.epochs + tuned_result.epochs,
+                    best_epoch=train_result.epochs + tuned_result.best_epoch,
+                    stopped_early=tuned_result.stopped_early,
+                    seconds=train_result.seconds + tuned_result.seconds,
+                    best_validation=tuned_result.best_validation,
+                )
             run = Run(
                 model=model,
                 preprocessor=data.preprocessor,
@@ -147,6 +174,8 @@ def fit(
             history = [event.to_dict() for event in events]
             if growth is not None:
                 run.metrics["growth"] = _growth_summary(config, history)
+            if pruning is not None:
+                run.metrics["prune"] = pruning
             writer.write_json(METRICS, run.metrics)
             growth_plot(history, config.train.monitor, writer.path / PLOTS / "growth.png")
     run.path = writer.out
@@ -182,6 +211,15 @@ def _growth_summary(config: FitConfig, history: list[dict[str, Any]]) -> dict[st
         "seconds": sum(event["seconds"] for event in steps),
         "stopped": stop or "the epoch budget ran out while growing",
     }
+
+
+def _prune_when(config: FitConfig) -> str | None:
+    """When to prune: never, at initialisation, or after growth (``prune.when`` resolved)."""
+    if config.prune.method == "none":
+        return None
+    if config.prune.when == "auto":
+        return "after-growth" if config.growth.enabled else "at-init"
+    return config.prune.when
 
 
 def _check_monitor(config: FitConfig, task: str) -> None:

@@ -235,6 +235,30 @@ BAD_INPUT = {
     "seed out of range": (["iris", "--seed", "4294967296"], "seed"),
     "width too large": (["iris", "--fixed", "100000000"], "between 1 and"),
     "width zero": (["iris", "--fixed", "0"], "between 1 and"),
+    "pruning without a target": (["iris", "--prune", "synflow"], "prune.compression"),
+    "unknown pruner": (["iris", "--prune", "snip", "--set", "prune.compression=10"], "prune"),
+    "pruning after growth that is off": (
+        [
+            "iris",
+            "--fixed",
+            "8",
+            "--prune",
+            "synflow",
+            "--set",
+            "prune.compression=2",
+            "--set",
+            "prune.when=after-growth",
+        ],
+        "after-growth",
+    ),
+    "pruning target above the network": (
+        ["iris", "--fixed", "8", "--prune", "synflow", "--set", "prune.target_params=100000"],
+        "keeps everything",
+    ),
+    "compression below 1": (
+        ["iris", "--prune", "synflow", "--set", "prune.compression=0.5"],
+        "greater than 1",
+    ),
 }
 
 

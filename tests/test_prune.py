@@ -179,3 +179,58 @@ def test_the_last_neuron_of_a_layer_is_never_removed():
     model = _relu_network(sizes=(5, 4, 4, 2)).float()
     prune_neurons(model, None, SynFlow(), compression=1000.0, iterations=5)
     assert model.hidden_widths == [1, 1]
+
+
+def _fit(tmp_path, *settings):
+    import growml
+
+    config = growml.resolve_config(
+        overrides=[("data.source", "digits"), ("train.epochs", 15), *settings]
+    )
+    return growml.fit(config, out=tmp_path / "run")
+
+
+def test_fit_prunes_a_fixed_network_at_init_and_keeps_the_masks(tmp_path):
+    from safetensors.torch import load_file
+
+    result = _fit(
+        tmp_path,
+        ("growth.enabled", False),
+        ("model.hidden_widths", [32]),
+        ("prune.method", "synflow"),
+        ("prune.compression", 10.0),
+        ("prune.iterations", 20),
+    )
+    summary = result.metrics["prune"]
+    assert summary["when"] == "at-init" and summary["weights_after"] == round(2368 / 10)
+    weights = load_file(tmp_path / "run" / "model.safetensors")
+    nonzero = sum(int((weights[f"weights.{i}"] != 0).sum()) for i in range(2))
+    assert nonzero <= summary["weights_after"]
+    steps = [e for e in result.run.history() if e["event"] == "prune"]
+    assert [s["iteration"] for s in steps] == list(range(1, 21))
+    assert steps[-1]["synaptic_flow"] > 0
+
+
+def test_grow_then_prune_leaves_a_compact_network_that_reloads(tmp_path):
+    import growml
+
+    result = _fit(
+        tmp_path,
+        ("train.epochs", 60),
+        ("prune.method", "synflow"),
+        ("prune.structured", True),
+        ("prune.compression", 2.0),
+        ("prune.iterations", 10),
+    )
+    summary = result.metrics["prune"]
+    assert summary["when"] == "after-growth"
+    assert summary["parameters_after"] < summary["parameters_before"]
+    assert result.metrics["parameters"] == summary["parameters_after"]
+    loaded = growml.load_run(tmp_path / "run")
+    assert loaded.model.hidden_widths == result.run.model.hidden_widths
+    rows = result.data.raw_test
+    np.testing.assert_array_equal(loaded.predict(rows), result.run.predict(rows))
+    history = result.run.history()
+    kinds = [event["event"] for event in history]
+    # grow, prune, then fine-tune: a second training run follows the pruning steps
+    assert kinds.index("prune") < len(kinds) - 1 - kinds[::-1].index("train_start")

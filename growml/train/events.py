@@ -77,4 +77,18 @@ class GrowthStep(Event):
     skipped: dict[int, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PruneStep(Event):
+    """One iteration of a pruning schedule."""
+
+    kind: ClassVar[str] = "prune"
+    method: str
+    structured: bool
+    iteration: int
+    kept_weights: list[int]
+    hidden_widths: list[int]
+    parameters: int
+    synaptic_flow: float
+
+
 Observer = Callable[[Event], None]

@@ -107,13 +107,18 @@ class Trainer:
         y_train: np.ndarray,
         x_val: np.ndarray,
         y_val: np.ndarray,
+        optimizer: torch.optim.Optimizer | None = None,
     ) -> TrainResult:
-        """Train ``model`` in place on encoded data; the best validation weights are kept."""
+        """Train ``model`` in place on encoded data; the best validation weights are kept.
+
+        ``optimizer`` continues an earlier run's optimizer (its state carried across pruning);
+        by default a new one is made from the settings.
+        """
         config = self.config
         x = torch.as_tensor(x_train, dtype=torch.float32)
         target = self.loss.prepare_target(y_train)
         validation = _Validation(self, x_val, y_val)
-        self.optimizer_ = make_optimizer(model.parameters(), config)
+        self.optimizer_ = optimizer or make_optimizer(model.parameters(), config)
         generator = torch.Generator().manual_seed(self.seed)
         threads = choose_threads(config.threads, model, config.batch_size)
         higher_is_better = config.monitor in HIGHER_IS_BETTER

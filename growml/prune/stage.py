@@ -1,0 +1,75 @@
+"""The pruning stage of a fit: settings in, a pruned network, events and a summary out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from growml.config import PruneConfig
+from growml.errors import ConfigError
+from growml.nn.mlp import GrowingMLP
+from growml.prune.pruners import make_pruner, prune_neurons, prune_weights
+from growml.train.events import Event, PruneStep
+
+
+def prune_network(
+    model: GrowingMLP,
+    optimizer: torch.optim.Optimizer | None,
+    config: PruneConfig,
+    when: str,
+    seed: int,
+    emit: Callable[[Event], None],
+) -> dict[str, Any]:
+    """Prune ``model`` in place as ``config`` says; one ``PruneStep`` event per iteration."""
+    pruner = make_pruner(config.method, seed)
+    weights_before = _weights(model)
+    parameters_before = model.n_parameters()
+    if config.target_params is not None and config.target_params >= weights_before:
+        raise ConfigError(
+            f"prune.target_params={config.target_params} keeps everything: the network has "
+            f"{weights_before} prunable weights; choose fewer."
+        )
+    if config.structured:
+        records = prune_neurons(
+            model,
+            optimizer,
+            pruner,
+            compression=config.compression,
+            target_parameters=config.target_params,
+            iterations=config.iterations,
+            schedule=config.schedule,
+        )
+        weights_after = _weights(model)
+    else:
+        compression = config.compression or weights_before / config.target_params
+        masks, records = prune_weights(model, pruner, compression, config.iterations)
+        weights_after = int(sum(mask.sum() for mask in masks))
+    for record in records:
+        emit(
+            PruneStep(
+                method=config.method,
+                structured=config.structured,
+                iteration=record.iteration,
+                kept_weights=record.kept_weights,
+                hidden_widths=record.hidden_widths,
+                parameters=record.parameters,
+                synaptic_flow=record.synaptic_flow,
+            )
+        )
+    return {
+        "method": config.method,
+        "structured": config.structured,
+        "when": when,
+        "weights_before": weights_before,
+        "weights_after": weights_after,
+        "compression": weights_before / max(weights_after, 1),
+        "parameters_before": parameters_before,
+        "parameters_after": model.n_parameters(),
+        "hidden_widths": model.hidden_widths,
+    }
+
+
+def _weights(model: GrowingMLP) -> int:
+    return sum(weight.numel() for weight in model.weights)
