@@ -208,6 +208,21 @@ def report(
                 }
             )
         )
+    pruning = loaded.metrics.get("prune")
+    if pruning:
+        stdout.print(
+            render.summary_table(
+                {
+                    "pruning": f"{pruning['method']}, "
+                    f"{'neurons' if pruning['structured'] else 'weights'}, {pruning['when']}",
+                    "prunable weights": f"{pruning['weights_before']} → {pruning['weights_after']}"
+                    f" ({pruning['compression']:.1f}×)",
+                    "parameters": f"{pruning['parameters_before']} → {pruning['parameters_after']}",
+                    "widths after": ", ".join(str(w) for w in pruning["hidden_widths"]),
+                },
+                title="Pruning",
+            )
+        )
     if epochs:
         first, last = epochs[0], epochs[-1]
         stdout.print(
