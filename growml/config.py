@@ -154,6 +154,45 @@ class GrowthConfig(_Section):
     )
 
 
+class LossConfig(_Section):
+    """The training loss."""
+
+    name: Literal[
+        "auto",
+        "cross-entropy",
+        "bce",
+        "mse",
+        "soft-f1",
+        "soft-fbeta",
+        "soft-accuracy",
+        "soft-auroc",
+    ] = Field("auto", description="auto: cross-entropy (bce for binary) or mse (regression).")
+    beta: float = Field(1.0, gt=0, description="β of soft-fbeta (and of threshold.metric fbeta).")
+    tau: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Threshold of the soft-set losses (none: averaged over 0.1 … 0.9).",
+    )
+    delta: float = Field(0.2, gt=0, lt=0.5, description="δ of the soft step H.")
+    class_weight: Literal["none", "balanced"] = Field(
+        "none", description="balanced: weight classes by n / (classes × count) in cross-entropy."
+    )
+    warmup_epochs: int = Field(
+        0, ge=0, description="Epochs of cross-entropy before a soft-set loss takes over."
+    )
+
+
+class ThresholdConfig(_Section):
+    """The decision threshold of binary classifiers, chosen on the validation split."""
+
+    metric: Literal["auto", "none", "f1", "fbeta", "accuracy"] = Field(
+        "auto",
+        description="Metric the threshold maximises; auto: f1 (fbeta) for soft-f1 "
+        "(soft-fbeta), none (0.5) for other losses.",
+    )
+
+
 class PruneConfig(_Section):
     """Pruning by SynFlow (or the magnitude and random baselines), then fine-tuning."""
 
@@ -199,6 +238,8 @@ class FitConfig(_Section):
     train: TrainConfig = TrainConfig()
     growth: GrowthConfig = GrowthConfig()
     prune: PruneConfig = PruneConfig()
+    loss: LossConfig = LossConfig()
+    threshold: ThresholdConfig = ThresholdConfig()
 
     @model_validator(mode="after")
     def _pruning_fits_growth(self) -> FitConfig:

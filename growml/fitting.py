@@ -19,10 +19,11 @@ from growml.config import FitConfig
 from growml.data import PreparedData, load_table, prepare
 from growml.errors import ConfigError, TrainingError
 from growml.growth.engine import GrowthEngine
-from growml.losses import default_loss
+from growml.losses import Loss, default_loss, make_loss
+from growml.losses.threshold import choose_threshold
 from growml.nn.mlp import GrowingMLP
 from growml.prune.stage import prune_network
-from growml.runs.plots import growth_plot
+from growml.runs.plots import growth_plot, threshold_plot
 from growml.runs.run import Run
 from growml.runs.rundir import (
     CONFIG,
@@ -34,7 +35,7 @@ from growml.runs.rundir import (
     default_run_dir,
 )
 from growml.train.events import Event, Observer
-from growml.train.metrics import evaluate
+from growml.train.metrics import evaluate, probabilities
 from growml.train.trainer import Trainer, TrainResult
 
 _CLASSIFICATION_MONITORS = {"loss", "accuracy", "macro_f1"}
@@ -89,7 +90,17 @@ def fit(
             init_scale=config.model.init_scale,
             generator=generator,
         )
-        loss = default_loss(data.task, data.target_encoder.n_outputs)
+        loss = make_loss(config.loss, data.task, data.target_encoder.n_outputs, data.y_train)
+        warmup = (
+            default_loss(data.task, data.target_encoder.n_outputs)
+            if config.loss.warmup_epochs and getattr(loss, "needs_positives", False)
+            else None
+        )
+        training = {
+            "seed": config.seed,
+            "warmup": warmup,
+            "warmup_epochs": config.loss.warmup_epochs,
+        }
         growth = (
             GrowthEngine(config.growth, loss, seed=config.seed) if config.growth.enabled else None
         )
@@ -106,7 +117,7 @@ def fit(
             if prune_when == "at-init":
                 pruning = prune_network(model, None, config.prune, prune_when, config.seed, emit)
             trainer = Trainer(
-                config.train, loss, data.task, observers=everyone, seed=config.seed, growth=growth
+                config.train, loss, data.task, observers=everyone, growth=growth, **training
             )
             train_result = trainer.run(model, data.x_train, data.y_train, data.x_val, data.y_val)
             if prune_when == "after-growth":
@@ -114,7 +125,7 @@ def fit(
                     model, trainer.optimizer_, config.prune, prune_when, config.seed, emit
                 )
                 # Fine-tune the pruned network, continuing the (sliced) optimizer state.
-                tuned = Trainer(config.train, loss, data.task, observers=everyone, seed=config.seed)
+                tuned = Trainer(config.train, loss, data.task, observers=everyone, **training)
                 tuned_result = tuned.run(
                     model,
                     data.x_train,
@@ -130,12 +141,14 @@ def fit(
                     seconds=train_result.seconds + tuned_result.seconds,
                     best_validation=tuned_result.best_validation,
                 )
+            threshold = None
+            if data.task == "classification" and binary:
+                threshold = _choose_threshold(model, data, config, loss, writer.path / PLOTS)
             run = Run(
                 model=model,
                 preprocessor=data.preprocessor,
                 target_encoder=data.target_encoder,
-                # The decision threshold of binary tasks; chosen on validation data later.
-                threshold=0.5 if data.task == "classification" and binary else None,
+                threshold=threshold["value"] if threshold else None,
                 config=config.model_dump(mode="json"),
             )
             run.metrics = {
@@ -176,6 +189,15 @@ def fit(
                 run.metrics["growth"] = _growth_summary(config, history)
             if pruning is not None:
                 run.metrics["prune"] = pruning
+            if threshold is not None:
+                run.metrics["threshold"] = threshold
+                for split, x, y in (
+                    ("train", data.x_train, data.y_train),
+                    ("validation", data.x_val, data.y_val),
+                    ("test", data.x_test, data.y_test),
+                ):
+                    at_half = evaluate(model, x, y, data.target_encoder, 0.5)["f1"]
+                    run.metrics[split]["f1_at_0.5"] = at_half
             writer.write_json(METRICS, run.metrics)
             growth_plot(history, config.train.monitor, writer.path / PLOTS / "growth.png")
     run.path = writer.out
@@ -211,6 +233,28 @@ def _growth_summary(config: FitConfig, history: list[dict[str, Any]]) -> dict[st
         "seconds": sum(event["seconds"] for event in steps),
         "stopped": stop or "the epoch budget ran out while growing",
     }
+
+
+def _choose_threshold(
+    model: GrowingMLP, data: PreparedData, config: FitConfig, loss: Loss, plots: Path
+) -> dict[str, Any]:
+    """The decision threshold of a binary model: 0.5, or the τ that maximises
+    ``threshold.metric`` on the validation split (plotted as plots/threshold.png)."""
+    metric = config.threshold.metric
+    if metric == "auto":
+        metric = {"soft-f1": "f1", "soft-fbeta": "fbeta"}.get(config.loss.name, "none")
+    if metric == "none":
+        return {"value": 0.5, "metric": "none"}
+    with torch.no_grad():
+        probability = probabilities(model(torch.as_tensor(data.x_val)), 1)[:, 1].numpy()
+    # A loss averaged over τ = 0.1 … 0.9 was trained for that range only.
+    averaged = getattr(loss, "needs_positives", False) and config.loss.tau is None
+    bounds = (0.1, 0.9) if averaged else (0.01, 0.99)
+    value, grid, values = choose_threshold(
+        probability, data.y_val, metric, config.loss.beta, bounds
+    )
+    threshold_plot(grid, values, metric, value, plots / "threshold.png")
+    return {"value": value, "metric": metric, "validation_score": float(values.max())}
 
 
 def _prune_when(config: FitConfig) -> str | None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+import torch
+
+from growml.config import LossConfig
+from growml.errors import ConfigError
 from growml.losses.base import Loss
+from growml.losses.softset import MacroSoftF1, SoftSetLoss
 from growml.losses.standard import BinaryCrossEntropy, CrossEntropy, MeanSquaredError
 
 
@@ -13,6 +19,42 @@ def default_loss(task: str, n_outputs: int) -> Loss:
     if n_outputs == 1:
         return BinaryCrossEntropy()
     return CrossEntropy(n_outputs)
+
+
+def make_loss(config: LossConfig, task: str, n_outputs: int, labels: np.ndarray) -> Loss:
+    """The loss ``config`` names, for a task with ``n_outputs`` outputs; ``labels`` are the
+    encoded training targets (for class weights)."""
+    name = config.name
+    if name == "auto":
+        name = "mse" if task == "regression" else "cross-entropy"
+    if task == "regression" and name != "mse":
+        raise ConfigError(f"loss.name={name!r} needs a classification target; use mse.")
+    if task == "classification" and name == "mse":
+        raise ConfigError("loss.name='mse' needs a regression target; use cross-entropy.")
+    if name == "bce" and n_outputs != 1:
+        raise ConfigError("loss.name='bce' is for binary targets; use cross-entropy.")
+    if name.startswith("soft-") and n_outputs != 1 and name != "soft-f1":
+        raise ConfigError(f"loss.name={name!r} is for binary targets; multi-class has soft-f1.")
+    weights = (
+        _class_weights(labels, max(n_outputs, 2)) if config.class_weight == "balanced" else None
+    )
+    if name == "mse":
+        return MeanSquaredError()
+    if name in ("cross-entropy", "bce"):
+        if n_outputs == 1:
+            positive_weight = float(weights[1] / weights[0]) if weights is not None else 1.0
+            return BinaryCrossEntropy(positive_weight)
+        return CrossEntropy(n_outputs, weights)
+    if n_outputs != 1:
+        return MacroSoftF1(n_outputs, config.tau, config.delta)
+    metric = name.removeprefix("soft-")
+    return SoftSetLoss(metric, config.beta, config.tau, config.delta)
+
+
+def _class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """n / (classes × count of each class), as scikit-learn's class_weight="balanced"."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(float)
+    return torch.as_tensor(len(labels) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
 
 
 __all__ = ["BinaryCrossEntropy", "CrossEntropy", "Loss", "MeanSquaredError", "default_loss"]

@@ -22,18 +22,28 @@ class CrossEntropy(Loss):
 
     name = "cross-entropy"
 
-    def __init__(self, n_classes: int) -> None:
+    def __init__(self, n_classes: int, class_weights: Tensor | None = None) -> None:
         self.n_classes = n_classes
+        self.class_weights = class_weights
 
     def prepare_target(self, target: np.ndarray) -> Tensor:
         return F.one_hot(torch.as_tensor(target, dtype=torch.long), self.n_classes).float()
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
         log_p = _log_softmax(output)
+        if self.class_weights is not None:
+            row_weights = target @ self.class_weights.to(output.dtype)
+            return -(row_weights * (log_p * target).sum(1)).sum() / row_weights.sum()
         return torch.dot(log_p.reshape(-1), target.reshape(-1)) / -output.shape[0]
 
     def value_and_grad(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         log_p = _log_softmax(output)
+        if self.class_weights is not None:
+            # Weighted mean Σ w_i ℓ_i / Σ w_i: each row's softmax(z) − y scaled by w_i / Σ w.
+            row_weights = target @ self.class_weights.to(output.dtype)
+            total = row_weights.sum()
+            value = -(row_weights * (log_p * target).sum(1)).sum() / total
+            return value, log_p.exp_().sub_(target).mul_((row_weights / total)[:, None])
         scale = 1.0 / output.shape[0]
         value = torch.dot(log_p.view(-1), target.view(-1)).mul_(-scale)
         # ∂/∂z of −Σ y log softmax(z) is softmax(z) − y.
@@ -45,16 +55,31 @@ class BinaryCrossEntropy(Loss):
 
     name = "bce"
 
+    def __init__(self, positive_weight: float = 1.0) -> None:
+        self.positive_weight = positive_weight
+
     def prepare_target(self, target: np.ndarray) -> Tensor:
         return torch.as_tensor(target, dtype=torch.float32).reshape(-1, 1)
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
-        return F.binary_cross_entropy_with_logits(output, target)
+        return F.binary_cross_entropy_with_logits(
+            output, target, pos_weight=self._pos_weight(output)
+        )
 
     def value_and_grad(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         scale = 1.0 / output.shape[0]
-        value = F.binary_cross_entropy_with_logits(output, target)
-        return value, torch.sigmoid(output).sub_(target).mul_(scale)
+        value = self(output, target)
+        sigmoid = torch.sigmoid(output)
+        if self.positive_weight == 1.0:
+            return value, sigmoid.sub_(target).mul_(scale)
+        # ℓ = −w·y·log σ − (1−y)·log(1−σ)  ⇒  ∂ℓ/∂z = σ·(1 − y + w·y) − w·y
+        w = self.positive_weight
+        return value, (sigmoid * (1 - target + w * target) - w * target).mul_(scale)
+
+    def _pos_weight(self, output: Tensor) -> Tensor | None:
+        if self.positive_weight == 1.0:
+            return None
+        return output.new_tensor([self.positive_weight])
 
 
 class MeanSquaredError(Loss):

@@ -6,6 +6,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from growml import atomic
 
 
@@ -41,6 +43,29 @@ def growth_plot(history: list[dict[str, Any]], monitor: str, path: Path) -> None
         axis.grid(alpha=0.3)
     reached = epochs[-1]["hidden_widths"] if epochs else []
     widths_axis.set_title(f"{len(steps)} growth steps, widths reached {reached}")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    atomic.write_bytes(path, buffer.getvalue())
+
+
+def threshold_plot(
+    grid: np.ndarray, values: np.ndarray, metric: str, chosen: float, path: Path
+) -> None:
+    """The validation metric against the decision threshold τ, the chosen τ marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
+    axis.plot(grid, values, color="tab:blue")
+    axis.axvline(chosen, color="tab:red", linestyle="--", label=f"chosen τ = {chosen:.2f}")
+    axis.axvline(0.5, color="grey", alpha=0.4, linewidth=0.8)
+    axis.set_xlabel("threshold τ on the positive-class probability")
+    axis.set_ylabel(f"validation {metric}")
+    axis.legend(loc="lower center", fontsize="small")
+    axis.grid(alpha=0.3)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 # pays for its synchronisation. Measured on 2 cores (digits and mnist1d, widths 32–256, batch
 # 64 and 200): below about 0.5 M one thread is 2–8 % faster, above it two are up to 24 % faster.
 _MULTITHREAD_WORK = 2**19
+# Rows of the rarest class a batch holds on average when the loss needs them (soft-set losses:
+# a batch without positives has no F1 gradient).
+MIN_POSITIVES = 4
 # torch's own choice (one per physical core), read before anything changes it.
 _ALL_THREADS = torch.get_num_threads()
 
@@ -80,6 +83,12 @@ class Trainer:
         seed: seeds the batch order.
         growth: grows the network when training stalls; early stopping waits until growth
             has finished.
+        warmup: a loss to train with for the first ``warmup_epochs`` epochs (cross-entropy
+            before a soft-set loss).
+
+    Losses that are not sums over rows (``loss.needs_positives``, the soft-set losses) get
+    stratified batches, every class in its share, and batches large enough to hold
+    ``MIN_POSITIVES`` rows of the rarest class on average.
 
     After ``run``: ``optimizer_`` holds the optimizer and ``result_`` the ``TrainResult``.
     """
@@ -92,6 +101,8 @@ class Trainer:
         observers: Sequence[Observer] = (),
         seed: int = 0,
         growth: GrowthEngine | None = None,
+        warmup: Loss | None = None,
+        warmup_epochs: int = 0,
     ) -> None:
         self.config = config
         self.loss = loss
@@ -99,6 +110,8 @@ class Trainer:
         self.observers = list(observers)
         self.seed = seed
         self.growth = growth
+        self.warmup = warmup
+        self.warmup_epochs = warmup_epochs
 
     def run(
         self,
@@ -119,6 +132,15 @@ class Trainer:
         target = self.loss.prepare_target(y_train)
         validation = _Validation(self, x_val, y_val)
         self.optimizer_ = optimizer or make_optimizer(model.parameters(), config)
+        self._labels = None
+        self.batch_size_ = config.batch_size
+        if getattr(self.loss, "needs_positives", False):
+            self._labels = torch.as_tensor(y_train, dtype=torch.long)
+            rarest = float(torch.bincount(self._labels).min()) / len(self._labels)
+            self.batch_size_ = min(
+                max(config.batch_size, math.ceil(MIN_POSITIVES / max(rarest, 1e-12))), len(x)
+            )
+        warmup_target = self.warmup.prepare_target(y_train) if self.warmup else None
         generator = torch.Generator().manual_seed(self.seed)
         threads = choose_threads(config.threads, model, config.batch_size)
         higher_is_better = config.monitor in HIGHER_IS_BETTER
@@ -140,7 +162,10 @@ class Trainer:
             model.train()
             for epoch in range(1, config.epochs + 1):
                 epoch_started = time.perf_counter()
-                train_loss = self._epoch(model, x, target, generator)
+                if self.warmup is not None and epoch <= self.warmup_epochs:
+                    train_loss = self._epoch(model, x, warmup_target, generator, self.warmup)
+                else:
+                    train_loss = self._epoch(model, x, target, generator, self.loss)
                 metrics = validation(model)
                 score = metrics[config.monitor]
                 if not (math.isfinite(train_loss) and math.isfinite(score)):
@@ -206,12 +231,20 @@ class Trainer:
         return result
 
     def _epoch(
-        self, model: GrowingMLP, x: Tensor, target: Tensor, generator: torch.Generator
+        self,
+        model: GrowingMLP,
+        x: Tensor,
+        target: Tensor,
+        generator: torch.Generator,
+        loss: Loss,
     ) -> float:
         """One pass over the training rows in a fresh random order; returns the mean loss."""
-        n, batch_size = len(x), self.config.batch_size
-        order = torch.randperm(n, generator=generator)
-        loss, optimizer = self.loss, self.optimizer_
+        n, batch_size = len(x), self.batch_size_
+        if self._labels is None:
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = stratified_order(self._labels, generator)
+        optimizer = self.optimizer_
         # Pruned weights stay zero: the optimizer's momentum would otherwise revive them.
         masked = list(zip(model.weights, model.masks, strict=True)) if model.masks else []
         values = []
@@ -231,6 +264,20 @@ class Trainer:
     def _emit(self, event: object) -> None:
         for observer in self.observers:
             observer(event)
+
+
+def stratified_order(labels: Tensor, generator: torch.Generator) -> Tensor:
+    """A random order in which every class is spread evenly: any run of consecutive rows holds
+    each class in about its overall share."""
+    shuffled = torch.randperm(len(labels), generator=generator)
+    shuffled_labels = labels[shuffled]
+    keys = torch.empty(len(labels), dtype=torch.float64)
+    for label in shuffled_labels.unique():
+        members = (shuffled_labels == label).nonzero().flatten()
+        count = len(members)
+        jitter = torch.rand(count, generator=generator, dtype=torch.float64)
+        keys[members] = (torch.arange(count, dtype=torch.float64) + jitter) / count
+    return shuffled[torch.argsort(keys)]
 
 
 class _Validation:

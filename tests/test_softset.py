@@ -1,0 +1,198 @@
+"""Soft-set confusion-matrix losses, class weights, stratified batches and the threshold."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from growml.cli import app
+from sklearn.metrics import f1_score, fbeta_score
+from typer.testing import CliRunner
+
+import growml
+from growml.losses import BinaryCrossEntropy, CrossEntropy, Loss
+from growml.losses.softset import (
+    MacroSoftF1,
+    SoftSetLoss,
+    accuracy,
+    auroc,
+    f_beta,
+    heaviside,
+    soft_confusion,
+)
+from growml.losses.threshold import choose_threshold
+from growml.train.trainer import stratified_order
+
+TAUS = [0.1, 0.3, 0.5, 0.8]
+
+
+@pytest.mark.parametrize("tau", TAUS)
+def test_heaviside_properties(tau):
+    p = torch.linspace(0, 1, 2001, dtype=torch.float64, requires_grad=True)
+    h = heaviside(p, tau)
+    values = h.detach()
+    assert float(values[0]) == 0.0 and float(values[-1]) == pytest.approx(1.0, abs=1e-12)
+    assert float(heaviside(torch.tensor(tau, dtype=torch.float64), tau)) == pytest.approx(0.5)
+    assert bool((values[1:] > values[:-1]).all())  # strictly increasing
+    half_width = min(tau, 1 - tau) / 2
+    for knot in (tau - half_width, tau, tau + half_width):  # continuous at every knot
+        sides = heaviside(torch.tensor([knot - 1e-12, knot + 1e-12], dtype=torch.float64), tau)
+        assert float(sides[1] - sides[0]) < 1e-9
+    (grad,) = torch.autograd.grad(h.sum(), p)
+    assert bool((grad > 0).all())  # the gradient is never zero
+    reflected = heaviside(1 - p.detach(), 1 - tau)
+    torch.testing.assert_close(reflected, 1 - h.detach(), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("tau", TAUS)
+def test_soft_counts_add_up_exactly(tau):
+    generator = torch.Generator().manual_seed(0)
+    p = torch.rand(500, dtype=torch.float64, generator=generator)
+    y = (torch.rand(500, dtype=torch.float64, generator=generator) < 0.1).double()
+    counts = soft_confusion(p, y, tau)
+    assert float(counts.tp + counts.fn) == pytest.approx(float(y.sum()), abs=1e-9)
+    assert float(counts.fp + counts.tn) == pytest.approx(float((1 - y).sum()), abs=1e-9)
+
+
+def test_soft_metrics_equal_hard_ones_for_certain_probabilities():
+    generator = np.random.default_rng(0)
+    y = generator.integers(0, 2, 200)
+    predicted = generator.integers(0, 2, 200)
+    p, labels = torch.tensor(predicted, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
+    for tau in TAUS:
+        counts = soft_confusion(p, labels, tau)
+        assert float(f_beta(counts)) == pytest.approx(f1_score(y, predicted), abs=1e-9)
+        assert float(f_beta(counts, 2.0)) == pytest.approx(fbeta_score(y, predicted, beta=2.0))
+        assert float(accuracy(counts)) == pytest.approx(float(np.mean(y == predicted)))
+
+
+def test_reference_check_values():
+    y = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    p = torch.full((3,), 0.5, dtype=torch.float64)
+    counts = soft_confusion(p, y, 0.5)
+    for beta, expected in ((1, 0.4), (2, 0.4545), (3, 0.4762)):
+        assert float(f_beta(counts, beta)) == pytest.approx(expected, abs=1e-4)
+
+
+def test_gradients_push_positives_up_and_negatives_down():
+    logits = torch.tensor([[0.2], [-0.4], [1.0], [0.0], [-1.5]], requires_grad=True)
+    target = torch.tensor([[1.0], [1.0], [0.0], [0.0], [0.0]])
+    for loss in (
+        SoftSetLoss("f1"),
+        SoftSetLoss("f1", tau=0.5),
+        SoftSetLoss("fbeta", beta=2),
+        SoftSetLoss("accuracy"),
+        SoftSetLoss("auroc"),
+    ):
+        _, grad = loss.value_and_grad(logits, target)
+        assert bool((grad[:2] < 0).all()), loss.name  # raising a positive's logit lowers the loss
+        assert bool((grad[2:] > 0).all()), loss.name
+
+
+def test_a_batch_without_positives_gives_no_nan():
+    logits = torch.randn(16, 1)
+    for loss in (SoftSetLoss("f1"), SoftSetLoss("auroc"), MacroSoftF1(3)):
+        target = torch.zeros(16, 3 if isinstance(loss, MacroSoftF1) else 1)
+        if isinstance(loss, MacroSoftF1):
+            target[:, 0] = 1
+            output = torch.randn(16, 3)
+        else:
+            output = logits
+        value, grad = loss.value_and_grad(output, target)
+        assert torch.isfinite(value) and torch.isfinite(grad).all()
+
+
+def test_auroc_surrogate_ends():
+    y = torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=torch.float64)
+    taus = tuple(round(0.1 * k, 1) for k in range(1, 10))
+    assert float(auroc(y.clone(), y, taus)) == pytest.approx(1.0)
+    assert float(auroc(1 - y, y, taus)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_macro_soft_f1_of_certain_predictions_is_the_macro_f1():
+    labels = np.array([0, 1, 2, 2, 1, 0, 0, 2])
+    predicted = np.array([0, 2, 2, 2, 1, 1, 0, 0])
+    loss = MacroSoftF1(3, tau=0.5)
+    output = torch.nn.functional.one_hot(torch.tensor(predicted), 3).double() * 60  # softmax ≈ 1
+    value = float(loss(output, loss.prepare_target(labels).double()))
+    assert 1 - value == pytest.approx(f1_score(labels, predicted, average="macro"), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [BinaryCrossEntropy(positive_weight=7.0), CrossEntropy(3, torch.tensor([0.5, 2.0, 1.0]))],
+    ids=["weighted bce", "weighted cross-entropy"],
+)
+def test_class_weighted_gradients_equal_autograd(loss):
+    generator = torch.Generator().manual_seed(0)
+    n_outputs = 1 if isinstance(loss, BinaryCrossEntropy) else 3
+    output = torch.randn(12, n_outputs, dtype=torch.float64, generator=generator)
+    labels = np.arange(12) % (2 if n_outputs == 1 else 3)
+    target = loss.prepare_target(labels).double()
+    value, grad = loss.value_and_grad(output.clone(), target)
+    reference_value, reference_grad = Loss.value_and_grad(loss, output.clone(), target)
+    torch.testing.assert_close(value, reference_value)
+    torch.testing.assert_close(grad, reference_grad)
+
+
+def test_stratified_batches_hold_every_class():
+    labels = torch.tensor([1] * 20 + [0] * 380)
+    order = stratified_order(labels, torch.Generator().manual_seed(0))
+    assert sorted(order.tolist()) == list(range(400))
+    for start in range(0, 400, 80):
+        assert 3 <= int(labels[order[start : start + 80]].sum()) <= 5
+
+
+def test_threshold_is_chosen_to_maximise_f1():
+    probability = np.array([0.05, 0.15, 0.3, 0.32, 0.35, 0.6, 0.7, 0.9])
+    labels = np.array([0, 0, 1, 1, 1, 0, 1, 1])
+    tau, grid, values = choose_threshold(probability, labels, "f1")
+    assert values.max() == pytest.approx(f1_score(labels, probability >= tau))
+    assert 0.15 < tau <= 0.3
+    assert choose_threshold(probability, labels, "f1", bounds=(0.5, 0.9))[0] >= 0.5
+
+
+def test_fit_with_soft_f1_stores_and_reports_the_threshold(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "imbalanced",
+            "--fixed",
+            "16",
+            "--epochs",
+            "20",
+            "--set",
+            "loss.name=soft-f1",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)["metrics"]
+    assert metrics["threshold"]["metric"] == "f1" and 0.1 <= metrics["threshold"]["value"] <= 0.9
+    assert {"f1", "f1_at_0.5"} <= set(metrics["test"])
+    model = json.loads((out / "model.json").read_text())
+    assert model["threshold"] == metrics["threshold"]["value"]
+    assert (out / "plots" / "threshold.png").is_file()
+    history = [json.loads(line) for line in (out / "history.jsonl").open()]
+    losses = [event["train_loss"] for event in history if event["event"] == "epoch"]
+    assert losses[-1] < losses[0]  # 1 − soft F1 goes down
+    assert growml.load_run(out).threshold == metrics["threshold"]["value"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (["--set", "loss.name=soft-fbeta"], "binary"),
+        (["--set", "loss.name=mse"], "regression"),
+        (["--set", "loss.name=bce"], "binary"),
+    ],
+)
+def test_losses_that_do_not_fit_the_task_are_refused(tmp_path, settings, message):
+    result = CliRunner().invoke(app, ["fit", "iris", *settings, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and message in result.stderr
+    assert not (tmp_path / "r").exists()
