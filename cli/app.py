@@ -91,6 +91,13 @@ def fit(
         str | None,
         typer.Option(help="Train fixed hidden widths instead of growing: 32 or 64,32."),
     ] = None,
+    loss: Annotated[
+        str | None,
+        typer.Option(
+            help="Training loss: cross-entropy, bce, mse, soft-f1, soft-fbeta, "
+            "soft-accuracy, soft-auroc (loss.name)."
+        ),
+    ] = None,
     prune: Annotated[
         str | None,
         typer.Option(help="Prune: synflow, magnitude or random (with prune.compression)."),
@@ -125,6 +132,7 @@ def fit(
             if widths is not None
             else None,
             "growth.enabled": False if fixed is not None else (True if start else None),
+            "loss.name": loss,
             "prune.method": prune,
             "train.epochs": epochs,
             "seed": seed,
@@ -186,7 +194,7 @@ def report(
                 "hidden widths": ", ".join(str(w) for w in info["hidden_widths"]),
                 "activation": info["activation"],
                 "parameters": info["parameters"],
-                "threshold": info["threshold"] if info["threshold"] is not None else "—",
+                "threshold": _describe_threshold(info, loaded.metrics),
             },
             title="Model",
         )
@@ -239,6 +247,15 @@ def report(
                 title="Training",
             )
         )
+
+
+def _describe_threshold(info: dict[str, Any], metrics: dict[str, Any]) -> str:
+    if info["threshold"] is None:
+        return "—"
+    chosen = metrics.get("threshold", {})
+    if chosen.get("metric", "none") == "none":
+        return f"{info['threshold']:g}"
+    return f"{info['threshold']:g} (maximises validation {chosen['metric']})"
 
 
 def main() -> None:

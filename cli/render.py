@@ -11,7 +11,7 @@ from rich.table import Table
 from growml.train.events import EpochEnd, Event, GrowthStep, TrainEnd, TrainStart
 
 _SHORT = {"accuracy": "acc", "macro_f1": "mF1"}
-_METRIC_ORDER = ("accuracy", "macro_f1", "f1", "log_loss", "rmse", "mae", "r2")
+_METRIC_ORDER = ("accuracy", "macro_f1", "f1", "f1_at_0.5", "log_loss", "rmse", "mae", "r2")
 
 
 def _number(value: Any) -> str:

@@ -196,3 +196,33 @@ def test_losses_that_do_not_fit_the_task_are_refused(tmp_path, settings, message
     result = CliRunner().invoke(app, ["fit", "iris", *settings, "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and message in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_warmup_trains_with_cross_entropy_first():
+    from growml.config import TrainConfig
+    from growml.nn import GrowingMLP
+    from growml.train import EpochEnd, Trainer
+
+    class Counting(BinaryCrossEntropy):
+        calls = 0
+
+        def value_and_grad(self, output, target):
+            Counting.calls += 1
+            return super().value_and_grad(output, target)
+
+    generator = np.random.default_rng(0)
+    x = generator.normal(size=(200, 3)).astype(np.float32)
+    y = (x[:, 0] > 1.2).astype(np.int64)
+    events = []
+    trainer = Trainer(
+        TrainConfig(epochs=4, early_stopping=False, batch_size=50),
+        SoftSetLoss("f1"),
+        "classification",
+        observers=[events.append],
+        warmup=Counting(),
+        warmup_epochs=2,
+    )
+    trainer.run(GrowingMLP(3, [4], 1), x, y, x, y)
+    assert Counting.calls == 2 * 4  # two epochs of four batches each, then soft F1 only
+    assert trainer.batch_size_ >= 4 / y.mean()  # batches hold 4 positives on average
+    assert len([e for e in events if isinstance(e, EpochEnd)]) == 4
