@@ -226,3 +226,23 @@ def test_warmup_trains_with_cross_entropy_first():
     assert Counting.calls == 2 * 4  # two epochs of four batches each, then soft F1 only
     assert trainer.batch_size_ >= 4 / y.mean()  # batches hold 4 positives on average
     assert len([e for e in events if isinstance(e, EpochEnd)]) == 4
+
+
+def test_growth_and_pruning_work_with_soft_f1(tmp_path):
+    config = growml.resolve_config(
+        overrides=[
+            ("data.source", "imbalanced"),
+            ("loss.name", "soft-f1"),
+            ("train.epochs", 25),
+            ("growth.every", 5),
+            ("prune.method", "synflow"),
+            ("prune.compression", 1.5),
+            ("prune.structured", True),
+            ("prune.iterations", 3),
+        ]
+    )
+    result = growml.fit(config, out=tmp_path / "run")
+    history = result.run.history()
+    assert any(event["event"] == "growth" and event["added"] for event in history)
+    assert any(event["event"] == "prune" for event in history)
+    assert np.isfinite(result.metrics["test"]["f1"])
