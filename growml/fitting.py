@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,35 +112,14 @@ def fit(
                 for observer in everyone:
                     observer(event)
 
-            prune_when = _prune_when(config)
-            pruning = None
-            if prune_when == "at-init":
-                pruning = prune_network(model, None, config.prune, prune_when, config.seed, emit)
-            trainer = Trainer(
-                config.train, loss, data.task, observers=everyone, growth=growth, **training
+            def make_trainer(growth: GrowthEngine | None = None) -> Trainer:
+                return Trainer(
+                    config.train, loss, data.task, observers=everyone, growth=growth, **training
+                )
+
+            train_result, pruning = _train_and_prune(
+                model, data, config, growth, make_trainer, emit
             )
-            train_result = trainer.run(model, data.x_train, data.y_train, data.x_val, data.y_val)
-            if prune_when == "after-growth":
-                pruning = prune_network(
-                    model, trainer.optimizer_, config.prune, prune_when, config.seed, emit
-                )
-                # Fine-tune the pruned network, continuing the (sliced) optimizer state.
-                tuned = Trainer(config.train, loss, data.task, observers=everyone, **training)
-                tuned_result = tuned.run(
-                    model,
-                    data.x_train,
-                    data.y_train,
-                    data.x_val,
-                    data.y_val,
-                    optimizer=trainer.optimizer_,
-                )
-                train_result = TrainResult(
-                    epochs=train_result.epochs + tuned_result.epochs,
-                    best_epoch=train_result.epochs + tuned_result.best_epoch,
-                    stopped_early=tuned_result.stopped_early,
-                    seconds=train_result.seconds + tuned_result.seconds,
-                    best_validation=tuned_result.best_validation,
-                )
             threshold = None
             if data.task == "classification" and binary:
                 threshold = _choose_threshold(model, data, config, loss, writer.path / PLOTS)
@@ -153,14 +132,7 @@ def fit(
             )
             run.metrics = {
                 "task": data.task,
-                **{
-                    split: evaluate(model, x, y, data.target_encoder, run.threshold)
-                    for split, x, y in (
-                        ("train", data.x_train, data.y_train),
-                        ("validation", data.x_val, data.y_val),
-                        ("test", data.x_test, data.y_test),
-                    )
-                },
+                **_evaluate_splits(model, data, run.threshold),
                 "parameters": model.n_parameters(),
                 "hidden_widths": model.hidden_widths,
                 "rows": {
@@ -191,13 +163,8 @@ def fit(
                 run.metrics["prune"] = pruning
             if threshold is not None:
                 run.metrics["threshold"] = threshold
-                for split, x, y in (
-                    ("train", data.x_train, data.y_train),
-                    ("validation", data.x_val, data.y_val),
-                    ("test", data.x_test, data.y_test),
-                ):
-                    at_half = evaluate(model, x, y, data.target_encoder, 0.5)["f1"]
-                    run.metrics[split]["f1_at_0.5"] = at_half
+                for split, values in _evaluate_splits(model, data, 0.5).items():
+                    run.metrics[split]["f1_at_0.5"] = values["f1"]
             writer.write_json(METRICS, run.metrics)
             growth_plot(history, config.train.monitor, writer.path / PLOTS / "growth.png")
     run.path = writer.out
@@ -232,6 +199,51 @@ def _growth_summary(config: FitConfig, history: list[dict[str, Any]]) -> dict[st
         "neurons_added": per_layer,
         "seconds": sum(event["seconds"] for event in steps),
         "stopped": stop or "the epoch budget ran out while growing",
+    }
+
+
+def _train_and_prune(
+    model: GrowingMLP,
+    data: PreparedData,
+    config: FitConfig,
+    growth: GrowthEngine | None,
+    make_trainer: Callable[..., Trainer],
+    emit: Observer,
+) -> tuple[TrainResult, dict[str, Any] | None]:
+    """Prune at init (if asked), train (growing if asked), then prune after growth (if asked)
+    and fine-tune, continuing the same optimizer so that its sliced state carries over."""
+    when = _prune_when(config)
+    pruning = None
+    if when == "at-init":
+        pruning = prune_network(model, None, config.prune, when, config.seed, emit)
+    arrays = (data.x_train, data.y_train, data.x_val, data.y_val)
+    trainer = make_trainer(growth)
+    result = trainer.run(model, *arrays)
+    if when != "after-growth":
+        return result, pruning
+    pruning = prune_network(model, trainer.optimizer_, config.prune, when, config.seed, emit)
+    tuned = make_trainer().run(model, *arrays, optimizer=trainer.optimizer_)
+    combined = TrainResult(
+        epochs=result.epochs + tuned.epochs,
+        best_epoch=result.epochs + tuned.best_epoch,
+        stopped_early=tuned.stopped_early,
+        seconds=result.seconds + tuned.seconds,
+        best_validation=tuned.best_validation,
+    )
+    return combined, pruning
+
+
+def _evaluate_splits(
+    model: GrowingMLP, data: PreparedData, threshold: float | None
+) -> dict[str, dict[str, float]]:
+    splits = {
+        "train": (data.x_train, data.y_train),
+        "validation": (data.x_val, data.y_val),
+        "test": (data.x_test, data.y_test),
+    }
+    return {
+        split: evaluate(model, x, y, data.target_encoder, threshold)
+        for split, (x, y) in splits.items()
     }
 
 
