@@ -167,6 +167,44 @@ def datasets(
 
 
 @app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="A run directory written by `growml fit`.")],
+    data: Annotated[str, typer.Argument(help="A CSV/Parquet file (or built-in dataset) of rows.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the predictions as CSV here (default: show them).")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Predict the target of DATA's rows with a trained run (raw rows: the run preprocesses)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from growml.data import read_rows
+    from growml.runs import load_run
+
+    with user_errors():
+        loaded = load_run(run)
+        predictions = loaded.prediction_table(read_rows(data))
+        if out is not None:
+            from growml.atomic import write_bytes
+
+            buffer = pa.BufferOutputStream()
+            pacsv.write_csv(predictions, buffer)
+            write_bytes(out, buffer.getvalue().to_pybytes())
+    if json_output:
+        _print_json(
+            {
+                "rows": predictions.num_rows,
+                "predictions": predictions.to_pylist() if out is None else str(out),
+            }
+        )
+    elif out is not None:
+        stdout.print(f"{predictions.num_rows} predictions written to {out}")
+    else:
+        stdout.print(render.predictions_table(predictions))
+
+
+@app.command()
 def report(
     run: Annotated[Path, typer.Argument(help="A run directory written by `growml fit`.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,

@@ -55,6 +55,18 @@ def run_summary(metrics: dict[str, Any], path: str) -> dict[str, Any]:
     }
 
 
+def predictions_table(predictions: Any, limit: int = 20) -> Table:
+    """The first ``limit`` rows of a prediction table."""
+    table = Table(title=f"{predictions.num_rows} predictions", title_justify="left")
+    for name in predictions.column_names:
+        table.add_column(name, justify="right")
+    for row in predictions.slice(0, limit).to_pylist():
+        table.add_row(*(_number(value) for value in row.values()))
+    if predictions.num_rows > limit:
+        table.caption = f"first {limit} of {predictions.num_rows} rows; --out FILE writes all"
+    return table
+
+
 def datasets_table(rows: list[dict[str, Any]], width: int) -> Table:
     """The built-ins; descriptions only when the terminal is wide enough to keep rows on a line."""
     with_description = width >= 120

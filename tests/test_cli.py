@@ -430,3 +430,40 @@ def test_console_script_exit_codes(tmp_path, write_csv):
     )
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stdout)["run"] == str(tmp_path / "good")
+
+
+def test_predict_command_matches_load_run_and_writes_csv(tmp_path, write_csv):
+    import pyarrow.csv as pacsv
+
+    run = tmp_path / "run"
+    assert invoke("fit", "wine", *FAST, "--out", run).exit_code == 0
+    shown = invoke("predict", run, "wine", "--json")
+    assert shown.exit_code == 0, shown.output
+    document = json.loads(shown.stdout)
+    loaded = growml.load_run(run)
+    from growml.data import read_rows
+
+    expected = loaded.predict(read_rows("wine"))
+    assert [row["prediction"] for row in document["predictions"]] == expected.tolist()
+    assert document["rows"] == 178
+    out = tmp_path / "predictions.csv"
+    written = invoke("predict", run, "wine", "--out", out)
+    assert written.exit_code == 0 and "178 predictions" in written.stdout
+    table = pacsv.read_csv(out)
+    assert table.column_names[0] == "prediction" and table.num_rows == 178
+    probabilities = np.column_stack([table.column(n).to_numpy() for n in table.column_names[1:]])
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-5)
+
+
+def test_predict_reports_bad_input_in_one_sentence(tmp_path, write_csv):
+    run = tmp_path / "run"
+    assert invoke("fit", "iris", *FAST, "--out", run).exit_code == 0
+    missing_column = write_csv("a,b\n1,2\n", "other.csv")
+    for args, expected in (
+        ([run, "missing.csv"], "does not exist"),
+        ([tmp_path / "nope", "iris"], "does not exist"),
+        ([run, missing_column], "is missing from the data"),
+    ):
+        result = invoke("predict", *args)
+        assert result.exit_code == 2 and expected in result.stderr, result.output
+        assert "Traceback" not in result.output

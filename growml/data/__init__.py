@@ -9,7 +9,7 @@ from growml.data.builtin import DatasetInfo, list_datasets
 from growml.data.files import as_arrow
 from growml.data.preprocess import Preprocessor, TargetEncoder
 from growml.data.split import split_indices
-from growml.data.table import PreparedData, Table, infer_task, load_table, prepare
+from growml.data.table import PreparedData, Table, infer_task, load_table, prepare, read_rows
 
 __all__ = [
     "DatasetInfo",
@@ -22,5 +22,6 @@ __all__ = [
     "list_datasets",
     "load_table",
     "prepare",
+    "read_rows",
     "split_indices",
 ]

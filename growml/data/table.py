@@ -116,6 +116,21 @@ def load_table(source: str, target: str | None = None, task: str = "auto") -> Ta
     return table
 
 
+def read_rows(source: str) -> pa.Table:
+    """Rows to predict on: a built-in dataset's feature columns, or every column of a file
+    (extra columns, the target among them, are ignored by the preprocessing)."""
+    source = str(source)
+    if source in builtin_names():
+        features, _ = load_builtin(source)
+        return features
+    if not Path(source).exists() and not _looks_like_path(source):
+        raise DataError(
+            f"unknown dataset {source!r}; built-in datasets are "
+            f"{', '.join(builtin_names())} (or give a CSV/Parquet file path)."
+        )
+    return read_file(source)
+
+
 def _looks_like_path(source: str) -> bool:
     return bool(Path(source).suffix) or "/" in source or "\\" in source
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 import yaml
 from safetensors import SafetensorError
@@ -89,6 +90,16 @@ class Run:
         if self.task == "regression":
             return self.target_encoder.decode(outputs.squeeze(1).numpy())
         return self.target_encoder.decode(decide(outputs, self.threshold).numpy())
+
+    def prediction_table(self, rows: Any) -> pa.Table:
+        """Predictions for raw rows as a table: ``prediction``, and for classification one
+        ``probability_<class>`` column per class."""
+        columns: dict[str, Any] = {"prediction": self.predict(rows).tolist()}
+        if self.task == "classification":
+            proba = self.predict_proba(rows)
+            for index, label in enumerate(self.classes):
+                columns[f"probability_{label}"] = proba[:, index].astype(np.float64)
+        return pa.table(columns)
 
     def history(self) -> list[dict[str, Any]]:
         """The events of ``history.jsonl``."""
