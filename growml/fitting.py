@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from growml.config import FitConfig
@@ -112,9 +113,10 @@ def fit(
                 for observer in everyone:
                     observer(event)
 
-            def make_trainer(growth: GrowthEngine | None = None) -> Trainer:
+            def make_trainer(growth: GrowthEngine | None = None, warm: bool = True) -> Trainer:
+                settings = training if warm else {**training, "warmup": None}
                 return Trainer(
-                    config.train, loss, data.task, observers=everyone, growth=growth, **training
+                    config.train, loss, data.task, observers=everyone, growth=growth, **settings
                 )
 
             train_result, pruning = _train_and_prune(
@@ -222,7 +224,7 @@ def _train_and_prune(
     if when != "after-growth":
         return result, pruning
     pruning = prune_network(model, trainer.optimizer_, config.prune, when, config.seed, emit)
-    tuned = make_trainer().run(model, *arrays, optimizer=trainer.optimizer_)
+    tuned = make_trainer(warm=False).run(model, *arrays, optimizer=trainer.optimizer_)
     combined = TrainResult(
         epochs=result.epochs + tuned.epochs,
         best_epoch=result.epochs + tuned.best_epoch,
@@ -254,7 +256,13 @@ def _choose_threshold(
     ``threshold.metric`` on the validation split (plotted as plots/threshold.png)."""
     metric = config.threshold.metric
     if metric == "auto":
-        metric = {"soft-f1": "f1", "soft-fbeta": "fbeta"}.get(config.loss.name, "none")
+        # A soft-set loss gives no calibrated probabilities: its threshold is always chosen.
+        metric = {
+            "soft-f1": "f1",
+            "soft-fbeta": "fbeta",
+            "soft-auroc": "f1",
+            "soft-accuracy": "accuracy",
+        }.get(config.loss.name, "none")
     if metric == "none":
         return {"value": 0.5, "metric": "none"}
     with torch.no_grad():
@@ -266,7 +274,8 @@ def _choose_threshold(
         probability, data.y_val, metric, config.loss.beta, bounds
     )
     threshold_plot(grid, values, metric, value, plots / "threshold.png")
-    return {"value": value, "metric": metric, "validation_score": float(values.max())}
+    score = float(values[np.isclose(grid, value)][0])
+    return {"value": value, "metric": metric, "validation_score": score}
 
 
 def _prune_when(config: FitConfig) -> str | None:

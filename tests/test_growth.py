@@ -195,3 +195,78 @@ def test_fit_grows_by_default_and_records_every_step(tmp_path):
     ):
         assert key in steps[0]
     assert result.metrics["hidden_widths"][0] > 1
+
+
+def test_restoring_pre_growth_weights_keeps_the_optimizer_consistent():
+    """Best weights from before growth come back with their shapes; optimizer state that no
+    longer fits them is dropped (fused kernels would silently misalign it), the rest is kept."""
+    from growml.prune import SynFlow, prune_neurons
+    from growml.train import add_neurons, make_optimizer
+    from growml.train.optimizer import forget_stale_state
+
+    model = GrowingMLP(4, [3], 2, generator=torch.Generator().manual_seed(0))
+    optimizer = make_optimizer(model.parameters(), TrainConfig())
+    for _ in range(2):
+        model(torch.randn(8, 4)).sum().backward()
+        optimizer.step()
+    best = [p.detach().clone() for p in model.parameters()]
+    add_neurons(model, optimizer, 0, torch.randn(2, 4), torch.zeros(2), torch.zeros(2, 2))
+    for param, saved in zip(model.parameters(), best, strict=True):
+        param.data = saved
+    forget_stale_state(optimizer)
+    params = dict(model.named_parameters())
+    assert params["weights.0"] not in optimizer.state  # grown, then restored: state dropped
+    assert params["biases.1"] in optimizer.state  # untouched by growth: state kept
+    prune_neurons(model, optimizer, SynFlow(), compression=1.5, iterations=2)
+    model(torch.randn(8, 4)).sum().backward()
+    optimizer.step()
+    for param in model.parameters():
+        for value in optimizer.state.get(param, {}).values():
+            if value.dim():
+                assert value.shape == param.shape
+
+
+def test_budget_limits_whole_relu_pairs(digits):
+    model, _, _, steps = _grow(
+        digits,
+        growth={"max_params": 420, "every": 2},
+        train={"epochs": 12, "early_stopping": False},
+    )
+    assert model.n_parameters() <= 420
+    assert all(step.added % 2 == 0 for step in steps)
+
+
+def test_no_growth_while_warming_up():
+    from growml.losses import SoftSetLoss
+
+    generator = np.random.default_rng(0)
+    x = generator.normal(size=(300, 4)).astype(np.float32)
+    y = ((x[:, 0] * x[:, 1]) > 0.8).astype(np.int64)
+    loss = SoftSetLoss("f1")
+    events = []
+    Trainer(
+        TrainConfig(epochs=8, early_stopping=False),
+        loss,
+        "classification",
+        observers=[events.append],
+        growth=GrowthEngine(GrowthConfig(every=1), loss),
+        warmup=default_loss("classification", 1),
+        warmup_epochs=4,
+    ).run(GrowingMLP(4, [1], 1), x, y, x, y)
+    assert all(event.epoch > 4 for event in events if isinstance(event, GrowthStep))
+    assert any(isinstance(event, GrowthStep) for event in events)
+
+
+def test_settings_that_cannot_work_together_are_refused():
+    from growml.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot follow a growing network"):
+        growml.resolve_config(
+            overrides=[
+                ("prune.method", "synflow"),
+                ("prune.compression", 2),
+                ("prune.when", "at-init"),
+            ]
+        )
+    with pytest.raises(ConfigError, match="growth.statistics_rows"):
+        growml.resolve_config(overrides=[("growth.statistics_rows", 2)])

@@ -246,3 +246,28 @@ def test_growth_and_pruning_work_with_soft_f1(tmp_path):
     assert any(event["event"] == "growth" and event["added"] for event in history)
     assert any(event["event"] == "prune" for event in history)
     assert np.isfinite(result.metrics["test"]["f1"])
+
+
+def test_threshold_report_uses_the_score_at_the_chosen_tau(tmp_path):
+    config = growml.resolve_config(
+        overrides=[
+            ("data.source", "imbalanced"),
+            ("loss.name", "soft-auroc"),
+            ("growth.enabled", False),
+            ("model.hidden_widths", [8]),
+            ("train.epochs", 10),
+        ]
+    )
+    result = growml.fit(config, out=tmp_path / "run")
+    threshold = result.metrics["threshold"]
+    assert threshold["metric"] == "f1"  # a ranking loss's probabilities are not calibrated
+    probability = result.run.predict_proba(
+        result.data.raw_test.slice(0, 0)
+    )  # the run predicts from raw rows
+    assert probability.shape == (0, 2)
+    from sklearn.metrics import f1_score
+
+    with torch.no_grad():
+        logits = result.run.model(torch.as_tensor(result.data.x_val))
+    predicted = (torch.sigmoid(logits[:, 0]).numpy() >= threshold["value"]).astype(int)
+    assert threshold["validation_score"] == pytest.approx(f1_score(result.data.y_val, predicted))

@@ -126,7 +126,8 @@ class GrowthEngine:
                 statistics = collect_statistics(model, self.loss, x_stats, target_stats)
                 started = time.perf_counter()
             budget = self._budget(model)
-            if budget is not None and budget < _neuron_cost(model, layer):
+            per_candidate = _neuron_cost(model, layer) * (2 if self._paired(model) else 1)
+            if budget is not None and budget < per_candidate:
                 events.append(self._finish(model, epoch, started, "parameter budget reached"))
                 break
             events.append(
@@ -143,7 +144,10 @@ class GrowthEngine:
                 )
             )
         self.steps_ += 1
-        self._awaiting_improvement = True
+        if any(event.added for event in events):
+            self._awaiting_improvement = True
+        else:
+            self._failures += 1
         # The new network starts its own stall window; the epoch of the step is its baseline.
         self._last_step_index = len(self._train_losses) - 1
         return events
@@ -161,13 +165,15 @@ class GrowthEngine:
         started: float,
     ) -> GrowthStep:
         bottleneck_before = _bottlenecks(statistics)
-        proposal, count, first_order = self._option(model, layer, statistics[layer])
-        candidate = self._fit_budget(model, self._candidate(model, layer, proposal, count), budget)
+        proposal, count, first_order = self._option(model, layer, statistics[layer], budget)
+        candidate = self._candidate(model, layer, proposal, count)
         with torch.no_grad():
             cache = model.forward_cached(x_stats)
             loss_before = float(self.loss(cache.output, target_stats))
             loss_at = extended_loss(model, cache, self.loss, target_stats, candidate)
-            if self.config.method == "gradmax":
+            if not count:
+                gamma, loss_after = 0.0, loss_before
+            elif self.config.method == "gradmax":
                 gamma, loss_after = 1.0, loss_before  # zero incoming weights: same function
             elif self.config.method == "random":
                 gamma, loss_after = best_on_grid(loss_at, loss_before, _RANDOM_GAMMAS)
@@ -180,7 +186,13 @@ class GrowthEngine:
                     self.config.max_amplitude,
                 )
         # Random neurons are added even at γ = 0 (zero outgoing weights still train).
-        added = candidate.neurons if gamma > 0 or self.config.method == "random" else 0
+        added = candidate.neurons if count and (gamma > 0 or self.config.method == "random") else 0
+        if added:
+            reason = "added"
+        elif not count:
+            reason = "no candidate clears the noise floor"
+        else:
+            reason = "the line search found no amplitude that lowers the loss"
         if added:
             _apply(model, optimizer, candidate, gamma)
             after = collect_statistics(model, self.loss, x_stats, target_stats)
@@ -202,7 +214,7 @@ class GrowthEngine:
             hidden_widths=model.hidden_widths,
             parameters=model.n_parameters(),
             seconds=time.perf_counter() - started,
-            reason="added" if added else "the line search found no amplitude that lowers the loss",
+            reason=reason,
             finished=False,
             skipped=dict(self.skipped_),
         )
@@ -224,11 +236,15 @@ class GrowthEngine:
         )
 
     def _option(
-        self, model: GrowingMLP, layer: int, stats: LayerStatistics
+        self, model: GrowingMLP, layer: int, stats: LayerStatistics, budget: int | None = None
     ) -> tuple[Proposal, int, float]:
-        """The proposal for ``layer``, how many of its neurons to add, and their FO."""
+        """The proposal for ``layer``, how many of its candidates to add (pairs count as one;
+        at most what ``budget`` parameters pay for), and their FO."""
         paired = self._paired(model)
-        limit = max(self.config.max_new_neurons // (2 if paired else 1), 1)
+        per_candidate = 2 if paired else 1
+        limit = max(self.config.max_new_neurons // per_candidate, 1)
+        if budget is not None:
+            limit = min(limit, budget // (_neuron_cost(model, layer) * per_candidate))
         slope = model.activation.paired_slope if paired else model.activation.slope_at_zero
         proposal = self._proposal(model, layer, stats)
         if self.config.method == "random":
@@ -290,19 +306,6 @@ class GrowthEngine:
         if self.config.max_params is None:
             return None
         return self.config.max_params - model.n_parameters()
-
-    def _fit_budget(self, model: GrowingMLP, candidate: Candidate, budget: int | None) -> Candidate:
-        """The first candidates that fit in ``budget`` parameters (none if even one does not)."""
-        if budget is None or _neuron_cost(model, candidate.layer) * candidate.neurons <= budget:
-            return candidate
-        affordable = budget // _neuron_cost(model, candidate.layer)
-        return Candidate(
-            candidate.layer,
-            candidate.alpha[:affordable],
-            candidate.omega[:, :affordable],
-            candidate.weight_update,
-            candidate.scale_incoming,
-        )
 
     def _finish(
         self,

@@ -28,8 +28,9 @@ from torch import Tensor
 # treated as zero in pseudo-inverses: dead units, constant or duplicated inputs.
 RELATIVE_TOLERANCE = 1e-6
 ABSOLUTE_TOLERANCE = 1e-10
-# λ must exceed this multiple of the noise floor (the largest λ of 35 pure-noise draws, about
-# their 97th percentile).
+# At this multiple of the noise floor (the largest λ of 35 pure-noise draws, about their 97th
+# percentile) ``significant`` is a test at about 3 %; the engine's default
+# (growth.noise_factor = 0.5) deliberately lets noise-level directions through.
 NOISE_FACTOR = 1.0
 
 

@@ -178,7 +178,7 @@ def prune_neurons(
     per parameter they cost, with ``"neurons"`` by score alone. The last neuron of a layer is
     never removed.
     """
-    total = _weight_count(model)
+    total = weight_count(model)
     if target_parameters is not None:
         compression = max(total / max(target_parameters, 1), 1.0)
     records = []
@@ -192,7 +192,7 @@ def prune_neurons(
                 rank = score / cost if schedule == "parameters" else score
                 candidates.append((rank, layer, index, cost))
         candidates.sort(key=lambda c: (c[0], c[1], c[2]))
-        count = _weight_count(model)
+        count = weight_count(model)
         widths = model.hidden_widths
         removal: dict[int, list[int]] = {}
         for _, layer, index, cost in candidates:
@@ -216,5 +216,6 @@ def prune_neurons(
     return records
 
 
-def _weight_count(model: GrowingMLP) -> int:
+def weight_count(model: GrowingMLP) -> int:
+    """The prunable weights (biases excluded)."""
     return sum(weight.numel() for weight in model.weights)

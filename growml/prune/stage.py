@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from growml.config import PruneConfig
-from growml.errors import ConfigError
+from growml.errors import ConfigError, GrowmlWarning
 from growml.nn.mlp import GrowingMLP
-from growml.prune.pruners import make_pruner, prune_neurons, prune_weights
+from growml.prune.pruners import make_pruner, prune_neurons, prune_weights, weight_count
 from growml.train.events import Event, PruneStep
 
 
@@ -24,7 +25,7 @@ def prune_network(
 ) -> dict[str, Any]:
     """Prune ``model`` in place as ``config`` says; one ``PruneStep`` event per iteration."""
     pruner = make_pruner(config.method, seed)
-    weights_before = _weights(model)
+    weights_before = weight_count(model)
     parameters_before = model.n_parameters()
     if config.target_params is not None and config.target_params >= weights_before:
         raise ConfigError(
@@ -41,7 +42,15 @@ def prune_network(
             iterations=config.iterations,
             schedule=config.schedule,
         )
-        weights_after = _weights(model)
+        weights_after = weight_count(model)
+        wanted = config.compression or weights_before / config.target_params
+        if weights_before / max(weights_after, 1) < 0.9 * wanted:
+            warnings.warn(
+                f"structured pruning reached {weights_before / max(weights_after, 1):.1f}× of the "
+                f"{wanted:.1f}× asked: every hidden layer keeps at least one neuron.",
+                GrowmlWarning,
+                stacklevel=2,
+            )
     else:
         compression = config.compression or weights_before / config.target_params
         masks, records = prune_weights(model, pruner, compression, config.iterations)
@@ -69,7 +78,3 @@ def prune_network(
         "parameters_after": model.n_parameters(),
         "hidden_widths": model.hidden_widths,
     }
-
-
-def _weights(model: GrowingMLP) -> int:
-    return sum(weight.numel() for weight in model.weights)

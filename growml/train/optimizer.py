@@ -43,12 +43,28 @@ def carry_state(optimizer: torch.optim.Optimizer, resizes: Iterable[ParamResize]
         if not state:
             continue
         for key, value in state.items():
-            if (
-                isinstance(value, Tensor)
-                and value.dim() > resize.dim
-                and (value.shape[resize.dim] == resize.old_size)
+            if not isinstance(value, Tensor) or value.dim() == 0:
+                continue
+            if value.shape[resize.dim] != resize.old_size:
+                # Fused kernels do not check shapes: a mismatch would silently misalign moments.
+                raise RuntimeError(
+                    f"optimizer state {key!r} of shape {tuple(value.shape)} does not match its "
+                    f"parameter (size {resize.old_size} along dimension {resize.dim})"
+                )
+            state[key] = _resize(value, resize)
+
+
+def forget_stale_state(optimizer: torch.optim.Optimizer) -> None:
+    """Drop the state of every parameter whose shape no longer matches it (weights restored
+    from before a shape change); the optimizer starts those parameters afresh."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            if any(
+                isinstance(value, Tensor) and value.dim() and value.shape != param.shape
+                for value in state.values()
             ):
-                state[key] = _resize(value, resize)
+                del optimizer.state[param]
 
 
 def _resize(value: Tensor, resize: ParamResize) -> Tensor:

@@ -26,7 +26,7 @@ from growml.losses import Loss
 from growml.nn.mlp import GrowingMLP
 from growml.train.events import EpochEnd, Observer, TrainEnd, TrainStart
 from growml.train.metrics import HIGHER_IS_BETTER, decide
-from growml.train.optimizer import make_optimizer
+from growml.train.optimizer import forget_stale_state, make_optimizer
 
 if TYPE_CHECKING:
     from growml.growth.engine import GrowthEngine
@@ -193,8 +193,10 @@ class Trainer:
                     )
                 )
                 stalled = epoch - max(best_epoch, last_growth)
+                warming_up = self.warmup is not None and epoch <= self.warmup_epochs
                 if growth is not None and not growth.finished_:
-                    if growth.wants_step(epoch, train_loss, stalled):
+                    # No growth on the warm-up loss: its values and gradients are another loss's.
+                    if not warming_up and growth.wants_step(epoch, train_loss, stalled):
                         for event in growth.step(model, self.optimizer_, x, target, epoch):
                             self._emit(event)
                             if event.added:
@@ -210,6 +212,7 @@ class Trainer:
                 # The best weights may predate growth: restore their shapes as well.
                 for param, best in zip(model.parameters(), best_state, strict=True):
                     param.data = best
+                forget_stale_state(self.optimizer_)
             model.eval()
         result = TrainResult(
             epochs=epoch,
