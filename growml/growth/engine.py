@@ -141,6 +141,7 @@ class GrowthEngine:
                     budget,
                     epoch,
                     started,
+                    fresh=position == 0,
                 )
             )
         self.steps_ += 1
@@ -163,9 +164,12 @@ class GrowthEngine:
         budget: int | None,
         epoch: int,
         started: float,
+        fresh: bool,
     ) -> GrowthStep:
         bottleneck_before = _bottlenecks(statistics)
-        proposal, count, first_order = self._option(model, layer, statistics[layer], budget)
+        # The proposal made while choosing the layer holds until the network changes.
+        cached = self._proposals.pop(layer, None) if fresh else None
+        proposal, count, first_order = self._option(model, layer, statistics[layer], budget, cached)
         candidate = self._candidate(model, layer, proposal, count)
         with torch.no_grad():
             cache = model.forward_cached(x_stats)
@@ -236,7 +240,12 @@ class GrowthEngine:
         )
 
     def _option(
-        self, model: GrowingMLP, layer: int, stats: LayerStatistics, budget: int | None = None
+        self,
+        model: GrowingMLP,
+        layer: int,
+        stats: LayerStatistics,
+        budget: int | None = None,
+        proposal: Proposal | None = None,
     ) -> tuple[Proposal, int, float]:
         """The proposal for ``layer``, how many of its candidates to add (pairs count as one;
         at most what ``budget`` parameters pay for), and their FO."""
@@ -246,7 +255,7 @@ class GrowthEngine:
         if budget is not None:
             limit = min(limit, budget // (_neuron_cost(model, layer) * per_candidate))
         slope = model.activation.paired_slope if paired else model.activation.slope_at_zero
-        proposal = self._proposal(model, layer, stats)
+        proposal = proposal or self._proposal(model, layer, stats)
         if self.config.method == "random":
             count = limit
         else:
@@ -258,11 +267,13 @@ class GrowthEngine:
         whose proposal cannot be computed are left out, with the reason in ``skipped_``."""
         options = {}
         self.skipped_ = {}
+        self._proposals: dict[int, Proposal] = {}
         for layer, stats in enumerate(statistics):
             reason = _unusable(stats)
             if reason is None:
                 try:
-                    _, count, first_order = self._option(model, layer, stats)
+                    proposal, count, first_order = self._option(model, layer, stats)
+                    self._proposals[layer] = proposal
                 except (torch.linalg.LinAlgError, RuntimeError) as error:
                     reason = f"linear algebra failed ({error})"
             if reason is not None:

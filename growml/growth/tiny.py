@@ -126,9 +126,12 @@ def expressivity_target(stats: LayerStatistics, project: bool = True) -> Tensor:
     return -stats.M2 + stats.P @ (pseudo_inverse(stats.S1) @ stats.M)
 
 
-def optimal_neurons(S2: Tensor, N: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The rank-K minimisers of E‖v⊥ − C b2‖² for every K: (α, ω, λ), best first."""
-    whitening = inverse_sqrt(S2)
+def optimal_neurons(
+    S2: Tensor, N: Tensor, whitening: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The rank-K minimisers of E‖v⊥ − C b2‖² for every K: (α, ω, λ), best first
+    (``whitening``: S2^{-1/2} when already computed)."""
+    whitening = inverse_sqrt(S2) if whitening is None else whitening
     left, lambdas, right_t = torch.linalg.svd(whitening @ N, full_matrices=False)
     root = lambdas.sqrt()
     alpha = (whitening @ left * root).T
@@ -164,10 +167,9 @@ def noise_floor(parts: list[Tensor], weights: list[float], whitening: Tensor | N
     return float(torch.linalg.matrix_norm(draws, ord=2).max())
 
 
-def _noise_floor(stats: LayerStatistics, project: bool, whitening: Tensor) -> float:
+def _noise_floor(stats: LayerStatistics, projection: Tensor | None, whitening: Tensor) -> float:
     if len(stats.groups) < 2:
         return 0.0
-    projection = pseudo_inverse(stats.S1) @ stats.M if project else None
     parts = []
     for group in stats.groups:
         # Group means of N share the projection S1⁺M of all rows: noise stays linear in them.
@@ -181,17 +183,20 @@ def tiny_proposal(
 ) -> Proposal:
     """TINY's optimal neurons for one candidate layer (``project=False``: TINY without the
     projection on the existing features)."""
-    weight_update, weight_gain = best_weight_update(stats.S1, stats.M)
-    alpha, omega, lambdas = optimal_neurons(stats.S2, expressivity_target(stats, project))
+    # S1⁺ and S2^{-1/2} once each: the formulas below share them.
+    projection = pseudo_inverse(stats.S1) @ stats.M  # S1⁺ M
+    weight_gain = float((stats.M * projection).sum())  # tr(Mᵀ S1⁺ M)
+    target = -stats.M2 + stats.P @ projection if project else -stats.M2  # N
     whitening = inverse_sqrt(stats.S2)
+    alpha, omega, lambdas = optimal_neurons(stats.S2, target, whitening)
     return Proposal(
         alpha=alpha,
         omega=omega,
         lambdas=lambdas,
-        weight_update=weight_update if move_weights else None,
+        weight_update=-projection.T if move_weights else None,  # ΔW* = −Mᵀ S1⁺
         weight_gain=weight_gain,
-        bottleneck=bottleneck(stats),
-        noise_floor=_noise_floor(stats, project, whitening),
+        bottleneck=max(stats.gradient_norm - weight_gain, 0.0),  # Ψ
+        noise_floor=_noise_floor(stats, projection if project else None, whitening),
     )
 
 
