@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -56,17 +57,7 @@ def prune_network(
         masks, records = prune_weights(model, pruner, compression, config.iterations)
         weights_after = int(sum(mask.sum() for mask in masks))
     for record in records:
-        emit(
-            PruneStep(
-                method=config.method,
-                structured=config.structured,
-                iteration=record.iteration,
-                kept_weights=record.kept_weights,
-                hidden_widths=record.hidden_widths,
-                parameters=record.parameters,
-                synaptic_flow=record.synaptic_flow,
-            )
-        )
+        emit(PruneStep(method=config.method, structured=config.structured, **asdict(record)))
     return {
         "method": config.method,
         "structured": config.structured,
