@@ -171,3 +171,92 @@ class FitProgress:
         elif isinstance(event, TrainEnd):
             self.progress.update(self.task_id, total=event.epochs, completed=event.epochs)
             self.progress.stop()
+
+
+_METRIC_HEADINGS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "f1": "F1", "r2": "R²"}
+
+
+def compare_table(document: dict[str, Any]) -> Table:
+    """A comparison: one row per configuration, scores in points as mean ± sd over seeds."""
+    metric = document["metric"]
+    rows = document["rows"]
+    with_f1 = metric != "f1" and any(row["f1"] for row in rows)
+    seeds = len(document["seeds"])
+    table = Table(
+        title=f"growml compare {document['data']}: test {_METRIC_HEADINGS[metric]} over "
+        f"{seeds} seed{'s' if seeds > 1 else ''}",
+        title_justify="left",
+    )
+    table.add_column("configuration", no_wrap=True)
+    table.add_column(f"test {_METRIC_HEADINGS[metric]}", justify="right", no_wrap=True)
+    if with_f1:
+        table.add_column("test F1", justify="right", no_wrap=True)
+    for column in ("widths", "params", "epochs", "train s", "wall s"):
+        table.add_column(column, justify="right")
+    best = document["verdict"].get("best_fixed", {}).get("label")
+    for row in rows:
+        if row["score"] is None:
+            cells = [f"failed: {row['errors'][0]}" if row["errors"] else "—"]
+            cells += [""] * (5 + with_f1)
+        else:
+            cells = [_mean_sd(row["score"])]
+            if with_f1:
+                cells.append(_mean_sd(row["f1"]) if row["f1"] else "—")
+            cells += [
+                describe_widths(row["widths"]),
+                f"{row['parameters']:,.0f}",
+                f"{row['epochs']:.0f}",
+                f"{row['train_seconds']:.2f}",
+                f"{row['wall_seconds']:.2f}",
+            ]
+            if row["failed"]:
+                cells[0] += f" ({row['failed']} failed)"
+        style = "bold" if row["kind"] == "grown" else ("green" if row["label"] == best else None)
+        table.add_row(row["label"], *cells, style=style)
+    return table
+
+
+def _mean_sd(score: dict[str, float]) -> str:
+    return f"{100 * score['mean']:.1f} ± {100 * score['sd']:.1f}"
+
+
+def describe_widths(widths: list[list[int]]) -> str:
+    """The widths reached over seeds: ``64``; ``3–5`` for one layer; ``3,2 / 4,4`` for more."""
+    distinct = sorted({tuple(w) for w in widths})
+    if len(distinct) == 1:
+        return ",".join(str(w) for w in distinct[0])
+    if all(len(w) == 1 for w in distinct):
+        return f"{distinct[0][0]}–{distinct[-1][0]}"
+    return " / ".join(",".join(str(w) for w in network) for network in distinct)
+
+
+class CompareProgress:
+    """A rich progress bar over a comparison's members (its ``progress`` callback)."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("members {task.completed:>3}/{task.total}"),
+            BarColumn(bar_width=24),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task_id: Any = None
+
+    def __call__(self, done: int, total: int, record: dict[str, Any] | None) -> None:
+        if self.task_id is None:
+            self.progress.start()
+            status = f"{done} already recorded" if done else ""
+            self.task_id = self.progress.add_task("compare", total=total, status=status)
+        status = ""
+        if record is not None:
+            if record["error"]:
+                status = f"{record['key']}: failed"
+            else:
+                widths = ",".join(str(w) for w in record["hidden_widths"])
+                status = f"{record['key']}: widths {widths}, {record['seconds']['wall']:.1f} s"
+        self.progress.update(self.task_id, completed=done, status=status)
+
+    def stop(self) -> None:
+        self.progress.stop()

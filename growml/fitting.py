@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from growml.config import FitConfig
-from growml.data import PreparedData, load_table, prepare
+from growml.data import PreparedData, Table, load_table, prepare
 from growml.errors import ConfigError, TrainingError
 from growml.growth.engine import GrowthEngine
 from growml.losses import Loss, default_loss, make_loss
@@ -62,6 +62,7 @@ def fit(
     out: str | Path | None = None,
     overwrite: bool = False,
     observers: Sequence[Observer] = (),
+    table: Table | None = None,
 ) -> FitResult:
     """Train the network ``config`` describes and write its run directory.
 
@@ -70,12 +71,13 @@ def fit(
         out: the run directory; default ``runs/<data name>`` (``-2``, ``-3``... when taken).
         overwrite: replace an existing run directory at ``out``.
         observers: receive the trainer's events (progress display, tuner...).
+        table: ``config.data.source`` already loaded (a comparison loads its data once for
+            all its runs); by default it is loaded here.
     """
     started = time.perf_counter()
-    if not config.data.source:
-        raise ConfigError("no data given: name a built-in dataset or a CSV/Parquet file.")
-    table = load_table(config.data.source, config.data.target, config.data.task)
-    _check_monitor(config, table.task)
+    if table is None:
+        table = load_config_table(config)
+    check_settings(config, table.task)
     data = prepare(table, config.data, config.seed)
     loaded = time.perf_counter()
 
@@ -171,6 +173,13 @@ def fit(
             growth_plot(history, config.train.monitor, writer.path / PLOTS / "growth.png")
     run.path = writer.out
     return FitResult(run=run, path=writer.out, train=train_result, data=data)
+
+
+def load_config_table(config: FitConfig) -> Table:
+    """The table ``config.data`` names, loaded and checked."""
+    if not config.data.source:
+        raise ConfigError("no data given: name a built-in dataset or a CSV/Parquet file.")
+    return load_table(config.data.source, config.data.target, config.data.task)
 
 
 @contextlib.contextmanager
@@ -287,7 +296,8 @@ def _prune_when(config: FitConfig) -> str | None:
     return config.prune.when
 
 
-def _check_monitor(config: FitConfig, task: str) -> None:
+def check_settings(config: FitConfig, task: str) -> None:
+    """Settings that can only be checked once the task is known."""
     allowed = _REGRESSION_MONITORS if task == "regression" else _CLASSIFICATION_MONITORS
     if config.train.monitor not in allowed:
         raise ConfigError(

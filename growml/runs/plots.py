@@ -11,14 +11,28 @@ import numpy as np
 from growml import atomic
 
 
-def growth_plot(history: list[dict[str, Any]], monitor: str, path: Path) -> None:
-    """Width of every hidden layer (top) and the validation metric (bottom) against epochs,
-    growth steps marked."""
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend: PNGs without a display."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    return plt
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """Write ``figure`` as a PNG at ``path`` atomically and close it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    pyplot().close(figure)
+    atomic.write_bytes(path, buffer.getvalue())
+
+
+def growth_plot(history: list[dict[str, Any]], monitor: str, path: Path) -> None:
+    """Width of every hidden layer (top) and the validation metric (bottom) against epochs,
+    growth steps marked."""
+    plt = pyplot()
     epochs = [event for event in history if event["event"] == "epoch"]
     steps = [event for event in history if event["event"] == "growth" and event["added"]]
     x = [event["epoch"] for event in epochs]
@@ -43,21 +57,14 @@ def growth_plot(history: list[dict[str, Any]], monitor: str, path: Path) -> None
         axis.grid(alpha=0.3)
     reached = epochs[-1]["hidden_widths"] if epochs else []
     widths_axis.set_title(f"{len(steps)} growth steps, widths reached {reached}")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    atomic.write_bytes(path, buffer.getvalue())
+    save_figure(figure, path)
 
 
 def threshold_plot(
     grid: np.ndarray, values: np.ndarray, metric: str, chosen: float, path: Path
 ) -> None:
     """The validation metric against the decision threshold τ, the chosen τ marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
     axis.plot(grid, values, color="tab:blue")
     axis.axvline(chosen, color="tab:red", linestyle="--", label=f"chosen τ = {chosen:.2f}")
@@ -66,7 +73,4 @@ def threshold_plot(
     axis.set_ylabel(f"validation {metric}")
     axis.legend(loc="lower center", fontsize="small")
     axis.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    atomic.write_bytes(path, buffer.getvalue())
+    save_figure(figure, path)

@@ -40,22 +40,23 @@ def evaluate(
 ) -> dict[str, float]:
     """Accuracy, macro-F1, log-loss (and F1 of the positive class when binary, at
     ``threshold``) for classification; RMSE, MAE and R² in the target's units for regression."""
+    output = model(torch.as_tensor(x))
+    if encoder.task == "regression":
+        return regression_metrics(encoder.decode(y), encoder.decode(output.squeeze(1).numpy()))
+    proba = probabilities(output.double(), encoder.n_outputs).numpy()
+    return classification_metrics(y, decide(output, threshold).numpy(), proba)
+
+
+def classification_metrics(
+    y: np.ndarray, predicted: np.ndarray, proba: np.ndarray
+) -> dict[str, float]:
+    """The metrics of class indices ``predicted`` (and probabilities ``proba``, rows × classes)
+    against the true indices ``y``: the figures every classifier in growml is reported by."""
     # scikit-learn is imported here, not at module level: sklearn.metrics imports rich, which
     # `import growml` must not pull in.
     from sklearn import metrics as skm
 
-    output = model(torch.as_tensor(x))
-    if encoder.task == "regression":
-        predicted = encoder.decode(output.squeeze(1).numpy())
-        actual = encoder.decode(y)
-        return {
-            "rmse": float(np.sqrt(skm.mean_squared_error(actual, predicted))),
-            "mae": float(skm.mean_absolute_error(actual, predicted)),
-            "r2": float(skm.r2_score(actual, predicted)),
-        }
-    proba = probabilities(output.double(), encoder.n_outputs).numpy()
-    predicted = decide(output, threshold).numpy()
-    labels = list(range(len(encoder.classes)))
+    labels = list(range(proba.shape[1]))
     result = {
         "accuracy": float(skm.accuracy_score(y, predicted)),
         "macro_f1": float(
@@ -66,3 +67,14 @@ def evaluate(
     if len(labels) == 2:
         result["f1"] = float(skm.f1_score(y, predicted, pos_label=1, zero_division=0))
     return result
+
+
+def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE and R² of ``predicted`` against ``actual`` (both in the target's units)."""
+    from sklearn import metrics as skm
+
+    return {
+        "rmse": float(np.sqrt(skm.mean_squared_error(actual, predicted))),
+        "mae": float(skm.mean_absolute_error(actual, predicted)),
+        "r2": float(skm.r2_score(actual, predicted)),
+    }

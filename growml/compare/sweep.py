@@ -1,0 +1,294 @@
+"""``compare``: a growing run against fixed widths on the same data, resumable, in parallel.
+
+The comparison directory::
+
+    runs/compare-<data>/
+      compare.json        settings while running; every member's figures and the verdict at the end
+      members/<key>.json  one record per finished member, written atomically
+      runs/<key>/         the members' run directories (``growml report`` reads them)
+      plots/compare.png   test metric against parameters and against wall time
+
+Every check that can fail on the user's input runs before the directory is made, so a mistake
+leaves nothing behind. Once made, the directory is the comparison's memory: run the same
+comparison again and the members already recorded are skipped, so a killed comparison loses
+only the members that were in flight.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from growml import atomic
+from growml.compare.members import Member, check_sklearn, plan, train_member
+from growml.compare.summary import choose_metric, summarise, verdict
+from growml.config import FitConfig
+from growml.data import Table, prepare
+from growml.errors import ConfigError, RunError
+
+COMPARE = "compare.json"
+MEMBERS = "members"
+RUNS = "runs"
+PLOT = "plots/compare.png"
+DEFAULT_WIDTHS = ((8,), (16,), (32,), (64,), (128,), (256,))
+FORMAT_VERSION = 1
+MAX_SEEDS = 100
+
+Progress = Callable[[int, int, "dict[str, Any] | None"], None]
+
+
+@dataclass
+class Comparison:
+    """A finished comparison: ``document`` is the content of ``compare.json``."""
+
+    path: Path
+    document: dict[str, Any]
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.document["rows"]
+
+    @property
+    def verdict(self) -> dict[str, Any]:
+        return self.document["verdict"]
+
+
+def compare(
+    config: FitConfig,
+    widths: Sequence[Sequence[int]] = DEFAULT_WIDTHS,
+    seeds: int = 3,
+    *,
+    variants: Mapping[str, Sequence[tuple[str, Any]]] | None = None,
+    sklearn: bool = False,
+    metric: str = "auto",
+    jobs: int | None = None,
+    out: str | Path | None = None,
+    keep_runs: bool = True,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Comparison:
+    """Train ``config``'s growing run and fixed networks of ``widths`` on ``seeds`` splits.
+
+    Args:
+        config: the growing run's settings; every member shares its data, training, loss and
+            pruning settings. Seeds are ``config.seed``, ``config.seed + 1``, ...
+        widths: hidden widths of the fixed networks, one list per network.
+        seeds: how many seeds (splits) to average over.
+        variants: further growing configurations, label → dotted settings over ``config``.
+        sklearn: also train scikit-learn's MLP at each width on the same arrays.
+        metric: the test metric to rank by (``auto``: accuracy, F1 for a soft F-loss, R²).
+        jobs: worker processes (default: the usable cores).
+        out: the comparison directory (default ``runs/compare-<data name>``).
+        keep_runs: keep the members' run directories.
+        overwrite: start afresh in ``out`` instead of resuming the comparison there.
+        progress: called as ``progress(done, total, record)``: once before training with the
+            members already recorded (``record`` None), then after every member.
+    """
+    from growml.fitting import check_settings, load_config_table
+
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ConfigError(f"--seeds must be between 1 and {MAX_SEEDS} (got {seeds}).")
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1 (got {jobs}).")
+    if not widths:
+        raise ConfigError("a comparison needs at least one fixed width.")
+    table = load_config_table(config)
+    check_settings(config, table.task)
+    members = plan(
+        config, widths, range(config.seed, config.seed + seeds), variants, sklearn=sklearn
+    )
+    if sklearn:
+        check_sklearn(config)
+    binary = table.task == "classification" and len(set(table.target.to_pylist())) == 2
+    metric = choose_metric(metric, table.task, binary, config.loss.name)
+    for seed in sorted({member.seed for member in members}):
+        prepare(table, config.data, seed)  # a data set too small to split fails here, not later
+    path = Path(out) if out is not None else Path("runs") / f"compare-{table.name}"
+    identity = _identity(config, table)
+    _open(path, identity, overwrite)
+
+    started = time.perf_counter()
+    records = _recorded(path, members)
+    pending = [member for member in members if member.key not in records]
+    if progress:
+        progress(len(records), len(members), None)
+    for record in _train(pending, table, path, keep_runs, jobs):
+        atomic.write_json(path / MEMBERS / f"{record['key']}.json", record)
+        records[record["key"]] = record
+        if progress:
+            progress(len(records), len(members), record)
+    ordered = [records[member.key] for member in members]
+    rows = summarise(ordered, metric)
+    document = {
+        **identity,
+        "status": "complete",
+        "metric": metric,
+        "seeds": sorted({member.seed for member in members}),
+        "widths": [list(network) for network in widths],
+        "sklearn": sklearn,
+        "variants": {
+            label: [list(item) for item in items] for label, items in (variants or {}).items()
+        },
+        "members": ordered,
+        "rows": rows,
+        "verdict": verdict(rows),
+        "seconds": time.perf_counter() - started,
+    }
+    atomic.write_json(path / COMPARE, document)
+    from growml.compare.plots import compare_plot
+
+    compare_plot(document, path / PLOT)
+    return Comparison(path=path, document=document)
+
+
+def _identity(config: FitConfig, table: Table) -> dict[str, Any]:
+    """What makes two comparisons the same one: the data and every setting but the seed."""
+    from growml import __version__
+
+    settings = config.model_dump(mode="json")
+    settings.pop("seed")
+    return {
+        "format_version": FORMAT_VERSION,
+        "growml_version": __version__,
+        "data": table.name,
+        "task": table.task,
+        "settings": settings,
+    }
+
+
+def _open(path: Path, identity: dict[str, Any], overwrite: bool) -> None:
+    """Make ``path`` a comparison directory for ``identity``, or check that it already is one.
+
+    Refuses a path holding anything else, and a comparison of other data or settings unless
+    ``overwrite`` (which removes it first).
+    """
+    shown = str(path)
+    manifest = path / COMPARE
+    if path.exists():
+        if not path.is_dir() or (any(path.iterdir()) and not manifest.is_file()):
+            raise RunError(
+                f"{shown!r} exists and is not a growml comparison directory; choose another --out."
+            )
+        resolved = path.resolve()
+        if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
+            raise RunError(f"{shown!r} contains the current directory; choose another --out.")
+        if manifest.is_file() and overwrite:
+            shutil.rmtree(path)
+        elif manifest.is_file():
+            previous = _read_manifest(manifest)
+            if {key: previous.get(key) for key in ("data", "task", "settings")} != {
+                key: identity[key] for key in ("data", "task", "settings")
+            }:
+                raise RunError(
+                    f"{shown!r} holds a comparison of other data or settings; pass --overwrite "
+                    "to replace it or choose another --out."
+                )
+            _remove_partial_runs(path / RUNS)
+            return
+    try:
+        (path / MEMBERS).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunError(
+            f"cannot create the comparison directory {shown!r}: {error.strerror}."
+        ) from None
+    atomic.write_json(manifest, {**identity, "status": "running"})
+
+
+def _read_manifest(manifest: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        content = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise RunError(
+            f"{str(manifest)!r} is not valid JSON; pass --overwrite to start the comparison afresh."
+        ) from None
+    if not isinstance(content, dict):
+        raise RunError(f"{str(manifest)!r} is damaged; pass --overwrite to start afresh.")
+    return content
+
+
+def _remove_partial_runs(runs: Path) -> None:
+    """Run directories a killed comparison left half-written (their members are re-run)."""
+    if runs.is_dir():
+        for partial in runs.glob(".*.partial-*"):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _recorded(path: Path, members: Sequence[Member]) -> dict[str, dict[str, Any]]:
+    """The records of ``members`` already in ``path``, when made with the same settings."""
+    import json
+
+    records = {}
+    for member in members:
+        file = path / MEMBERS / f"{member.key}.json"
+        try:
+            record = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue  # absent or damaged: trained again
+        if isinstance(record, dict) and record.get("config") == member.config:
+            records[member.key] = record
+    return records
+
+
+def _train(
+    members: Sequence[Member], table: Table, path: Path, keep_runs: bool, jobs: int | None
+) -> Any:
+    """Yield the record of every member as it finishes: in this process for one job, else in
+    worker processes of one torch thread each."""
+    jobs = min(jobs or len(os.sched_getaffinity(0)), len(members))
+    runs = path / RUNS
+    if jobs <= 1:
+        _warm_up()
+        for member in members:
+            yield train_member(member, table, runs, keep_runs)
+        return
+    # spawn, not fork: a forked child of a process whose OpenMP threads already ran can hang.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_start_worker, initargs=(table,)
+    ) as pool:
+        futures = [pool.submit(_train_in_worker, member, runs, keep_runs) for member in members]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                yield future.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+_worker_table: Table | None = None
+
+
+def _start_worker(table: Table) -> None:
+    global _worker_table
+    torch.set_num_threads(1)
+    _worker_table = table
+    _warm_up()
+
+
+def _warm_up() -> None:
+    """Import what training imports on first use, so that no member's wall time holds it."""
+    import sklearn.metrics  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+    import sklearn.neural_network  # noqa: F401
+
+    import growml.fitting  # noqa: F401
+    from growml.runs.plots import pyplot
+
+    pyplot()
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # its first use imports torch._dynamo
+
+
+def _train_in_worker(member: Member, runs: Path, keep_runs: bool) -> dict[str, Any]:
+    assert _worker_table is not None
+    return train_member(member, _worker_table, runs, keep_runs)
