@@ -6,20 +6,15 @@ No logic lives here beyond mapping flags to settings and rendering. User errors
 
 from __future__ import annotations
 
-import contextlib
-import json
-import sys
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from growml.cli import render
-from rich.console import Console
+from growml.cli.common import print_json, resolve_flags, stderr, stdout, user_errors, widths_flag
+from growml.cli.compare import compare
 
-from growml.config import load_recipe, parse_assignment, resolve_config
-from growml.errors import ConfigError, GrowmlError, GrowmlWarning
+from growml.errors import ConfigError
 
 app = typer.Typer(
     name="growml",
@@ -28,46 +23,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-
-stdout = Console()
-stderr = Console(stderr=True)
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Show a GrowmlError as one line and exit 2; show GrowmlWarnings as one line each."""
-
-    def show_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
-        if issubclass(category, GrowmlWarning):
-            stderr.print(f"[yellow]warning:[/] {message}", highlight=False)
-        else:
-            default_show(message, category, *args, **kwargs)
-
-    default_show = warnings.showwarning
-    warnings.showwarning = show_warning
-    try:
-        yield
-    except GrowmlError as error:
-        stderr.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        stderr.print("[red]interrupted[/]")
-        raise typer.Exit(130) from None
-    finally:
-        warnings.showwarning = default_show
-
-
-def _widths(text: str, flag: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ConfigError(
-            f"{flag} expects comma-separated widths like 32,32 (got {text!r})."
-        ) from None
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
 @app.command()
@@ -123,135 +78,31 @@ def fit(
         if start is not None and fixed is not None:
             raise ConfigError("--start grows and --fixed does not; give one of them.")
         widths = start if start is not None else fixed
-        # Flags are shorthands for dotted settings; --set comes last and wins.
-        flag_settings = {
-            "data.source": data,
-            "data.target": target,
-            "data.task": task,
-            "model.hidden_widths": _widths(widths, "--start" if start else "--fixed")
-            if widths is not None
-            else None,
-            "growth.enabled": False if fixed is not None else (True if start else None),
-            "loss.name": loss,
-            "prune.method": prune,
-            "train.epochs": epochs,
-            "seed": seed,
-        }
-        overrides = [(key, value) for key, value in flag_settings.items() if value is not None]
-        overrides += [parse_assignment(text) for text in set_ or []]
-        config = resolve_config(load_recipe(recipe) if recipe else None, overrides)
+        config = resolve_flags(
+            recipe,
+            set_,
+            {
+                "data.source": data,
+                "data.target": target,
+                "data.task": task,
+                "model.hidden_widths": widths_flag(widths, "--start" if start else "--fixed"),
+                "growth.enabled": False if fixed is not None else (True if start else None),
+                "loss.name": loss,
+                "prune.method": prune,
+                "train.epochs": epochs,
+                "seed": seed,
+            },
+        )
         observers = [] if json_output else [render.FitProgress(stderr)]
         result = fit_run(config, out=out, overwrite=overwrite, observers=observers)
     if json_output:
-        _print_json({"run": str(result.path), "metrics": result.metrics})
+        print_json({"run": str(result.path), "metrics": result.metrics})
         return
     stdout.print(render.metrics_table(result.metrics, title=f"growml fit {config.data.source}"))
     stdout.print(render.summary_table(render.run_summary(result.metrics, str(result.path))))
 
 
-@app.command()
-def compare(
-    data: Annotated[
-        str | None,
-        typer.Argument(help="A built-in dataset (`growml datasets`) or a CSV/Parquet file."),
-    ] = None,
-    recipe: Annotated[
-        Path | None, typer.Option("--recipe", "-r", help="YAML recipe of settings.")
-    ] = None,
-    target: Annotated[str | None, typer.Option(help="Target column of a file.")] = None,
-    task: Annotated[
-        str | None, typer.Option(help="classification or regression (default: inferred).")
-    ] = None,
-    widths: Annotated[
-        str,
-        typer.Option(help="Fixed widths to train, comma-separated; 64x2 is two layers of 64."),
-    ] = "8,16,32,64,128,256",
-    depth: Annotated[
-        int | None,
-        typer.Option(help="Hidden layers of each fixed width (default: the growing run's)."),
-    ] = None,
-    start: Annotated[
-        str | None, typer.Option(help="Grow from these hidden widths (default 1).")
-    ] = None,
-    seeds: Annotated[int, typer.Option(help="Seeds (splits) to average over.")] = 3,
-    seed: Annotated[int | None, typer.Option(help="First seed; the others follow it.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Maximum epochs of every run.")] = None,
-    loss: Annotated[
-        str | None, typer.Option(help="Training loss of every run (loss.name).")
-    ] = None,
-    prune: Annotated[
-        str | None, typer.Option(help="Prune every run: synflow, magnitude or random.")
-    ] = None,
-    metric: Annotated[
-        str,
-        typer.Option(help="Test metric to rank by: accuracy, macro_f1, f1, r2 (auto: by task)."),
-    ] = "auto",
-    sklearn: Annotated[
-        bool, typer.Option(help="Also train scikit-learn's MLP at each width on the same data.")
-    ] = False,
-    jobs: Annotated[
-        int | None, typer.Option(help="Worker processes (default: the number of cores).")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Comparison directory (default: runs/compare-<data>).")
-    ] = None,
-    keep_runs: Annotated[
-        bool, typer.Option(help="Keep every member's run directory under OUT/runs.")
-    ] = True,
-    overwrite: Annotated[
-        bool, typer.Option(help="Start afresh instead of resuming the comparison in OUT.")
-    ] = False,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Any setting by dotted path: --set train.lr=0.01 (repeatable)."),
-    ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print compare.json on stdout.")
-    ] = False,
-) -> None:
-    """Grow a network and train fixed widths on the same splits: what growth bought."""
-    from growml.compare import compare as compare_runs
-    from growml.compare import parse_widths
-
-    with user_errors():
-        flag_settings = {
-            "data.source": data,
-            "data.target": target,
-            "data.task": task,
-            "model.hidden_widths": _widths(start, "--start") if start is not None else None,
-            "loss.name": loss,
-            "prune.method": prune,
-            "train.epochs": epochs,
-            "seed": seed,
-        }
-        overrides = [(key, value) for key, value in flag_settings.items() if value is not None]
-        overrides += [parse_assignment(text) for text in set_ or []]
-        config = resolve_config(load_recipe(recipe) if recipe else None, overrides)
-        networks = parse_widths(widths, depth or len(config.model.hidden_widths))
-        progress = None if json_output else render.CompareProgress(stderr)
-        try:
-            result = compare_runs(
-                config,
-                networks,
-                seeds,
-                sklearn=sklearn,
-                metric=metric,
-                jobs=jobs,
-                out=out,
-                keep_runs=keep_runs,
-                overwrite=overwrite,
-                progress=progress,
-            )
-        finally:
-            if progress is not None:
-                progress.stop()
-    if json_output:
-        _print_json(result.document)
-        return
-    stdout.print(render.compare_table(result.document))
-    for line in result.verdict["summary"]:
-        stdout.print(line, highlight=False)
-    stdout.print(f"[dim]{result.path / 'compare.json'} · {result.path / 'plots/compare.png'}[/]")
+app.command()(compare)
 
 
 @app.command()
@@ -266,7 +117,7 @@ def datasets(
     with user_errors():
         rows = [asdict(info) for info in list_datasets()]
     if json_output:
-        _print_json(rows)
+        print_json(rows)
         return
     stdout.print(render.datasets_table(rows, stdout.width))
 
@@ -297,7 +148,7 @@ def predict(
             pacsv.write_csv(predictions, buffer)
             write_bytes(out, buffer.getvalue().to_pybytes())
     if json_output:
-        _print_json(
+        print_json(
             {
                 "rows": predictions.num_rows,
                 "predictions": predictions.to_pylist() if out is None else str(out),
@@ -324,7 +175,7 @@ def report(
     epochs = [event for event in history if event["event"] == "epoch"]
     end = next((event for event in history if event["event"] == "train_end"), {})
     if json_output:
-        _print_json({"run": str(run), "model": info, "metrics": loaded.metrics, "history": history})
+        print_json({"run": str(run), "model": info, "metrics": loaded.metrics, "history": history})
         return
     stdout.print(
         render.summary_table(

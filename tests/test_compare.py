@@ -268,6 +268,10 @@ def test_parse_widths():
         (["iris", "--set", "growth.enabled=false"], "must grow"),
         (["iris", "--set", "data.test_size=0.01"], "fewer than the 3"),
         (["iris", "--set", "train.nope=1"], "unknown setting"),
+        (["iris", "--variant", "wide"], "--variant expects a name and settings"),
+        (["iris", "--variant", ""], "--variant expects a name and settings"),
+        (["iris", "--variant", "Wide growth.max_new_neurons=2"], "variant name 'Wide'"),
+        (["iris", "--variant", "w growth.nope=2"], "unknown setting 'growth.nope'"),
     ],
 )
 def test_user_errors_are_one_sentence_and_leave_no_directory(tmp_path, args, message):

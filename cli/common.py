@@ -1,0 +1,71 @@
+"""What every command shares: the consoles, user errors as one line, flags to settings, JSON."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from growml.config import FitConfig, load_recipe, parse_assignment, resolve_config
+from growml.errors import ConfigError, GrowmlError, GrowmlWarning
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Show a GrowmlError as one line and exit 2; show GrowmlWarnings as one line each."""
+
+    def show_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, GrowmlWarning):
+            stderr.print(f"[yellow]warning:[/] {message}", highlight=False)
+        else:
+            default_show(message, category, *args, **kwargs)
+
+    default_show = warnings.showwarning
+    warnings.showwarning = show_warning
+    try:
+        yield
+    except GrowmlError as error:
+        stderr.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        stderr.print("[red]interrupted[/]")
+        raise typer.Exit(130) from None
+    finally:
+        warnings.showwarning = default_show
+
+
+def widths_flag(text: str | None, flag: str) -> list[int] | None:
+    """``"32,16"`` → ``[32, 16]`` (None stays None)."""
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"{flag} expects comma-separated widths like 32,32 (got {text!r})."
+        ) from None
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout, nothing else."""
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def resolve_flags(
+    recipe: Path | None, assignments: Sequence[str] | None, flags: Mapping[str, Any]
+) -> FitConfig:
+    """Settings from a recipe, then the flags given (a shorthand each for a dotted setting;
+    None: not given), then ``--set`` assignments, which come last and win."""
+    overrides = [(key, value) for key, value in flags.items() if value is not None]
+    overrides += [parse_assignment(text) for text in assignments or []]
+    return resolve_config(load_recipe(recipe) if recipe else None, overrides)
