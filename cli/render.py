@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -184,13 +185,16 @@ def compare_table(document: dict[str, Any]) -> Table:
     seeds = len(document["seeds"])
     table = Table(
         title=f"growml compare {document['data']}: test {_METRIC_HEADINGS[metric]} over "
-        f"{seeds} seed{'s' if seeds > 1 else ''}",
+        f"{seeds} seed{'s' if seeds > 1 else ''}, mean ± sd in points",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
-    table.add_column("configuration", no_wrap=True)
-    table.add_column(f"test {_METRIC_HEADINGS[metric]}", justify="right", no_wrap=True)
+    table.add_column("config", no_wrap=True)
+    table.add_column(_METRIC_HEADINGS[metric], justify="right", no_wrap=True)
     if with_f1:
-        table.add_column("test F1", justify="right", no_wrap=True)
+        table.add_column("F1", justify="right", no_wrap=True)
     for column in ("widths", "params", "epochs", "train s", "wall s"):
         table.add_column(column, justify="right")
     best = document["verdict"].get("best_fixed", {}).get("label")

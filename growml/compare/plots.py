@@ -19,6 +19,8 @@ _GROWN_COLOURS = ("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
 
 def compare_plot(document: dict[str, Any], path: Path) -> None:
     plt = pyplot()
+    from matplotlib import ticker
+
     metric = document["metric"]
     members = [m for m in document["members"] if m["error"] is None]
     rows = [row for row in document["rows"] if row["score"] is not None]
@@ -28,6 +30,8 @@ def compare_plot(document: dict[str, Any], path: Path) -> None:
         (axes[1], "wall_seconds", "wall seconds per run"),
     ):
         for kind, style in (("fixed", "-o"), ("sklearn", "--s")):
+            if x_key != "parameters":
+                style = style[-1]  # times do not grow with width in order: points, no line
             for depth, family in _families(rows, kind).items():
                 name = "fixed" if kind == "fixed" else "scikit-learn"
                 axis.errorbar(
@@ -41,7 +45,7 @@ def compare_plot(document: dict[str, Any], path: Path) -> None:
                     markersize=4,
                     label=f"{name} widths" + (f" ({depth} layers)" if depth > 1 else ""),
                 )
-                if kind == "fixed" and axis is axes[0]:
+                if kind == "fixed":
                     for row in family:
                         axis.annotate(
                             row["label"].removeprefix("fixed "),
@@ -83,6 +87,8 @@ def compare_plot(document: dict[str, Any], path: Path) -> None:
                 top - 100 * document["verdict"]["tolerance"], top, color="tab:green", alpha=0.12
             )
         axis.set_xscale("log")
+        for ticks in (axis.xaxis.set_major_formatter, axis.xaxis.set_minor_formatter):
+            ticks(ticker.FuncFormatter(_tick))
         axis.set_xlabel(x_label)
         axis.grid(alpha=0.3, which="both")
     axes[0].set_ylabel(f"test {_NAMES.get(metric, metric)} (points)")
@@ -95,6 +101,16 @@ def compare_plot(document: dict[str, Any], path: Path) -> None:
         fontsize="medium",
     )
     save_figure(figure, path)
+
+
+def _tick(value: float, _: object) -> str:
+    """Log-axis labels as plain numbers (0.3, 2, 1000), and only at 1, 2 and 5 of a decade."""
+    from math import floor, log10
+
+    if value <= 0:
+        return ""
+    leading = round(value / 10 ** floor(log10(value)), 6)
+    return f"{value:g}" if leading in (1, 2, 5) else ""
 
 
 def _families(rows: list[dict[str, Any]], kind: str) -> dict[int, list[dict[str, Any]]]:
