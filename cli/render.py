@@ -174,7 +174,7 @@ class FitProgress:
             self.progress.stop()
 
 
-_METRIC_HEADINGS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "f1": "F1", "r2": "R²"}
+_METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "f1": "F1", "r2": "R²"}
 
 
 def compare_table(document: dict[str, Any]) -> Table:
@@ -184,7 +184,7 @@ def compare_table(document: dict[str, Any]) -> Table:
     with_f1 = metric != "f1" and any(row["f1"] for row in rows)
     seeds = len(document["seeds"])
     table = Table(
-        title=f"growml compare {document['data']}: test {_METRIC_HEADINGS[metric]} over "
+        title=f"growml compare {document['data']}: test {_METRIC_NAMES[metric]} over "
         f"{seeds} seed{'s' if seeds > 1 else ''}, mean ± sd in points",
         title_justify="left",
         box=box.SIMPLE_HEAD,
@@ -192,7 +192,8 @@ def compare_table(document: dict[str, Any]) -> Table:
         collapse_padding=True,
     )
     table.add_column("config", no_wrap=True)
-    table.add_column(_METRIC_HEADINGS[metric], justify="right", no_wrap=True)
+    heading = "100·R²" if metric == "r2" else _METRIC_NAMES[metric]
+    table.add_column(heading, justify="right", no_wrap=True)
     if with_f1:
         table.add_column("F1", justify="right", no_wrap=True)
     for column in ("widths", "params", "epochs", "train s", "wall s"):

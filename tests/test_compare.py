@@ -349,3 +349,31 @@ def test_a_variant_with_new_settings_is_trained_again(tmp_path):
         if member["label"] == "few"
     ]
     assert few == [1, 2]
+
+
+@pytest.mark.parametrize("when", ["auto", "after-growth"])
+def test_pruning_applies_to_every_member(tmp_path, when):
+    config = fast_config(
+        "iris",
+        ("prune.method", "synflow"),
+        ("prune.compression", 2.0),
+        ("prune.structured", True),
+        ("prune.when", when),
+    )
+    result = compare(config, [[8]], 1, out=tmp_path / "c", jobs=1)
+    pruned = {
+        member["kind"]: growml.load_run(result.path / member["run"]).metrics["prune"]
+        for member in result.document["members"]
+    }
+    assert pruned["grown"]["when"] == "after-growth"
+    assert pruned["fixed"]["when"] == "at-init"
+    assert pruned["fixed"]["parameters_before"] == 4 * 8 + 8 + 8 * 3 + 3
+    assert result.document["members"][1]["parameters"] < pruned["fixed"]["parameters_before"]
+
+
+def test_regression_ranks_by_r2(tmp_path):
+    result = compare(fast_config("friedman"), [[4]], 1, out=tmp_path / "c", jobs=1, sklearn=True)
+    assert result.document["metric"] == "r2"
+    for member in result.document["members"]:
+        assert set(member["metrics"]["test"]) == {"rmse", "mae", "r2"}
+    assert all(row["f1"] is None for row in result.rows)
