@@ -185,7 +185,10 @@ def test_same_seed_same_result_different_seed_different(tmp_path):
 
 
 def test_import_growml_does_not_pull_in_the_cli_stack():
-    code = "import sys, growml; print(any(m in sys.modules for m in ('typer', 'rich')))"
+    code = (
+        "import sys, growml, growml.compare; "
+        "print(any(m in sys.modules for m in ('typer', 'rich')))"
+    )
     output = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
