@@ -2,6 +2,11 @@
 
 import hashlib
 import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -377,3 +382,25 @@ def test_regression_ranks_by_r2(tmp_path):
     for member in result.document["members"]:
         assert set(member["metrics"]["test"]) == {"rmse", "mae", "r2"}
     assert all(row["f1"] is None for row in result.rows)
+
+
+def test_a_comparison_killed_outright_resumes_where_it_stopped(tmp_path):
+    out = tmp_path / "c"
+    args = ["compare", "iris", "--epochs", "3", "--widths", "2,3,4,5,6,7,8,9", "--seeds", "3"]
+    command = [str(Path(sys.executable).parent / "growml"), *args, "--jobs", "2", "--out", out]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list((out / "members").glob("*.json"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert json.loads((out / "compare.json").read_text())["status"] == "running"
+    recorded = {path.name for path in (out / "members").glob("*.json")}
+    calls = []
+    config = growml.resolve_config(overrides=[("data.source", "iris"), ("train.epochs", 3)])
+    widths = [[w] for w in range(2, 10)]
+    result = compare(config, widths, 3, out=out, jobs=1, progress=lambda *a: calls.append(a))
+    assert calls[0][0] >= len(recorded) >= 3
+    assert not {record["key"] + ".json" for _, _, record in calls[1:]} & recorded
+    assert len(result.document["members"]) == 27
+    assert not list((out / "runs").glob(".*"))

@@ -16,12 +16,13 @@ only the members that were in flight.
 
 from __future__ import annotations
 
-import concurrent.futures
 import multiprocessing
 import os
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,9 +243,13 @@ def _recorded(path: Path, members: Sequence[Member]) -> dict[str, dict[str, Any]
 
 def _train(
     members: Sequence[Member], table: Table, path: Path, keep_runs: bool, jobs: int | None
-) -> Any:
+) -> Iterator[dict[str, Any]]:
     """Yield the record of every member as it finishes: in this process for one job, else in
-    worker processes of one torch thread each."""
+    worker processes of one torch thread each.
+
+    Ctrl-C reaches this process only; it stops the workers (each removes the run it was
+    writing) and propagates. Workers of a process killed outright exit within a second.
+    """
     jobs = min(jobs or len(os.sched_getaffinity(0)), len(members))
     runs = path / RUNS
     if jobs <= 1:
@@ -254,26 +259,40 @@ def _train(
         return
     # spawn, not fork: a forked child of a process whose OpenMP threads already ran can hang.
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_start_worker, initargs=(table,)
-    ) as pool:
-        futures = [pool.submit(_train_in_worker, member, runs, keep_runs) for member in members]
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                yield future.result()
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    pool = context.Pool(jobs, initializer=_start_worker, initargs=(table, os.getpid()))
+    try:
+        tasks = [(member, runs, keep_runs) for member in members]
+        yield from pool.imap_unordered(_train_in_worker, tasks)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 _worker_table: Table | None = None
 
 
-def _start_worker(table: Table) -> None:
+def _start_worker(table: Table, parent: int) -> None:
     global _worker_table
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     torch.set_num_threads(1)
     _worker_table = table
     _warm_up()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(1)  # unwinds through the run being written, which removes itself
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker once ``parent`` is gone (killed outright, it could not stop us)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _warm_up() -> None:
@@ -289,6 +308,7 @@ def _warm_up() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # its first use imports torch._dynamo
 
 
-def _train_in_worker(member: Member, runs: Path, keep_runs: bool) -> dict[str, Any]:
+def _train_in_worker(task: tuple[Member, Path, bool]) -> dict[str, Any]:
+    member, runs, keep_runs = task
     assert _worker_table is not None
     return train_member(member, _worker_table, runs, keep_runs)
