@@ -11,7 +11,19 @@ from typing import Annotated, Any
 
 import typer
 from growml.cli import render
-from growml.cli.common import print_json, resolve_flags, stderr, stdout, user_errors, widths_flag
+from growml.cli.common import (
+    Assignments,
+    Data,
+    Recipe,
+    Target,
+    TaskOption,
+    print_json,
+    resolve_flags,
+    stderr,
+    stdout,
+    user_errors,
+    widths_flag,
+)
 from growml.cli.compare import compare
 
 from growml.errors import ConfigError
@@ -27,17 +39,10 @@ app = typer.Typer(
 
 @app.command()
 def fit(
-    data: Annotated[
-        str | None,
-        typer.Argument(help="A built-in dataset (`growml datasets`) or a CSV/Parquet file."),
-    ] = None,
-    recipe: Annotated[
-        Path | None, typer.Option("--recipe", "-r", help="YAML recipe of settings.")
-    ] = None,
-    target: Annotated[str | None, typer.Option(help="Target column of a file.")] = None,
-    task: Annotated[
-        str | None, typer.Option(help="classification or regression (default: inferred).")
-    ] = None,
+    data: Data = None,
+    recipe: Recipe = None,
+    target: Target = None,
+    task: TaskOption = None,
     start: Annotated[
         str | None,
         typer.Option(help="Grow from these hidden widths, comma-separated: 1 or 1,1 (default 1)."),
@@ -63,10 +68,7 @@ def fit(
         Path | None, typer.Option(help="Run directory (default: runs/<data name>).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Any setting by dotted path: --set train.lr=0.01 (repeatable)."),
-    ] = None,
+    set_: Assignments = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the result as JSON on stdout.")
     ] = False,
@@ -81,10 +83,10 @@ def fit(
         config = resolve_flags(
             recipe,
             set_,
+            data,
+            target,
+            task,
             {
-                "data.source": data,
-                "data.target": target,
-                "data.task": task,
                 "model.hidden_widths": widths_flag(widths, "--start" if start else "--fixed"),
                 "growth.enabled": False if fixed is not None else (True if start else None),
                 "loss.name": loss,

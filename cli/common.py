@@ -8,7 +8,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +18,21 @@ from growml.errors import ConfigError, GrowmlError, GrowmlWarning
 
 stdout = Console()
 stderr = Console(stderr=True)
+
+# The options several commands share, declared once.
+Data = Annotated[
+    str | None,
+    typer.Argument(help="A built-in dataset (`growml datasets`) or a CSV/Parquet file."),
+]
+Recipe = Annotated[Path | None, typer.Option("--recipe", "-r", help="YAML recipe of settings.")]
+Target = Annotated[str | None, typer.Option(help="Target column of a file.")]
+TaskOption = Annotated[
+    str | None, typer.Option(help="classification or regression (default: inferred).")
+]
+Assignments = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Any setting by dotted path: --set train.lr=0.01 (repeatable)."),
+]
 
 
 @contextlib.contextmanager
@@ -62,10 +77,16 @@ def print_json(data: Any) -> None:
 
 
 def resolve_flags(
-    recipe: Path | None, assignments: Sequence[str] | None, flags: Mapping[str, Any]
+    recipe: Path | None,
+    assignments: Sequence[str] | None,
+    data: str | None,
+    target: str | None,
+    task: str | None,
+    flags: Mapping[str, Any],
 ) -> FitConfig:
-    """Settings from a recipe, then the flags given (a shorthand each for a dotted setting;
-    None: not given), then ``--set`` assignments, which come last and win."""
-    overrides = [(key, value) for key, value in flags.items() if value is not None]
+    """Settings from a recipe, then the data flags and ``flags`` (a shorthand each for a
+    dotted setting; None: not given), then ``--set`` assignments, which come last and win."""
+    given = {"data.source": data, "data.target": target, "data.task": task, **flags}
+    overrides = [(key, value) for key, value in given.items() if value is not None]
     overrides += [parse_assignment(text) for text in assignments or []]
     return resolve_config(load_recipe(recipe) if recipe else None, overrides)

@@ -7,24 +7,29 @@ from typing import Annotated, Any
 
 import typer
 from growml.cli import render
-from growml.cli.common import print_json, resolve_flags, stderr, stdout, user_errors, widths_flag
+from growml.cli.common import (
+    Assignments,
+    Data,
+    Recipe,
+    Target,
+    TaskOption,
+    print_json,
+    resolve_flags,
+    stderr,
+    stdout,
+    user_errors,
+    widths_flag,
+)
 
 from growml.config import parse_assignment
 from growml.errors import ConfigError
 
 
 def compare(
-    data: Annotated[
-        str | None,
-        typer.Argument(help="A built-in dataset (`growml datasets`) or a CSV/Parquet file."),
-    ] = None,
-    recipe: Annotated[
-        Path | None, typer.Option("--recipe", "-r", help="YAML recipe of settings.")
-    ] = None,
-    target: Annotated[str | None, typer.Option(help="Target column of a file.")] = None,
-    task: Annotated[
-        str | None, typer.Option(help="classification or regression (default: inferred).")
-    ] = None,
+    data: Data = None,
+    recipe: Recipe = None,
+    target: Target = None,
+    task: TaskOption = None,
     widths: Annotated[
         str,
         typer.Option(help="Fixed widths to train, comma-separated; 64x2 is two layers of 64."),
@@ -71,10 +76,7 @@ def compare(
             "(a name, then dotted settings; repeatable)."
         ),
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Any setting by dotted path: --set train.lr=0.01 (repeatable)."),
-    ] = None,
+    set_: Assignments = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print compare.json on stdout.")
     ] = False,
@@ -87,10 +89,10 @@ def compare(
         config = resolve_flags(
             recipe,
             set_,
+            data,
+            target,
+            task,
             {
-                "data.source": data,
-                "data.target": target,
-                "data.task": task,
                 "model.hidden_widths": widths_flag(start, "--start"),
                 "loss.name": loss,
                 "prune.method": prune,
