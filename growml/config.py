@@ -100,60 +100,70 @@ class TrainConfig(_Section):
 
 
 class GrowthConfig(_Section):
-    """Growing the network by TINY: when, where, how many neurons, and when to stop."""
+    """Growing the network: when, where, which neurons, how much, and when to stop."""
 
     enabled: bool = Field(True, description="Grow from model.hidden_widths (false: fixed).")
-    method: Literal["tiny", "tiny-noproj", "gradmax", "random"] = Field(
-        "tiny", description="How new neurons are chosen; the others are ablations."
+    method: Literal["pool", "tiny", "tiny-noproj", "gradmax", "random"] = Field(
+        "pool",
+        description="How new neurons are chosen: pool scores a pool of nonlinear candidates "
+        "(TINY's directions among them) by their exact gain; the others are ablations.",
     )
     where: Literal["best", "all", "round-robin"] = Field(
         "best",
-        description="Which hidden layers grow at a step: the best first-order gain, "
-        "every layer, or each in turn.",
+        description="Which hidden layers grow at a step: the best predicted gain per "
+        "parameter, every layer, or each in turn.",
     )
+    schedule: Literal["adaptive", "stall"] = Field(
+        "adaptive",
+        description="When to grow: adaptive, once the training loss stops falling fast "
+        "(from the first epochs on); stall, once training has stalled (growth.patience).",
+    )
+    every: int = Field(0, ge=0, description="Grow every this many epochs instead (0: schedule).")
     max_new_neurons: int = Field(8, ge=1, le=MAX_WIDTH, description="Neurons per step at most.")
-    noise_factor: float = Field(
-        0.5,
-        gt=0,
-        description="A neuron's λ must exceed this multiple of the noise floor (the "
-        "largest λ of 35 sign-flipped noise draws, about their 97th percentile). At 1 the floor "
-        "is a statistical test (1 % of pure-noise steps pass) but stops growth early where the "
-        "first-order signal is weak (mnist1d: width 3–5, 0.34 accuracy); at 0.5 noise-level "
-        "directions are added too and validation (growth.max_failures) decides when to stop.",
-    )
-    patience: int = Field(
-        3,
-        ge=1,
-        description="Growth triggers when the training loss fell by less than "
-        "growth.min_improvement over this many epochs (training has stalled).",
-    )
-    min_improvement: float = Field(
-        0.01,
-        ge=0,
-        lt=1,
-        description="Relative fall of the training loss below which training counts as stalled.",
-    )
-    every: int = Field(0, ge=0, description="Also grow every this many epochs (0: only on stall).")
     max_failures: int = Field(
-        3,
+        4,
         ge=1,
-        description="Stop growing after this many steps in a row that did not lead to "
-        "a better validation score.",
+        description="Stop growing after this many steps in a row that did not pay off "
+        "(validation loss not 1 % lower, accuracy or R² not higher, or nothing added).",
     )
     max_params: int | None = Field(None, ge=1, description="Parameter budget (none: no limit).")
     statistics_rows: int = Field(
         2048, ge=16, description="Training rows sampled for the statistics and line search."
     )
-    move_weights: bool = Field(True, description="Also apply ΔW* to the next layer's weights.")
+    random_directions: int = Field(
+        64, ge=0, description="pool: random whitened directions in the candidate pool."
+    )
+    offsets: int = Field(
+        8, ge=0, description="pool: hinge offsets through sampled rows per direction."
+    )
+    noise_factor: float = Field(
+        1.0,
+        gt=0,
+        description="tiny: a neuron's λ must exceed this multiple of the sign-flip noise floor.",
+    )
+    patience: int = Field(
+        3,
+        ge=1,
+        description="schedule=stall: grow when the training loss fell by less than "
+        "growth.min_improvement over this many epochs.",
+    )
+    min_improvement: float = Field(
+        0.01,
+        ge=0,
+        lt=1,
+        description="schedule=stall: relative fall of the training loss below which training "
+        "counts as stalled.",
+    )
+    move_weights: bool = Field(True, description="tiny: also apply ΔW* to the next layer.")
     pairing: Literal["auto", "always", "never"] = Field(
-        "auto", description="Add neurons as pairs (α, ω), (−α, −ω); auto: for relu only."
+        "auto",
+        description="tiny: add neurons as pairs (α, ω), (−α, −ω); auto: for relu only.",
     )
     line_search_steps: int = Field(20, ge=1, description="Loss evaluations per line search.")
     max_amplitude: float | None = Field(
-        0.5,
+        None,
         gt=0,
-        description="Largest amplitude γ of new neurons (none: unbounded). Larger γ "
-        "lowers the loss more at once but leaves large weights that train worse afterwards.",
+        description="tiny: largest amplitude γ of new neurons (none: the line search decides).",
     )
 
 

@@ -1,11 +1,24 @@
 """The growth engine: when to grow, where, how many neurons, how much, and when to stop.
 
-The trainer asks ``wants_step`` after every epoch and calls ``step`` when it says yes. A step
-collects TINY's statistics on a sample of training rows, builds a proposal for every hidden
-layer (``growth/tiny.py``), keeps the neurons whose λ clears the noise floor, picks the layer,
-finds the amplitude by a line search on the extended network, and applies it through the one
-module that carries optimizer state (``train/optimizer.py``). Random and GradMax neurons go
-through the same path, so comparisons differ only in how neurons are chosen.
+The trainer gives the engine every epoch's training loss (``wants_step``) and validation
+metrics (``observe``), and calls ``step`` when it asks. A step measures every hidden layer on a
+sample of training rows, asks the growth method for each layer's ``Option``
+(``growth/options.py``), picks the layer with the best predicted gain per parameter, chooses
+the step by a line search on the extended network, and applies it through the one module that
+carries optimizer state (``train/optimizer.py``).
+
+When: by default as soon as the training loss stops falling fast — its latest fall per epoch
+less than half the largest since the last step, at least ``MIN_INTERVAL`` and at most
+``MAX_INTERVAL`` epochs after it — so that growth starts in the first epochs and follows the
+data's own pace. ``growth.every`` grows on a fixed schedule instead, ``growth.schedule=stall``
+only once training has stalled.
+
+When to stop, on held-out evidence: a step that added neurons has paid off when, by the next
+step, the best validation loss fell by ``LOSS_MARGIN`` or the best validation accuracy (R²)
+rose; a step whose candidates all miss their bar (the pool's permutation null, TINY's noise
+floor) waits for more training and counts as one that did not pay. ``growth.max_failures``
+such steps in a row end growth; so does the parameter budget. Every event carries the scores
+and the bar behind its decision.
 """
 
 from __future__ import annotations
@@ -17,22 +30,32 @@ import torch
 from torch import Tensor
 
 from growml.config import GrowthConfig
-from growml.growth.line_search import Candidate, armijo, best_on_grid, extended_loss
-from growml.growth.statistics import collect_statistics
-from growml.growth.tiny import (
-    LayerStatistics,
-    Proposal,
-    bottleneck,
-    gradmax_proposal,
-    tiny_proposal,
+from growml.growth.line_search import (
+    MAX_STEP,
+    Candidate,
+    armijo,
+    best_on_grid,
+    extended_loss,
 )
+from growml.growth.options import Option, linearised_option, neuron_cost, paired, pool_option
+from growml.growth.statistics import collect_rows, collect_statistics, statistics_of
+from growml.growth.tiny import LayerStatistics, bottleneck
 from growml.losses import Loss
 from growml.nn.mlp import GrowingMLP
 from growml.train.events import GrowthStep
 from growml.train.optimizer import add_neurons
 
-# Amplitudes tried for random neurons, which have no first-order prediction to start from.
-_RANDOM_GAMMAS = (1 / 64, 1 / 16, 1 / 4, 1.0)
+# Steps tried for random neurons, which have no first-order prediction to start from.
+_RANDOM_STEPS = (1 / 64, 1 / 16, 1 / 4, 1.0)
+# The adaptive schedule: grow once the latest fall of the training loss per epoch is below
+# SLOWDOWN × the largest since the last step, between MIN_INTERVAL and MAX_INTERVAL epochs.
+SLOWDOWN = 0.5
+MIN_INTERVAL = 2
+MAX_INTERVAL = 8
+# A step paid off when the best validation loss fell by this fraction, or the best accuracy
+# rose (R²: by METRIC_MARGINS), by the next step.
+LOSS_MARGIN = 0.01
+METRIC_MARGINS = {"accuracy": 0.0, "r2": 1e-3}
 
 
 class GrowthEngine:
@@ -41,10 +64,9 @@ class GrowthEngine:
     Args:
         config: the ``growth`` settings.
         loss: the training loss (its autograd-free gradient feeds the statistics).
-        seed: seeds the statistics rows and the random ablation.
+        seed: seeds the statistics rows, the candidate pool and the random ablation.
 
-    ``finished_`` becomes true once growth has stopped (no candidate above the noise floor,
-    validation no longer improving after growth, or the parameter budget reached).
+    ``finished_`` becomes true once growth has stopped.
     """
 
     def __init__(self, config: GrowthConfig, loss: Loss, seed: int = 0) -> None:
@@ -53,39 +75,45 @@ class GrowthEngine:
         self.seed = seed
         self.finished_ = False
         self.steps_ = 0
-        self._failures = 0
-        self._awaiting_improvement = False
         self.skipped_: dict[int, str] = {}
-        self._train_losses: list[float] = []
-        self._last_step_index = 0
+        self._failures = 0
+        self._since_step: list[float] = []
+        self._best: dict[str, float] = {}
+        self._baseline: dict[str, float] | None = None
         self._generator = torch.Generator().manual_seed(seed + 7919)
 
     # -------------------------------------------------------------------- decisions
 
     def wants_step(self, epoch: int, train_loss: float, epochs_without_improvement: int) -> bool:
         """Whether to grow after ``epoch`` (mean training loss ``train_loss``; validation last
-        improved ``epochs_without_improvement`` epochs ago, counting from the last step).
-
-        Training has stalled when validation has not improved for ``patience`` epochs, or the
-        training loss fell by less than ``min_improvement`` (relative) over them; the optional
-        ``every`` schedule grows regardless."""
-        self._train_losses.append(train_loss)
+        improved ``epochs_without_improvement`` epochs ago, counting from the last step)."""
+        self._since_step.append(train_loss)
         if self.finished_:
             return False
-        every = self.config.every
-        patience = self.config.patience
-        if (every and epoch % every == 0) or epochs_without_improvement >= patience:
-            return True
-        since_step = self._train_losses[self._last_step_index :]
-        if len(since_step) <= patience:
+        config = self.config
+        if config.every:
+            return epoch % config.every == 0
+        losses = self._since_step
+        if config.schedule == "stall":
+            if epochs_without_improvement >= config.patience:
+                return True
+            if len(losses) <= config.patience:
+                return False
+            earlier, latest = losses[-1 - config.patience], losses[-1]
+            return latest > earlier * (1 - config.min_improvement)
+        if len(losses) <= MIN_INTERVAL:
             return False
-        earlier, latest = since_step[-1 - patience], since_step[-1]
-        return latest > earlier * (1 - self.config.min_improvement)
+        falls = [before - after for before, after in zip(losses, losses[1:], strict=False)]
+        return len(falls) >= MAX_INTERVAL or falls[-1] < SLOWDOWN * max(falls)
 
-    def record_improvement(self) -> None:
-        """Tell the engine that validation improved (the last growth step paid off)."""
-        self._awaiting_improvement = False
-        self._failures = 0
+    def observe(self, validation: dict[str, float]) -> None:
+        """Take one epoch's validation metrics (the evidence that growth pays off)."""
+        loss = validation["loss"]
+        if loss < self._best.get("loss", math.inf):
+            self._best["loss"] = loss
+        for key in METRIC_MARGINS:
+            if key in validation and validation[key] > self._best.get(key, -math.inf):
+                self._best[key] = validation[key]
 
     # ------------------------------------------------------------------------ a step
 
@@ -98,123 +126,163 @@ class GrowthEngine:
         epoch: int,
     ) -> list[GrowthStep]:
         """One growth step on the training rows ``x`` (prepared ``target``): one event per
-        layer considered (several with ``where = all``)."""
+        layer grown (several with ``where = all``), or one saying why nothing was added."""
         started = time.perf_counter()
-        if self._awaiting_improvement:
-            self._failures += 1
+        self._since_step = self._since_step[-1:]
+        if self._baseline is not None:
+            self._failures = 0 if self._paid_off() else self._failures + 1
+            self._baseline = None
         if self._failures >= self.config.max_failures:
-            return [
-                self._finish(model, epoch, started, "validation stopped improving after growth")
-            ]
+            return [self._event(model, epoch, started, self._validation_stop(), finished=True)]
         rows = torch.randperm(len(x), generator=self._generator)[: self.config.statistics_rows]
         x_stats, target_stats = x.index_select(0, rows), target.index_select(0, rows)
-        statistics = collect_statistics(model, self.loss, x_stats, target_stats)
-        layers = self._layers_to_grow(model, statistics)
+        options = self._options(model, x_stats, target_stats)
+        if not options and not self.skipped_:
+            return [self._event(model, epoch, started, "parameter budget reached", finished=True)]
+        layers = self._choose(model, options)
         if not layers:
-            return [
-                self._finish(
-                    model,
-                    epoch,
-                    started,
-                    "no candidate clears the noise floor",
-                    _bottlenecks(statistics),
-                )
-            ]
+            self._failures += 1
+            evidence = max(
+                options.values(), key=lambda option: max(option.scores, default=0.0), default=None
+            )
+            reason = (
+                f"no candidate beats the {self._bar_name()}"
+                if evidence
+                else "no layer's measurements can be used"
+            )
+            finished = self._failures >= self.config.max_failures
+            if finished:
+                reason += f" ({self._failures} steps in a row without growth that paid off)"
+            return [self._event(model, epoch, started, reason, evidence, finished=finished)]
         events = []
         for position, layer in enumerate(layers):
             if position:  # the previous layer changed the network: measure it again
-                statistics = collect_statistics(model, self.loss, x_stats, target_stats)
                 started = time.perf_counter()
-            budget = self._budget(model)
-            per_candidate = _neuron_cost(model, layer) * (2 if self._paired(model) else 1)
-            if budget is not None and budget < per_candidate:
-                events.append(self._finish(model, epoch, started, "parameter budget reached"))
-                break
+                options = self._options(model, x_stats, target_stats, only=layer)
+                if layer not in options or not options[layer].neurons:
+                    continue
             events.append(
-                self._grow_layer(
-                    model,
-                    optimizer,
-                    x_stats,
-                    target_stats,
-                    statistics,
-                    layer,
-                    budget,
-                    epoch,
-                    started,
-                    fresh=position == 0,
-                )
+                self._grow(model, optimizer, x_stats, target_stats, options[layer], epoch, started)
             )
         self.steps_ += 1
         if any(event.added for event in events):
-            self._awaiting_improvement = True
+            self._baseline = dict(self._best)
         else:
             self._failures += 1
-        # The new network starts its own stall window; the epoch of the step is its baseline.
-        self._last_step_index = len(self._train_losses) - 1
         return events
 
-    def _grow_layer(
+    # ------------------------------------------------------------------- internals
+
+    def _options(
+        self, model: GrowingMLP, x: Tensor, target: Tensor, only: int | None = None
+    ) -> dict[int, Option]:
+        """Each hidden layer's option within the budget; layers whose measurements cannot be
+        used are left out with the reason in ``skipped_``. Empty when the budget pays for no
+        layer's neuron."""
+        self.skipped_ = {}
+        pool = self.config.method == "pool"
+        measured = collect_rows(model, self.loss, x, target) if pool else None
+        statistics = None if pool else collect_statistics(model, self.loss, x, target)
+        options = {}
+        for layer in range(model.n_hidden_layers) if only is None else [only]:
+            limit = self._limit(model, layer)
+            if limit < (2 if paired(self.config, model) else 1):
+                continue
+            stats = statistics_of(measured[layer]) if pool else statistics[layer]
+            reason = _unusable(stats)
+            if reason is None:
+                try:
+                    if pool:
+                        options[layer] = pool_option(
+                            self.config, model, layer, measured[layer], limit, self._generator
+                        )
+                    else:
+                        options[layer] = linearised_option(
+                            self.config, model, layer, stats, limit, self._generator
+                        )
+                except (torch.linalg.LinAlgError, RuntimeError) as error:
+                    reason = f"linear algebra failed ({error})"
+            if reason is not None:
+                self.skipped_[layer] = reason
+        return options
+
+    def _limit(self, model: GrowingMLP, layer: int) -> int:
+        """Neurons ``layer`` may receive: ``max_new_neurons``, within the parameter budget."""
+        limit = self.config.max_new_neurons
+        if self.config.max_params is not None:
+            budget = self.config.max_params - model.n_parameters()
+            limit = min(limit, max(budget, 0) // neuron_cost(model, layer))
+        return limit
+
+    def _choose(self, model: GrowingMLP, options: dict[int, Option]) -> list[int]:
+        """Layers to grow by the ``where`` rule among those offered neurons: by default the
+        best predicted gain per added parameter."""
+        offered = [layer for layer, option in options.items() if option.neurons]
+        if not offered:
+            return []
+        where = self.config.where
+        if where == "all":
+            return sorted(offered)
+        if where == "round-robin" or self.config.method == "random":
+            turn = self.steps_ % model.n_hidden_layers
+            return [min(offered, key=lambda layer: (layer - turn) % model.n_hidden_layers)]
+
+        def gain_per_parameter(layer: int) -> float:
+            option = options[layer]
+            return option.gain / (option.neurons * neuron_cost(model, layer))
+
+        return [max(offered, key=gain_per_parameter)]
+
+    def _grow(
         self,
         model: GrowingMLP,
         optimizer: torch.optim.Optimizer,
-        x_stats: Tensor,
-        target_stats: Tensor,
-        statistics: list[LayerStatistics],
-        layer: int,
-        budget: int | None,
+        x: Tensor,
+        target: Tensor,
+        option: Option,
         epoch: int,
         started: float,
-        fresh: bool,
     ) -> GrowthStep:
-        bottleneck_before = _bottlenecks(statistics)
-        # The proposal made while choosing the layer holds until the network changes.
-        cached = self._proposals.pop(layer, None) if fresh else None
-        proposal, count, first_order = self._option(model, layer, statistics[layer], budget, cached)
-        candidate = self._candidate(model, layer, proposal, count)
+        candidate = option.candidate
+        before = self._bottlenecks(model, x, target)
         with torch.no_grad():
-            cache = model.forward_cached(x_stats)
-            loss_before = float(self.loss(cache.output, target_stats))
-            loss_at = extended_loss(model, cache, self.loss, target_stats, candidate)
-            if not count:
-                gamma, loss_after = 0.0, loss_before
-            elif self.config.method == "gradmax":
-                gamma, loss_after = 1.0, loss_before  # zero incoming weights: same function
-            elif self.config.method == "random":
-                gamma, loss_after = best_on_grid(loss_at, loss_before, _RANDOM_GAMMAS)
+            cache = model.forward_cached(x)
+            loss_before = float(self.loss(cache.output, target))
+            loss_at = extended_loss(model, cache, self.loss, target, candidate)
+            method = self.config.method
+            if method == "gradmax":
+                step, loss_after = 1.0, loss_before  # zero incoming weights: same function
+            elif method == "random":
+                step, loss_after = best_on_grid(loss_at, loss_before, _RANDOM_STEPS)
             else:
-                gamma, loss_after = armijo(
+                step, loss_after = armijo(
                     loss_at,
                     loss_before,
-                    first_order,
+                    option.first_order,
                     self.config.line_search_steps,
-                    self.config.max_amplitude,
+                    largest=_largest_step(self.config),
+                    start=1.0 if candidate.linear else None,
                 )
-        # Random neurons are added even at γ = 0 (zero outgoing weights still train).
-        added = candidate.neurons if count and (gamma > 0 or self.config.method == "random") else 0
+        # Random neurons are added even at step 0 (zero outgoing weights still train).
+        added = candidate.neurons if step > 0 or method == "random" else 0
         if added:
+            _apply(model, optimizer, candidate, step)
             reason = "added"
-        elif not count:
-            reason = "no candidate clears the noise floor"
         else:
-            reason = "the line search found no amplitude that lowers the loss"
-        if added:
-            _apply(model, optimizer, candidate, gamma)
-            after = collect_statistics(model, self.loss, x_stats, target_stats)
-        else:
-            after = statistics
+            reason = "the line search found no step that lowers the loss"
         return GrowthStep(
             epoch=epoch,
-            layer=layer,
-            method=self.config.method,
+            layer=candidate.layer,
+            method=method,
             added=added,
-            lambdas=[float(v) for v in proposal.lambdas[:count]],
-            noise_floor=proposal.noise_floor * self.config.noise_factor,
-            predicted_first_order=first_order,
-            gamma=gamma,
+            lambdas=option.scores,
+            noise_floor=option.bar,
+            predicted_first_order=option.first_order,
+            gamma=step if candidate.linear else math.sqrt(step),
             loss_before=loss_before,
             loss_after=loss_after,
-            bottleneck_before=bottleneck_before,
-            bottleneck_after=_bottlenecks(after),
+            bottleneck_before=before,
+            bottleneck_after=self._bottlenecks(model, x, target) if added else before,
             hidden_widths=model.hidden_widths,
             parameters=model.n_parameters(),
             seconds=time.perf_counter() - started,
@@ -223,144 +291,75 @@ class GrowthEngine:
             skipped=dict(self.skipped_),
         )
 
-    # ------------------------------------------------------------------- internals
+    def _bottlenecks(self, model: GrowingMLP, x: Tensor, target: Tensor) -> list[float | None]:
+        """Ψ of every layer; None where the measurements cannot be used."""
+        if self.config.method == "pool":
+            statistics = [statistics_of(rows) for rows in collect_rows(model, self.loss, x, target)]
+        else:
+            statistics = collect_statistics(model, self.loss, x, target)
+        return [None if _unusable(stats) else bottleneck(stats) for stats in statistics]
 
-    def _paired(self, model: GrowingMLP) -> bool:
-        pairing = self.config.pairing
-        return pairing == "always" or (pairing == "auto" and model.activation.name == "relu")
-
-    def _proposal(self, model: GrowingMLP, layer: int, stats: LayerStatistics) -> Proposal:
-        method = self.config.method
-        if method == "gradmax":
-            outgoing = model.weights[layer + 1]
-            scale = float(outgoing.detach().norm(dim=0).mean())
-            return gradmax_proposal(stats, output_scale=scale)
-        return tiny_proposal(
-            stats, project=method != "tiny-noproj", move_weights=self.config.move_weights
+    def _paid_off(self) -> bool:
+        """Whether validation improved enough since neurons were last added."""
+        baseline, best = self._baseline or {}, self._best
+        if best.get("loss", math.inf) < baseline.get("loss", math.inf) * (1 - LOSS_MARGIN):
+            return True
+        return any(
+            best.get(key, -math.inf) > baseline.get(key, -math.inf) + margin
+            for key, margin in METRIC_MARGINS.items()
         )
 
-    def _option(
-        self,
-        model: GrowingMLP,
-        layer: int,
-        stats: LayerStatistics,
-        budget: int | None = None,
-        proposal: Proposal | None = None,
-    ) -> tuple[Proposal, int, float]:
-        """The proposal for ``layer``, how many of its candidates to add (pairs count as one;
-        at most what ``budget`` parameters pay for), and their FO."""
-        paired = self._paired(model)
-        per_candidate = 2 if paired else 1
-        limit = max(self.config.max_new_neurons // per_candidate, 1)
-        if budget is not None:
-            limit = min(limit, budget // (_neuron_cost(model, layer) * per_candidate))
-        slope = model.activation.paired_slope if paired else model.activation.slope_at_zero
-        proposal = proposal or self._proposal(model, layer, stats)
-        if self.config.method == "random":
-            count = limit
-        else:
-            count = proposal.significant(limit, self.config.noise_factor)
-        return proposal, count, proposal.first_order(count, slope)
+    def _validation_stop(self) -> str:
+        shown = ", ".join(f"{key} {value:.4g}" for key, value in self._best.items())
+        return (
+            f"validation stopped improving after growth ({self._failures} steps in a row; "
+            f"best validation {shown or 'not yet measured'})"
+        )
 
-    def _layers_to_grow(self, model: GrowingMLP, statistics: list[LayerStatistics]) -> list[int]:
-        """Layers with candidates above the noise floor, chosen by the ``where`` rule; layers
-        whose proposal cannot be computed are left out, with the reason in ``skipped_``."""
-        options = {}
-        self.skipped_ = {}
-        self._proposals: dict[int, Proposal] = {}
-        for layer, stats in enumerate(statistics):
-            reason = _unusable(stats)
-            if reason is None:
-                try:
-                    proposal, count, first_order = self._option(model, layer, stats)
-                    self._proposals[layer] = proposal
-                except (torch.linalg.LinAlgError, RuntimeError) as error:
-                    reason = f"linear algebra failed ({error})"
-            if reason is not None:
-                self.skipped_[layer] = reason
-                continue
-            if count:
-                options[layer] = first_order
-        if not options:
-            return []
-        if self.config.where == "all":
-            return sorted(options)
-        if self.config.where == "round-robin":
-            turn = self.steps_ % model.n_hidden_layers
-            return [min(options, key=lambda layer: (layer - turn) % model.n_hidden_layers)]
-        return [max(options, key=options.__getitem__)]
+    def _bar_name(self) -> str:
+        return "permutation null" if self.config.method == "pool" else "noise floor"
 
-    def _candidate(
-        self, model: GrowingMLP, layer: int, proposal: Proposal, count: int
-    ) -> Candidate:
-        paired = self._paired(model)
-        if self.config.method == "random":
-            return self._random_candidate(model, layer, count * (2 if paired else 1))
-        alpha, omega = proposal.alpha[:count], proposal.omega[:, :count]
-        if paired:
-            alpha, omega = torch.cat([alpha, -alpha]), torch.cat([omega, -omega], 1)
-        return Candidate(layer, alpha, omega, proposal.weight_update)
-
-    def _random_candidate(self, model: GrowingMLP, layer: int, count: int) -> Candidate:
-        # Drawn like the layers' own initialisation (U(±1/√fan_in)); the amplitude search
-        # scales only the outgoing weights.
-        fan_in = model.weights[layer].shape[1]
-        fan_out, width = model.weights[layer + 1].shape
-        bound_in, bound_out = 1 / math.sqrt(fan_in), 1 / math.sqrt(width + count)
-        alpha = torch.empty(count, fan_in + 1, dtype=torch.float64)
-        omega = torch.empty(fan_out, count, dtype=torch.float64)
-        alpha.uniform_(-bound_in, bound_in, generator=self._generator)
-        omega.uniform_(-bound_out, bound_out, generator=self._generator)
-        return Candidate(layer, alpha, omega, None, scale_incoming=False)
-
-    def _budget(self, model: GrowingMLP) -> int | None:
-        if self.config.max_params is None:
-            return None
-        return self.config.max_params - model.n_parameters()
-
-    def _finish(
+    def _event(
         self,
         model: GrowingMLP,
         epoch: int,
         started: float,
         reason: str,
-        bottleneck_before: list[float | None] | None = None,
+        evidence: Option | None = None,
+        finished: bool = False,
     ) -> GrowthStep:
-        self.finished_ = True
+        """A step that adds nothing, with the evidence behind it; ``finished`` ends growth."""
+        self.finished_ = self.finished_ or finished
         return GrowthStep(
             epoch=epoch,
-            layer=None,
+            layer=evidence.candidate.layer if evidence else None,
             method=self.config.method,
             added=0,
-            lambdas=[],
-            noise_floor=0.0,
-            predicted_first_order=0.0,
+            lambdas=evidence.scores if evidence else [],
+            noise_floor=evidence.bar if evidence else 0.0,
+            predicted_first_order=evidence.first_order if evidence else 0.0,
             gamma=0.0,
             loss_before=None,
             loss_after=None,
-            bottleneck_before=bottleneck_before or [],
-            bottleneck_after=bottleneck_before or [],
+            bottleneck_before=[],
+            bottleneck_after=[],
             hidden_widths=model.hidden_widths,
             parameters=model.n_parameters(),
             seconds=time.perf_counter() - started,
             reason=reason,
-            finished=True,
+            finished=finished,
             skipped=dict(self.skipped_),
         )
 
 
-def _bottlenecks(statistics: list[LayerStatistics]) -> list[float | None]:
-    """Ψ of every layer; None where the statistics cannot be used."""
-    return [None if _unusable(stats) else bottleneck(stats) for stats in statistics]
-
-
-def _neuron_cost(model: GrowingMLP, layer: int) -> int:
-    """Parameters one more neuron in hidden ``layer`` costs: its weights in, bias, weights out."""
-    return model.weights[layer].shape[1] + 1 + model.weights[layer + 1].shape[0]
+def _largest_step(config: GrowthConfig) -> float:
+    if config.method != "pool" and config.max_amplitude is not None:
+        return min(config.max_amplitude**2, MAX_STEP)
+    return MAX_STEP
 
 
 def _unusable(stats: LayerStatistics) -> str | None:
-    """Why TINY cannot use these statistics, or None."""
+    """Why the measurements of a layer cannot be used, or None."""
     matrices = (stats.S1, stats.M, stats.S2, stats.M2, stats.P)
     if not all(bool(torch.isfinite(matrix).all()) for matrix in matrices):
         return "the statistics hold non-finite values"
@@ -370,21 +369,22 @@ def _unusable(stats: LayerStatistics) -> str | None:
 
 
 def _apply(
-    model: GrowingMLP, optimizer: torch.optim.Optimizer, candidate: Candidate, gamma: float
+    model: GrowingMLP, optimizer: torch.optim.Optimizer | None, candidate: Candidate, step: float
 ) -> None:
     layer = candidate.layer
     dtype = model.weights[layer].dtype
+    incoming_scale, outgoing_scale = candidate.scales(step)
     with torch.no_grad():
         if candidate.weight_update is not None:
-            update = (gamma**2 * candidate.weight_update).to(dtype)
+            update = (step * candidate.weight_update).to(dtype)
             model.weights[layer + 1].add_(update[:, :-1])
             model.biases[layer + 1].add_(update[:, -1])
-        incoming = (gamma if candidate.scale_incoming else 1.0) * candidate.alpha
+        incoming = incoming_scale * candidate.alpha
         add_neurons(
             model,
             optimizer,
             layer,
             incoming[:, :-1].to(dtype),
             incoming[:, -1].to(dtype),
-            (gamma * candidate.omega).to(dtype),
+            (outgoing_scale * candidate.omega).to(dtype),
         )

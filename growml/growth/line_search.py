@@ -1,8 +1,11 @@
-"""The amplitude of new neurons: the loss of the extended network, and Armijo's search on γ².
+"""The step of new neurons: the loss of the extended network, and Armijo's search on the step.
 
-The extended network (current network + proposal at amplitude γ) is evaluated without touching
+The extended network (current network + candidate at step t) is evaluated without touching
 the model: the layers below the candidate are cached once, and only the candidate's output layer
-and the layers above it are recomputed for each γ.
+and the layers above it are recomputed for each t. A TINY candidate's step is t = γ² (its
+neurons at amplitude γ on both sides, the next layer's move by γ²); a *linear* candidate (the
+pool's fitted update, random neurons) keeps its incoming weights and scales its outgoing
+weights and the move by t, so the network's output changes linearly in t at that layer.
 """
 
 from __future__ import annotations
@@ -17,32 +20,41 @@ from torch import Tensor
 from growml.losses import Loss
 from growml.nn.mlp import ForwardCache, GrowingMLP
 
-# The effect of new neurons grows like γ², and useful amplitudes reach γ ≈ 64 (γ² ≈ 4096).
+# The effect of TINY's neurons grows like γ², and useful amplitudes reach γ ≈ 64 (γ² ≈ 4096).
 MAX_STEP = 1e4
 ARMIJO_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """Neurons to add to hidden layer ``layer``: at amplitude γ their incoming weights are
-    γ·α (or α itself when ``scale_incoming`` is false), their outgoing weights γ·ω, and the
-    next layer moves by γ²·ΔW*."""
+    """Neurons to add to hidden layer ``layer`` and a move of the next layer, at step t.
+
+    TINY (``linear`` false): incoming weights √t·α, outgoing √t·ω, the next layer moves by
+    t·ΔW. Linear: incoming α as it is, outgoing t·ω, the move t·ΔW.
+    """
 
     layer: int
     alpha: Tensor  # (K, fan_in + 1), bias last
     omega: Tensor  # (fan_out, K)
-    weight_update: Tensor | None = None  # ΔW* of the next layer
-    scale_incoming: bool = True
+    weight_update: Tensor | None = None  # ΔW of the next layer
+    linear: bool = False
 
     @property
     def neurons(self) -> int:
         return self.alpha.shape[0]
 
+    def scales(self, step: float) -> tuple[float, float]:
+        """The factors of the incoming and outgoing weights at ``step``."""
+        if self.linear:
+            return 1.0, step
+        root = math.sqrt(step)
+        return root, root
+
 
 def extended_loss(
     model: GrowingMLP, cache: ForwardCache, loss: Loss, target: Tensor, candidate: Candidate
 ) -> Callable[[float], float]:
-    """``γ ↦`` training loss of the network with ``candidate`` added at amplitude γ."""
+    """``t ↦`` training loss of the network with ``candidate`` added at step t."""
     layer = candidate.layer
     activation = model.activation.fn
     below, current = cache.inputs[layer], cache.inputs[layer + 1]
@@ -59,11 +71,11 @@ def extended_loss(
     upper_layers = list(zip(model.weights, model.biases, strict=True))[layer + 2 :]
 
     @torch.no_grad()
-    def loss_at(gamma: float) -> float:
-        incoming = gamma if candidate.scale_incoming else 1.0
-        a = following + (gamma * activation(incoming * new_preactivation)) @ omega.T
+    def loss_at(step: float) -> float:
+        incoming, outgoing = candidate.scales(step)
+        a = following + (outgoing * activation(incoming * new_preactivation)) @ omega.T
         if weight_shift is not None:
-            a = a + gamma**2 * weight_shift
+            a = a + step * weight_shift
         for weight, bias in upper_layers:
             a = torch.addmm(bias, activation(a), weight.T)
         return float(loss(a, target))
@@ -76,18 +88,19 @@ def armijo(
     base: float,
     first_order: float,
     max_evaluations: int = 20,
-    max_amplitude: float | None = None,
+    largest: float = MAX_STEP,
+    start: float | None = None,
 ) -> tuple[float, float]:
-    """``(γ, loss)`` by backtracking on ``t = γ²`` from ``2·L0/FO``: accept the first ``t`` with
-    ``L(t) < L0 − 0.1·t·FO``, then keep doubling while the loss goes down; γ stays at most
-    ``max_amplitude``. ``(0, L0)`` when no step is accepted."""
+    """``(t, loss)`` by backtracking on the step ``t`` from ``start`` (default ``2·L0/FO``):
+    accept the first ``t`` with ``L(t) < L0 − 0.1·t·FO`` (``FO`` = −dL/dt at 0), then keep
+    doubling while the loss goes down, up to ``largest``. ``(0, L0)`` when no step is
+    accepted."""
     if not (first_order > 0 and math.isfinite(first_order)):
         return 0.0, base
-    largest = MAX_STEP if max_amplitude is None else min(max_amplitude**2, MAX_STEP)
-    step = min(2.0 * base / first_order, largest)
+    step = min(start if start is not None else 2.0 * base / first_order, largest)
     evaluations, accepted = 0, None
     while evaluations < max_evaluations:
-        value = loss_at(math.sqrt(step))
+        value = loss_at(step)
         evaluations += 1
         if value < base - ARMIJO_FRACTION * step * first_order:
             accepted = (step, value)
@@ -97,22 +110,22 @@ def armijo(
         return 0.0, base
     while evaluations < max_evaluations and accepted[0] < largest:
         step = min(accepted[0] * 2, largest)
-        value = loss_at(math.sqrt(step))
+        value = loss_at(step)
         evaluations += 1
         if not value < accepted[1]:
             break
         accepted = (step, value)
-    return math.sqrt(accepted[0]), accepted[1]
+    return accepted
 
 
 def best_on_grid(
-    loss_at: Callable[[float], float], base: float, gammas: tuple[float, ...]
+    loss_at: Callable[[float], float], base: float, steps: tuple[float, ...]
 ) -> tuple[float, float]:
-    """``(γ, loss)`` with the lowest loss among ``gammas`` and γ = 0 (for neurons without a
+    """``(t, loss)`` with the lowest loss among ``steps`` and t = 0 (for neurons without a
     first-order prediction)."""
     best = (0.0, base)
-    for gamma in gammas:
-        value = loss_at(gamma)
+    for step in steps:
+        value = loss_at(step)
         if value < best[1]:
-            best = (gamma, value)
+            best = (step, value)
     return best

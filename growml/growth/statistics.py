@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from growml.growth.pool import LayerRows
 from growml.growth.tiny import LayerStatistics
 from growml.losses import Loss
 from growml.nn.mlp import GrowingMLP
@@ -90,3 +91,42 @@ def collect_statistics(
         groups = tuple(_averaged([part], k) for part in parts) if n_groups > 1 else ()
         result.append(_averaged(parts, k, groups))
     return result
+
+
+@torch.no_grad()
+def collect_rows(
+    model: GrowingMLP, loss: Loss, x: Tensor, target: Tensor, batch_size: int = 512
+) -> list[LayerRows]:
+    """Every hidden layer's statistics rows (B2, B1, G in float64) over the rows ``x``: what
+    the candidate-pool step scores its candidates on."""
+    below: list[list[Tensor]] = [[] for _ in range(model.n_hidden_layers + 1)]
+    gradients: list[list[Tensor]] = [[] for _ in range(model.n_hidden_layers)]
+    for start in range(0, len(x), batch_size):
+        batch_x = x[start : start + batch_size]
+        cache = model.forward_cached(batch_x)
+        _, output_grad = loss.value_and_grad(cache.output, target[start : start + batch_size])
+        output_grad = output_grad * batch_x.shape[0]
+        grads = model.backward(cache, output_grad, parameter_grads=False)
+        for k, layer_input in enumerate(cache.inputs):
+            below[k].append(_with_ones(layer_input))
+        for k in range(model.n_hidden_layers):
+            gradients[k].append(grads[k + 1].double())
+    inputs = [torch.cat(parts) for parts in below]
+    return [
+        LayerRows(below=inputs[k], current=inputs[k + 1], gradient=torch.cat(gradients[k]))
+        for k in range(model.n_hidden_layers)
+    ]
+
+
+def statistics_of(rows: LayerRows) -> LayerStatistics:
+    """TINY's five averages computed from a layer's rows (no noise groups)."""
+    b2, b1, g, n = rows.below, rows.current, rows.gradient, rows.rows
+    return LayerStatistics(
+        S1=b1.T @ b1 / n,
+        M=b1.T @ g / n,
+        S2=b2.T @ b2 / n,
+        M2=b2.T @ g / n,
+        P=b2.T @ b1 / n,
+        gradient_norm=float((g * g).sum()) / n,
+        rows=n,
+    )

@@ -179,8 +179,8 @@ class Trainer:
                 if improved:
                     best_score, best_epoch, best_metrics = score, epoch, metrics
                     best_state = [p.detach().clone() for p in model.parameters()]
-                    if growth is not None:
-                        growth.record_improvement()
+                if growth is not None:
+                    growth.observe(metrics)
                 self._emit(
                     EpochEnd(
                         epoch=epoch,

@@ -1,0 +1,250 @@
+"""The candidate-pool growth step as pure functions: rows in, new neurons out.
+
+TINY's neurons are chosen by their first-order effect, which is linear in the layer input; a
+neuron that reads the raw input then adds an affine function of x, and one hidden layer stops
+growing once the affine functions are spanned. The pool step scores every candidate by its
+real feature instead (docs/growth.md has the derivation). For the hidden layer ``k`` that
+receives neurons, with rows = the statistics rows:
+
+    B2 (n × fan_in+1)   input of layer k, ones last      B1 (n × width+1)  output of layer k
+    G  (n × fan_out)    per-row gradient of the loss at the next pre-activation; V = −G
+    Q                   orthonormal basis of B1's columns;  V⊥ = V − Q QᵀV  (the bottleneck)
+
+    candidate a:  h = σ(B2 a),   h⊥ = h − Q Qᵀh,
+                  gain(a) = ‖h⊥ᵀ V⊥‖² / (n ‖h⊥‖²)        the exact drop of E‖V⊥ − h⊥ ωᵀ‖²
+                                                          at its best ω = V⊥ᵀh⊥ / ‖h⊥‖²
+
+Candidates are TINY's directions (both signs) and random whitened directions, each scaled to
+unit pre-activation spread, each with hinge offsets through sampled rows (bias = −aᵀx_i).
+Greedy orthogonal matching pursuit picks them: after each pick the residual and the remaining
+features are orthogonalised against it, so the picked gains add up to the exact drop of the
+residual objective. A pick must beat the permutation null: the best first-pick gain over the
+pool against row-shuffled V⊥ (projected again), maximised over ``PERMUTATIONS`` shuffles, so
+that on gradients unrelated to the rows a step grows with probability 1 / (PERMUTATIONS + 1).
+The picked features and the layer's existing inputs are then fitted jointly to V by least
+squares (``gelsd``: dead, all-zero features get zero weights instead of breaking the solve),
+which gives the new neurons' output weights and the move of the next layer's weights; the
+engine chooses the step on the loss. With σ = identity and TINY's directions whitened by
+the part of b2 the current features cannot express, the picked gains are TINY's λ_k².
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from growml.growth.tiny import inverse_sqrt
+
+# Singular values of a feature matrix below this fraction of the largest (or below the
+# absolute floor) span nothing: dead units, constant or duplicated columns.
+RELATIVE_TOLERANCE = 1e-7
+ABSOLUTE_TOLERANCE = 1e-9
+# Row shuffles of the permutation null: a step on pure noise grows with probability 1/20.
+PERMUTATIONS = 19
+
+
+@dataclass(frozen=True)
+class LayerRows:
+    """The statistics rows of one hidden layer that may receive neurons (float64).
+
+    ``below`` is the layer's input with a column of ones appended (B2), ``current`` its output
+    with ones (B1), ``gradient`` each row's gradient of the loss at the next pre-activation (G).
+    """
+
+    below: Tensor
+    current: Tensor
+    gradient: Tensor
+
+    @property
+    def rows(self) -> int:
+        return self.below.shape[0]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Candidates picked by the greedy selection, best first, with their gains."""
+
+    indices: list[int]
+    gains: list[float]
+    best_gain: float  # the first pick's gain, picked or not
+
+
+@dataclass(frozen=True)
+class PoolProposal:
+    """New neurons for one hidden layer and the joint move of the next layer.
+
+    Attributes:
+        alpha: (K, fan_in + 1) incoming weights, bias last, used as they are.
+        omega: (fan_out, K) outgoing weights of the jointly fitted update.
+        weight_update: (fan_out, width + 1) move of the next layer's weights, bias last.
+        gains: (K,) each pick's exact drop of the residual objective.
+        best_gain: the best candidate's gain (also when it missed the bar).
+        bar: the permutation null's bar a gain had to beat.
+        first_order: the loss's first-order decrease per unit step, E‖v̂‖².
+        weight_gain: the part of it that re-weighting the existing inputs explains.
+        bottleneck: Ψ = E‖V⊥‖², the desired change no re-weighting can express.
+        candidates: how many candidates the pool held.
+    """
+
+    alpha: Tensor
+    omega: Tensor
+    weight_update: Tensor
+    gains: list[float]
+    best_gain: float
+    bar: float
+    first_order: float
+    weight_gain: float
+    bottleneck: float
+    candidates: int
+
+
+def span_basis(features: Tensor) -> Tensor:
+    """An orthonormal basis (n × r) of the span of ``features``' columns; directions of
+    negligible spread are dropped."""
+    left, values, _ = torch.linalg.svd(features, full_matrices=False)
+    floor = max(RELATIVE_TOLERANCE * float(values.max()), ABSOLUTE_TOLERANCE)
+    return left[:, values > floor]
+
+
+def orthogonal_part(matrix: Tensor, basis: Tensor) -> Tensor:
+    """``matrix`` minus its projection on the span of ``basis`` (orthonormal columns)."""
+    return matrix - basis @ (basis.T @ matrix)
+
+
+def candidate_directions(
+    below: Tensor,
+    tiny_alpha: Tensor,
+    random_directions: int,
+    offsets: int,
+    generator: torch.Generator,
+) -> Tensor:
+    """The pool's incoming weights (C × fan_in + 1, bias last).
+
+    Directions: TINY's (rows of ``tiny_alpha``) with both signs, and ``random_directions``
+    random directions whitened by the input covariance; each scaled so that its
+    pre-activation has unit spread over the rows. Offsets: the direction's own bias (TINY's,
+    or centring for random ones) and hinges through ``offsets`` sampled rows.
+    """
+    x = below[:, :-1]
+    fan_in = x.shape[1]
+    centred = x - x.mean(0)
+    whitening = inverse_sqrt(centred.T @ centred / max(len(x) - 1, 1))
+    noise = torch.randn(random_directions, fan_in, generator=generator, dtype=below.dtype)
+    random_weights = noise @ whitening
+    random_alpha = torch.cat([random_weights, -(random_weights @ x.mean(0))[:, None]], 1)
+    alpha = torch.cat([tiny_alpha, -tiny_alpha, random_alpha])
+    spread = (below @ alpha.T).std(0)
+    usable = spread > ABSOLUTE_TOLERANCE * max(float(spread.max()), 1.0)
+    alpha = alpha[usable] / spread[usable, None]
+    rows = torch.randint(len(x), (alpha.shape[0], offsets), generator=generator)
+    # Bias through row i: the pre-activation is 0 at x_i, the hinge of a ReLU.
+    through = -(x[rows] * alpha[:, None, :-1]).sum(2)
+    hinged = alpha[:, None, :].repeat(1, offsets, 1)
+    hinged[:, :, -1] = through
+    return torch.cat([alpha, hinged.reshape(-1, fan_in + 1)])
+
+
+def pool_gains(features: Tensor, residual: Tensor) -> Tensor:
+    """Each column's exact gain ``‖hᵀV‖² / (n‖h‖²)`` against ``residual`` (both already
+    orthogonal to the current features); 0 for columns with no spread left."""
+    norms = (features * features).sum(0)
+    correlation = features.T @ residual
+    usable = norms > ABSOLUTE_TOLERANCE * max(float(norms.max()), 1.0)
+    gains = (correlation * correlation).sum(1) / norms.where(usable, torch.ones_like(norms))
+    return torch.where(usable, gains, 0.0) / features.shape[0]
+
+
+def greedy_selection(
+    features: Tensor, residual: Tensor, max_neurons: int, bar: float = 0.0
+) -> Selection:
+    """Orthogonal matching pursuit over the columns of ``features`` (orthogonal to the current
+    features already): pick the best gain, orthogonalise the residual and the other columns
+    against it, rescore; stop at ``max_neurons`` or when the best gain is not above ``bar``."""
+    features, residual = features.clone(), residual.clone()
+    indices: list[int] = []
+    gains: list[float] = []
+    best_gain = 0.0
+    while len(indices) < max_neurons:
+        scores = pool_gains(features, residual)
+        if indices:
+            scores[indices] = 0.0
+        best = int(scores.argmax())
+        gain = float(scores[best])
+        if not indices:
+            best_gain = gain
+        if not gain > bar:
+            break
+        direction = features[:, best] / features[:, best].norm()
+        residual -= direction[:, None] * (direction @ residual)
+        features -= direction[:, None] * (direction @ features)
+        indices.append(best)
+        gains.append(gain)
+    return Selection(indices, gains, best_gain)
+
+
+def permutation_bar(
+    features: Tensor,
+    residual: Tensor,
+    basis: Tensor,
+    generator: torch.Generator,
+    permutations: int = PERMUTATIONS,
+) -> float:
+    """The largest best-candidate gain over ``permutations`` row shuffles of ``residual``,
+    each projected off the current features again: what the pool reaches by chance."""
+    bar = 0.0
+    for _ in range(permutations):
+        shuffled = residual[torch.randperm(len(residual), generator=generator)]
+        null = orthogonal_part(shuffled, basis)
+        bar = max(bar, float(pool_gains(features, null).max()))
+    return bar
+
+
+def pool_proposal(
+    rows: LayerRows,
+    activation: object,
+    tiny_alpha: Tensor,
+    max_neurons: int,
+    generator: torch.Generator,
+    random_directions: int = 64,
+    offsets: int = 8,
+    permutations: int = PERMUTATIONS,
+) -> PoolProposal:
+    """The pool step for one layer: candidates, their features, the null bar, the greedy
+    picks, and the joint least-squares fit of the picked features and the existing inputs.
+
+    ``activation`` is the network's σ (a callable on tensors); ``tiny_alpha`` TINY's incoming
+    directions for this layer (K × fan_in + 1).
+    """
+    n = rows.rows
+    desired = -rows.gradient
+    basis = span_basis(rows.current)
+    residual = orthogonal_part(desired, basis)
+    alpha = candidate_directions(rows.below, tiny_alpha, random_directions, offsets, generator)
+    features = activation(rows.below @ alpha.T)
+    projected = orthogonal_part(features, basis)
+    bar = (
+        permutation_bar(projected, residual, basis, generator, permutations)
+        if permutations
+        else 0.0
+    )
+    selection = greedy_selection(projected, residual, max_neurons, bar)
+    picked = alpha[selection.indices]
+    inputs = torch.cat([rows.current, features[:, selection.indices]], 1)
+    solution = torch.linalg.lstsq(inputs, desired, driver="gelsd").solution
+    fitted = inputs @ solution
+    width = rows.current.shape[1]
+    explained = basis.T @ desired
+    return PoolProposal(
+        alpha=picked,
+        omega=solution[width:].T.contiguous(),
+        weight_update=solution[:width].T.contiguous(),
+        gains=selection.gains,
+        best_gain=selection.best_gain,
+        bar=bar,
+        first_order=float((fitted * fitted).sum()) / n,
+        weight_gain=float((explained * explained).sum()) / n,
+        bottleneck=float((residual * residual).sum()) / n,
+        candidates=alpha.shape[0],
+    )
