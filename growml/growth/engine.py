@@ -353,6 +353,8 @@ class GrowthEngine:
 
 
 def _largest_step(config: GrowthConfig) -> float:
+    if config.method == "pool" and config.max_step is not None:
+        return min(config.max_step, MAX_STEP)
     if config.method != "pool" and config.max_amplitude is not None:
         return min(config.max_amplitude**2, MAX_STEP)
     return MAX_STEP
