@@ -182,13 +182,18 @@ class GrowthEngine:
         self.skipped_ = {}
         pool = self.config.method == "pool"
         measured = collect_rows(model, self.loss, x, target) if pool else None
-        statistics = None if pool else collect_statistics(model, self.loss, x, target)
+        statistics = (
+            [statistics_of(rows) for rows in measured]
+            if pool
+            else collect_statistics(model, self.loss, x, target)
+        )
+        self._measured = [None if _unusable(stats) else bottleneck(stats) for stats in statistics]
         options = {}
         for layer in range(model.n_hidden_layers) if only is None else [only]:
             limit = self._limit(model, layer)
             if limit < (2 if paired(self.config, model) else 1):
                 continue
-            stats = statistics_of(measured[layer]) if pool else statistics[layer]
+            stats = statistics[layer]
             reason = _unusable(stats)
             if reason is None:
                 try:
@@ -244,7 +249,7 @@ class GrowthEngine:
         started: float,
     ) -> GrowthStep:
         candidate = option.candidate
-        before = self._bottlenecks(model, x, target)
+        before = self._measured
         with torch.no_grad():
             cache = model.forward_cached(x)
             loss_before = float(self.loss(cache.output, target))

@@ -84,6 +84,7 @@ def pool_option(
         generator,
         random_directions=config.random_directions,
         offsets=config.offsets,
+        score_dtype=torch.float32,
     )
     scores = [math.sqrt(g) for g in proposal.gains] or [math.sqrt(proposal.best_gain)]
     return Option(

@@ -146,14 +146,18 @@ def candidate_directions(
     return torch.cat([alpha, hinged.reshape(-1, fan_in + 1)])
 
 
-def pool_gains(features: Tensor, residual: Tensor) -> Tensor:
+def pool_gains(features: Tensor, residual: Tensor, norms: Tensor | None = None) -> Tensor:
     """Each column's exact gain ``‖hᵀV‖² / (n‖h‖²)`` against ``residual`` (both already
-    orthogonal to the current features); 0 for columns with no spread left."""
-    norms = (features * features).sum(0)
-    correlation = features.T @ residual
+    orthogonal to the current features); 0 for columns with no spread left. ``norms`` are
+    the columns' squared norms, when already known."""
+    norms = (features * features).sum(0) if norms is None else norms
+    return _gains(features.T @ residual, norms, features.shape[0])
+
+
+def _gains(correlation: Tensor, norms: Tensor, rows: int) -> Tensor:
     usable = norms > ABSOLUTE_TOLERANCE * max(float(norms.max()), 1.0)
     gains = (correlation * correlation).sum(1) / norms.where(usable, torch.ones_like(norms))
-    return torch.where(usable, gains, 0.0) / features.shape[0]
+    return torch.where(usable, gains, 0.0) / rows
 
 
 def greedy_selection(
@@ -161,13 +165,22 @@ def greedy_selection(
 ) -> Selection:
     """Orthogonal matching pursuit over the columns of ``features`` (orthogonal to the current
     features already): pick the best gain, orthogonalise the residual and the other columns
-    against it, rescore; stop at ``max_neurons`` or when the best gain is not above ``bar``."""
-    features, residual = features.clone(), residual.clone()
+    against it, rescore; stop at ``max_neurons`` or when the best gain is not above ``bar``.
+
+    The columns are never rewritten: with d the picked column made unit and orthogonal to the
+    earlier picks, every column's squared norm falls by (dᵀh)² and its correlation with the
+    residual by (dᵀh)(dᵀV), which is all the rescoring needs.
+    """
+    n = features.shape[0]
+    norms = (features * features).sum(0)
+    correlation = features.T @ residual
+    residual = residual.clone()
+    picked: list[Tensor] = []
     indices: list[int] = []
     gains: list[float] = []
     best_gain = 0.0
     while len(indices) < max_neurons:
-        scores = pool_gains(features, residual)
+        scores = _gains(correlation, norms, n)
         if indices:
             scores[indices] = 0.0
         best = int(scores.argmax())
@@ -176,9 +189,16 @@ def greedy_selection(
             best_gain = gain
         if not gain > bar:
             break
-        direction = features[:, best] / features[:, best].norm()
-        residual -= direction[:, None] * (direction @ residual)
-        features -= direction[:, None] * (direction @ features)
+        direction = features[:, best]
+        for earlier in picked:
+            direction = direction - earlier * (earlier @ direction)
+        direction = direction / direction.norm()
+        along = features.T @ direction  # dᵀh for every column (d is orthogonal to the picks)
+        along_residual = direction @ residual
+        norms = norms - along * along
+        correlation = correlation - along[:, None] * along_residual[None, :]
+        residual -= direction[:, None] * along_residual
+        picked.append(direction)
         indices.append(best)
         gains.append(gain)
     return Selection(indices, gains, best_gain)
@@ -193,12 +213,16 @@ def permutation_bar(
 ) -> float:
     """The largest best-candidate gain over ``permutations`` row shuffles of ``residual``,
     each projected off the current features again: what the pool reaches by chance."""
-    bar = 0.0
-    for _ in range(permutations):
-        shuffled = residual[torch.randperm(len(residual), generator=generator)]
-        null = orthogonal_part(shuffled, basis)
-        bar = max(bar, float(pool_gains(features, null).max()))
-    return bar
+    if not permutations:
+        return 0.0
+    n, outputs = residual.shape
+    shuffles = torch.stack([torch.randperm(n, generator=generator) for _ in range(permutations)])
+    nulls = orthogonal_part(residual[shuffles.T.reshape(-1)].reshape(n, -1), basis)
+    norms = (features * features).sum(0)
+    correlation = (features.T @ nulls).reshape(len(norms), permutations, outputs)
+    gains = (correlation * correlation).sum(2) / norms.clamp_min(1e-300)[:, None] / n
+    usable = norms > ABSOLUTE_TOLERANCE * max(float(norms.max()), 1.0)
+    return float(gains[usable].max()) if bool(usable.any()) else 0.0
 
 
 def pool_proposal(
@@ -210,28 +234,30 @@ def pool_proposal(
     random_directions: int = 64,
     offsets: int = 8,
     permutations: int = PERMUTATIONS,
+    score_dtype: torch.dtype | None = None,
 ) -> PoolProposal:
     """The pool step for one layer: candidates, their features, the null bar, the greedy
     picks, and the joint least-squares fit of the picked features and the existing inputs.
 
     ``activation`` is the network's σ (a callable on tensors); ``tiny_alpha`` TINY's incoming
-    directions for this layer (K × fan_in + 1).
+    directions for this layer (K × fan_in + 1); ``score_dtype`` the precision the candidates
+    are scored in (default: the rows').
     """
     n = rows.rows
     desired = -rows.gradient
     basis = span_basis(rows.current)
     residual = orthogonal_part(desired, basis)
     alpha = candidate_directions(rows.below, tiny_alpha, random_directions, offsets, generator)
-    features = activation(rows.below @ alpha.T)
-    projected = orthogonal_part(features, basis)
-    bar = (
-        permutation_bar(projected, residual, basis, generator, permutations)
-        if permutations
-        else 0.0
-    )
-    selection = greedy_selection(projected, residual, max_neurons, bar)
+    # Scoring hundreds of candidates is the step's main cost: float32 halves it and ranks them
+    # alike; the fit below is float64.
+    scoring = score_dtype or rows.below.dtype
+    features = activation(rows.below.to(scoring) @ alpha.to(scoring).T)
+    basis_scored, residual_scored = basis.to(scoring), residual.to(scoring)
+    projected = orthogonal_part(features, basis_scored)
+    bar = permutation_bar(projected, residual_scored, basis_scored, generator, permutations)
+    selection = greedy_selection(projected, residual_scored, max_neurons, bar)
     picked = alpha[selection.indices]
-    inputs = torch.cat([rows.current, features[:, selection.indices]], 1)
+    inputs = torch.cat([rows.current, activation(rows.below @ picked.T)], 1)
     solution = torch.linalg.lstsq(inputs, desired, driver="gelsd").solution
     fitted = inputs @ solution
     width = rows.current.shape[1]
