@@ -1,0 +1,209 @@
+"""The candidate-pool step against a float64 re-derivation, its null, and the engine around it."""
+
+import numpy as np
+import pytest
+import torch
+
+from growml.config import GrowthConfig, TrainConfig
+from growml.growth.engine import MAX_INTERVAL, GrowthEngine
+from growml.growth.pool import (
+    LayerRows,
+    greedy_selection,
+    orthogonal_part,
+    permutation_bar,
+    pool_gains,
+    pool_proposal,
+    span_basis,
+)
+from growml.growth.statistics import collect_rows, statistics_of
+from growml.growth.tiny import tiny_proposal
+from growml.losses import default_loss
+from growml.nn import GrowingMLP
+from growml.train import GrowthStep, Trainer
+
+
+def _rows(n=400, fan_in=3, width=4, outputs=2, seed=0, dead=False):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, fan_in, generator=generator, dtype=torch.float64)
+    below = torch.cat([x, torch.ones(n, 1, dtype=torch.float64)], 1)
+    hidden = torch.relu(below @ torch.randn(fan_in + 1, width, generator=generator).double())
+    if dead:
+        hidden[:, 0] = 0.0
+    current = torch.cat([hidden, torch.ones(n, 1, dtype=torch.float64)], 1)
+    target = torch.stack([torch.sin(2 * x[:, 0]) * x[:, 1], (x[:, 2] > 0.3).double()], 1)
+    return LayerRows(below, current, -target[:, :outputs])
+
+
+def _drop_of_residual(residual, feature):
+    """E‖V‖² − min_ω E‖V − h ωᵀ‖², by a float64 least-squares solve of its own."""
+    n = residual.shape[0]
+    omega = np.linalg.lstsq(feature[:, None], residual, rcond=None)[0]
+    left = residual - feature[:, None] @ omega
+    return ((residual**2).sum() - (left**2).sum()) / n
+
+
+def test_each_gain_is_the_drop_of_the_residual_objective():
+    rows = _rows()
+    basis = span_basis(rows.current)
+    residual = orthogonal_part(-rows.gradient, basis)
+    alpha = torch.randn(30, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    projected = orthogonal_part(torch.tanh(rows.below @ alpha.T), basis)
+    gains = pool_gains(projected, residual)
+    for column in range(30):
+        expected = _drop_of_residual(residual.numpy(), projected[:, column].numpy())
+        assert float(gains[column]) == pytest.approx(expected, rel=1e-10, abs=1e-14)
+
+
+def test_greedy_gains_add_up_to_the_drop_of_the_joint_fit():
+    rows = _rows(seed=1)
+    basis = span_basis(rows.current)
+    residual = orthogonal_part(-rows.gradient, basis)
+    alpha = torch.randn(50, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    projected = orthogonal_part(torch.relu(rows.below @ alpha.T), basis)
+    selection = greedy_selection(projected, residual, max_neurons=5)
+    assert len(selection.indices) == 5 and selection.gains == sorted(selection.gains, reverse=True)
+    chosen = projected[:, selection.indices].numpy()
+    solution = np.linalg.lstsq(chosen, residual.numpy(), rcond=None)[0]
+    left = residual.numpy() - chosen @ solution
+    drop = ((residual.numpy() ** 2).sum() - (left**2).sum()) / rows.rows
+    assert sum(selection.gains) == pytest.approx(drop, rel=1e-10)
+    # Each pick is the best column given the earlier ones.
+    first = pool_gains(projected, residual)
+    assert selection.indices[0] == int(first.argmax())
+
+
+def test_with_identity_activation_the_gains_are_tinys_lambdas():
+    """TINY's linear problem with the existing features projected out: λ_k of
+    S⊥^{-1/2} E[b2 v⊥ᵀ], S⊥ = E[b2⊥ b2⊥ᵀ]; the pool's picks among those neurons gain λ_k²."""
+    rows = _rows(n=500, fan_in=5, outputs=2, seed=2)
+    basis = span_basis(rows.current)
+    residual = orthogonal_part(-rows.gradient, basis)
+    below_perp = orthogonal_part(rows.below, basis).numpy()
+    n = rows.rows
+    covariance = below_perp.T @ below_perp / n
+    values, vectors = np.linalg.eigh(covariance)
+    keep = values > 1e-9 * values.max()
+    whitening = (vectors[:, keep] / np.sqrt(values[keep])) @ vectors[:, keep].T
+    target = below_perp.T @ residual.numpy() / n
+    left, lambdas, _ = np.linalg.svd(whitening @ target, full_matrices=False)
+    alpha = torch.as_tensor((whitening @ left).T)
+    features = rows.below @ alpha.T  # σ = identity
+    selection = greedy_selection(orthogonal_part(features, basis), residual, max_neurons=2)
+    assert selection.gains == pytest.approx((lambdas**2).tolist(), rel=1e-9)
+    # No direction does better than λ₁² (random ones for the record).
+    others = torch.randn(200, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    best_other = pool_gains(orthogonal_part(rows.below @ others.T, basis), residual).max()
+    assert float(best_other) <= lambdas[0] ** 2 * (1 + 1e-9)
+
+
+def test_the_proposal_fits_neurons_and_weights_jointly_and_predicts_its_first_order():
+    rows = _rows(seed=3, dead=True)  # a dead feature: the fit must not collapse to zero
+    tiny = tiny_proposal(statistics_of(rows))
+    proposal = pool_proposal(
+        rows, torch.relu, tiny.alpha[:3], 4, torch.Generator().manual_seed(0), permutations=0
+    )
+    assert proposal.alpha.shape == (4, 4) and proposal.omega.shape == (2, 4)
+    assert proposal.weight_update.shape == (2, 5)
+    assert bool(proposal.omega.abs().sum() > 0)
+    assert proposal.first_order == pytest.approx(proposal.weight_gain + sum(proposal.gains))
+    # The fitted update, applied in full, is the least-squares projection of V.
+    inputs = torch.cat([rows.current, torch.relu(rows.below @ proposal.alpha.T)], 1)
+    fitted = inputs @ torch.cat([proposal.weight_update.T, proposal.omega.T])
+    expected = np.linalg.lstsq(inputs.numpy(), -rows.gradient.numpy(), rcond=None)[0]
+    assert fitted.numpy() == pytest.approx(inputs.numpy() @ expected, abs=1e-9)
+
+
+def test_the_permutation_null_grows_on_pure_noise_at_most_five_percent_of_the_time():
+    generator = torch.Generator().manual_seed(11)
+    grown, trials = 0, 200
+    for trial in range(trials):
+        rows = _rows(n=200, seed=100 + trial)
+        noise = torch.randn(200, 2, generator=generator, dtype=torch.float64)
+        basis = span_basis(rows.current)
+        residual = orthogonal_part(noise, basis)
+        alpha = torch.randn(60, 4, generator=generator, dtype=torch.float64)
+        projected = orthogonal_part(torch.relu(rows.below @ alpha.T), basis)
+        bar = permutation_bar(projected, residual, basis, generator)
+        grown += bool(pool_gains(projected, residual).max() > bar)
+    # Nominal 1/20; 200 trials: a rate above 9 % would be 2.6 sd beyond it.
+    assert grown / trials <= 0.09
+    # The same bar does not hide a real signal.
+    rows = _rows(n=200, seed=7)
+    proposal = pool_proposal(rows, torch.relu, torch.zeros(0, 4), 4, generator)
+    assert proposal.gains and proposal.gains[0] > proposal.bar
+
+
+def _two_dimensional(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)
+    y = ((x[:, 0] ** 2 + x[:, 1] ** 2) < 0.5).astype(np.int64)  # a disc: not linear in x
+    return x, y
+
+
+def _grow(x, y, growth, epochs=60):
+    loss = default_loss("classification", 1)
+    model = GrowingMLP(x.shape[1], [1], 1, generator=torch.Generator().manual_seed(0))
+    events = []
+    engine = GrowthEngine(GrowthConfig(**growth), loss)
+    Trainer(
+        TrainConfig(epochs=epochs, early_stopping=False),
+        loss,
+        "classification",
+        observers=[events.append],
+        growth=engine,
+    ).run(model, x[:400], y[:400], x[400:], y[400:])
+    return model, [e for e in events if isinstance(e, GrowthStep)]
+
+
+def test_a_nonlinear_two_dimensional_target_grows_past_one_plus_twice_the_inputs():
+    x, y = _two_dimensional()
+    model, steps = _grow(x, y, {})
+    assert model.hidden_widths[0] > 1 + 2 * 2
+    with torch.no_grad():
+        predicted = (model(torch.as_tensor(x[400:]))[:, 0] > 0).long().numpy()
+    assert (predicted == y[400:]).mean() > 0.9
+
+
+def test_a_slowly_falling_loss_still_triggers_growth():
+    engine = GrowthEngine(GrowthConfig(), default_loss("classification", 1))
+    # A loss that keeps falling at the same pace never slows down: growth comes anyway, at
+    # most MAX_INTERVAL epochs after the first.
+    asked = [engine.wants_step(epoch, 1.0 - 0.002 * epoch, 0) for epoch in range(1, 12)]
+    assert asked.index(True) + 1 == 1 + MAX_INTERVAL
+    # A loss whose fall slows to under half its largest grows at once.
+    engine = GrowthEngine(GrowthConfig(), default_loss("classification", 1))
+    losses = [1.0, 0.8, 0.7, 0.68]
+    asked = [engine.wants_step(epoch, loss, 0) for epoch, loss in enumerate(losses, 1)]
+    assert asked == [False, False, False, True]
+
+
+def test_every_stop_event_carries_its_evidence():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 3)).astype(np.float32)
+    y = rng.integers(0, 2, size=600)  # labels unrelated to x: nothing to grow for
+    _, steps = _grow(x, y, {"max_failures": 2}, epochs=40)
+    quiet = [step for step in steps if not step.added]
+    assert quiet, "pure noise should meet the permutation null"
+    for step in quiet:
+        assert "permutation null" in step.reason or "validation" in step.reason
+        if "permutation null" in step.reason:
+            assert step.lambdas and step.noise_floor > 0
+            assert max(step.lambdas) <= step.noise_floor
+    assert steps[-1].finished
+
+
+def test_pool_rows_match_the_statistics_pass():
+    from growml.growth.statistics import collect_statistics
+
+    model = GrowingMLP(3, [4, 2], 2, generator=torch.Generator().manual_seed(0))
+    loss = default_loss("classification", 2)
+    x = torch.randn(100, 3, generator=torch.Generator().manual_seed(1))
+    target = loss.prepare_target(np.arange(100) % 2)
+    for rows, stats in zip(
+        collect_rows(model, loss, x, target),
+        collect_statistics(model, loss, x, target),
+        strict=True,
+    ):
+        from_rows = statistics_of(rows)
+        for name in ("S1", "M", "S2", "M2", "P"):
+            assert torch.allclose(getattr(from_rows, name), getattr(stats, name), atol=1e-10)
