@@ -135,6 +135,9 @@ def test_datasets_lists_every_builtin():
         "circles",
         "imbalanced",
         "friedman",
+        "spirals",
+        "xor",
+        "sine",
     }
     assert rows["digits"]["rows"] == 1797 and rows["digits"]["features"] == 64
     assert rows["friedman"]["task"] == "regression" and rows["friedman"]["class_balance"] is None

@@ -55,6 +55,9 @@ BUILTINS = {
     "circles": (1000, 2, "classification", 2),
     "imbalanced": (2000, 20, "classification", 2),
     "friedman": (2000, 10, "regression", None),
+    "spirals": (1000, 2, "classification", 2),
+    "xor": (2000, 10, "classification", 2),
+    "sine": (1000, 1, "regression", None),
 }
 
 

@@ -115,6 +115,36 @@ def _friedman() -> tuple[pa.Table, pa.ChunkedArray]:
     )
 
 
+def _spirals() -> tuple[pa.Table, pa.ChunkedArray]:
+    # Two arms of two turns each, mirror images of each other, with Gaussian noise.
+    rng = np.random.default_rng(_GENERATOR_SEED)
+    n = 1000
+    arm = np.arange(n) % 2
+    turn = np.sqrt(rng.uniform(0.02, 1.0, n)) * 4 * np.pi
+    radius = turn / (4 * np.pi)
+    angle = turn + np.pi * arm
+    x = np.stack([radius * np.cos(angle), radius * np.sin(angle)], 1)
+    return _from_arrays(x + rng.normal(scale=0.03, size=x.shape), arm)
+
+
+def _xor() -> tuple[pa.Table, pa.ChunkedArray]:
+    # The parity of 6 ±1 bits (jittered), beside 4 columns of pure noise.
+    rng = np.random.default_rng(_GENERATOR_SEED)
+    n = 2000
+    bits = rng.integers(0, 2, size=(n, 6))
+    signal = 2.0 * bits - 1 + rng.normal(scale=0.1, size=bits.shape)
+    x = np.concatenate([signal, rng.normal(size=(n, 4))], 1)
+    names = [f"bit{i}" for i in range(6)] + [f"noise{i}" for i in range(4)]
+    return _from_arrays(x, bits.sum(1) % 2, names)
+
+
+def _sine() -> tuple[pa.Table, pa.ChunkedArray]:
+    # Three periods of a sine over [−π, π], noise sd 0.1.
+    rng = np.random.default_rng(_GENERATOR_SEED)
+    x = rng.uniform(-np.pi, np.pi, size=(1000, 1))
+    return _from_arrays(x, np.sin(3 * x[:, 0]) + rng.normal(scale=0.1, size=1000))
+
+
 def cache_dir() -> Path:
     """Where growml caches generated data: ``$GROWML_CACHE``, else ``$XDG_CACHE_HOME/growml``,
     else ``~/.cache/growml``."""
@@ -208,6 +238,17 @@ _REGISTRY: dict[str, _Builtin] = {
         _friedman,
         "regression",
         "Friedman #1 regression: 10 features of which 5 matter, noise 1.0 (synthetic).",
+    ),
+    "spirals": _Builtin(
+        _spirals, "classification", "Two interleaved spirals of two turns in 2-D (synthetic)."
+    ),
+    "xor": _Builtin(
+        _xor,
+        "classification",
+        "Parity (XOR) of 6 jittered ±1 bits, beside 4 noise columns (synthetic).",
+    ),
+    "sine": _Builtin(
+        _sine, "regression", "Three periods of a sine in 1-D, noise sd 0.1 (synthetic)."
     ),
 }
 
