@@ -37,7 +37,14 @@ from growml.growth.line_search import (
     best_on_grid,
     extended_loss,
 )
-from growml.growth.options import Option, linearised_option, neuron_cost, paired, pool_option
+from growml.growth.options import (
+    Option,
+    explore_option,
+    linearised_option,
+    neuron_cost,
+    paired,
+    pool_option,
+)
 from growml.growth.statistics import collect_rows, collect_statistics, statistics_of
 from growml.growth.tiny import LayerStatistics, bottleneck
 from growml.losses import Loss
@@ -56,6 +63,10 @@ MAX_INTERVAL = 8
 # rose (R²: by METRIC_MARGINS), by the next step.
 LOSS_MARGIN = 0.01
 METRIC_MARGINS = {"accuracy": 0.0, "r2": 1e-3}
+# No headway: the training loss has not fallen by this fraction since the first epoch, and is
+# not below the validation loss by more. Random neurons are then added when nothing beats
+# the bar, for training to shape (first-order signals miss what parity needs).
+NO_HEADWAY = 0.1
 
 
 class GrowthEngine:
@@ -80,6 +91,8 @@ class GrowthEngine:
         self._since_step: list[float] = []
         self._best: dict[str, float] = {}
         self._baseline: dict[str, float] | None = None
+        self._latest_validation_loss: float | None = None
+        self._first_loss: float | None = None
         self._generator = torch.Generator().manual_seed(seed + 7919)
 
     # -------------------------------------------------------------------- decisions
@@ -88,6 +101,8 @@ class GrowthEngine:
         """Whether to grow after ``epoch`` (mean training loss ``train_loss``; validation last
         improved ``epochs_without_improvement`` epochs ago, counting from the last step)."""
         self._since_step.append(train_loss)
+        if self._first_loss is None:
+            self._first_loss = train_loss
         if self.finished_:
             return False
         config = self.config
@@ -109,6 +124,7 @@ class GrowthEngine:
     def observe(self, validation: dict[str, float]) -> None:
         """Take one epoch's validation metrics (the evidence that growth pays off)."""
         loss = validation["loss"]
+        self._latest_validation_loss = loss
         if loss < self._best.get("loss", math.inf):
             self._best["loss"] = loss
         for key in METRIC_MARGINS:
@@ -141,10 +157,20 @@ class GrowthEngine:
             return [self._event(model, epoch, started, "parameter budget reached", finished=True)]
         layers = self._choose(model, options)
         if not layers:
-            self._failures += 1
             evidence = max(
                 options.values(), key=lambda option: max(option.scores, default=0.0), default=None
             )
+            if evidence is not None and self._underfitting():
+                # Nothing shows at first order, yet training has made no headway: the network
+                # lacks capacity that training must shape itself (parity has no first-order
+                # signal). Random neurons give it that capacity.
+                layer = max(options, key=lambda k: options[k].bottleneck or 0.0)
+                limit = self._limit(model, layer)
+                option = explore_option(model, layer, limit, evidence, self._generator)
+                return self._grew(
+                    [self._grow(model, optimizer, x_stats, target_stats, option, epoch, started)]
+                )
+            self._failures += 1
             reason = (
                 f"no candidate beats the {self._bar_name()}"
                 if evidence
@@ -164,12 +190,26 @@ class GrowthEngine:
             events.append(
                 self._grow(model, optimizer, x_stats, target_stats, options[layer], epoch, started)
             )
+        return self._grew(events)
+
+    def _grew(self, events: list[GrowthStep]) -> list[GrowthStep]:
+        """Book a step's events: growth must now pay off; a step that added nothing failed."""
         self.steps_ += 1
         if any(event.added for event in events):
             self._baseline = dict(self._best)
         else:
             self._failures += 1
         return events
+
+    def _underfitting(self) -> bool:
+        """Whether training has made no headway: the training loss is within
+        ``NO_HEADWAY`` of the first epoch's, and not below the validation loss."""
+        validation, latest = self._latest_validation_loss, self._since_step[-1]
+        if validation is None or self._first_loss is None:
+            return False
+        return latest >= (1 - NO_HEADWAY) * self._first_loss and validation <= latest * (
+            1 + NO_HEADWAY
+        )
 
     # ------------------------------------------------------------------- internals
 
@@ -257,7 +297,7 @@ class GrowthEngine:
             method = self.config.method
             if method == "gradmax":
                 step, loss_after = 1.0, loss_before  # zero incoming weights: same function
-            elif method == "random":
+            elif option.explore:
                 step, loss_after = best_on_grid(loss_at, loss_before, _RANDOM_STEPS)
             else:
                 step, loss_after = armijo(
@@ -269,10 +309,15 @@ class GrowthEngine:
                     start=1.0 if candidate.linear else None,
                 )
         # Random neurons are added even at step 0 (zero outgoing weights still train).
-        added = candidate.neurons if step > 0 or method == "random" else 0
+        added = candidate.neurons if step > 0 or option.explore else 0
         if added:
             _apply(model, optimizer, candidate, step)
-            reason = "added"
+            reason = (
+                f"added random neurons: no candidate beats the {self._bar_name()} and "
+                "training has made no headway"
+                if option.explore and method != "random"
+                else "added"
+            )
         else:
             reason = "the line search found no step that lowers the loss"
         return GrowthStep(

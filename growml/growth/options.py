@@ -37,6 +37,8 @@ class Option:
             when none is offered: the evidence behind the decision.
         bar: the score a neuron had to beat (TINY: noise floor; pool: permutation null).
         bottleneck: Ψ of the layer the neurons write into.
+        explore: random neurons added for training to shape (no first-order prediction):
+            their step is chosen on a grid and they are added even at step 0.
     """
 
     candidate: Candidate
@@ -45,6 +47,7 @@ class Option:
     scores: list[float]
     bar: float
     bottleneck: float
+    explore: bool = False
 
     @property
     def neurons(self) -> int:
@@ -120,9 +123,8 @@ def linearised_option(
             stats, project=config.method != "tiny-noproj", move_weights=config.move_weights
         )
     if config.method == "random":
-        count = count_limit
-        candidate = _random_candidate(model, layer, count * per_candidate, generator)
-        return Option(candidate, 0.0, 0.0, [], 0.0, proposal.bottleneck)
+        candidate = _random_candidate(model, layer, count_limit * per_candidate, generator)
+        return Option(candidate, 0.0, 0.0, [], 0.0, proposal.bottleneck, explore=True)
     count = proposal.significant(count_limit, config.noise_factor)
     alpha, omega = proposal.alpha[:count], proposal.omega[:, :count]
     if pairs:
@@ -137,6 +139,22 @@ def linearised_option(
         scores=lambdas,
         bar=proposal.noise_floor * config.noise_factor,
         bottleneck=proposal.bottleneck,
+    )
+
+
+def explore_option(
+    model: GrowingMLP, layer: int, limit: int, evidence: Option, generator: torch.Generator
+) -> Option:
+    """``limit`` random neurons for ``layer``, carrying the ``evidence`` that nothing better
+    was found."""
+    return Option(
+        candidate=_random_candidate(model, layer, limit, generator),
+        first_order=0.0,
+        gain=0.0,
+        scores=evidence.scores,
+        bar=evidence.bar,
+        bottleneck=evidence.bottleneck,
+        explore=True,
     )
 
 
