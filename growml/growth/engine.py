@@ -204,12 +204,11 @@ class GrowthEngine:
     def _underfitting(self) -> bool:
         """Whether training has made no headway: the training loss is within
         ``NO_HEADWAY`` of the first epoch's, and not below the validation loss."""
-        validation, latest = self._latest_validation_loss, self._since_step[-1]
-        if validation is None or self._first_loss is None:
+        validation, first = self._latest_validation_loss, self._first_loss
+        if validation is None or first is None or not self._since_step:
             return False
-        return latest >= (1 - NO_HEADWAY) * self._first_loss and validation <= latest * (
-            1 + NO_HEADWAY
-        )
+        latest = self._since_step[-1]
+        return latest >= (1 - NO_HEADWAY) * first and validation <= latest * (1 + NO_HEADWAY)
 
     # ------------------------------------------------------------------- internals
 
