@@ -140,13 +140,13 @@ def _two_dimensional(n=600, seed=0):
     return x, y
 
 
-def _grow(x, y, growth, epochs=60):
+def _grow(x, y, growth, epochs=60, early_stopping=False):
     loss = default_loss("classification", 1)
     model = GrowingMLP(x.shape[1], [1], 1, generator=torch.Generator().manual_seed(0))
     events = []
     engine = GrowthEngine(GrowthConfig(**growth), loss)
     Trainer(
-        TrainConfig(epochs=epochs, early_stopping=False),
+        TrainConfig(epochs=epochs, early_stopping=early_stopping),
         loss,
         "classification",
         observers=[events.append],
@@ -207,3 +207,18 @@ def test_pool_rows_match_the_statistics_pass():
         from_rows = statistics_of(rows)
         for name in ("S1", "M", "S2", "M2", "P"):
             assert torch.allclose(getattr(from_rows, name), getattr(stats, name), atol=1e-10)
+
+
+def test_parity_without_first_order_signal_still_grows_and_learns():
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2, size=(800, 4))
+    x = (2.0 * bits - 1 + rng.normal(scale=0.05, size=bits.shape)).astype(np.float32)
+    y = bits.sum(1) % 2
+    model, steps = _grow(x, y, {}, epochs=120, early_stopping=True)
+    assert model.hidden_widths[0] > 4
+    assert any(step.reason.startswith("added random neurons") for step in steps) or any(
+        step.added for step in steps
+    )
+    with torch.no_grad():
+        predicted = (model(torch.as_tensor(x[400:]))[:, 0] > 0).long().numpy()
+    assert (predicted == y[400:]).mean() > 0.9

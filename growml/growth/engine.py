@@ -59,9 +59,11 @@ _RANDOM_STEPS = (1 / 64, 1 / 16, 1 / 4, 1.0)
 SLOWDOWN = 0.5
 MIN_INTERVAL = 2
 MAX_INTERVAL = 8
-# A step paid off when the best validation loss fell by this fraction, or the best accuracy
-# rose (R²: by METRIC_MARGINS), by the next step.
+# A step paid off when, by the next step, the best validation loss fell by LOSS_MARGIN of
+# itself (and at least LOSS_FLOOR of the first training loss), or the best accuracy rose
+# (R²: by METRIC_MARGINS).
 LOSS_MARGIN = 0.01
+LOSS_FLOOR = 1e-2
 METRIC_MARGINS = {"accuracy": 0.0, "r2": 1e-3}
 # No headway: the training loss has not fallen by this fraction since the first epoch, and is
 # not below the validation loss by more. Random neurons are then added when nothing beats
@@ -351,7 +353,11 @@ class GrowthEngine:
     def _paid_off(self) -> bool:
         """Whether validation improved enough since neurons were last added."""
         baseline, best = self._baseline or {}, self._best
-        if best.get("loss", math.inf) < baseline.get("loss", math.inf) * (1 - LOSS_MARGIN):
+        previous = baseline.get("loss", math.inf)
+        # Relative to the loss, and never less than a fraction of the first epoch's loss: on
+        # separable data the loss falls towards 0 by large relative steps that buy nothing.
+        margin = max(LOSS_MARGIN * previous, LOSS_FLOOR * (self._first_loss or 0.0))
+        if best.get("loss", math.inf) < previous - margin:
             return True
         return any(
             best.get(key, -math.inf) > baseline.get(key, -math.inf) + margin
