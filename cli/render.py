@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from growml.train.events import EpochEnd, Event, GrowthStep, TrainEnd, TrainStart
+from growml.events import EpochEnd, Event, GrowthStep, TrainEnd, TrainStart
 
 _SHORT = {"accuracy": "acc", "macro_f1": "mF1"}
 _METRIC_ORDER = ("accuracy", "macro_f1", "f1", "f1_at_0.5", "log_loss", "rmse", "mae", "r2")

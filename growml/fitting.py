@@ -19,6 +19,7 @@ import torch
 from growml.config import FitConfig
 from growml.data import PreparedData, Table, load_table, prepare
 from growml.errors import ConfigError, TrainingError
+from growml.events import Event, Observer
 from growml.growth.engine import GrowthEngine
 from growml.losses import Loss, default_loss, make_loss
 from growml.losses.threshold import choose_threshold
@@ -35,7 +36,6 @@ from growml.runs.rundir import (
     RunWriter,
     default_run_dir,
 )
-from growml.train.events import Event, Observer
 from growml.train.metrics import evaluate, probabilities
 from growml.train.trainer import Trainer, TrainResult
 

@@ -10,13 +10,14 @@ import torch
 import growml
 from growml.config import DataConfig, GrowthConfig, TrainConfig
 from growml.data import load_table, prepare
+from growml.events import GrowthStep
 from growml.growth.engine import GrowthEngine, _apply
 from growml.growth.line_search import Candidate, armijo, extended_loss
 from growml.growth.statistics import collect_statistics
 from growml.growth.tiny import tiny_proposal
 from growml.losses import CrossEntropy, MeanSquaredError, default_loss
 from growml.nn import GrowingMLP
-from growml.train import GrowthStep, Trainer
+from growml.train import Trainer
 
 
 @pytest.mark.parametrize("layer", [0, 1])
@@ -207,9 +208,9 @@ def test_fit_grows_by_default_and_records_every_step(tmp_path):
 def test_restoring_pre_growth_weights_keeps_the_optimizer_consistent():
     """Best weights from before growth come back with their shapes; optimizer state that no
     longer fits them is dropped (fused kernels would silently misalign it), the rest is kept."""
+    from growml.nn.optimizer_state import add_neurons, forget_stale_state
     from growml.prune import SynFlow, prune_neurons
-    from growml.train import add_neurons, make_optimizer
-    from growml.train.optimizer import forget_stale_state
+    from growml.train import make_optimizer
 
     model = GrowingMLP(4, [3], 2, generator=torch.Generator().manual_seed(0))
     optimizer = make_optimizer(model.parameters(), TrainConfig())

@@ -6,7 +6,8 @@ import torch
 from growml.config import TrainConfig
 from growml.losses import MeanSquaredError
 from growml.nn import GrowingMLP
-from growml.train import add_neurons, make_optimizer, remove_neurons
+from growml.nn.optimizer_state import add_neurons, remove_neurons
+from growml.train import make_optimizer
 
 OPTIMIZERS = ["adam", "adamw", "sgd"]
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from growml.config import GrowthConfig, TrainConfig
+from growml.events import GrowthStep
 from growml.growth.engine import MAX_INTERVAL, GrowthEngine
 from growml.growth.pool import (
     LayerRows,
@@ -19,7 +20,7 @@ from growml.growth.statistics import collect_rows, statistics_of
 from growml.growth.tiny import tiny_proposal
 from growml.losses import default_loss
 from growml.nn import GrowingMLP
-from growml.train import GrowthStep, Trainer
+from growml.train import Trainer
 
 
 def _rows(n=400, fan_in=3, width=4, outputs=2, seed=0, dead=False):

@@ -200,8 +200,9 @@ def test_losses_that_do_not_fit_the_task_are_refused(tmp_path, settings, message
 
 def test_warmup_trains_with_cross_entropy_first():
     from growml.config import TrainConfig
+    from growml.events import EpochEnd
     from growml.nn import GrowingMLP
-    from growml.train import EpochEnd, Trainer
+    from growml.train import Trainer
 
     class Counting(BinaryCrossEntropy):
         calls = 0

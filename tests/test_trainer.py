@@ -6,9 +6,10 @@ import torch
 
 from growml.config import DataConfig, TrainConfig
 from growml.data import load_table, prepare
+from growml.events import EpochEnd, TrainEnd, TrainStart
 from growml.losses import default_loss
 from growml.nn import GrowingMLP
-from growml.train import EpochEnd, TrainEnd, Trainer, TrainStart, choose_threads
+from growml.train import Trainer, choose_threads
 from growml.train import trainer as trainer_module
 
 

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from growml.config import GrowthConfig
+from growml.events import GrowthStep
 from growml.growth.line_search import (
     MAX_STEP,
     Candidate,
@@ -49,8 +50,7 @@ from growml.growth.statistics import collect_rows, collect_statistics, statistic
 from growml.growth.tiny import LayerStatistics, bottleneck
 from growml.losses import Loss
 from growml.nn.mlp import GrowingMLP
-from growml.train.events import GrowthStep
-from growml.train.optimizer import add_neurons
+from growml.nn.optimizer_state import add_neurons
 
 # Steps tried for random neurons, which have no first-order prediction to start from.
 _RANDOM_STEPS = (1 / 64, 1 / 16, 1 / 4, 1.0)

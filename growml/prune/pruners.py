@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 
 from growml.nn.mlp import GrowingMLP
+from growml.nn.optimizer_state import remove_neurons
 from growml.prune import scores
-from growml.train.optimizer import remove_neurons
 
 
 class Pruner:

@@ -11,9 +11,9 @@ import torch
 
 from growml.config import PruneConfig
 from growml.errors import ConfigError, GrowmlWarning
+from growml.events import Event, PruneStep
 from growml.nn.mlp import GrowingMLP
 from growml.prune.pruners import make_pruner, prune_neurons, prune_weights, weight_count
-from growml.train.events import Event, PruneStep
 
 
 def prune_network(

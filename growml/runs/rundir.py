@@ -18,7 +18,7 @@ from safetensors.torch import save
 
 from growml import atomic
 from growml.errors import RunError
-from growml.train.events import Event
+from growml.events import Event
 
 CONFIG = "config.yaml"
 MODEL_WEIGHTS = "model.safetensors"

@@ -22,11 +22,12 @@ from torch import Tensor
 
 from growml.config import TrainConfig
 from growml.errors import TrainingError
+from growml.events import EpochEnd, Observer, TrainEnd, TrainStart
 from growml.losses import Loss
 from growml.nn.mlp import GrowingMLP
-from growml.train.events import EpochEnd, Observer, TrainEnd, TrainStart
+from growml.nn.optimizer_state import forget_stale_state
 from growml.train.metrics import HIGHER_IS_BETTER, decide
-from growml.train.optimizer import forget_stale_state, make_optimizer
+from growml.train.optimizer import make_optimizer
 
 if TYPE_CHECKING:
     from growml.growth.engine import GrowthEngine
