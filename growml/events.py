@@ -1,4 +1,4 @@
-"""Events the trainer emits; observers (progress display, history file, tuner) consume them.
+"""Events of training, growth and pruning, consumed by observers (display, history, tuner).
 
 An observer is any callable taking one event. Events are plain data: ``to_dict`` gives the JSON
 line that ``history.jsonl`` stores.

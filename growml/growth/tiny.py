@@ -1,7 +1,8 @@
 """TINY's linear algebra as pure functions: statistics in, a growth proposal out.
 
-Notation (``shared/reference/tiny.md``): a candidate is hidden layer ``k``; its new neurons read
-``b2`` (the input of layer k with a constant 1 appended) and write into ``a`` (the
+Verbockhaven et al., "Growing Tiny Networks", TMLR 2024; derivation in docs/growth.md. A
+candidate is hidden layer ``k``; its new neurons read ``b2`` (the input of layer k with a
+constant 1 appended) and write into ``a`` (the
 pre-activation of layer k+1), whose input is ``b1`` (layer k's output with a 1 appended). ``g``
 is the per-sample gradient of the loss at ``a`` and ``v = −g`` the desired update. With ``E``
 the average over the statistics rows::

@@ -2,7 +2,7 @@
 
 Shape changes swap a parameter's ``.data`` and keep the ``Parameter`` object itself, so an
 optimizer that holds it never needs rebuilding; each change returns ``ParamResize`` records
-that ``growml.train.optimizer`` applies to the optimizer's state.
+that ``growml.nn.optimizer_state`` applies to the optimizer's state.
 
 Training uses ``forward_cached`` + ``backward``: a hand-derived backward pass that writes every
 parameter's ``.grad`` and returns the pre-activation gradients ``∂ℓ/∂a_l`` of every layer (what
