@@ -123,8 +123,8 @@ class GrowthConfig(_Section):
     max_failures: int = Field(
         4,
         ge=1,
-        description="Stop growing after this many steps in a row that did not pay off "
-        "(validation loss not 1 % lower, accuracy or R² not higher, or nothing added).",
+        description="Stop growing after this many steps in a row without a better validation "
+        "(loss not 1 % lower, accuracy or R² not higher).",
     )
     max_params: int | None = Field(None, ge=1, description="Parameter budget (none: no limit).")
     statistics_rows: int = Field(

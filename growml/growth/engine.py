@@ -13,12 +13,12 @@ less than half the largest since the last step, at least ``MIN_INTERVAL`` and at
 data's own pace. ``growth.every`` grows on a fixed schedule instead, ``growth.schedule=stall``
 only once training has stalled.
 
-When to stop, on held-out evidence: a step that added neurons has paid off when, by the next
-step, the best validation loss fell by ``LOSS_MARGIN`` or the best validation accuracy (R²)
-rose; a step whose candidates all miss their bar (the pool's permutation null, TINY's noise
-floor) waits for more training and counts as one that did not pay. ``growth.max_failures``
-such steps in a row end growth; so does the parameter budget. Every event carries the scores
-and the bar behind its decision.
+When to stop, on held-out evidence: growth goes on while validation improves from one step to
+the next (the best validation loss falls by ``LOSS_MARGIN``, or the best accuracy or R² rises);
+a step whose candidates all miss their bar (the pool's permutation null, TINY's noise floor)
+adds nothing and waits for more training. ``growth.max_failures`` steps in a row without a
+validation improvement end growth; so does the parameter budget. Every event carries the
+scores and the bar behind its decision.
 """
 
 from __future__ import annotations
@@ -120,6 +120,8 @@ class GrowthEngine:
             return latest > earlier * (1 - config.min_improvement)
         if len(losses) <= MIN_INTERVAL:
             return False
+        if not self.steps_:
+            return True  # the starting network is tiny on purpose: grow once it has trained
         falls = [before - after for before, after in zip(losses, losses[1:], strict=False)]
         return len(falls) >= MAX_INTERVAL or falls[-1] < SLOWDOWN * max(falls)
 
@@ -149,19 +151,20 @@ class GrowthEngine:
         self._since_step = self._since_step[-1:]
         if self._baseline is not None:
             self._failures = 0 if self._paid_off() else self._failures + 1
-            self._baseline = None
-        if self._failures >= self.config.max_failures:
-            return [self._event(model, epoch, started, self._validation_stop(), finished=True)]
+        self._baseline = dict(self._best)
         rows = torch.randperm(len(x), generator=self._generator)[: self.config.statistics_rows]
         x_stats, target_stats = x.index_select(0, rows), target.index_select(0, rows)
         options = self._options(model, x_stats, target_stats)
         if not options and not self.skipped_:
             return [self._event(model, epoch, started, "parameter budget reached", finished=True)]
+        evidence = max(
+            options.values(), key=lambda option: max(option.scores, default=0.0), default=None
+        )
+        if self._failures >= self.config.max_failures:
+            reason = self._validation_stop()
+            return [self._event(model, epoch, started, reason, evidence, finished=True)]
         layers = self._choose(model, options)
         if not layers:
-            evidence = max(
-                options.values(), key=lambda option: max(option.scores, default=0.0), default=None
-            )
             if evidence is not None and self._underfitting():
                 # Nothing shows at first order, yet training has made no headway: the network
                 # lacks capacity that training must shape itself (parity has no first-order
@@ -172,16 +175,13 @@ class GrowthEngine:
                 return self._grew(
                     [self._grow(model, optimizer, x_stats, target_stats, option, epoch, started)]
                 )
-            self._failures += 1
             reason = (
                 f"no candidate beats the {self._bar_name()}"
                 if evidence
                 else "no layer's measurements can be used"
             )
-            finished = self._failures >= self.config.max_failures
-            if finished:
-                reason += f" ({self._failures} steps in a row without growth that paid off)"
-            return [self._event(model, epoch, started, reason, evidence, finished=finished)]
+            self.steps_ += 1
+            return [self._event(model, epoch, started, reason, evidence)]
         events = []
         for position, layer in enumerate(layers):
             if position:  # the previous layer changed the network: measure it again
@@ -195,12 +195,7 @@ class GrowthEngine:
         return self._grew(events)
 
     def _grew(self, events: list[GrowthStep]) -> list[GrowthStep]:
-        """Book a step's events: growth must now pay off; a step that added nothing failed."""
         self.steps_ += 1
-        if any(event.added for event in events):
-            self._baseline = dict(self._best)
-        else:
-            self._failures += 1
         return events
 
     def _underfitting(self) -> bool:
@@ -351,7 +346,7 @@ class GrowthEngine:
         return [None if _unusable(stats) else bottleneck(stats) for stats in statistics]
 
     def _paid_off(self) -> bool:
-        """Whether validation improved enough since neurons were last added."""
+        """Whether validation improved enough since the previous step."""
         baseline, best = self._baseline or {}, self._best
         previous = baseline.get("loss", math.inf)
         # Relative to the loss, and never less than a fraction of the first epoch's loss: on
@@ -367,8 +362,8 @@ class GrowthEngine:
     def _validation_stop(self) -> str:
         shown = ", ".join(f"{key} {value:.4g}" for key, value in self._best.items())
         return (
-            f"validation stopped improving after growth ({self._failures} steps in a row; "
-            f"best validation {shown or 'not yet measured'})"
+            f"validation stopped improving ({self._failures} steps in a row without a better "
+            f"validation loss or score; best validation {shown or 'not yet measured'})"
         )
 
     def _bar_name(self) -> str:
