@@ -9,9 +9,10 @@ carries optimizer state (``train/optimizer.py``).
 
 When: by default as soon as the training loss stops falling fast — its latest fall per epoch
 less than half the largest since the last step, at least ``MIN_INTERVAL`` and at most
-``MAX_INTERVAL`` epochs after it — so that growth starts in the first epochs and follows the
-data's own pace. ``growth.every`` grows on a fixed schedule instead, ``growth.schedule=stall``
-only once training has stalled.
+``MAX_INTERVAL`` epochs after it (twice as long after each step in a row that added nothing)
+— so that growth starts in the first epochs and follows the data's own pace.
+``growth.every`` grows on a fixed schedule instead, ``growth.schedule=stall`` only once
+training has stalled.
 
 When to stop, on held-out evidence: growth goes on while validation improves from one step to
 the next (the best validation loss falls by ``LOSS_MARGIN``, or the best accuracy or R² rises);
@@ -90,6 +91,7 @@ class GrowthEngine:
         self.steps_ = 0
         self.skipped_: dict[int, str] = {}
         self._failures = 0
+        self._quiet = 0  # steps in a row that added nothing
         self._since_step: list[float] = []
         self._best: dict[str, float] = {}
         self._baseline: dict[str, float] | None = None
@@ -118,12 +120,14 @@ class GrowthEngine:
                 return False
             earlier, latest = losses[-1 - config.patience], losses[-1]
             return latest > earlier * (1 - config.min_improvement)
-        if len(losses) <= MIN_INTERVAL:
+        # After steps that found nothing, wait longer: training must change the network first.
+        shortest = MIN_INTERVAL * 2**self._quiet
+        if len(losses) <= shortest:
             return False
         if not self.steps_:
             return True  # the starting network is tiny on purpose: grow once it has trained
         falls = [before - after for before, after in zip(losses, losses[1:], strict=False)]
-        return len(falls) >= MAX_INTERVAL or falls[-1] < SLOWDOWN * max(falls)
+        return len(falls) >= max(MAX_INTERVAL, shortest) or falls[-1] < SLOWDOWN * max(falls)
 
     def observe(self, validation: dict[str, float]) -> None:
         """Take one epoch's validation metrics (the evidence that growth pays off)."""
@@ -181,6 +185,7 @@ class GrowthEngine:
                 else "no layer's measurements can be used"
             )
             self.steps_ += 1
+            self._quiet += 1
             return [self._event(model, epoch, started, reason, evidence)]
         events = []
         for position, layer in enumerate(layers):
@@ -196,6 +201,7 @@ class GrowthEngine:
 
     def _grew(self, events: list[GrowthStep]) -> list[GrowthStep]:
         self.steps_ += 1
+        self._quiet = 0 if any(event.added for event in events) else self._quiet + 1
         return events
 
     def _underfitting(self) -> bool:

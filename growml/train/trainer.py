@@ -82,8 +82,8 @@ class Trainer:
         task: ``classification`` or ``regression`` (decides the validation metrics).
         observers: callables receiving each event (start, every epoch, growth, end).
         seed: seeds the batch order.
-        growth: grows the network when training stalls; early stopping waits until growth
-            has finished.
+        growth: grows the network as its schedule asks; early stopping counts its patience
+            from the last improvement or the last step that added neurons.
         warmup: a loss to train with for the first ``warmup_epochs`` epochs (cross-entropy
             before a soft-set loss).
 
@@ -193,11 +193,11 @@ class Trainer:
                         seconds=time.perf_counter() - epoch_started,
                     )
                 )
-                stalled = epoch - max(best_epoch, last_growth)
                 warming_up = self.warmup is not None and epoch <= self.warmup_epochs
-                if growth is not None and not growth.finished_:
-                    # No growth on the warm-up loss: its values and gradients are another loss's.
-                    if not warming_up and growth.wants_step(epoch, train_loss, stalled):
+                # No growth on the warm-up loss: its values and gradients are another loss's.
+                if growth is not None and not growth.finished_ and not warming_up:
+                    stalled = epoch - max(best_epoch, last_growth)
+                    if growth.wants_step(epoch, train_loss, stalled):
                         for event in growth.step(model, self.optimizer_, x, target, epoch):
                             self._emit(event)
                             if event.added:
@@ -205,7 +205,8 @@ class Trainer:
                         torch.set_num_threads(
                             choose_threads(config.threads, model, config.batch_size)
                         )
-                    continue
+                # New neurons get the full patience to pay off; steps that add nothing do not.
+                stalled = epoch - max(best_epoch, last_growth)
                 if config.early_stopping and stalled >= config.patience:
                     stopped_early = True
                     break
