@@ -97,6 +97,7 @@ class GrowthEngine:
         self._baseline: dict[str, float] | None = None
         self._latest_validation_loss: float | None = None
         self._first_loss: float | None = None
+        self._measured: list[float | None] = []  # Ψ per layer at the last measurement
         self._generator = torch.Generator().manual_seed(seed + 7919)
 
     # -------------------------------------------------------------------- decisions
