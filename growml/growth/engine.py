@@ -185,9 +185,7 @@ class GrowthEngine:
                 if evidence
                 else "no layer's measurements can be used"
             )
-            self.steps_ += 1
-            self._quiet += 1
-            return [self._event(model, epoch, started, reason, evidence)]
+            return self._grew([self._event(model, epoch, started, reason, evidence)])
         events = []
         for position, layer in enumerate(layers):
             if position:  # the previous layer changed the network: measure it again
@@ -201,6 +199,7 @@ class GrowthEngine:
         return self._grew(events)
 
     def _grew(self, events: list[GrowthStep]) -> list[GrowthStep]:
+        """Count a finished step (a quiet one when it added nothing)."""
         self.steps_ += 1
         self._quiet = 0 if any(event.added for event in events) else self._quiet + 1
         return events
