@@ -241,7 +241,13 @@ class GrowthEngine:
                 try:
                     if pool:
                         options[layer] = pool_option(
-                            self.config, model, layer, measured[layer], limit, self._generator
+                            self.config,
+                            model,
+                            layer,
+                            measured[layer],
+                            stats,
+                            limit,
+                            self._generator,
                         )
                     else:
                         options[layer] = linearised_option(

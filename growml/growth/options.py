@@ -17,7 +17,6 @@ import torch
 from growml.config import GrowthConfig
 from growml.growth.line_search import Candidate
 from growml.growth.pool import LayerRows, pool_proposal
-from growml.growth.statistics import statistics_of
 from growml.growth.tiny import LayerStatistics, gradmax_proposal, tiny_proposal
 from growml.nn.mlp import GrowingMLP
 
@@ -73,11 +72,13 @@ def pool_option(
     model: GrowingMLP,
     layer: int,
     rows: LayerRows,
+    stats: LayerStatistics,
     limit: int,
     generator: torch.Generator,
 ) -> Option:
-    """The candidate-pool step for ``layer`` (at most ``limit`` neurons)."""
-    tiny = tiny_proposal(statistics_of(rows))
+    """The candidate-pool step for ``layer`` (at most ``limit`` neurons); ``stats`` are TINY's
+    averages of the same ``rows``, which give the pool its first directions."""
+    tiny = tiny_proposal(stats)
     directions = tiny.alpha[:POOL_TINY_DIRECTIONS][tiny.lambdas[:POOL_TINY_DIRECTIONS] > 0]
     proposal = pool_proposal(
         rows,
