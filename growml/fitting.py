@@ -203,13 +203,21 @@ def _growth_summary(config: FitConfig, history: list[dict[str, Any]]) -> dict[st
     for event in added:
         per_layer[event["layer"]] += event["added"]
     stop = next((event["reason"] for event in steps if event["finished"]), None)
+    if stop is None:
+        ends = [event for event in history if event["event"] == "train_end"]
+        stopped_early = bool(ends) and ends[0]["stopped_early"]  # the growing run's
+        stop = (
+            "training stopped early while growing (validation stopped improving)"
+            if stopped_early
+            else "the epoch budget ran out while growing"
+        )
     return {
         "method": config.growth.method,
         "start_widths": config.model.hidden_widths,
         "steps": len(added),
         "neurons_added": per_layer,
         "seconds": sum(event["seconds"] for event in steps),
-        "stopped": stop or "the epoch budget ran out while growing",
+        "stopped": stop,
     }
 
 

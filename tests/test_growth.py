@@ -205,6 +205,21 @@ def test_fit_grows_by_default_and_records_every_step(tmp_path):
     assert result.metrics["hidden_widths"][0] > 1
 
 
+@pytest.mark.parametrize(
+    ("train", "says"),
+    [
+        ({"epochs": 6, "early_stopping": False}, "the epoch budget ran out while growing"),
+        ({"epochs": 200, "patience": 2}, "training stopped early while growing"),
+    ],
+)
+def test_the_summary_says_what_ended_growth(tmp_path, train, says):
+    overrides = [("data.source", "digits"), ("growth.max_failures", 50)]
+    overrides += [(f"train.{key}", value) for key, value in train.items()]
+    result = growml.fit(growml.resolve_config(overrides=overrides), out=tmp_path / "run")
+    assert result.metrics["growth"]["stopped"].startswith(says)
+    assert result.metrics["epochs"] < 200 or not train.get("early_stopping", True)
+
+
 def test_restoring_pre_growth_weights_keeps_the_optimizer_consistent():
     """Best weights from before growth come back with their shapes; optimizer state that no
     longer fits them is dropped (fused kernels would silently misalign it), the rest is kept."""
