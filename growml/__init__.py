@@ -7,9 +7,16 @@ Public API::
     result = growml.fit(config, out="runs/digits")
     run = growml.load_run("runs/digits")
     run.predict(rows)
+    growml.export_run("runs/digits")                 # runs/digits/model.onnx, verified
+    growml.load_onnx("runs/digits/model.onnx").predict(rows)   # onnxruntime, no torch
+
+The names that need torch (``fit``, ``load_run``, ``export_run`` ...) are imported on first
+use, so that ``load_onnx`` serves predictions from a process that never imports torch.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("growml")
@@ -17,21 +24,53 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
 from growml.config import FitConfig, load_recipe, resolve_config
-from growml.errors import ConfigError, DataError, GrowmlError, GrowmlWarning, RunError
-from growml.fitting import FitResult, fit
-from growml.runs import Run, load_run
+from growml.errors import (
+    ConfigError,
+    DataError,
+    ExportError,
+    GrowmlError,
+    GrowmlWarning,
+    RunError,
+)
+from growml.export.runtime import OnnxModel, load_onnx
+
+if TYPE_CHECKING:
+    from growml.export import ExportResult, export_run
+    from growml.fitting import FitResult, fit
+    from growml.runs import Run, load_run
+
+_LAZY = {
+    "ExportResult": "growml.export",
+    "export_run": "growml.export",
+    "FitResult": "growml.fitting",
+    "fit": "growml.fitting",
+    "Run": "growml.runs",
+    "load_run": "growml.runs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'growml' has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigError",
     "DataError",
+    "ExportError",
+    "ExportResult",
     "FitConfig",
     "FitResult",
     "GrowmlError",
     "GrowmlWarning",
+    "OnnxModel",
     "Run",
     "RunError",
     "__version__",
+    "export_run",
     "fit",
+    "load_onnx",
     "load_recipe",
     "load_run",
     "resolve_config",

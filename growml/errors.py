@@ -26,5 +26,9 @@ class RunError(GrowmlError):
     """A run directory is missing, incomplete, or would be overwritten."""
 
 
+class ExportError(GrowmlError):
+    """A run cannot be exported, or an exported model cannot be used."""
+
+
 class GrowmlWarning(UserWarning):
     """Something was changed to make the data usable (a column dropped, rows skipped)."""

@@ -9,7 +9,15 @@ from growml.data.builtin import DatasetInfo, list_datasets
 from growml.data.files import as_arrow
 from growml.data.preprocess import Preprocessor, TargetEncoder
 from growml.data.split import split_indices
-from growml.data.table import PreparedData, Table, infer_task, load_table, prepare, read_rows
+from growml.data.table import (
+    PreparedData,
+    Table,
+    infer_task,
+    load_table,
+    prepare,
+    read_rows,
+    split_rows,
+)
 
 __all__ = [
     "DatasetInfo",
@@ -24,4 +32,5 @@ __all__ = [
     "prepare",
     "read_rows",
     "split_indices",
+    "split_rows",
 ]

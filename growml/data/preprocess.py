@@ -77,7 +77,8 @@ def mean_and_std(values: np.ndarray) -> tuple[float, float]:
     return mean, std if std > 0 else 1.0
 
 
-def _string_values(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
+def string_values(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
+    """The column as text (missing values stay null), as categories are matched."""
     try:
         return pc.cast(as_chunked(column), pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -89,12 +90,17 @@ def _string_values(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
 
 @dataclass(frozen=True)
 class NumericColumn:
-    """A numeric input column: ``(x - mean) / std``, missing values imputed with ``mean``."""
+    """A numeric input column: ``(x - mean) / std``, missing values imputed with ``mean``.
+
+    ``boolean`` records that the training column held booleans (read as 0/1), so that the
+    ONNX export can take them as text the way a CSV writes them.
+    """
 
     name: str
     mean: float
     std: float
     missing_indicator: bool
+    boolean: bool = False
 
     @property
     def output_names(self) -> list[str]:
@@ -105,7 +111,8 @@ class NumericColumn:
         values = numeric_values(column, name)
         present = values[~np.isnan(values)]
         mean, std = mean_and_std(present)
-        return cls(name, mean, std, bool(present.size < values.size))
+        boolean = pa.types.is_boolean(as_chunked(column).type)
+        return cls(name, mean, std, bool(present.size < values.size), boolean)
 
     def write(self, column: pa.ChunkedArray, out: np.ndarray) -> None:
         values = numeric_values(column, self.name)
@@ -131,7 +138,7 @@ class CategoricalColumn:
 
     @classmethod
     def fit(cls, name: str, column: pa.ChunkedArray, max_categories: int) -> CategoricalColumn:
-        counts = pc.value_counts(_string_values(column, name))
+        counts = pc.value_counts(string_values(column, name))
         pairs = zip(
             counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
         )
@@ -142,7 +149,7 @@ class CategoricalColumn:
         return cls(name, tuple(sorted(value for value, _ in kept)), missing)
 
     def write(self, column: pa.ChunkedArray, out: np.ndarray) -> None:
-        strings = _string_values(column, self.name)
+        strings = string_values(column, self.name)
         value_set = pa.array(self.categories, pa.string())
         index = pc.fill_null(pc.index_in(strings, value_set=value_set), -1).to_numpy()
         rows = np.flatnonzero(index >= 0)
@@ -211,7 +218,12 @@ class Preprocessor:
         columns = []
         for column in self.columns:
             if isinstance(column, NumericColumn):
-                entry = {"kind": "numeric", "mean": column.mean, "std": column.std}
+                entry = {
+                    "kind": "numeric",
+                    "mean": column.mean,
+                    "std": column.std,
+                    "boolean": column.boolean,
+                }
             else:
                 entry = {"kind": "categorical", "categories": list(column.categories)}
             columns.append(
@@ -229,9 +241,10 @@ class Preprocessor:
             for entry in settings["columns"]:
                 name, indicator = str(entry["name"]), bool(entry["missing_indicator"])
                 if entry["kind"] == "numeric":
-                    columns.append(
-                        NumericColumn(name, float(entry["mean"]), float(entry["std"]), indicator)
-                    )
+                    mean, std = float(entry["mean"]), float(entry["std"])
+                    # Runs written before booleans were recorded read them as numbers.
+                    boolean = bool(entry.get("boolean", False))
+                    columns.append(NumericColumn(name, mean, std, indicator, boolean))
                 elif entry["kind"] == "categorical":
                     categories = tuple(str(value) for value in entry["categories"])
                     columns.append(CategoricalColumn(name, categories, indicator))

@@ -292,6 +292,20 @@ class PreparedData:
     raw_test: pa.Table
 
 
+def split_rows(
+    table: Table, config: DataConfig, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices of the train, validation and test parts that ``prepare`` uses, so that a
+    later command (an export's verification) sees the very rows the run was tested on."""
+    return split_indices(
+        table.target.to_numpy() if table.task == "classification" else None,
+        table.features.num_rows,
+        config.test_size,
+        config.validation_size,
+        seed,
+    )
+
+
 def prepare(table: Table, config: DataConfig, seed: int) -> PreparedData:
     """Split ``table`` (stratified for classification, by ``seed``) and build the arrays.
 
@@ -299,13 +313,7 @@ def prepare(table: Table, config: DataConfig, seed: int) -> PreparedData:
     the class list comes from every row so that no validation or test label is unknown.
     """
     classification = table.task == "classification"
-    train, validation, test = split_indices(
-        table.target.to_numpy() if classification else None,
-        table.features.num_rows,
-        config.test_size,
-        config.validation_size,
-        seed,
-    )
+    train, validation, test = split_rows(table, config, seed)
     encoder = TargetEncoder.fit(
         table.target if classification else table.target.take(train), table.task
     )

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from growml.data import Preprocessor, TargetEncoder, as_arrow
 from growml.errors import RunError
 from growml.nn.mlp import GrowingMLP, ModelSpec
+from growml.predictions import prediction_table
 from growml.runs.rundir import CONFIG, HISTORY, METRICS, MODEL_SPEC, MODEL_WEIGHTS, PREPROCESS
 from growml.train.metrics import decide, probabilities
 
@@ -94,12 +95,8 @@ class Run:
     def prediction_table(self, rows: Any) -> pa.Table:
         """Predictions for raw rows as a table: ``prediction``, and for classification one
         ``probability_<class>`` column per class."""
-        columns: dict[str, Any] = {"prediction": self.predict(rows).tolist()}
-        if self.task == "classification":
-            proba = self.predict_proba(rows)
-            for index, label in enumerate(self.classes):
-                columns[f"probability_{label}"] = proba[:, index].astype(np.float64)
-        return pa.table(columns)
+        proba = self.predict_proba(rows) if self.task == "classification" else None
+        return prediction_table(self.predict(rows), proba, self.classes)
 
     def history(self) -> list[dict[str, Any]]:
         """The events of ``history.jsonl``."""

@@ -1,0 +1,25 @@
+"""ONNX export with the preprocessing inside the graph, and prediction through onnxruntime.
+
+``export_run`` builds, checks, verifies and writes ``model.onnx``; ``load_onnx`` predicts from
+it with onnxruntime alone. ``export_run`` needs torch (it loads the run to compare against), so
+it is imported on first use and ``load_onnx`` stays free of torch.
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from growml.export.runtime import OnnxModel, load_onnx
+
+if TYPE_CHECKING:
+    from growml.export.exporter import MODEL_FILE, ExportResult, export_run
+
+_LAZY = {"MODEL_FILE", "ExportResult", "export_run"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module("growml.export.exporter"), name)
+    raise AttributeError(f"module 'growml.export' has no attribute {name!r}")
+
+
+__all__ = ["MODEL_FILE", "ExportResult", "OnnxModel", "export_run", "load_onnx"]

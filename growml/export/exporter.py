@@ -1,0 +1,130 @@
+"""``growml export``: a run directory to one verified ONNX file.
+
+The model is built, checked with ``onnx.checker``, run against the torch path on the run's
+test split, and only then written (atomically) — a refused export leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from growml import __version__, atomic
+from growml.errors import ExportError
+from growml.export import metadata
+from growml.export.graph import DEFAULT_OPSET, NetworkWeights, build_model, input_types
+from growml.export.runtime import OnnxModel
+from growml.export.verify import Parity, compare, held_out_rows
+from growml.runs import Run, load_run
+
+MODEL_FILE = "model.onnx"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What ``export_run`` wrote: the file, its opset, size and nodes, and its parity."""
+
+    path: Path
+    opset: int
+    size_bytes: int
+    nodes: int
+    inputs: int
+    parity: Parity
+    seconds: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": str(self.path),
+            "opset": self.opset,
+            "size_bytes": self.size_bytes,
+            "nodes": self.nodes,
+            "inputs": self.inputs,
+            "verified_rows": self.parity.rows,
+            "max_difference": self.parity.max_difference,
+            "tolerance": self.parity.tolerance,
+            "label_mismatches": self.parity.label_mismatches,
+            "seconds": self.seconds,
+        }
+
+
+def export_run(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+    data: str | None = None,
+) -> ExportResult:
+    """Export the run at ``run_dir`` to ``out`` (default ``run_dir/model.onnx``).
+
+    ``opset`` is the ONNX opset (default 18); ``data`` the training data's source when it
+    has moved since the run was trained (default: ``config.yaml``'s ``data.source``). Raises
+    ``ExportError`` (and writes nothing) when the exported model does not reproduce the run.
+    """
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    out = run_dir / MODEL_FILE if out is None else Path(out)
+    if out.is_dir():
+        raise ExportError(
+            f"{str(out)!r} is a directory; give a file path such as {str(out / MODEL_FILE)!r}."
+        )
+    run = load_run(run_dir)
+    model = build_run_model(run, opset)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise ExportError(
+            f"the ONNX model failed onnx.checker ({error}); this is a bug in growml."
+        ) from None
+    content = model.SerializeToString()
+    parity = compare(OnnxModel(content, str(out)), run, held_out_rows(run, data))
+    if not parity.agrees:
+        raise ExportError(
+            f"the ONNX model disagrees with the run on {parity.rows} test rows (largest "
+            f"difference {parity.max_difference:.3g}, allowed {parity.tolerance:.0e}; "
+            f"{parity.label_mismatches} labels differ), so nothing was written."
+        )
+    try:
+        atomic.write_bytes(out, content)
+    except OSError as error:
+        raise ExportError(f"cannot write {str(out)!r}: {error.strerror}.") from None
+    return ExportResult(
+        path=out,
+        opset=opset,
+        size_bytes=len(content),
+        nodes=len(model.graph.node),
+        inputs=len(model.graph.input),
+        parity=parity,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def build_run_model(run: Run, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """The ONNX model of a loaded run, unchecked and unverified."""
+    network = NetworkWeights(
+        layers=[
+            (weight.detach().numpy(), bias.detach().numpy())
+            for weight, bias in zip(run.model.weights, run.model.biases, strict=True)
+        ],
+        activation=run.model.activation.name,
+    )
+    info = run.model_info()
+    properties = metadata.encode(
+        {
+            "growml_version": __version__,
+            "task": run.task,
+            "classes": info["classes"],
+            "threshold": run.threshold,
+            "inputs": [
+                {"name": name, "type": kind} for name, kind in input_types(run.preprocessor).items()
+            ],
+            "hidden_widths": info["hidden_widths"],
+            "activation": info["activation"],
+            "parameters": info["parameters"],
+            "test_metrics": run.metrics.get("test", {}),
+        }
+    )
+    return build_model(
+        run.preprocessor, network, run.target_encoder, run.threshold, opset, properties
+    )

@@ -1,0 +1,47 @@
+"""The metadata properties of an exported model: what it predicts and from which columns.
+
+ONNX metadata values are text; everything that is not text already is stored as JSON, so a
+reader in any language gets lists and numbers back with one JSON parse. No machine path is
+ever stored.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# Every key growml writes; a model without them was not exported by growml.
+KEYS = (
+    "growml_version",
+    "task",
+    "classes",
+    "threshold",
+    "inputs",
+    "hidden_widths",
+    "activation",
+    "parameters",
+    "test_metrics",
+)
+
+
+def encode(info: dict[str, Any]) -> dict[str, str]:
+    """``info`` (the ``KEYS``) as ONNX metadata properties."""
+    return {
+        key: value if isinstance(value, str) else json.dumps(info[key])
+        for key, value in info.items()
+    }
+
+
+def decode(properties: dict[str, str]) -> dict[str, Any] | None:
+    """The values ``encode`` stored, or None when a key is missing or not JSON."""
+    if any(key not in properties for key in KEYS):
+        return None
+    try:
+        return {
+            key: properties[key]
+            if key in ("growml_version", "task", "activation")
+            else json.loads(properties[key])
+            for key in KEYS
+        }
+    except json.JSONDecodeError:
+        return None

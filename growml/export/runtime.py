@@ -1,0 +1,142 @@
+"""Prediction from an exported model with onnxruntime alone: no torch, no growml network code.
+
+``load_onnx(path)`` gives an ``OnnxModel`` that takes raw rows as ``growml predict`` does (a
+pyarrow Table, a pandas DataFrame, a dict of columns, a list of dicts, a 2-D array) and turns
+each source column into the input the graph expects: float64 with NaN for a missing number,
+text with ``""`` for a missing category or boolean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+import pyarrow.compute as pc
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+from growml.data.files import as_arrow
+from growml.data.preprocess import numeric_values, string_values
+from growml.errors import DataError, ExportError
+from growml.export import metadata
+from growml.predictions import prediction_table
+
+_LOAD_ERRORS = (
+    ort_state.Fail,
+    ort_state.InvalidArgument,
+    ort_state.InvalidGraph,
+    ort_state.InvalidProtobuf,
+    ort_state.NoSuchFile,
+    ort_state.NotImplemented,
+    ort_state.RuntimeException,
+)
+
+
+class OnnxModel:
+    """An exported growml model in an onnxruntime session.
+
+    Args:
+        model: the ONNX file's bytes.
+        source: how to name the model in messages (its path).
+        threads: onnxruntime's intra-op threads; one is fastest for networks this small.
+
+    Attributes:
+        info: the metadata properties (task, classes, threshold, inputs, widths, metrics).
+    """
+
+    def __init__(self, model: bytes, source: str = "the ONNX model", threads: int = 1) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        except _LOAD_ERRORS:
+            raise ExportError(
+                f"{source!r} is not a valid ONNX model; export the run again with growml export."
+            ) from None
+        info = metadata.decode(self.session.get_modelmeta().custom_metadata_map)
+        if info is None:
+            raise ExportError(f"{source!r} was not written by growml export; export the run again.")
+        self.info = info
+        self._inputs = {value.name: value.type for value in self.session.get_inputs()}
+        self._outputs = [value.name for value in self.session.get_outputs()]
+
+    @property
+    def task(self) -> str:
+        return str(self.info["task"])
+
+    @property
+    def classes(self) -> list[Any]:
+        return list(self.info["classes"] or [])
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The raw input columns, in order."""
+        return list(self._inputs)
+
+    def feeds(self, rows: Any) -> dict[str, np.ndarray]:
+        """The graph's inputs for raw ``rows``: one ``[N, 1]`` array per source column."""
+        table = as_arrow(rows, self.feature_names)
+        missing = [name for name in self._inputs if name not in table.column_names]
+        if missing:
+            raise DataError(
+                f"column {missing[0]!r} is missing from the data; the model needs the columns "
+                f"{', '.join(self.feature_names)}."
+            )
+        return {
+            name: _as_input(table.column(name), name, kind).reshape(-1, 1)
+            for name, kind in self._inputs.items()
+        }
+
+    def run(self, rows: Any) -> dict[str, np.ndarray]:
+        """Every output of the graph for raw ``rows``, by name."""
+        try:
+            values = self.session.run(self._outputs, self.feeds(rows))
+        except _LOAD_ERRORS as error:
+            raise ExportError(f"onnxruntime could not run the model: {error}.") from None
+        return dict(zip(self._outputs, values, strict=True))
+
+    def predict(self, rows: Any) -> np.ndarray:
+        """Predicted labels (classification) or values (regression) for raw rows."""
+        return self.run(rows)["value" if self.task == "regression" else "label"]
+
+    def predict_proba(self, rows: Any) -> np.ndarray:
+        """Class probabilities (rows × classes, in ``classes`` order) for raw rows."""
+        if self.task != "classification":
+            raise ExportError("predict_proba needs a classification model; this one is regression.")
+        return self.run(rows)["probabilities"]
+
+    def prediction_table(self, rows: Any) -> pa.Table:
+        """Predictions as ``Run.prediction_table`` gives them."""
+        outputs = self.run(rows)
+        if self.task == "regression":
+            return prediction_table(outputs["value"], None, [])
+        return prediction_table(outputs["label"], outputs["probabilities"], self.classes)
+
+    def __repr__(self) -> str:
+        widths = ", ".join(str(w) for w in self.info["hidden_widths"])
+        return f"OnnxModel({self.task}, {len(self._inputs)} inputs, hidden widths {widths})"
+
+
+def load_onnx(path: str | Path, threads: int = 1) -> OnnxModel:
+    """The model ``growml export`` wrote at ``path``, ready to predict from raw rows."""
+    path = Path(path)
+    try:
+        model = path.read_bytes()
+    except FileNotFoundError:
+        raise ExportError(
+            f"{str(path)!r} does not exist; write it with growml export RUN."
+        ) from None
+    except OSError as error:
+        raise ExportError(f"cannot read {str(path)!r}: {error.strerror}.") from None
+    return OnnxModel(model, str(path), threads)
+
+
+def _as_input(column: pa.ChunkedArray, name: str, kind: str) -> np.ndarray:
+    if kind == "tensor(double)":
+        return numeric_values(column, name)
+    text = pc.fill_null(string_values(column, name), "")
+    return np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)

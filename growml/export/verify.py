@@ -1,0 +1,91 @@
+"""Parity of an exported model with the run it came from, on the run's own test split.
+
+The test split is made again exactly as ``growml fit`` made it (``config.yaml``'s data settings
+and seed through ``growml.data.split_rows``), and its raw rows go through onnxruntime and
+through the torch path (``Run.predict``). Probabilities must agree within ``TOLERANCE``; a
+regression value within ``TOLERANCE`` times the target's standard deviation when that exceeds
+1 (the network works on the standardised scale, and float32 carries 7 digits of a value in
+the thousands); every label must be equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from growml.config import resolve_config
+from growml.data import load_table, split_rows
+from growml.errors import ConfigError, ExportError
+from growml.export.runtime import OnnxModel
+
+if TYPE_CHECKING:
+    from growml.runs import Run
+
+TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How closely the exported model follows the run on ``rows`` rows.
+
+    ``max_difference`` is the largest absolute difference of a probability (classification)
+    or a value in the target's units (regression); ``tolerance`` the largest allowed;
+    ``label_mismatches`` how many predicted labels differ.
+    """
+
+    rows: int
+    max_difference: float
+    tolerance: float
+    label_mismatches: int
+
+    @property
+    def agrees(self) -> bool:
+        return self.label_mismatches == 0 and self.max_difference <= self.tolerance
+
+
+def held_out_rows(run: Run, source: str | None = None) -> pa.Table:
+    """The raw feature rows of the run's test split; ``source`` replaces ``data.source`` when
+    the training data has moved since the run was trained."""
+    settings = dict(run.config)
+    if not settings.get("data"):
+        raise ExportError(
+            "the run has no config.yaml with its data settings, so its test split cannot be "
+            "made again to verify the export; train the run again."
+        )
+    if source is not None:
+        settings["data"] = {**settings["data"], "source": source}
+    try:
+        config = resolve_config(settings)
+    except ConfigError as error:
+        raise ExportError(f"the run's config.yaml cannot be read back ({error})") from None
+    data = config.data
+    table = load_table(data.source, data.target, data.task)
+    return table.features.take(split_rows(table, data, config.seed)[2])
+
+
+def compare(model: OnnxModel, run: Run, rows: pa.Table) -> Parity:
+    """Run ``rows`` through both engines and measure how far apart they are."""
+    if run.task == "regression":
+        expected, actual = run.predict(rows), model.predict(rows)
+        tolerance = TOLERANCE * max(1.0, run.target_encoder.std)
+        return Parity(rows.num_rows, _largest_gap(expected, actual), tolerance, 0)
+    outputs = model.run(rows)
+    labels = run.predict(rows)
+    pairs = zip(np.asarray(labels).tolist(), outputs["label"].tolist(), strict=True)
+    mismatches = sum(expected != actual for expected, actual in pairs)
+    gap = _largest_gap(run.predict_proba(rows), outputs["probabilities"])
+    return Parity(rows.num_rows, gap, TOLERANCE, mismatches)
+
+
+def _largest_gap(expected: np.ndarray, actual: np.ndarray) -> float:
+    expected = np.asarray(expected, np.float64)
+    actual = np.asarray(actual, np.float64)
+    if expected.shape != actual.shape:
+        return float("inf")
+    gap = np.abs(expected - actual)
+    # A NaN on one side only is a difference; on both sides (a NaN input) it is agreement.
+    gap[np.isnan(expected) & np.isnan(actual)] = 0.0
+    return float(np.nan_to_num(gap, nan=np.inf).max(initial=0.0))
