@@ -25,6 +25,7 @@ from growml.cli.common import (
     widths_flag,
 )
 from growml.cli.compare import compare
+from growml.cli.export import export
 
 from growml.errors import ConfigError
 
@@ -105,6 +106,7 @@ def fit(
 
 
 app.command()(compare)
+app.command()(export)
 
 
 @app.command()
@@ -131,6 +133,13 @@ def predict(
     out: Annotated[
         Path | None, typer.Option(help="Write the predictions as CSV here (default: show them).")
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="onnx (onnxruntime on RUN/model.onnx) or torch; default: onnx when the run "
+            "has been exported."
+        ),
+    ] = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Predict the target of DATA's rows with a trained run (raw rows: the run preprocesses)."""
@@ -138,11 +147,11 @@ def predict(
     import pyarrow.csv as pacsv
 
     from growml.data import read_rows
-    from growml.runs import load_run
+    from growml.export import load_predictor
 
     with user_errors():
-        loaded = load_run(run)
-        predictions = loaded.prediction_table(read_rows(data))
+        predictor = load_predictor(run, engine)
+        predictions = predictor.prediction_table(read_rows(data))
         if out is not None:
             from growml.atomic import write_bytes
 

@@ -265,3 +265,21 @@ class CompareProgress:
 
     def stop(self) -> None:
         self.progress.stop()
+
+
+def export_table(result: dict[str, Any]) -> Table:
+    """What ``growml export`` wrote and how closely it follows the run."""
+    verdict = "labels equal" if result["label_mismatches"] == 0 else "labels differ"
+    return summary_table(
+        {
+            "file": result["path"],
+            "opset": result["opset"],
+            "size": f"{result['size_bytes'] / 1024:.1f} KiB",
+            "nodes": result["nodes"],
+            "inputs": result["inputs"],
+            "max difference": f"{result['max_difference']:.2g} (allowed "
+            f"{result['tolerance']:.0e}) on {result['verified_rows']} test rows, {verdict}",
+            "time": f"{result['seconds']:.2f} s",
+        },
+        title="growml export",
+    )

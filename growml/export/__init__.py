@@ -8,12 +8,13 @@ it is imported on first use and ``load_onnx`` stays free of torch.
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from growml.export.engines import ENGINES, MODEL_FILE, load_predictor
 from growml.export.runtime import OnnxModel, load_onnx
 
 if TYPE_CHECKING:
-    from growml.export.exporter import MODEL_FILE, ExportResult, export_run
+    from growml.export.exporter import ExportResult, export_run
 
-_LAZY = {"MODEL_FILE", "ExportResult", "export_run"}
+_LAZY = {"ExportResult", "export_run"}
 
 
 def __getattr__(name: str) -> Any:
@@ -22,4 +23,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'growml.export' has no attribute {name!r}")
 
 
-__all__ = ["MODEL_FILE", "ExportResult", "OnnxModel", "export_run", "load_onnx"]
+__all__ = [
+    "ENGINES",
+    "MODEL_FILE",
+    "ExportResult",
+    "OnnxModel",
+    "export_run",
+    "load_onnx",
+    "load_predictor",
+]

@@ -15,12 +15,11 @@ import onnx
 from growml import __version__, atomic
 from growml.errors import ExportError
 from growml.export import metadata
+from growml.export.engines import MODEL_FILE
 from growml.export.graph import DEFAULT_OPSET, NetworkWeights, build_model, input_types
 from growml.export.runtime import OnnxModel
 from growml.export.verify import Parity, compare, held_out_rows
 from growml.runs import Run, load_run
-
-MODEL_FILE = "model.onnx"
 
 
 @dataclass(frozen=True)

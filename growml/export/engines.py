@@ -1,0 +1,37 @@
+"""Which engine predicts for a run: onnxruntime on ``model.onnx``, or the torch network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from growml.errors import ExportError
+from growml.export.runtime import OnnxModel, load_onnx
+
+if TYPE_CHECKING:
+    from growml.runs import Run
+
+ENGINES = ("auto", "onnx", "torch")
+MODEL_FILE = "model.onnx"
+
+
+def load_predictor(run_dir: str | Path, engine: str = "auto") -> Run | OnnxModel:
+    """The run's predictor: ``onnx`` (onnxruntime on ``run_dir/model.onnx``, no torch),
+    ``torch``, or ``auto``: onnx when the run has been exported, torch otherwise. Both give
+    ``predict``, ``predict_proba`` and ``prediction_table`` in the same format."""
+    run_dir = Path(run_dir)
+    if engine not in ENGINES:
+        raise ExportError(f"engine {engine!r} is unknown; use onnx or torch.")
+    exported = run_dir / MODEL_FILE
+    if engine == "onnx" or (engine == "auto" and exported.is_file()):
+        if not run_dir.is_dir():
+            raise ExportError(f"run directory {str(run_dir)!r} does not exist.")
+        if not exported.is_file():
+            raise ExportError(
+                f"{str(run_dir)!r} has no {MODEL_FILE}; export it with growml export "
+                f"{run_dir} or predict with --engine torch."
+            )
+        return load_onnx(exported)
+    from growml.runs import load_run
+
+    return load_run(run_dir)
