@@ -7,7 +7,8 @@ Numeric columns (integers, floats, booleans as 0/1) are imputed with the trainin
 standardised with the training mean and standard deviation; a ``<name>_missing`` indicator
 follows when the training column had missing values. Non-finite numbers count as missing.
 Other columns are categorical: one-hot over the most frequent training categories, all zeros
-for a category not kept or never seen, and a ``<name>_missing`` indicator as above.
+for a category not kept or never seen, and a ``<name>_missing`` indicator as above (the
+empty text counts as missing, as it does in a CSV file).
 """
 
 from __future__ import annotations
@@ -78,14 +79,16 @@ def mean_and_std(values: np.ndarray) -> tuple[float, float]:
 
 
 def string_values(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
-    """The column as text (missing values stay null), as categories are matched."""
+    """The column as text, as categories are matched; the empty text is missing (null), as
+    it is in a CSV file, so every reader of the data (the ONNX model too) agrees on it."""
     try:
-        return pc.cast(as_chunked(column), pa.string())
+        strings = pc.cast(as_chunked(column), pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise DataError(
             f"column {name!r} holds {column.type} values, which growml cannot use as "
             "categories; drop the column or convert it to text."
         ) from None
+    return pc.if_else(pc.equal(strings, ""), pa.scalar(None, pa.string()), strings)
 
 
 @dataclass(frozen=True)
@@ -138,15 +141,15 @@ class CategoricalColumn:
 
     @classmethod
     def fit(cls, name: str, column: pa.ChunkedArray, max_categories: int) -> CategoricalColumn:
-        counts = pc.value_counts(string_values(column, name))
+        strings = string_values(column, name)
+        counts = pc.value_counts(strings)
         pairs = zip(
             counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
         )
         present = [(value, count) for value, count in pairs if value is not None]
         # Most frequent first, ties by value, so the kept set never depends on row order.
         kept = sorted(present, key=lambda pair: (-pair[1], pair[0]))[:max_categories]
-        missing = column.null_count > 0
-        return cls(name, tuple(sorted(value for value, _ in kept)), missing)
+        return cls(name, tuple(sorted(value for value, _ in kept)), strings.null_count > 0)
 
     def write(self, column: pa.ChunkedArray, out: np.ndarray) -> None:
         strings = string_values(column, self.name)

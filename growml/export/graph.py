@@ -37,7 +37,6 @@ https://onnx.ai/onnx/operators/index_ml.html .
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -165,8 +164,16 @@ class _Graph:
         self.nodes.append(helper.make_node(op, list(inputs), [out], domain=domain, **attributes))
         return out
 
-    def output(self, op: str, inputs: Sequence[str], name: str, dtype: int, shape: list) -> None:
-        self.nodes.append(helper.make_node(op, list(inputs), [name]))
+    def output(
+        self,
+        op: str,
+        inputs: Sequence[str],
+        name: str,
+        dtype: int,
+        shape: list,
+        **attributes: Any,
+    ) -> None:
+        self.nodes.append(helper.make_node(op, list(inputs), [name], **attributes))
         self.outputs.append(helper.make_tensor_value_info(name, dtype, shape))
 
     def concat(self, parts: Sequence[str], hint: str, axis: int) -> str:
@@ -241,11 +248,6 @@ def _categories(graph: _Graph, columns: list[CategoricalColumn]) -> str:
     """One-hot columns of every categorical input, ``[N, total]``."""
     parts = []
     for column in columns:
-        if column.missing_indicator and "" in column.categories:
-            raise ExportError(
-                f"column {column.name!r} has the empty text as a category, which the ONNX "
-                "model reads as a missing value; replace it in the data and train again."
-            )
         categories = list(column.categories) + ([""] if column.missing_indicator else [])
         parts.append(
             graph.node(
@@ -345,7 +347,9 @@ def _classification_outputs(
     if target.n_outputs == 1:
         positive = graph.node("Sigmoid", [logits], "positive")
         negative = graph.node("Sub", [graph.constant("one", 1.0, np.float32), positive], "negative")
-        graph.output("Concat", [negative, positive], "probabilities", TensorProto.FLOAT, ["N", 2])
+        graph.output(
+            "Concat", [negative, positive], "probabilities", TensorProto.FLOAT, ["N", 2], axis=1
+        )
         cut = graph.constant("threshold", 0.5 if threshold is None else threshold, np.float32)
         decided = graph.node("GreaterOrEqual", [positive, cut], "decided")
         index = graph.node(
@@ -373,10 +377,3 @@ def _class_tensor(classes: Sequence[Any]) -> tuple[np.ndarray, int]:
     if all(isinstance(c, int | float) and not isinstance(c, bool) for c in classes):
         return np.asarray(classes, np.float64), TensorProto.DOUBLE
     return np.asarray([str(c) for c in classes], object), TensorProto.STRING
-
-
-def metadata_properties(info: dict[str, Any]) -> dict[str, str]:
-    """Metadata values as ONNX wants them: text, JSON where a value is not already text."""
-    return {
-        key: value if isinstance(value, str) else json.dumps(value) for key, value in info.items()
-    }
