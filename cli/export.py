@@ -27,13 +27,20 @@ def export(
             "(default: the run's data.source); the test split is verified on it."
         ),
     ] = None,
+    group_numbers: Annotated[
+        bool,
+        typer.Option(
+            help="Take the numeric columns as one [N, k] float64 input named `numbers` instead "
+            "of one input each (faster single rows for wide numeric tables)."
+        ),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Write RUN as one ONNX model, preprocessing included, verified in onnxruntime."""
     from growml.export import export_run
 
     with user_errors():
-        result = export_run(run, out, opset, data)
+        result = export_run(run, out, opset, data, group_numbers)
     if json_output:
         print_json(result.to_dict())
         return

@@ -120,6 +120,19 @@ def test_unseen_categories_missing_and_odd_values_follow_the_torch_path(mixed_ru
     np.testing.assert_array_equal(*model.predict_proba(rows[-2:]))
 
 
+def test_grouped_numbers_take_one_input_and_agree(mixed_run, tmp_path):
+    result, exported = mixed_run
+    run = growml.load_run(exported.path.parent)
+    grouped = growml.export_run(exported.path.parent, tmp_path / "grouped.onnx", grouped=True)
+    proto = onnx.load(grouped.path)
+    assert [i.name for i in proto.graph.input] == ["numbers", "colour", "member"]
+    model = growml.load_onnx(grouped.path)
+    assert model.info["numbers_input"] == ["age", "income"]
+    assert model.feature_names == run.preprocessor.feature_names
+    assert_parity(run, model, result.data.raw_test)
+    assert_parity(run, model, result.data.raw_test.slice(3, 1))
+
+
 def test_batch_of_one_and_of_many(mixed_run):
     result, exported = mixed_run
     run = growml.load_run(exported.path.parent)
@@ -341,8 +354,8 @@ def test_a_model_that_disagrees_is_refused_and_not_written(iris_run, monkeypatch
 
     build = exporter.build_run_model
 
-    def shifted(run, opset):
-        model = build(run, opset)
+    def shifted(*args):
+        model = build(*args)
         bias = next(t for t in model.graph.initializer if t.name == "layer2.bias")
         values = onnx.numpy_helper.to_array(bias).copy()
         values[0] += 0.01  # one logit: a shift of all of them would leave softmax unchanged

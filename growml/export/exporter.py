@@ -16,7 +16,13 @@ from growml import __version__, atomic
 from growml.errors import ExportError
 from growml.export import metadata
 from growml.export.engines import MODEL_FILE
-from growml.export.graph import DEFAULT_OPSET, NetworkWeights, build_model, input_types
+from growml.export.graph import (
+    DEFAULT_OPSET,
+    NetworkWeights,
+    build_model,
+    grouped_numbers,
+    input_types,
+)
 from growml.export.runtime import OnnxModel
 from growml.export.verify import Parity, compare, held_out_rows
 from growml.runs import Run, load_run
@@ -54,11 +60,13 @@ def export_run(
     out: str | Path | None = None,
     opset: int = DEFAULT_OPSET,
     data: str | None = None,
+    grouped: bool = False,
 ) -> ExportResult:
     """Export the run at ``run_dir`` to ``out`` (default ``run_dir/model.onnx``).
 
     ``opset`` is the ONNX opset (default 18); ``data`` the training data's source when it
-    has moved since the run was trained (default: ``config.yaml``'s ``data.source``). Raises
+    has moved since the run was trained (default: ``config.yaml``'s ``data.source``);
+    ``grouped`` takes the numeric columns as one ``numbers`` input (see ``build_model``). Raises
     ``ExportError`` (and writes nothing) when the exported model does not reproduce the run.
     """
     started = time.perf_counter()
@@ -69,7 +77,7 @@ def export_run(
             f"{str(out)!r} is a directory; give a file path such as {str(out / MODEL_FILE)!r}."
         )
     run = load_run(run_dir)
-    model = build_run_model(run, opset)
+    model = build_run_model(run, opset, grouped)
     # A model the checker rejects is a bug in growml, not the user's to fix: it propagates.
     onnx.checker.check_model(model, full_check=True)
     content = model.SerializeToString()
@@ -95,7 +103,7 @@ def export_run(
     )
 
 
-def build_run_model(run: Run, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = False) -> onnx.ModelProto:
     """The ONNX model of a loaded run, unchecked and unverified."""
     network = NetworkWeights(
         layers=[
@@ -114,6 +122,7 @@ def build_run_model(run: Run, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
             "inputs": [
                 {"name": name, "type": kind} for name, kind in input_types(run.preprocessor).items()
             ],
+            "numbers_input": grouped_numbers(run.preprocessor) if grouped else [],
             "hidden_widths": info["hidden_widths"],
             "activation": info["activation"],
             "parameters": info["parameters"],
@@ -121,5 +130,5 @@ def build_run_model(run: Run, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
         }
     )
     return build_model(
-        run.preprocessor, network, run.target_encoder, run.threshold, opset, properties
+        run.preprocessor, network, run.target_encoder, run.threshold, opset, properties, grouped
     )

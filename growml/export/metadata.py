@@ -2,13 +2,19 @@
 
 ONNX metadata values are text; everything that is not text already is stored as JSON, so a
 reader in any language gets lists and numbers back with one JSON parse. No machine path is
-ever stored.
+ever stored. ``inputs`` lists every source column with its kind (``number`` or ``text``);
+``numbers_input`` the columns of the grouped ``numbers`` input, in order (empty when every
+column is an input of its own).
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+NUMBER, TEXT = "number", "text"  # the kinds of input column
+# The one float64 input of every numeric column, in the grouped layout.
+NUMBERS_INPUT = "numbers"
 
 # Every key growml writes; a model without them was not exported by growml.
 KEYS = (
@@ -17,6 +23,7 @@ KEYS = (
     "classes",
     "threshold",
     "inputs",
+    "numbers_input",
     "hidden_widths",
     "activation",
     "parameters",

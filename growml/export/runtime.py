@@ -21,6 +21,7 @@ from growml.data.files import as_arrow
 from growml.data.preprocess import numeric_values, string_values
 from growml.errors import DataError, ExportError
 from growml.export import metadata
+from growml.export.metadata import NUMBER, NUMBERS_INPUT
 from growml.predictions import prediction_table
 
 _LOAD_ERRORS = (
@@ -61,7 +62,8 @@ class OnnxModel:
         if info is None:
             raise ExportError(f"{source!r} was not written by growml export; export the run again.")
         self.info = info
-        self._inputs = {value.name: value.type for value in self.session.get_inputs()}
+        self._kinds = {entry["name"]: entry["type"] for entry in info["inputs"]}
+        self._numbers = list(info["numbers_input"])
         self._outputs = [value.name for value in self.session.get_outputs()]
 
     @property
@@ -75,21 +77,26 @@ class OnnxModel:
     @property
     def feature_names(self) -> list[str]:
         """The raw input columns, in order."""
-        return list(self._inputs)
+        return list(self._kinds)
 
     def feeds(self, rows: Any) -> dict[str, np.ndarray]:
         """The graph's inputs for raw ``rows``: one ``[N, 1]`` array per source column."""
         table = as_arrow(rows, self.feature_names)
-        missing = [name for name in self._inputs if name not in table.column_names]
+        missing = [name for name in self._kinds if name not in table.column_names]
         if missing:
             raise DataError(
                 f"column {missing[0]!r} is missing from the data; the model needs the columns "
                 f"{', '.join(self.feature_names)}."
             )
-        return {
+        feeds = {
             name: _as_input(table.column(name), name, kind).reshape(-1, 1)
-            for name, kind in self._inputs.items()
+            for name, kind in self._kinds.items()
+            if name not in self._numbers
         }
+        if self._numbers:
+            columns = [numeric_values(table.column(name), name) for name in self._numbers]
+            feeds[NUMBERS_INPUT] = np.column_stack(columns)
+        return feeds
 
     def run(self, rows: Any) -> dict[str, np.ndarray]:
         """Every output of the graph for raw ``rows``, by name."""
@@ -118,7 +125,7 @@ class OnnxModel:
 
     def __repr__(self) -> str:
         widths = ", ".join(str(w) for w in self.info["hidden_widths"])
-        return f"OnnxModel({self.task}, {len(self._inputs)} inputs, hidden widths {widths})"
+        return f"OnnxModel({self.task}, {len(self._kinds)} columns, hidden widths {widths})"
 
 
 def load_onnx(path: str | Path, threads: int = 1) -> OnnxModel:
@@ -136,7 +143,7 @@ def load_onnx(path: str | Path, threads: int = 1) -> OnnxModel:
 
 
 def _as_input(column: pa.ChunkedArray, name: str, kind: str) -> np.ndarray:
-    if kind == "tensor(double)":
+    if kind == NUMBER:
         return numeric_values(column, name)
     text = pc.fill_null(string_values(column, name), "")
     return np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
