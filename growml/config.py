@@ -131,10 +131,10 @@ class GrowthConfig(_Section):
         2048, ge=16, description="Training rows sampled for the statistics and line search."
     )
     random_directions: int = Field(
-        64, ge=0, description="pool: random whitened directions in the candidate pool."
+        32, ge=0, description="pool: random whitened directions in the candidate pool."
     )
     offsets: int = Field(
-        8, ge=0, description="pool: hinge offsets through sampled rows per direction."
+        4, ge=0, description="pool: hinge offsets through sampled rows per direction."
     )
     noise_factor: float = Field(
         1.0,

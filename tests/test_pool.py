@@ -6,9 +6,11 @@ import torch
 
 from growml.config import GrowthConfig, TrainConfig
 from growml.events import GrowthStep
+from growml.growth import pool
 from growml.growth.engine import MAX_INTERVAL, GrowthEngine
 from growml.growth.pool import (
     LayerRows,
+    effective_rows,
     greedy_selection,
     orthogonal_part,
     permutation_bar,
@@ -112,6 +114,59 @@ def test_the_proposal_fits_neurons_and_weights_jointly_and_predicts_its_first_or
     fitted = inputs @ torch.cat([proposal.weight_update.T, proposal.omega.T])
     expected = np.linalg.lstsq(inputs.numpy(), -rows.gradient.numpy(), rcond=None)[0]
     assert fitted.numpy() == pytest.approx(inputs.numpy() @ expected, abs=1e-9)
+
+
+def test_effective_rows_counts_the_rows_that_carry_a_feature():
+    generator = np.random.default_rng(0)
+    features = generator.normal(size=(500, 3)) ** 3
+    centred = features - features.mean(0)
+    expected = (centred**2).sum(0) ** 2 / (centred**4).sum(0)
+    got = effective_rows(torch.as_tensor(features)).numpy()
+    assert got == pytest.approx(expected, rel=1e-12)
+    carried = torch.zeros(1000, 2, dtype=torch.float64)
+    carried[:7, 0] = 1.0  # seven rows alike: about seven effective rows
+    carried[:, 1] = 3.0  # constant: none
+    got = effective_rows(carried)
+    assert 6.5 < float(got[0]) < 7.5 and float(got[1]) == 0.0
+
+
+def test_a_hinge_carried_by_a_few_rows_is_not_a_candidate(monkeypatch):
+    """The residual sits on three far rows, and TINY's direction hinges through them: without
+    the support rule it enters the pool and is picked; with it only its mirror (spread over
+    the other rows) is left."""
+    generator = torch.Generator().manual_seed(0)
+    n = 600
+    x = torch.randn(n, 2, generator=generator, dtype=torch.float64)
+    x[:3, 0] = 6.0 + torch.arange(3, dtype=torch.float64)
+    below = torch.cat([x, torch.ones(n, 1, dtype=torch.float64)], 1)
+    current = torch.ones(n, 1, dtype=torch.float64)
+    desired = 0.01 * torch.randn(n, 1, generator=generator, dtype=torch.float64)
+    desired[:3, 0] += 5.0
+    rows = LayerRows(below, current, -desired)
+    far_hinge = torch.tensor([[1.0, 0.0, -5.0]], dtype=torch.float64)  # active on the 3 rows
+    rule = pool.MIN_SUPPORT, pool.MIN_SUPPORT_ROWS
+
+    def proposal(min_support, min_rows):
+        monkeypatch.setattr(pool, "MIN_SUPPORT", min_support)
+        monkeypatch.setattr(pool, "MIN_SUPPORT_ROWS", min_rows)
+        return pool_proposal(
+            rows,
+            torch.relu,
+            far_hinge,
+            1,
+            torch.Generator().manual_seed(1),
+            random_directions=0,
+            offsets=0,
+            permutations=0,
+        )  # the pool: the far hinge and its mirror
+
+    def active_rows(chosen):
+        return int((rows.below @ chosen.alpha.T > 0).sum())
+
+    unguarded = proposal(0.0, 0)
+    assert unguarded.candidates == 2 and active_rows(unguarded) == 3
+    guarded = proposal(*rule)
+    assert guarded.candidates == 1 and active_rows(guarded) == n - 3
 
 
 def test_the_permutation_null_grows_on_pure_noise_at_most_five_percent_of_the_time():

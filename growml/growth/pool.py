@@ -16,6 +16,9 @@ receives neurons, with rows = the statistics rows:
 
 Candidates are TINY's directions (both signs) and random whitened directions, each scaled to
 unit pre-activation spread, each with hinge offsets through sampled rows (bias = −aᵀx_i).
+A candidate whose spread rests on fewer than ``MIN_SUPPORT`` of the rows (its effective number
+of rows, ``effective_rows``) is dropped: a hinge past all but a few points fits their residual
+and nothing beyond them, and its large output weight blows up on held-out rows.
 Greedy orthogonal matching pursuit picks them: after each pick the residual and the remaining
 features are orthogonalised against it, so the picked gains add up to the exact drop of the
 residual objective. A pick must beat the permutation null: the best first-pick gain over the
@@ -43,6 +46,10 @@ RELATIVE_TOLERANCE = 1e-7
 ABSOLUTE_TOLERANCE = 1e-9
 # Row shuffles of the permutation null: a step on pure noise grows with probability 1/20.
 PERMUTATIONS = 19
+# A candidate's spread must rest on at least this fraction of the rows (and this many rows):
+# a hinge past all but a few points fits those points' residual and nothing beyond them.
+MIN_SUPPORT = 0.01
+MIN_SUPPORT_ROWS = 5
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,17 @@ def candidate_directions(
     return torch.cat([alpha, hinged.reshape(-1, fan_in + 1)])
 
 
+def effective_rows(features: Tensor) -> Tensor:
+    """Each column's effective number of rows, ``(Σ c_i²)² / Σ c_i⁴`` over its centred values
+    c: n for a column spread evenly over n rows, k for one carried by k rows alike, 0 for a
+    constant column."""
+    centred = features - features.mean(0)
+    squares = centred * centred
+    fourth = (squares * squares).sum(0)
+    total = squares.sum(0)
+    return torch.where(fourth > 0, total * total / fourth.where(fourth > 0, 1.0), 0.0)
+
+
 def pool_gains(features: Tensor, residual: Tensor, norms: Tensor | None = None) -> Tensor:
     """Each column's exact gain ``‖hᵀV‖² / (n‖h‖²)`` against ``residual`` (both already
     orthogonal to the current features); 0 for columns with no spread left. ``norms`` are
@@ -231,8 +249,8 @@ def pool_proposal(
     tiny_alpha: Tensor,
     max_neurons: int,
     generator: torch.Generator,
-    random_directions: int = 64,
-    offsets: int = 8,
+    random_directions: int = 32,
+    offsets: int = 4,
     permutations: int = PERMUTATIONS,
     score_dtype: torch.dtype | None = None,
 ) -> PoolProposal:
@@ -252,6 +270,8 @@ def pool_proposal(
     # alike; the fit below is float64.
     scoring = score_dtype or rows.below.dtype
     features = activation(rows.below.to(scoring) @ alpha.to(scoring).T)
+    supported = effective_rows(features) >= max(MIN_SUPPORT * n, MIN_SUPPORT_ROWS)
+    alpha, features = alpha[supported], features[:, supported]
     basis_scored, residual_scored = basis.to(scoring), residual.to(scoring)
     projected = orthogonal_part(features, basis_scored)
     bar = permutation_bar(projected, residual_scored, basis_scored, generator, permutations)
