@@ -1,22 +1,27 @@
 """The ONNX graph of a run: raw columns in, the fitted preprocessing, the network, the answer out.
 
 The graph is built node by node with the ``onnx`` helper API rather than traced with
-``torch.onnx.export``, for three measured reasons (``benchmarks/onnx_latency.py``, grown digits
-model, 64 inputs → 23 hidden → 10 classes, onnxruntime 1.32 on one CPU thread):
+``torch.onnx.export``. Measured on a grown digits network (64 → 23 → 10, onnxruntime 1.32,
+one thread, medians):
 
-* torch has no string tensors, so the exporter cannot take categories or booleans as text;
-  the preprocessing would be hand-built in any case and the traced network grafted onto it.
-* The traced network alone (``torch.onnx.export(dynamo=True)``, opset 18) is 7 nodes and
-  7.4 KiB; built here it is 3 nodes (``Gemm``, ``Relu``, ``Gemm``) and 7.1 KiB, with the
-  same single-row latency within noise (±0.3 µs of about 4 µs). With the preprocessing and the
-  outputs the whole file is 11 nodes and 8.1 KiB.
-* Exporting takes milliseconds here and no torch at all, against about 0.7 s for the exporter.
+* torch has no string tensors, so its exporter cannot take categories or booleans as text;
+  the preprocessing has to be built by hand in any case, and the traced network grafted on.
+* The network alone: ``torch.onnx.export(dynamo=True)`` at opset 18 gives the same three
+  nodes after its optimiser (``Gemm``, ``Relu``, ``Gemm``) in 10.0 KiB and 5.7 µs per row;
+  built here, 6.9 KiB and 5.5 µs — equal within noise, so speed does not decide it.
+* Tracing took 2.6 s and imports torch's exporter stack; building the graph takes
+  milliseconds and needs no torch at all, which keeps ``growml export`` within its 2 s.
+* Building by hand also lets the preprocessing's column order fold into the first weight
+  matrix (below), so joining the two parts costs no node.
+
+Whole models are measured by ``benchmarks/onnx_latency.py``.
 
 What is in the graph:
 
 * one input per source column, shape ``[N, 1]``: ``tensor(double)`` for numbers, so the
-  standardisation is computed in float64 exactly as training computed it (float32 inputs
-  would cost 1e-5 on columns such as years), and ``tensor(string)`` for categories and
+  standardisation is computed in float64 exactly as training computed it (a float32 input
+  would round a value such as a year or a price before it is standardised), and
+  ``tensor(string)`` for categories and
   booleans, the empty string standing for a missing value as it does in a CSV;
 * numbers: non-finite values are missing (``IsNaN(x - x)`` catches NaN and ±inf in one
   test), standardised ``(x - mean) / std`` and set to 0 (the mean) where missing, cast to
