@@ -373,3 +373,21 @@ def test_moved_training_data_is_named_with_data(tmp_path):
     moved = source.rename(tmp_path / "moved.csv")
     assert_user_error(invoke("export", tmp_path / "run"), "does not exist")
     assert invoke("export", tmp_path / "run", "--data", moved).exit_code == 0
+
+
+def test_training_data_that_changed_since_the_run_is_refused(tmp_path):
+    source = mixed_csv(tmp_path / "mixed.csv", rows=80)
+    fit(tmp_path / "run", source, ("model.hidden_widths", [3]), target="label")
+    mixed_csv(source, rows=120)  # the same file, grown since: another test split
+    assert_user_error(invoke("export", tmp_path / "run"), "has changed since the run")
+    assert not (tmp_path / "run" / "model.onnx").exists()
+
+
+@pytest.mark.parametrize("column", ["label", "probabilities"])
+def test_a_column_named_like_an_output_is_refused(tmp_path, column):
+    source = mixed_csv(tmp_path / "mixed.csv", rows=80)
+    text = source.read_text().replace("age,", f"{column},", 1)
+    source.write_text(text.replace(",label\n", ",target\n", 1))
+    fit(tmp_path / "run", source, ("model.hidden_widths", [3]), target="target")
+    assert_user_error(invoke("export", tmp_path / "run"), column)
+    assert not (tmp_path / "run" / "model.onnx").exists()

@@ -63,7 +63,15 @@ def held_out_rows(run: Run, source: str | None = None) -> pa.Table:
         raise ExportError(f"the run's config.yaml cannot be read back ({error})") from None
     data = config.data
     table = load_table(data.source, data.target, data.task)
-    return table.features.take(split_rows(table, data, config.seed)[2])
+    test = split_rows(table, data, config.seed)[2]
+    expected = run.metrics.get("rows", {}).get("test")
+    if expected is not None and len(test) != expected:
+        raise ExportError(
+            f"the data at {data.source} gives a test split of {len(test)} rows where the run "
+            f"had {expected}: it has changed since the run was trained; pass --data with the "
+            "file the run was trained on."
+        )
+    return table.features.take(test)
 
 
 def compare(model: OnnxModel, run: Run, rows: pa.Table) -> Parity:
