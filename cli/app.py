@@ -26,6 +26,7 @@ from growml.cli.common import (
 )
 from growml.cli.compare import compare
 from growml.cli.export import export
+from growml.cli.tune import tune
 
 from growml.errors import ConfigError
 
@@ -106,6 +107,7 @@ def fit(
 
 
 app.command()(compare)
+app.command()(tune)
 app.command()(export)
 
 

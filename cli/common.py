@@ -86,7 +86,18 @@ def resolve_flags(
 ) -> FitConfig:
     """Settings from a recipe, then the data flags and ``flags`` (a shorthand each for a
     dotted setting; None: not given), then ``--set`` assignments, which come last and win."""
+    overrides = flag_overrides(assignments, data, target, task, flags)
+    return resolve_config(load_recipe(recipe) if recipe else None, overrides)
+
+
+def flag_overrides(
+    assignments: Sequence[str] | None,
+    data: str | None,
+    target: str | None,
+    task: str | None,
+    flags: Mapping[str, Any],
+) -> list[tuple[str, Any]]:
+    """The dotted settings the data flags, ``flags`` and ``--set`` give, in that order."""
     given = {"data.source": data, "data.target": target, "data.task": task, **flags}
     overrides = [(key, value) for key, value in given.items() if value is not None]
-    overrides += [parse_assignment(text) for text in assignments or []]
-    return resolve_config(load_recipe(recipe) if recipe else None, overrides)
+    return overrides + [parse_assignment(text) for text in assignments or []]

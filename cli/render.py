@@ -283,3 +283,99 @@ def export_table(result: dict[str, Any]) -> Table:
         },
         title="growml export",
     )
+
+
+class TuneProgressBar:
+    """A rich progress bar over a study's trials (the ``progress`` callback of ``tune``)."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("trials {task.completed:>3}/{task.total}"),
+            BarColumn(bar_width=24),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task_id: Any = None
+
+    def __call__(self, state: Any) -> None:
+        if self.task_id is None:
+            self.progress.start()
+            self.task_id = self.progress.add_task("tune", total=state.total, status="")
+        best = "—" if state.best is None else f"{state.best:.4f}"
+        status = f"pruned {state.pruned} · failed {state.failed} · best {best}"
+        self.progress.update(self.task_id, completed=state.done, status=status)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def tune_table(document: dict[str, Any]) -> Table:
+    """The best trials of a study (the Pareto front for two objectives): the validation metric,
+    the network and the settings that made it."""
+    pareto = len(document["directions"]) > 1
+    metric = document["metric"]
+    kind = "Pareto front" if pareto else "best trials"
+    table = Table(
+        title=f"growml tune {document['data']}: {kind}, validation {_METRIC_NAMES[metric]}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("trial", justify="right")
+    table.add_column("100·R²" if metric == "r2" else _METRIC_NAMES[metric], justify="right")
+    table.add_column("widths", justify="right")
+    table.add_column("params", justify="right")
+    table.add_column("settings", overflow="fold")
+    for trial in document["best"]:
+        names = _short_names(list(trial["settings"]))
+        settings = " ".join(
+            f"{names[path]}={_setting_value(value)}" for path, value in trial["settings"].items()
+        )
+        table.add_row(
+            str(trial["number"]),
+            f"{100 * trial['value']:.1f}",
+            ",".join(str(w) for w in trial["hidden_widths"] or []),
+            f"{trial['parameters']:,}",
+            settings,
+        )
+    if not document["best"]:
+        table.caption = "no trial completed" + (
+            " within tune.max_params" if document.get("max_params") else ""
+        )
+    return table
+
+
+def _short_names(paths: list[str]) -> dict[str, str]:
+    """``train.lr`` → ``lr``, unless another path ends the same way (``train.patience``,
+    ``growth.patience``)."""
+    leaves = [path.rsplit(".", 1)[-1] for path in paths]
+    return {
+        path: leaf if leaves.count(leaf) == 1 else path
+        for path, leaf in zip(paths, leaves, strict=True)
+    }
+
+
+def _setting_value(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def tune_summary(document: dict[str, Any], path: str) -> dict[str, Any]:
+    """The study in a few lines: where it lives, its trials, where the best run is."""
+    counts = document["trials"]
+    this_run = document["this_run"]
+    rows = {
+        "study": f"{document['study']} ({document['storage']})",
+        "trials": f"{counts['total']} in the study: {counts['complete']} complete, "
+        f"{counts['pruned']} pruned, {counts['fail']} failed",
+        "this run": f"{this_run['trials']} trials in {this_run['seconds']:.1f} s "
+        f"({this_run['jobs']} worker{'s' if this_run['jobs'] > 1 else ''})",
+        "best run": document["best_run"] or "—",
+        "results": f"{path}/tune.json",
+    }
+    if document["plots"]:
+        rows["plots"] = ", ".join(f"{path}/{plot}" for plot in document["plots"])
+    for reason, count in list(document["failures"].items())[:3]:
+        rows.setdefault("failed because", f"{reason} ({count}×)")
+    return rows

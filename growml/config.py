@@ -7,9 +7,9 @@ saved with every run so that ``growml fit --recipe runs/NAME/config.yaml`` runs 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -28,6 +28,7 @@ Task = Literal["auto", "classification", "regression"]
 Activation = Literal["relu", "tanh", "gelu", "selu"]
 # Far beyond what growml is for; two such layers already need 16 GiB of weights.
 MAX_WIDTH = 65536
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class _Section(BaseModel):
@@ -337,18 +338,25 @@ def resolve_config(
     _check_known(settings)
     for path, value in overrides:
         _set_dotted(settings, path, value)
+    return validate_section(FitConfig, settings)
+
+
+def validate_section(model: type[_Model], settings: Mapping[str, Any], prefix: str = "") -> _Model:
+    """``settings`` validated into ``model``; ConfigError with one sentence naming the setting
+    (its path after ``prefix``, like ``tune.``) when invalid."""
     try:
-        return FitConfig.model_validate(settings)
+        return model.model_validate(settings)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(_describe(exc, prefix)) from None
 
 
 def _deep_copy(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in settings.items()}
 
 
-def _unknown(path: str) -> ConfigError:
-    close = difflib.get_close_matches(path, setting_paths(), n=1)
+def unknown_setting(path: str, known: Sequence[str] | None = None) -> ConfigError:
+    """The error for a setting path that does not exist, naming the closest that does."""
+    close = difflib.get_close_matches(path, known if known is not None else setting_paths(), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else "; `growml fit --help` lists the settings."
     return ConfigError(f"unknown setting {path!r}{hint}")
 
@@ -360,12 +368,12 @@ def _check_known(settings: Mapping[str, Any], prefix: str = "") -> None:
         if isinstance(value, Mapping) and any(p.startswith(path + ".") for p in known):
             _check_known(value, path + ".")
         elif path not in known:
-            raise _unknown(path)
+            raise unknown_setting(path)
 
 
 def _set_dotted(settings: dict[str, Any], path: str, value: Any) -> None:
     if path not in setting_paths():
-        raise _unknown(path)
+        raise unknown_setting(path)
     *parents, leaf = path.split(".")
     node = settings
     for part in parents:
@@ -376,9 +384,9 @@ def _set_dotted(settings: dict[str, Any], path: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, prefix: str = "") -> str:
     error = exc.errors()[0]
-    path = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
+    path = prefix + ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "value_error":
         return f"{message}."

@@ -16,18 +16,13 @@ only the members that were in flight.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from growml import atomic
 from growml.compare.members import Member, check_sklearn, plan, train_member
@@ -35,6 +30,7 @@ from growml.compare.summary import choose_metric, summarise, verdict
 from growml.config import FitConfig
 from growml.data import Table, prepare
 from growml.errors import ConfigError, RunError
+from growml.processes import spawn_context, start_worker, warm_up
 
 COMPARE = "compare.json"
 MEMBERS = "members"
@@ -253,13 +249,11 @@ def _train(
     jobs = min(jobs or len(os.sched_getaffinity(0)), len(members))
     runs = path / RUNS
     if jobs <= 1:
-        _warm_up()
+        warm_up()
         for member in members:
             yield train_member(member, table, runs, keep_runs)
         return
-    # spawn, not fork: a forked child of a process whose OpenMP threads already ran can hang.
-    context = multiprocessing.get_context("spawn")
-    pool = context.Pool(jobs, initializer=_start_worker, initargs=(table, os.getpid()))
+    pool = spawn_context().Pool(jobs, initializer=_start_worker, initargs=(table, os.getpid()))
     try:
         tasks = [(member, runs, keep_runs) for member in members]
         yield from pool.imap_unordered(_train_in_worker, tasks)
@@ -276,36 +270,8 @@ _worker_table: Table | None = None
 
 def _start_worker(table: Table, parent: int) -> None:
     global _worker_table
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
-    torch.set_num_threads(1)
+    start_worker(parent)
     _worker_table = table
-    _warm_up()
-
-
-def _exit_cleanly(signum: int, frame: object) -> None:
-    raise SystemExit(1)  # unwinds through the run being written, which removes itself
-
-
-def _exit_with(parent: int) -> None:
-    """End this worker once ``parent`` is gone (killed outright, it could not stop us)."""
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(1)
-
-
-def _warm_up() -> None:
-    """Import what training imports on first use, so that no member's wall time holds it."""
-    import sklearn.metrics  # noqa: F401
-    import sklearn.model_selection  # noqa: F401
-    import sklearn.neural_network  # noqa: F401
-
-    import growml.fitting  # noqa: F401
-    from growml.runs.plots import pyplot
-
-    pyplot()
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # its first use imports torch._dynamo
 
 
 def _train_in_worker(task: tuple[Member, Path, bool]) -> dict[str, Any]:

@@ -1,0 +1,113 @@
+"""What a study found: the trial counts, the best trials, and Optuna's plots of it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from growml.tune.objective import PARAMS
+from growml.tune.storage import quiet_optuna
+
+BEST_SHOWN = 5
+PLOTS = "plots"
+
+
+def count_trials(trials: list[FrozenTrial]) -> dict[str, int]:
+    """Trials by state: total, complete, pruned, fail, running, waiting."""
+    states = Counter(trial.state.name.lower() for trial in trials)
+    return {
+        "total": len(trials),
+        **{state.name.lower(): states.get(state.name.lower(), 0) for state in TrialState},
+    }
+
+
+def feasible(trial: FrozenTrial) -> bool:
+    """No constraint above zero (a trial without constraints is feasible)."""
+    return all(value <= 0 for value in trial.constraints.values())
+
+
+def best_trials(study: optuna.Study, objectives: list[str]) -> list[FrozenTrial]:
+    """One objective: the best feasible completed trials, best first (at most BEST_SHOWN).
+    Two: the feasible Pareto front, smallest network first."""
+    if PARAMS in objectives:
+        return sorted(study.best_trials, key=lambda trial: (trial.values[1], -trial.values[0]))
+    done = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if feasible(trial)
+    ]
+    # Equal values: the smaller network first.
+    return sorted(
+        done,
+        key=lambda trial: (-trial.values[0], trial.user_attrs.get("parameters", 0), trial.number),
+    )[:BEST_SHOWN]
+
+
+def trial_record(trial: FrozenTrial) -> dict[str, Any]:
+    """A trial as tune.json shows it."""
+    run = trial.user_attrs.get("run")
+    return {
+        "number": trial.number,
+        "value": trial.values[0] if trial.values else None,
+        "parameters": trial.user_attrs.get("parameters"),
+        "hidden_widths": trial.user_attrs.get("hidden_widths"),
+        "epochs": trial.user_attrs.get("epochs"),
+        "settings": dict(trial.params),
+        "run": run if run is not None and Path(run).is_dir() else None,
+        "host": trial.user_attrs.get("host"),
+        "feasible": feasible(trial),
+        "retry_of": RetryHeartbeatStaleTrialCallback.retried_trial_number(trial),
+    }
+
+
+def failures(trials: list[FrozenTrial]) -> dict[str, int]:
+    """Why trials failed, by message, most frequent first."""
+    reasons = Counter(
+        trial.user_attrs.get("error", "the worker stopped mid-trial")
+        for trial in trials
+        if trial.state == TrialState.FAIL
+    )
+    return dict(reasons.most_common())
+
+
+def draw_plots(study: optuna.Study, path: Path, objectives: list[str], metric: str) -> list[str]:
+    """PNGs of the optimisation history and the settings' importances (and the Pareto front
+    for two objectives) under ``path/plots``; the names of those drawn. A plot that needs
+    more finished trials than there are is left out."""
+    from optuna.visualization import matplotlib as plots
+
+    from growml.runs.plots import pyplot, save_figure
+
+    pyplot()  # the Agg backend, before optuna imports pyplot
+    target: dict[str, Any] = {"target_name": f"validation {metric}"}
+    if PARAMS in objectives:
+        target["target"] = lambda trial: trial.values[0]
+    drawings = {
+        "history.png": lambda: plots.plot_optimization_history(study, **target),
+        "importances.png": lambda: plots.plot_param_importances(study, **target),
+    }
+    if PARAMS in objectives:
+        drawings["pareto.png"] = lambda: plots.plot_pareto_front(
+            study, target_names=[f"validation {metric}", "parameters"]
+        )
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    drawn = []
+    for name, draw in drawings.items():
+        if name == "importances.png" and len(done) < 2:
+            continue
+        with quiet_optuna():
+            try:
+                axes = draw()
+            except (ValueError, RuntimeError, ZeroDivisionError):
+                continue  # too few distinct trials for this plot
+        figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+        figure.set_size_inches(8, 5)
+        figure.tight_layout()
+        save_figure(figure, path / PLOTS / name)
+        drawn.append(f"{PLOTS}/{name}")
+    return drawn

@@ -1,0 +1,315 @@
+"""``tune``: an Optuna study over growml fits, on one machine or many sharing a storage.
+
+The tune directory::
+
+    runs/tune-<study>/
+      study.db             the study (SQLite), unless --storage names another database
+      tune.json            settings while running; trial counts and the best trials at the end
+      trials/trial-NNNN/   the run directory of every completed trial (growml report reads it)
+      plots/               history.png, importances.png (and pareto.png for two objectives)
+
+Every check that can fail on the user's input (settings, space, data, the storage and the
+study found there) runs before the directory is made, so a mistake leaves nothing behind.
+Running ``growml tune`` again with the same directory (or the same storage and study) adds
+trials to the study.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from growml import atomic
+from growml.config import FitConfig
+from growml.errors import ConfigError, RunError
+from growml.tune.objective import PARAMS, TRIALS, Objective
+from growml.tune.results import (
+    best_trials,
+    count_trials,
+    draw_plots,
+    failures,
+    trial_record,
+)
+from growml.tune.settings import TuneConfig
+from growml.tune.space import build_space
+from growml.tune.storage import (
+    DATABASE,
+    check_study,
+    connect,
+    default_url,
+    open_study,
+    quiet_optuna,
+    shown_url,
+)
+from growml.tune.workers import WorkerJob, run_workers
+
+TUNE = "tune.json"
+FORMAT_VERSION = 1
+OBJECTIVES = {"metric": ["metric"], "metric,params": ["metric", PARAMS]}
+
+
+@dataclass
+class TuneProgress:
+    """This command's trials so far, and the study's best value (one objective) or best
+    metric (two)."""
+
+    total: int
+    done: int = 0
+    pruned: int = 0
+    failed: int = 0
+    best: float | None = None
+
+    def add(self, state: str, values: list[float] | None) -> None:
+        self.done += 1
+        self.pruned += state == "pruned"
+        self.failed += state == "fail"
+        if state == "complete" and values:
+            self.best = values[0] if self.best is None else max(self.best, values[0])
+
+
+@dataclass
+class Tuning:
+    """A finished search: ``document`` is the content of ``tune.json``."""
+
+    path: Path
+    document: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best(self) -> list[dict[str, Any]]:
+        return self.document["best"]
+
+    @property
+    def best_run(self) -> Path | None:
+        run = self.document["best_run"]
+        return Path(run) if run else None
+
+
+def tune(
+    config: FitConfig,
+    settings: TuneConfig | None = None,
+    *,
+    trials: int = 20,
+    timeout: float | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    objective: str = "metric",
+    metric: str = "auto",
+    jobs: int = 1,
+    out: str | Path | None = None,
+    progress: Callable[[TuneProgress], None] | None = None,
+) -> Tuning:
+    """Search the settings ``settings.space`` leaves open around ``config`` with Optuna.
+
+    Args:
+        config: the settings every trial starts from (data, task, anything not searched).
+        settings: the ``tune`` section: space, parameter budget, pruner, seed, heartbeat.
+        trials: trials this call runs (other workers on the study add their own).
+        timeout: stop starting trials after this many seconds.
+        storage: an RDB URL (``postgresql://user@host/db``); default SQLite in ``out``.
+        study: the study's name (default: the data's name).
+        objective: ``metric`` (maximise the validation metric) or ``metric,params`` (also
+            minimise the parameter count: a Pareto front).
+        metric: the validation metric (``auto``: accuracy, F1 for a soft F-loss, R²).
+        jobs: worker processes on this machine, all on the same storage.
+        out: the tune directory (default ``runs/tune-<study>``).
+        progress: called with a ``TuneProgress`` before the first trial and after each.
+    """
+    from growml.compare.summary import choose_metric
+    from growml.data import prepare
+    from growml.fitting import check_settings, load_config_table
+
+    settings = settings or TuneConfig()
+    if trials < 1:
+        raise ConfigError(f"--trials must be at least 1 (got {trials}).")
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1 (got {jobs}).")
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds (got {timeout}).")
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"--objective must be metric or metric,params (got {objective!r}).")
+    objectives = OBJECTIVES[objective]
+    if settings.pruner == "hyperband" and PARAMS in objectives:
+        raise ConfigError("Optuna prunes single-objective studies only; use --objective metric.")
+    table = load_config_table(config)
+    check_settings(config, table.task)
+    binary = table.task == "classification" and len(set(table.target.to_pylist())) == 2
+    metric = choose_metric(metric, table.task, binary, config.loss.name)
+    prepare(table, config.data, config.seed)  # a data set too small to split fails here
+    space = build_space(config, settings.space, settings.default_space)
+    name = study or table.name
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ConfigError(
+            f"--study {name!r} must be letters, digits, dots, dashes and underscores."
+        )
+    path = Path(out) if out is not None else Path("runs") / f"tune-{name}"
+    directions = ["maximize"] + (["minimize"] if PARAMS in objectives else [])
+    identity = _identity(config, table.name, table.task, space.to_dict(), objectives, metric)
+    identity["max_params"] = settings.max_params
+    url = storage or default_url(path)
+    header = {
+        "format_version": FORMAT_VERSION,
+        "study": name,
+        "storage": shown_url(url),
+        **identity,
+    }
+    _check_directory(path, header)
+    created = not path.exists()
+    try:
+        if storage is None:
+            path.mkdir(parents=True, exist_ok=True)  # SQLite makes its file, not its folder
+        connection = connect(url, settings.heartbeat_interval)
+        existing = check_study(connection, name, directions, identity)
+        (path / TRIALS).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise RunError(
+            f"cannot create the tune directory {str(path)!r}: {error.strerror}."
+        ) from None
+    except BaseException:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    found = open_study(connection, name, directions, identity)
+    atomic.write_json(path / TUNE, {**header, "status": "running"})
+
+    started = time.perf_counter()
+    _remove_stale_runs(found, path / TRIALS)
+    state = TuneProgress(total=trials, best=_best_value(found))
+    if progress:
+        progress(state)
+
+    def report(outcome: str, values: list[float] | None) -> None:
+        state.add(outcome, values)
+        if progress:
+            progress(state)
+
+    seed = config.seed if settings.seed is None else settings.seed
+    job = Objective(config, space, table, metric, objectives, settings.max_params, path / TRIALS)
+    workers = [
+        WorkerJob(
+            url=url,
+            study=name,
+            trials=trials // jobs + (worker < trials % jobs),
+            timeout=timeout,
+            # Each worker its own stream; a continued study does not repeat its first trials.
+            seed=seed + worker + existing,
+            pruner=settings.pruner,
+            heartbeat_interval=settings.heartbeat_interval,
+            objective=job,
+        )
+        for worker in range(min(jobs, trials))
+    ]
+    run_workers(workers, report)
+    _remove_stale_runs(found, path / TRIALS)
+    document = _document(found, header, objectives, metric, path)
+    document["this_run"] = {
+        "trials": state.done,
+        "pruned": state.pruned,
+        "failed": state.failed,
+        "jobs": len(workers),
+        "seconds": time.perf_counter() - started,
+    }
+    atomic.write_json(path / TUNE, document)
+    return Tuning(path=path, document=document)
+
+
+def _identity(
+    config: FitConfig,
+    data: str,
+    task: str,
+    space: dict[str, Any],
+    objectives: list[str],
+    metric: str,
+) -> dict[str, Any]:
+    """What makes two searches one study: the data, the settings, the space, the objective."""
+    from growml import __version__
+
+    return {
+        "growml_version": __version__,
+        "data": data,
+        "task": task,
+        "objective": objectives,
+        "metric": metric,
+        "settings": config.model_dump(mode="json"),
+        "space": space,
+    }
+
+
+def _check_directory(path: Path, header: dict[str, Any]) -> None:
+    """``path`` must be new, empty, or the tune directory of this very study and storage."""
+    shown = str(path)
+    if not path.exists():
+        return
+    manifest = path / TUNE
+    if not path.is_dir() or (
+        any(path.iterdir()) and not manifest.is_file() and not (path / DATABASE).is_file()
+    ):
+        raise RunError(
+            f"{shown!r} exists and is not a growml tune directory; choose another --out."
+        )
+    if not manifest.is_file():
+        return
+    try:
+        previous = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        previous = None
+    if not isinstance(previous, dict):
+        raise RunError(f"{str(manifest)!r} is damaged; choose another --out.")
+    if (previous.get("study"), previous.get("storage")) != (header["study"], header["storage"]):
+        raise RunError(
+            f"{shown!r} holds study {previous.get('study')!r} of {previous.get('storage')}; "
+            "choose another --out for another study."
+        )
+
+
+def _remove_stale_runs(study: optuna.Study, trials: Path) -> None:
+    """Run directories of trials that did not complete (a worker killed mid-write leaves a
+    hidden partial one, a trial killed after its fit leaves a whole one): removed once the
+    study no longer counts their trial as running."""
+    states = {trial.number: trial.state for trial in study.get_trials(deepcopy=False)}
+    for entry in trials.iterdir():
+        match = re.fullmatch(r"\.?trial-(\d+)(\.partial-.*)?", entry.name)
+        if match is None:
+            continue
+        state = states.get(int(match[1]))
+        if state == TrialState.RUNNING or (state == TrialState.COMPLETE and not match[2]):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _best_value(study: optuna.Study) -> float | None:
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return max((trial.values[0] for trial in done), default=None)
+
+
+def _document(
+    study: optuna.Study,
+    header: dict[str, Any],
+    objectives: list[str],
+    metric: str,
+    path: Path,
+) -> dict[str, Any]:
+    with quiet_optuna():
+        trials = study.get_trials(deepcopy=False)
+        best = [trial_record(trial) for trial in best_trials(study, objectives)]
+    return {
+        **header,
+        "status": "complete",
+        "directions": [direction.name.lower() for direction in study.directions],
+        "trials": count_trials(trials),
+        "failures": failures(trials),
+        "best": best,
+        # Two objectives: of the Pareto front, the most accurate network.
+        "best_run": max(best, key=lambda record: record["value"])["run"] if best else None,
+        "plots": draw_plots(study, path, objectives, metric),
+    }

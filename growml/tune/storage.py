@@ -1,0 +1,149 @@
+"""Where a study lives: Optuna's RDB storage, SQLite by default, PostgreSQL to scale out.
+
+Every worker, on this machine or another, opens the storage itself from its URL and joins the
+study by name (``load_if_exists``). Heartbeats let a worker that dies mid-trial (``kill -9``,
+a lost machine) be noticed: a running trial silent for two heartbeat intervals is marked failed
+by the next worker that starts a trial, and retried once (Optuna's
+``RetryHeartbeatStaleTrialCallback``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+from growml.errors import ConfigError, RunError
+
+DATABASE = "study.db"
+IDENTITY = "growml"
+# Seconds to wait for a PostgreSQL server, and for SQLite's lock when workers write at once.
+CONNECT_TIMEOUT = 10
+SQLITE_LOCK_TIMEOUT = 60
+
+
+def default_url(out: Path) -> str:
+    """SQLite in the tune directory: a second ``growml tune`` there continues the study."""
+    return f"sqlite:///{(out / DATABASE).resolve()}"
+
+
+def shown_url(url: str) -> str:
+    """``url`` with its password hidden, for messages and tune.json."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise ConfigError(
+            f"--storage {url!r} is not a database URL; use one like sqlite:///study.db or "
+            "postgresql://user@host/database."
+        ) from None
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """No experimental-feature warnings, and no per-trial log lines: growml reports trials."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def connect(url: str, heartbeat_interval: int) -> RDBStorage:
+    """Open the storage at ``url``; ConfigError in one sentence when it cannot be reached."""
+    shown = shown_url(url)
+    engine: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        engine["connect_args"] = {"timeout": SQLITE_LOCK_TIMEOUT}
+    elif url.startswith("postgresql"):
+        engine["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    try:
+        with quiet_optuna():
+            return RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=heartbeat_interval,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
+    except ModuleNotFoundError as error:
+        raise ConfigError(
+            f"the storage {shown} needs the Python package {error.name!r}; for PostgreSQL "
+            "install psycopg2-binary."
+        ) from None
+    except Exception as error:  # sqlalchemy's errors for every driver and failure
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0].rstrip(".")
+        raise ConfigError(f"cannot open the storage {shown}: {reason}.") from None
+
+
+def check_study(
+    storage: RDBStorage, name: str, directions: Sequence[str], identity: dict[str, Any]
+) -> int:
+    """Refuse joining study ``name`` when it optimises other directions or other data and
+    settings; return how many trials it already holds (0 for a new study)."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return 0
+    existing = [direction.name.lower() for direction in storage.get_study_directions(study_id)]
+    if existing != list(directions):
+        raise ConfigError(
+            f"study {name!r} already exists and optimises {', '.join(existing)}, not "
+            f"{', '.join(directions)}; choose another --study or the --objective it was made with."
+        )
+    recorded = storage.get_study_user_attrs(study_id).get(IDENTITY)
+    if recorded is not None and recorded != identity:
+        raise RunError(
+            f"study {name!r} already holds a search of other data, settings or space; choose "
+            "another --study (and --out)."
+        )
+    return len(storage.get_all_trials(study_id, deepcopy=False))
+
+
+def open_study(
+    storage: RDBStorage,
+    name: str,
+    directions: Sequence[str],
+    identity: dict[str, Any],
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+) -> optuna.Study:
+    """Create study ``name`` or join it (workers racing to create it all end up in one)."""
+    with quiet_optuna():
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            directions=list(directions),
+            sampler=sampler,
+            pruner=pruner,
+            load_if_exists=True,
+        )
+    if IDENTITY not in study.user_attrs:
+        study.set_user_attr(IDENTITY, identity)
+    return study
+
+
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    """Median (Optuna's default) after 5 finished trials and 5 epochs, Hyperband, or none."""
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    if name == "median":
+        # The first epochs of a growing network say little: it starts at one neuron.
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
+    return optuna.pruners.NopPruner()
+
+
+def make_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+    """TPE, Optuna's default for one objective and several; ``constant_liar`` keeps workers
+    that sample at the same time from proposing the same point."""
+    with quiet_optuna():
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)

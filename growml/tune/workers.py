@@ -1,0 +1,113 @@
+"""Worker processes of a study: each opens the storage, joins the study and runs trials.
+
+One worker runs in this process; more are spawned (``--jobs``), each with one torch thread,
+its own storage connection and its own sampler seed. Every finished trial is reported back to
+this process (the progress display) through a queue.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from growml.errors import GrowmlError
+from growml.processes import spawn_context, start_worker, warm_up
+from growml.tune.objective import Objective
+from growml.tune.storage import connect, make_pruner, make_sampler, quiet_optuna
+
+# A finished trial as reported: its state (complete, pruned, fail) and its values.
+Report = Callable[[str, "list[float] | None"], None]
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """What one worker runs: ``trials`` trials of study ``study`` at ``url`` (fewer when
+    ``timeout`` seconds pass first)."""
+
+    url: str
+    study: str
+    trials: int
+    timeout: float | None
+    seed: int | None
+    pruner: str
+    heartbeat_interval: int
+    objective: Objective
+
+
+def run_worker(job: WorkerJob, report: Report) -> None:
+    """Join the study and run the job's trials; a GrowmlError fails its trial, not the worker."""
+    with quiet_optuna():
+        storage = connect(job.url, job.heartbeat_interval)
+        study = optuna.load_study(
+            study_name=job.study,
+            storage=storage,
+            sampler=make_sampler(job.seed),
+            pruner=make_pruner(job.pruner),
+        )
+
+        def finished(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            report(trial.state.name.lower(), trial.values)
+
+        study.optimize(
+            job.objective,
+            n_trials=job.trials,
+            timeout=job.timeout,
+            catch=(GrowmlError,),
+            callbacks=[finished],
+        )
+
+
+def run_workers(jobs: Sequence[WorkerJob], report: Report) -> None:
+    """Run ``jobs`` side by side (the first in this process when there is only one).
+
+    Ctrl-C reaches this process only; it stops the workers and propagates. A worker's trial
+    interrupted that way stays running in the study until its heartbeat goes stale; the next
+    trial started anywhere then marks it failed and retries it.
+    """
+    if len(jobs) == 1:
+        warm_up()
+        run_worker(jobs[0], report)
+        return
+    context = spawn_context()
+    messages = context.Queue()
+    pool = context.Pool(len(jobs), initializer=_start, initargs=(os.getpid(), messages))
+    try:
+        result = pool.map_async(_run_in_worker, jobs)
+        ended = 0
+        while ended < len(jobs):
+            try:
+                message = messages.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if message is None:
+                ended += 1
+            else:
+                report(*message)
+        result.get()
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+_messages: Any = None
+
+
+def _start(parent: int, messages: Any) -> None:
+    global _messages
+    start_worker(parent)
+    _messages = messages
+
+
+def _run_in_worker(job: WorkerJob) -> None:
+    try:
+        run_worker(job, lambda state, values: _messages.put((state, values)))
+    finally:
+        _messages.put(None)  # after every report of this job: the queue keeps their order
