@@ -45,7 +45,13 @@ class DataConfig(_Section):
         None, description="Target column of a file; built-in datasets know their own."
     )
     task: Task = Field("auto", description="Inferred from the target unless set.")
-    test_size: float = Field(0.2, gt=0, lt=1, description="Fraction of rows held out for test.")
+    test_size: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="Fraction of rows held out for test (0: none, as in the scikit-learn "
+        "estimators, whose data is all for training).",
+    )
     validation_size: float = Field(
         0.2, gt=0, lt=1, description="Fraction of rows for validation (early stopping)."
     )

@@ -260,9 +260,11 @@ def _evaluate_splits(
         "validation": (data.x_val, data.y_val),
         "test": (data.x_test, data.y_test),
     }
+    # A split without rows (no test part: data.test_size=0) has no metrics.
     return {
         split: evaluate(model, x, y, data.target_encoder, threshold)
         for split, (x, y) in splits.items()
+        if len(x)
     }
 
 

@@ -17,6 +17,7 @@ from growml.data.table import (
     prepare,
     read_rows,
     split_rows,
+    table_from_columns,
 )
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "read_rows",
     "split_indices",
     "split_rows",
+    "table_from_columns",
 ]

@@ -8,10 +8,6 @@ import numpy as np
 
 from growml.errors import DataError
 
-# Stratification puts every class in every part, so a class needs a row for each of the three.
-MIN_ROWS_PER_CLASS = 3
-
-
 def split_indices(
     labels: np.ndarray | None,
     n_rows: int,
@@ -23,12 +19,14 @@ def split_indices(
 
     ``labels`` are the class labels to stratify by (one per row), or None to split without
     stratifying (regression). ``test_size`` and ``validation_size`` are fractions of all
-    ``n_rows``; the same ``seed`` gives the same parts.
+    ``n_rows``; the same ``seed`` gives the same parts. A ``test_size`` of 0 holds out no test
+    part (an estimator's training data is all for training and validation); the test indices
+    are then empty.
     """
     n_test = _part_rows(test_size, n_rows)
     n_validation = _part_rows(validation_size, n_rows)
     n_train = n_rows - n_test - n_validation
-    if min(n_train, n_validation, n_test) < 1:
+    if min(n_train, n_validation) < 1 or (test_size > 0 and n_test < 1):
         raise DataError(
             f"{n_rows} rows cannot be split into train, validation and test parts of at least "
             f"one row each with test_size {test_size} and validation_size {validation_size}; "
@@ -42,7 +40,12 @@ def split_indices(
 
     rows = np.arange(n_rows)
     try:
-        rest, test = train_test_split(rows, test_size=n_test, random_state=seed, stratify=labels)
+        if n_test:
+            rest, test = train_test_split(
+                rows, test_size=n_test, random_state=seed, stratify=labels
+            )
+        else:
+            rest, test = rows, rows[:0]
         train, validation = train_test_split(
             rest,
             test_size=n_validation,
@@ -69,17 +72,20 @@ def _part_rows(fraction: float, n_rows: int) -> int:
 def _check_stratifiable(labels: np.ndarray, n_train: int, n_validation: int, n_test: int) -> None:
     classes, counts = np.unique(labels, return_counts=True)
     rarest = int(np.argmin(counts))
-    if counts[rarest] < MIN_ROWS_PER_CLASS:
-        raise DataError(
-            f"class {_label(classes[rarest])!r} has only {counts[rarest]} row(s) but a "
-            f"stratified split needs at least {MIN_ROWS_PER_CLASS} per class (one each for "
-            "train, validation and test); add rows of that class or remove them."
-        )
-    for part, size, setting in (
+    parts = [
         ("train", n_train, "smaller test_size and validation_size"),
         ("validation", n_validation, "a larger validation_size"),
         ("test", n_test, "a larger test_size"),
-    ):
+    ][: 3 if n_test else 2]
+    # Stratification puts every class in every part, so a class needs a row for each.
+    if counts[rarest] < len(parts):
+        names = "train, validation and test" if n_test else "train and validation"
+        raise DataError(
+            f"class {_label(classes[rarest])!r} has only {counts[rarest]} row(s) but a "
+            f"stratified split needs at least {len(parts)} per class (one each for {names}); "
+            "add rows of that class or remove them."
+        )
+    for part, size, setting in parts:
         if size < len(classes):
             raise DataError(
                 f"the {part} part would have {size} rows, fewer than the {len(classes)} "

@@ -116,6 +116,17 @@ def load_table(source: str, target: str | None = None, task: str = "auto") -> Ta
     return table
 
 
+def table_from_columns(
+    name: str, features: pa.Table, target: pa.ChunkedArray, target_name: str, task: str
+) -> Table:
+    """A checked ``Table`` from columns already in memory (an estimator's ``X`` and ``y``),
+    with the checks and warnings of ``load_table``; ``task`` as there."""
+    table, notes = _checked(name, features, target, target_name, task, name)
+    for note in notes:
+        warnings.warn(note, GrowmlWarning, stacklevel=2)
+    return table
+
+
 def read_rows(source: str) -> pa.Table:
     """Rows to predict on: a built-in dataset's feature columns, or every column of a file
     (extra columns, the target among them, are ignored by the preprocessing)."""
