@@ -7,11 +7,13 @@ Public API::
     result = growml.fit(config, out="runs/digits")
     run = growml.load_run("runs/digits")
     run.predict(rows)
+    growml.GrowingMLPClassifier(max_params=5000).fit(X, y)   # scikit-learn estimators
     growml.export_run("runs/digits")                 # runs/digits/model.onnx, verified
     growml.load_onnx("runs/digits/model.onnx").predict(rows)   # onnxruntime, no torch
 
-The names that need torch (``fit``, ``load_run``, ``export_run`` ...) are imported on first
-use, so that ``load_onnx`` serves predictions from a process that never imports torch.
+The names that need torch (``fit``, ``load_run``, ``export_run``, the scikit-learn estimators
+...) are imported on first use, so that ``load_onnx`` serves predictions from a process that
+never imports torch.
 """
 
 from importlib import import_module
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from growml.export import ExportResult, export_run
     from growml.fitting import FitResult, fit
     from growml.runs import Run, load_run
+    from growml.sklearn import GrowingMLPClassifier, GrowingMLPRegressor
 
 _LAZY = {
     "ExportResult": "growml.export",
@@ -46,6 +49,8 @@ _LAZY = {
     "fit": "growml.fitting",
     "Run": "growml.runs",
     "load_run": "growml.runs",
+    "GrowingMLPClassifier": "growml.sklearn",
+    "GrowingMLPRegressor": "growml.sklearn",
 }
 
 
@@ -63,6 +68,8 @@ __all__ = [
     "FitConfig",
     "FitResult",
     "GrowmlError",
+    "GrowingMLPClassifier",
+    "GrowingMLPRegressor",
     "GrowmlWarning",
     "OnnxModel",
     "Run",

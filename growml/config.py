@@ -58,6 +58,12 @@ class DataConfig(_Section):
     max_categories: int = Field(
         50, ge=1, description="Most frequent categories one-hot encoded per column; others → 0."
     )
+    stratify: Literal["always", "when-possible"] = Field(
+        "always",
+        description="Classification splits keep the class proportions: always (a class too "
+        "rare for every part is an error), or when-possible (such data is split at random, as "
+        "the scikit-learn estimators do for the folds of cross-validation).",
+    )
 
     @model_validator(mode="after")
     def _fractions_leave_training_rows(self) -> DataConfig:

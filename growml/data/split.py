@@ -8,6 +8,7 @@ import numpy as np
 
 from growml.errors import DataError
 
+
 def split_indices(
     labels: np.ndarray | None,
     n_rows: int,

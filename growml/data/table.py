@@ -308,13 +308,14 @@ def split_rows(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row indices of the train, validation and test parts that ``prepare`` uses, so that a
     later command (an export's verification) sees the very rows the run was tested on."""
-    return split_indices(
-        table.target.to_numpy() if table.task == "classification" else None,
-        table.features.num_rows,
-        config.test_size,
-        config.validation_size,
-        seed,
-    )
+    labels = table.target.to_numpy() if table.task == "classification" else None
+    sizes = (table.features.num_rows, config.test_size, config.validation_size, seed)
+    try:
+        return split_indices(labels, *sizes)
+    except DataError:
+        if labels is None or config.stratify != "when-possible":
+            raise
+        return split_indices(None, *sizes)
 
 
 def prepare(table: Table, config: DataConfig, seed: int) -> PreparedData:
