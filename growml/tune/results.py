@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -84,12 +85,15 @@ def draw_plots(study: optuna.Study, path: Path, objectives: list[str], metric: s
     from growml.runs.plots import pyplot, save_figure
 
     pyplot()  # the Agg backend, before optuna imports pyplot
-    target: dict[str, Any] = {"target_name": f"validation {metric}"}
+    history: dict[str, Any] = {"target_name": f"validation {metric}"}
+    importances = dict(history)
     if PARAMS in objectives:
-        target["target"] = lambda trial: trial.values[0]
+        history["target"] = lambda trial: trial.values[0]
+        # Importances for a low target (PED-ANOVA, Optuna's default): the metric negated.
+        importances["target"] = lambda trial: -trial.values[0]
     drawings = {
-        "history.png": lambda: plots.plot_optimization_history(study, **target),
-        "importances.png": lambda: plots.plot_param_importances(study, **target),
+        "history.png": lambda: plots.plot_optimization_history(study, **history),
+        "importances.png": lambda: plots.plot_param_importances(study, **importances),
     }
     if PARAMS in objectives:
         drawings["pareto.png"] = lambda: plots.plot_pareto_front(
@@ -98,9 +102,10 @@ def draw_plots(study: optuna.Study, path: Path, objectives: list[str], metric: s
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     drawn = []
     for name, draw in drawings.items():
-        if name == "importances.png" and len(done) < 2:
+        if len(done) < (2 if name == "importances.png" else 1):
             continue
         with quiet_optuna():
+            warnings.filterwarnings("ignore", "PedAnovaImportanceEvaluator computes")
             try:
                 axes = draw()
             except (ValueError, RuntimeError, ZeroDivisionError):

@@ -158,7 +158,8 @@ def tune(
     header = {
         "format_version": FORMAT_VERSION,
         "study": name,
-        "storage": shown_url(url),
+        # The embedded default by its file name: the directory may move.
+        "storage": shown_url(storage) if storage else DATABASE,
         **identity,
     }
     _check_directory(path, header)
@@ -193,7 +194,10 @@ def tune(
         if progress:
             progress(state)
 
+    # Seeded (tune.seed, else the seed setting) unless workers elsewhere may join the study
+    # at the same moment: processes with one seed would propose the same first trials.
     seed = config.seed if settings.seed is None else settings.seed
+    seeded = settings.seed is not None or storage is None
     job = Objective(config, space, table, metric, objectives, settings.max_params, path / TRIALS)
     workers = [
         WorkerJob(
@@ -202,7 +206,7 @@ def tune(
             trials=trials // jobs + (worker < trials % jobs),
             timeout=timeout,
             # Each worker its own stream; a continued study does not repeat its first trials.
-            seed=seed + worker + existing,
+            seed=seed + worker + existing if seeded else None,
             pruner=settings.pruner,
             heartbeat_interval=settings.heartbeat_interval,
             objective=job,

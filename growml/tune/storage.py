@@ -75,10 +75,11 @@ def connect(url: str, heartbeat_interval: int) -> RDBStorage:
                 heartbeat_interval=heartbeat_interval,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
             )
-    except ModuleNotFoundError as error:
+    except ImportError as error:  # Optuna's, around the driver's ModuleNotFoundError
+        missing = getattr(error.__cause__, "name", None) or "its database driver"
         raise ConfigError(
-            f"the storage {shown} needs the Python package {error.name!r}; for PostgreSQL "
-            "install psycopg2-binary."
+            f"the storage {shown} needs the Python package {missing}; for PostgreSQL "
+            "pip install 'psycopg[binary]'."
         ) from None
     except Exception as error:  # sqlalchemy's errors for every driver and failure
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0].rstrip(".")

@@ -1,0 +1,424 @@
+"""growml tune: the space, trial pruning, studies that continue, reproducibility, the best run,
+user errors, and workers sharing one PostgreSQL study."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from glob import glob
+from pathlib import Path
+
+import optuna
+import pytest
+from growml.cli import app, render
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+import growml
+from growml.data import load_table
+from growml.errors import ConfigError
+from growml.tune import Objective, build_space, resolve_tune_config, tune
+from growml.tune.settings import TuneConfig
+
+runner = CliRunner()
+GROWML = str(Path(sys.executable).parent / "growml")
+FAST = [("data.source", "iris"), ("train.epochs", 8)]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def fast(*extra, tune_settings=None):
+    return resolve_tune_config({"tune": tune_settings or {}}, [*FAST, *extra])
+
+
+def trial_summary(path):
+    """Every trial of the study in ``path``: number, state, settings and values."""
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{path / 'study.db'}")
+    return [(t.number, t.state.name, t.params, t.values) for t in study.trials]
+
+
+@pytest.fixture(scope="module")
+def iris_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tune") / "iris"
+    calls = []
+    config, settings = fast()
+    result = tune(config, settings, trials=7, out=out, progress=lambda p: calls.append(p.done))
+    return result, calls
+
+
+def test_completed_trials_keep_a_run_and_the_best_is_a_full_run(iris_study, tmp_path):
+    result, calls = iris_study
+    document = result.document
+    assert document["trials"]["total"] == 7 and document["this_run"]["trials"] == 7
+    assert calls == list(range(8))
+    complete = [number for number, state, _, _ in trial_summary(result.path) if state == "COMPLETE"]
+    runs = sorted(p.name for p in (result.path / "trials").iterdir())
+    assert runs == [f"trial-{number:04d}" for number in complete]
+    values = [trial["value"] for trial in document["best"]]
+    assert values == sorted(values, reverse=True)
+    best = growml.load_run(result.best_run)
+    # The objective is the validation metric of the run it made.
+    assert best.metrics["validation"]["accuracy"] == document["best"][0]["value"]
+    assert best.metrics["parameters"] == document["best"][0]["parameters"]
+    assert best.config["train"]["lr"] == document["best"][0]["settings"]["train.lr"]
+    assert json.loads((result.path / "tune.json").read_text()) == document
+    for plot in ("history.png", "importances.png"):
+        assert (result.path / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
+    assert invoke("report", result.best_run).exit_code == 0
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n5,3,1,0\n"
+    )
+    predicted = invoke("predict", result.best_run, rows, "--engine", "torch", "--json")
+    assert predicted.exit_code == 0, predicted.output
+    assert json.loads(predicted.stdout)["rows"] == 1
+    exported = invoke("export", result.best_run, "--out", tmp_path / "best.onnx")
+    assert exported.exit_code == 0, exported.output
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return max(trial.intermediate_values, default=0) >= 3
+
+
+def test_a_pruned_trial_is_stopped_from_the_epoch_events_and_leaves_no_directory(tmp_path):
+    config, _ = fast(("train.epochs", 20), ("growth.enabled", False))
+    space = build_space(config, {}, True)
+    table = load_table("iris")
+    objective = Objective(config, space, table, "accuracy", ["metric"], None, tmp_path)
+    study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
+    study.optimize(objective, n_trials=2)
+    for trial in study.trials:
+        assert trial.state == TrialState.PRUNED
+        assert sorted(trial.intermediate_values) == [1, 2, 3]  # stopped at epoch 3 of 20
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_seeded_sqlite_study_is_reproducible(tmp_path):
+    config, settings = fast()
+    first = tune(config, settings, trials=4, out=tmp_path / "a")
+    second = tune(config, settings, trials=4, out=tmp_path / "b")
+    assert trial_summary(first.path) == trial_summary(second.path)
+    assert first.best[0]["value"] == second.best[0]["value"]
+    assert first.best[0]["settings"] == second.best[0]["settings"]
+
+
+def test_the_same_out_continues_the_study_with_new_trials(iris_study, tmp_path):
+    out = tmp_path / "again"
+    shutil.copytree(iris_study[0].path, out)
+    config, settings = fast()
+    again = tune(config, settings, trials=2, out=out)
+    trials = trial_summary(out)
+    assert [number for number, *_ in trials] == list(range(9))
+    assert again.document["trials"]["total"] == 9 and again.document["this_run"]["trials"] == 2
+    old = [params for _, _, params, _ in trials[:7]]
+    assert all(params not in old for _, _, params, _ in trials[7:])
+
+
+def test_two_objectives_give_a_pareto_front_of_accuracy_and_size(tmp_path):
+    config, settings = fast(("growth.enabled", False), tune_settings={"pruner": "none"})
+    result = tune(config, settings, trials=5, objective="metric,params", out=tmp_path / "p")
+    document = result.document
+    assert document["directions"] == ["maximize", "minimize"]
+    front = document["best"]
+    sizes = [trial["parameters"] for trial in front]
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+    scores = [trial["value"] for trial in front]
+    assert scores == sorted(scores)  # a larger network on the front is a more accurate one
+    assert document["best_run"] == front[-1]["run"]
+    assert "plots/pareto.png" in document["plots"]
+
+
+def test_max_params_makes_larger_trials_infeasible(tmp_path):
+    config, settings = fast(("growth.enabled", False), tune_settings={"max_params": 60})
+    result = tune(config, settings, trials=5, out=tmp_path / "c")
+    study = optuna.load_study(study_name="iris", storage=f"sqlite:///{result.path / 'study.db'}")
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert all(t.constraints["max_params"] == t.user_attrs["parameters"] - 60 for t in done)
+    assert any(t.user_attrs["parameters"] > 60 for t in done)  # widths 8…256 on 4 inputs
+    assert all(trial["parameters"] <= 60 and trial["feasible"] for trial in result.best)
+
+
+def test_space_of_a_recipe_overrides_the_default():
+    config, settings = fast(
+        ("growth.enabled", False),
+        tune_settings={
+            "space": {
+                "train": {"lr": {"low": 1e-3, "high": 1e-1, "log": True}},
+                "train.batch_size": [8, 16],
+                "model.hidden_widths": {"low": 2, "high": 6},
+                "model.activation": "tanh",
+            },
+        },
+    )
+    space = build_space(config, settings.space, settings.default_space)
+    assert space.distributions["train.lr"] == FloatDistribution(1e-3, 1e-1, log=True)
+    assert space.distributions["train.batch_size"] == CategoricalDistribution([8, 16])
+    assert space.distributions["model.hidden_widths"] == IntDistribution(2, 6)
+    assert "model.init_scale" in space.distributions and space.fixed == {"model.activation": "tanh"}
+    only = build_space(config, {"train.epochs": {"low": 2, "high": 5}}, False)
+    assert list(only.distributions) == ["train.epochs"]
+    trial = optuna.trial.FixedTrial({"train.epochs": 4})
+    assert only.suggest(trial, config) == [("train.epochs", 4)]
+    wide = build_space(
+        config.model_copy(
+            update={"model": config.model.model_copy(update={"hidden_widths": [1, 1]})}
+        ),
+        {"model.hidden_widths": [3]},
+        False,
+    )
+    assert wide.suggest(optuna.trial.FixedTrial({"model.hidden_widths": 3}), config) == [
+        ("model.hidden_widths", [3])
+    ]
+
+
+def test_the_tune_section_stays_out_of_the_fit_settings():
+    config, settings = resolve_tune_config(
+        {"data": {"source": "wine"}, "tune": {"pruner": "hyperband"}},
+        [("tune.max_params", 500), ("train.lr", 0.01)],
+    )
+    assert settings == TuneConfig(pruner="hyperband", max_params=500)
+    assert config.train.lr == 0.01 and "tune" not in config.model_dump()
+
+
+def test_cli_prints_the_best_trials_and_json_is_one_document(tmp_path):
+    out = tmp_path / "t"
+    result = invoke("tune", "wine", "--epochs", "5", "--trials", "3", "--out", out)
+    assert result.exit_code == 0, result.output
+    for text in ("best trials", "validation accuracy", "best run", "3 in the study"):
+        assert text in result.stdout
+    again = invoke("tune", "wine", "--epochs", "5", "--trials", "1", "--out", out, "--json")
+    assert again.exit_code == 0, again.output
+    document = json.loads(again.stdout)
+    assert document["trials"]["total"] == 4 and document["study"] == "wine"
+    assert Path(document["best_run"]).is_dir()
+
+
+def test_local_workers_share_the_study(tmp_path):
+    config, settings = fast()
+    result = tune(config, settings, trials=4, jobs=2, out=tmp_path / "j")
+    trials = trial_summary(result.path)
+    assert [number for number, *_ in trials] == [0, 1, 2, 3]
+    assert {state for _, state, _, _ in trials} <= {"COMPLETE", "PRUNED"}
+    assert result.document["this_run"] == {**result.document["this_run"], "trials": 4, "jobs": 2}
+    assert len({json.dumps(params, sort_keys=True) for _, _, params, _ in trials}) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trials", "0"], "--trials must be at least 1 (got 0)"),
+        (["--jobs", "0"], "--jobs must be at least 1"),
+        (["--timeout", "0"], "--timeout must be a positive number"),
+        (["--objective", "params"], "--objective must be metric or metric,params"),
+        (["--metric", "r2"], "--metric r2 does not apply"),
+        (["--study", "a b"], "--study 'a b' must be letters"),
+        (["--storage", "postgresql://growml@127.0.0.1:1/none"], "cannot open the storage"),
+        (["--storage", "sqlite:////no/such/folder/study.db"], "cannot open the storage"),
+        (["--storage", "not a url"], "is not a database URL"),
+        (["--set", "tune.nope=1"], "unknown setting 'tune.nope'"),
+        (["--set", "tune.pruner=always"], "setting 'tune.pruner' is invalid"),
+        (["--set", "tune.space={train.nope: [1, 2]}"], "unknown setting 'train.nope'"),
+        (["--set", "tune.space={train.lr: {low: 0.1, high: 0.01}}"], "is empty"),
+        (["--set", "tune.space={train.lr: []}"], "the list of choices is empty"),
+        (["--set", "tune.space={train.lr: {low: 0, high: 1, log: true}}"], "needs low above 0"),
+        (["--set", "tune.space={train.lr: {low: -1, high: 1}}"], "greater than 0"),
+        (["--set", "tune.space={train.optimizer: {low: 1, high: 2}}"], "not a number"),
+        (["--set", "tune.space={seed: [1, 2]}"], "cannot search 'seed'"),
+        (["--set", "tune.space={model.hidden_widths: [0, 4]}"], "between 1 and"),
+        (["--set", "tune.default_space=false"], "leaves nothing to search"),
+        (["--set", "tune.pruner=hyperband", "--objective", "metric,params"], "single-objective"),
+        (["--set", "train.nope=1"], "unknown setting 'train.nope'"),
+    ],
+)
+def test_user_errors_are_one_sentence_and_leave_no_directory(tmp_path, args, message):
+    out = tmp_path / "t"
+    result = invoke("tune", "iris", "--epochs", "2", *args, "--out", out)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert not out.exists()
+
+
+def test_no_data_is_a_user_error(tmp_path):
+    result = invoke("tune", "--out", tmp_path / "t")
+    assert result.exit_code == 2 and "no data given" in result.output
+
+
+def test_a_study_of_other_directions_or_settings_is_refused(iris_study, tmp_path):
+    out = tmp_path / "t"
+    shutil.copytree(iris_study[0].path, out)
+    before = sorted(p.name for p in out.rglob("*"))
+    result = invoke("tune", "iris", "--epochs", "8", "--objective", "metric,params", "--out", out)
+    assert result.exit_code == 2
+    assert "already exists and optimises maximize, not maximize, minimize" in result.output
+    result = invoke("tune", "iris", "--epochs", "9", "--out", out)
+    assert result.exit_code == 2 and "other data, settings or space" in result.output
+    assert sorted(p.name for p in out.rglob("*")) == before
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep me")
+    result = invoke("tune", "iris", "--out", tmp_path / "notes")
+    assert result.exit_code == 2 and "not a growml tune directory" in result.output
+
+
+def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path):
+    config, settings = fast(
+        ("growth.enabled", False),
+        ("train.optimizer", "sgd"),
+        tune_settings={"space": {"train.lr": [1e6, 1e7]}, "default_space": False},
+    )
+    result = tune(config, settings, trials=3, out=tmp_path / "f")
+    assert result.document["trials"]["fail"] == 3 and result.best == []
+    assert result.best_run is None
+    reasons = result.document["failures"]
+    assert sum(reasons.values()) == 3
+    assert all(reason.startswith("training diverged at epoch") for reason in reasons)
+    assert list((tmp_path / "f" / "trials").iterdir()) == []
+    table = render.tune_table(result.document)
+    assert table.caption == "no trial completed"
+
+
+# A real PostgreSQL server: a throwaway cluster in a temporary folder, run as a user that is
+# not root (the server refuses root), listening on 127.0.0.1 on a free port.
+
+
+class NoServer(Exception):
+    pass
+
+
+def _postgres_bin() -> Path:
+    found = [shutil.which("initdb"), *sorted(glob("/usr/lib/postgresql/*/bin/initdb"))[::-1]]
+    for initdb in found:
+        if initdb:
+            return Path(initdb).resolve().parent
+    raise NoServer("no PostgreSQL server binaries (initdb) are installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start_postgres() -> tuple[str, list[str], str]:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise NoServer("the psycopg driver is not installed") from None
+    binaries = _postgres_bin()
+    folder = tempfile.mkdtemp(prefix="growml-postgres-")
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            raise NoServer("running as root and runuser is missing to start it as nobody")
+        shutil.chown(folder, "nobody")
+        as_user = ["runuser", "-u", "nobody", "--"]
+    data, port = f"{folder}/data", _free_port()
+    run = {"capture_output": True, "text": True, "timeout": 120}
+    made = subprocess.run(
+        [*as_user, binaries / "initdb", "-D", data, "-U", "postgres", "--auth=trust"], **run
+    )
+    if made.returncode != 0:
+        raise NoServer(f"initdb failed: {made.stderr.strip()[-300:]}")
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg_ctl = [*as_user, binaries / "pg_ctl", "-D", data, "-l", f"{folder}/log", "-w", "-t", "60"]
+    started = subprocess.run([*pg_ctl, "-o", options, "start"], **run)
+    if started.returncode != 0:
+        raise NoServer(f"pg_ctl start failed: {started.stdout.strip()[-300:]}")
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres", pg_ctl, folder
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    try:
+        url, pg_ctl, folder = _start_postgres()
+    except NoServer as reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the PostgreSQL tests, but no server started: {reason}")
+        pytest.skip(f"no PostgreSQL server could be started: {reason}")
+    yield url
+    subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, timeout=60)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _postgres_trials(url, study):
+    return optuna.load_study(study_name=study, storage=url).trials
+
+
+def _worker(url, study, out, trials, *settings):
+    command = [GROWML, "tune", "iris", "--storage", url, "--study", study, "--out", out]
+    command += ["--trials", str(trials), "--set", "tune.heartbeat_interval=1", "--json"]
+    for setting in settings:
+        command += ["--set", setting]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_workers_share_one_postgresql_study(postgres_url, tmp_path):
+    workers = [
+        _worker(postgres_url, "pair", tmp_path / f"w{i}", 3, "train.epochs=5") for i in (0, 1)
+    ]
+    for worker in workers:
+        stdout, stderr = worker.communicate(timeout=300)
+        assert worker.returncode == 0, stderr
+        assert json.loads(stdout)["this_run"]["trials"] == 3
+    trials = _postgres_trials(postgres_url, "pair")
+    assert sorted(trial.number for trial in trials) == list(range(6))
+    assert {trial.state for trial in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    runs = {p.name for i in (0, 1) for p in (tmp_path / f"w{i}" / "trials").iterdir()}
+    done = {f"trial-{t.number:04d}" for t in trials if t.state == TrialState.COMPLETE}
+    assert runs == done
+
+
+def test_a_worker_killed_mid_trial_leaves_the_study_usable(postgres_url, tmp_path):
+    # Trials of a second or two: one batch per epoch, thousands of epochs.
+    slow = (
+        "train.epochs=2500",
+        "train.early_stopping=false",
+        "tune.pruner=none",
+        "tune.space={train.batch_size: 128}",
+    )
+    out = tmp_path / "k"
+    victim = _worker(postgres_url, "kill", out, 50, *slow)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        trials = _postgres_trials(postgres_url, "kill") if (out / "tune.json").exists() else []
+        if any(t.state == TrialState.RUNNING for t in trials):
+            break
+        time.sleep(0.1)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate()
+    before = _postgres_trials(postgres_url, "kill")
+    killed = [t.number for t in before if t.state == TrialState.RUNNING]
+    assert len(killed) == 1, [t.state for t in before]
+    time.sleep(2.5)  # two heartbeat intervals: the running trial is now stale
+    settings = [item for setting in slow for item in ("--set", setting)]
+    result = invoke(
+        *("tune", "iris", "--storage", postgres_url, "--study", "kill", "--out", out),
+        *("--trials", "2", "--set", "tune.heartbeat_interval=1", *settings, "--json"),
+    )
+    assert result.exit_code == 0, result.output
+    after = {t.number: t for t in _postgres_trials(postgres_url, "kill")}
+    assert len(after) == len(before) + 2
+    assert after[killed[0]].state == TrialState.FAIL
+    retry = [t for t in after.values() if t.system_attrs.get("failed_trial") == killed[0]]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
+    assert retry[0].params == after[killed[0]].params
+    assert not any(t.state == TrialState.RUNNING for t in after.values())
+    names = sorted(p.name for p in (out / "trials").iterdir())
+    complete = [n for n, t in sorted(after.items()) if t.state == TrialState.COMPLETE]
+    assert names == [f"trial-{n:04d}" for n in complete]  # the killed trial's partial run is gone
+
+
+def test_the_config_error_for_a_bad_space_names_the_setting():
+    config, _ = fast()
+    with pytest.raises(ConfigError, match="tune.space train.lr: a range is"):
+        build_space(config, {"train.lr": {"low": 1}}, True)
