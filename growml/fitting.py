@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 
 from growml.config import FitConfig
 from growml.data import PreparedData, Table, load_table, prepare
-from growml.errors import ConfigError, TrainingError
+from growml.errors import ConfigError, GrowmlWarning, TrainingError
 from growml.events import Event, Observer
 from growml.growth.engine import GrowthEngine
 from growml.losses import Loss, default_loss, make_loss
@@ -289,12 +290,27 @@ def _choose_threshold(
     # A loss averaged over τ = 0.1 … 0.9 was trained for that range only.
     averaged = getattr(loss, "needs_positives", False) and config.loss.tau is None
     bounds = (0.1, 0.9) if averaged else (0.01, 0.99)
-    value, grid, values = choose_threshold(
-        probability, data.y_val, metric, config.loss.beta, bounds
+    choice = choose_threshold(
+        probability, data.y_val, metric, config.loss.beta, bounds, seed=config.seed
     )
-    threshold_plot(grid, values, metric, value, plots / "threshold.png")
-    score = float(values[np.isclose(grid, value)][0])
-    return {"value": value, "metric": metric, "validation_score": score}
+    threshold_plot(choice, metric, plots / "threshold.png")
+    if choice.kept_half:
+        warnings.warn(
+            f"the validation split ({int(data.y_val.sum())} positives) cannot tell the best "
+            f"threshold from 0.5 (its {metric} gain {choice.gain:.3f} is within half the "
+            f"resamples' spread {choice.spread:.3f}): decisions stay at 0.5.",
+            GrowmlWarning,
+            stacklevel=2,
+        )
+    score = float(choice.curve[np.isclose(choice.grid, choice.value)][0])
+    return {
+        "value": choice.value,
+        "metric": metric,
+        "validation_score": score,
+        "gain_over_half": choice.gain,
+        "gain_spread": choice.spread,
+        "kept_half": choice.kept_half,
+    }
 
 
 def _prune_when(config: FitConfig) -> str | None:

@@ -20,7 +20,7 @@ from growml.losses.softset import (
     heaviside,
     soft_confusion,
 )
-from growml.losses.threshold import choose_threshold
+from growml.losses.threshold import GRID, choose_threshold, threshold_curves
 from growml.train.trainer import stratified_order
 
 TAUS = [0.1, 0.3, 0.5, 0.8]
@@ -143,13 +143,72 @@ def test_stratified_batches_hold_every_class():
         assert 3 <= int(labels[order[start : start + 80]].sum()) <= 5
 
 
-def test_threshold_is_chosen_to_maximise_f1():
-    probability = np.array([0.05, 0.15, 0.3, 0.32, 0.35, 0.6, 0.7, 0.9])
-    labels = np.array([0, 0, 1, 1, 1, 0, 1, 1])
-    tau, grid, values = choose_threshold(probability, labels, "f1")
-    assert values.max() == pytest.approx(f1_score(labels, probability >= tau))
-    assert 0.15 < tau <= 0.3
-    assert choose_threshold(probability, labels, "f1", bounds=(0.5, 0.9))[0] >= 0.5
+@pytest.mark.parametrize(("metric", "beta"), [("f1", 1.0), ("fbeta", 2.0), ("accuracy", 1.0)])
+def test_threshold_curves_equal_scikit_learn_plain_and_resampled(metric, beta):
+    from sklearn.metrics import accuracy_score, fbeta_score
+
+    generator = np.random.default_rng(0)
+    labels = (generator.random(60) < 0.3).astype(np.int64)
+    probability = np.clip(0.3 * labels + generator.random(60) * 0.7, 0, 1)
+    counts = generator.multinomial(60, np.full(60, 1 / 60), size=3)
+
+    def reference(tau, weight):
+        predicted = (probability >= tau).astype(np.int64)
+        if metric == "accuracy":
+            return accuracy_score(labels, predicted, sample_weight=weight)
+        return fbeta_score(labels, predicted, beta=beta, sample_weight=weight, zero_division=0)
+
+    plain = threshold_curves(probability, labels, metric, beta)
+    resampled = threshold_curves(probability, labels, metric, beta, counts)
+    for k, tau in enumerate(GRID):
+        assert plain[k] == pytest.approx(reference(tau, None), abs=1e-12)
+        for r in range(3):
+            assert resampled[r, k] == pytest.approx(reference(tau, counts[r]), abs=1e-12)
+
+
+def test_a_clear_best_threshold_is_chosen_within_the_bounds():
+    generator = np.random.default_rng(1)
+    labels = (generator.random(4000) < 0.1).astype(np.int64)
+    # Calibrated probabilities of a weak signal: the F1-optimal τ is far below ½.
+    score = generator.normal(size=4000) + 1.5 * labels
+    probability = 1 / (1 + np.exp(-(score * 1.5 - 3.5)))
+    choice = choose_threshold(probability, labels, "f1")
+    best = GRID[choice.curve.argmax()]
+    assert not choice.kept_half and abs(choice.value - best) <= 0.05 and choice.value < 0.4
+    assert choice.gain > choice.spread > 0
+    assert choose_threshold(probability, labels, "f1", bounds=(0.45, 0.9)).value >= 0.45
+
+
+def _scored_rows(rows, shift, generator):
+    """Rows with 10 % positives and a probability of a noisy score, 0 or 1 labels."""
+    labels = (generator.random(rows) < 0.1).astype(np.int64)
+    score = generator.normal(size=rows) + 2.0 * labels
+    return 1 / (1 + np.exp(-(2.0 * score + shift))), labels
+
+
+@pytest.mark.parametrize("shift", [-4.4, -3.0])
+def test_thresholds_chosen_on_small_splits_do_well_on_the_population(shift):
+    """Splits of 200 rows (about 20 positives), scored on a population of 200 000: the chosen
+    τ does as well as the plain arg-max of each split, and much better than ½ where ½ is poor
+    (shift −4.4: population optimum 0.25); where ½ is near the optimum (−3.0: 0.58) the
+    resamples keep ½ on some splits."""
+    generator = np.random.default_rng(0)
+    population = threshold_curves(*_scored_rows(200_000, shift, generator), "f1")
+
+    def on_population(tau):
+        return population[np.isclose(GRID, tau)][0]
+
+    chosen, plain, kept = [], [], 0
+    for k in range(100):
+        choice = choose_threshold(*_scored_rows(200, shift, generator), "f1", seed=k)
+        chosen.append(on_population(choice.value))
+        plain.append(on_population(GRID[choice.curve.argmax()]))
+        kept += choice.kept_half
+    assert np.mean(chosen) >= np.mean(plain) - 0.005
+    if shift == -4.4:
+        assert np.mean(chosen) > on_population(0.5) + 0.03
+    else:
+        assert kept > 0
 
 
 def test_fit_with_soft_f1_stores_and_reports_the_threshold(tmp_path):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from growml import atomic
+
+if TYPE_CHECKING:
+    from growml.losses.threshold import ThresholdChoice
 
 
 def pyplot() -> Any:
@@ -60,14 +61,15 @@ def growth_plot(history: list[dict[str, Any]], monitor: str, path: Path) -> None
     save_figure(figure, path)
 
 
-def threshold_plot(
-    grid: np.ndarray, values: np.ndarray, metric: str, chosen: float, path: Path
-) -> None:
-    """The validation metric against the decision threshold τ, the chosen τ marked."""
+def threshold_plot(choice: ThresholdChoice, metric: str, path: Path) -> None:
+    """The validation metric against the decision threshold τ (as measured, and bagged over
+    resamples), the chosen τ marked."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
-    axis.plot(grid, values, color="tab:blue")
-    axis.axvline(chosen, color="tab:red", linestyle="--", label=f"chosen τ = {chosen:.2f}")
+    axis.plot(choice.grid, choice.curve, color="tab:blue", alpha=0.5, label="validation rows")
+    axis.plot(choice.grid, choice.bagged, color="tab:blue", label="bagged over resamples")
+    label = f"chosen τ = {choice.value:.2f}" + (" (½ kept)" if choice.kept_half else "")
+    axis.axvline(choice.value, color="tab:red", linestyle="--", label=label)
     axis.axvline(0.5, color="grey", alpha=0.4, linewidth=0.8)
     axis.set_xlabel("threshold τ on the positive-class probability")
     axis.set_ylabel(f"validation {metric}")
