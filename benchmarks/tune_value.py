@@ -81,7 +81,7 @@ def markdown(rows: list[dict]) -> str:
             f"| {row['data']} | {row['config']} | {row['trials']} | {row.get('pruned', '—')} | "
             f"{100 * row['test_accuracy']:.1f} | {100 * row['validation']:.1f} | "
             f"{','.join(map(str, row['hidden_widths']))} | {row['parameters']:,} | "
-            f"{row['wall_seconds']:.0f} |"
+            f"{row['wall_seconds']:.1f} |"
         )
     return "\n".join(lines)
 

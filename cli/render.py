@@ -138,18 +138,23 @@ def growth_table(steps: list[dict[str, Any]]) -> Table:
     return table
 
 
+def progress_bar(console: Console, unit: str, width: int) -> Progress:
+    """``unit done/total``, a bar, a status line and the time elapsed."""
+    return Progress(
+        TextColumn(f"{unit} {{task.completed:>3}}/{{task.total}}"),
+        BarColumn(bar_width=width),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
 class FitProgress:
     """A rich progress bar fed by the trainer's events (an observer)."""
 
     def __init__(self, console: Console) -> None:
-        self.progress = Progress(
-            TextColumn("epoch {task.completed:>3}/{task.total}"),
-            BarColumn(bar_width=16),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
+        self.progress = progress_bar(console, "epoch", 16)
         self.task_id: Any = None
 
     def __call__(self, event: Event) -> None:
@@ -239,14 +244,7 @@ class CompareProgress:
     """A rich progress bar over a comparison's members (its ``progress`` callback)."""
 
     def __init__(self, console: Console) -> None:
-        self.progress = Progress(
-            TextColumn("members {task.completed:>3}/{task.total}"),
-            BarColumn(bar_width=24),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
+        self.progress = progress_bar(console, "members", 24)
         self.task_id: Any = None
 
     def __call__(self, done: int, total: int, record: dict[str, Any] | None) -> None:
@@ -289,14 +287,7 @@ class TuneProgressBar:
     """A rich progress bar over a study's trials (the ``progress`` callback of ``tune``)."""
 
     def __init__(self, console: Console) -> None:
-        self.progress = Progress(
-            TextColumn("trials {task.completed:>3}/{task.total}"),
-            BarColumn(bar_width=24),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
+        self.progress = progress_bar(console, "trials", 24)
         self.task_id: Any = None
 
     def __call__(self, state: Any) -> None:

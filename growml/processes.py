@@ -8,18 +8,39 @@ killed outright exits within a second instead of working on for nobody.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from multiprocessing.context import SpawnContext
+from multiprocessing.pool import Pool
+from typing import Any
 
 import torch
 
 
 def spawn_context() -> SpawnContext:
     return multiprocessing.get_context("spawn")
+
+
+@contextlib.contextmanager
+def worker_pool(
+    jobs: int, initializer: Callable[..., None], initargs: tuple[Any, ...]
+) -> Iterator[Pool]:
+    """A pool of ``jobs`` spawned workers: closed when the block ends, terminated (its workers
+    unwinding) when the block raises, Ctrl-C included."""
+    pool = spawn_context().Pool(jobs, initializer=initializer, initargs=initargs)
+    try:
+        yield pool
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 def start_worker(parent: int) -> None:

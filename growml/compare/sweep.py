@@ -30,7 +30,7 @@ from growml.compare.summary import choose_metric, summarise, verdict
 from growml.config import FitConfig
 from growml.data import Table, prepare
 from growml.errors import ConfigError, RunError
-from growml.processes import spawn_context, start_worker, warm_up
+from growml.processes import start_worker, warm_up, worker_pool
 
 COMPARE = "compare.json"
 MEMBERS = "members"
@@ -253,16 +253,9 @@ def _train(
         for member in members:
             yield train_member(member, table, runs, keep_runs)
         return
-    pool = spawn_context().Pool(jobs, initializer=_start_worker, initargs=(table, os.getpid()))
-    try:
+    with worker_pool(jobs, _start_worker, (table, os.getpid())) as pool:
         tasks = [(member, runs, keep_runs) for member in members]
         yield from pool.imap_unordered(_train_in_worker, tasks)
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
 
 
 _worker_table: Table | None = None

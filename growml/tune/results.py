@@ -105,7 +105,8 @@ def draw_plots(study: optuna.Study, path: Path, objectives: list[str], metric: s
         if len(done) < (2 if name == "importances.png" else 1):
             continue
         with quiet_optuna():
-            warnings.filterwarnings("ignore", "PedAnovaImportanceEvaluator computes")
+            # Notes of the importance evaluator and of matplotlib on thin data, not for users.
+            warnings.simplefilter("ignore", UserWarning)
             try:
                 axes = draw()
             except (ValueError, RuntimeError, ZeroDivisionError):

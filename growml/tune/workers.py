@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 
 from growml.errors import GrowmlError
-from growml.processes import spawn_context, start_worker, warm_up
+from growml.processes import spawn_context, start_worker, warm_up, worker_pool
 from growml.tune.objective import Objective
 from growml.tune.storage import connect, make_pruner, make_sampler, quiet_optuna
 
@@ -73,10 +73,8 @@ def run_workers(jobs: Sequence[WorkerJob], report: Report) -> None:
         warm_up()
         run_worker(jobs[0], report)
         return
-    context = spawn_context()
-    messages = context.Queue()
-    pool = context.Pool(len(jobs), initializer=_start, initargs=(os.getpid(), messages))
-    try:
+    messages = spawn_context().Queue()
+    with worker_pool(len(jobs), _start, (os.getpid(), messages)) as pool:
         result = pool.map_async(_run_in_worker, jobs)
         ended = 0
         while ended < len(jobs):
@@ -89,12 +87,6 @@ def run_workers(jobs: Sequence[WorkerJob], report: Report) -> None:
             else:
                 report(*message)
         result.get()
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
 
 
 _messages: Any = None
