@@ -134,8 +134,9 @@ class GrowingMLPBase(BaseEstimator):
 
         The directory is the one ``fit`` wrote (config.yaml, model.safetensors, model.json,
         preprocess.json, metrics.json, history.jsonl, plots/) plus ``estimator.json``;
-        ``growml export``, ``growml predict`` and ``growml.load_run`` read it as any run.
-        ``overwrite`` replaces a run already at ``path``.
+        ``growml predict``, ``growml report`` and ``growml.load_run`` read it as any run.
+        Export it with ``to_onnx``: ``growml export`` verifies on the run's test split, and an
+        estimator's run has none. ``overwrite`` replaces a run already at ``path``.
         """
         check_is_fitted(self)
         with RunWriter(Path(path), overwrite=overwrite) as writer:
