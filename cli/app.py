@@ -142,6 +142,13 @@ def predict(
             "has been exported."
         ),
     ] = "auto",
+    strict: Annotated[
+        bool,
+        typer.Option(
+            help="Refuse columns the model does not use and category values it has no "
+            "category for (default: one warning per column)."
+        ),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Predict the target of DATA's rows with a trained run (raw rows: the run preprocesses)."""
@@ -153,7 +160,7 @@ def predict(
 
     with user_errors():
         predictor = load_predictor(run, engine)
-        predictions = predictor.prediction_table(read_rows(data))
+        predictions = predictor.prediction_table(read_rows(data), strict=strict)
         if out is not None:
             from growml.atomic import write_bytes
 

@@ -13,7 +13,8 @@ empty text counts as missing, as it does in a CSV file).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +22,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from growml.errors import DataError
+from growml.errors import DataError, GrowmlWarning
 
 _FORMAT_VERSION = 1
+# How pyarrow's CSV reader (pyarrow.csv.ConvertOptions defaults) reads text: the words of
+# booleans, and the texts of a missing value. Numbers given as text (records from
+# csv.DictReader) are read the same way, so that they mean what the same file would.
+TRUE_WORDS = ("1", "True", "TRUE", "true")
+FALSE_WORDS = ("0", "False", "FALSE", "false")
+MISSING_WORDS = (
+    *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"),
+    *("1.#QNAN", "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null"),
+)
 
 
 def is_numeric_type(dtype: pa.DataType) -> bool:
@@ -49,9 +59,13 @@ def as_chunked(values: Any) -> pa.ChunkedArray:
 
 
 def numeric_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
-    """The column as float64, with NaN wherever a value is missing or not finite."""
+    """The column as float64, with NaN wherever a value is missing or not finite; text is
+    read as the CSV reader reads a file (``MISSING_WORDS``, ``TRUE_WORDS``, ``FALSE_WORDS``)."""
+    column = as_chunked(column)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        column = _numbers_from_text(column)
     try:
-        values = pc.cast(as_chunked(column), pa.float64()).to_numpy()
+        values = pc.cast(column, pa.float64()).to_numpy()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise DataError(
             f"column {name!r} must hold numbers, as it did in training, but holds "
@@ -60,6 +74,14 @@ def numeric_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
     values = np.array(values, dtype=np.float64)
     values[~np.isfinite(values)] = np.nan
     return values
+
+
+def _numbers_from_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    text = pc.utf8_trim_whitespace(column)
+    missing = pa.scalar(None, pa.string())
+    text = pc.if_else(pc.is_in(text, pa.array(MISSING_WORDS, pa.string())), missing, text)
+    text = pc.if_else(pc.is_in(text, pa.array(TRUE_WORDS[1:], pa.string())), "1", text)
+    return pc.if_else(pc.is_in(text, pa.array(FALSE_WORDS[1:], pa.string())), "0", text)
 
 
 def mean_and_std(values: np.ndarray) -> tuple[float, float]:
@@ -164,6 +186,59 @@ class CategoricalColumn:
 InputColumn = NumericColumn | CategoricalColumn
 
 
+@dataclass(frozen=True)
+class UnknownInput:
+    """Something in rows to predict on that the model was not trained on: a ``column`` it
+    does not use (``values`` empty), or a categorical column's ``values`` it has no category
+    for."""
+
+    column: str
+    values: tuple[str, ...] = ()
+    count: int = 0
+
+    def sentence(self, strict: bool) -> str:
+        if not self.values:
+            what = f"column {self.column!r} is not one the model was trained on"
+            return f"{what}; drop it." if strict else f"{what}; it is ignored."
+        shown = ", ".join(repr(value) for value in self.values)
+        more = f" and {self.count - len(self.values)} more" if self.count > len(self.values) else ""
+        what = f"column {self.column!r} holds values the model has no category for ({shown}{more})"
+        return f"{what}; map them to known ones." if strict else f"{what}; they count as none."
+
+
+def unknown_inputs(
+    features: pa.Table,
+    columns: Sequence[str],
+    categories: Mapping[str, Sequence[str]],
+    target: str | None = None,
+) -> list[UnknownInput]:
+    """Columns of ``features`` outside ``columns`` (the ``target`` column aside: rows to
+    predict on often still hold it), and values of each categorical column (``categories``:
+    its known values) outside its categories; missing values are known."""
+    known = {*columns, target}
+    found = [UnknownInput(name) for name in features.column_names if name not in known]
+    for name, known in categories.items():
+        if name not in features.column_names:
+            continue
+        strings = string_values(features.column(name), name)
+        known_values = pa.array(list(known), pa.string())
+        outside = pc.and_(
+            pc.is_valid(strings), pc.invert(pc.is_in(strings, value_set=known_values))
+        )
+        unseen = pc.unique(pc.filter(strings, outside)).to_pylist()
+        if unseen:
+            found.append(UnknownInput(name, tuple(sorted(unseen)[:3]), len(unseen)))
+    return found
+
+
+def check_inputs(found: Sequence[UnknownInput], strict: bool) -> None:
+    """Warn once per unknown input; with ``strict``, refuse the first."""
+    if strict and found:
+        raise DataError(found[0].sentence(strict=True))
+    for unknown in found:
+        warnings.warn(unknown.sentence(strict=False), GrowmlWarning, stacklevel=3)
+
+
 class Preprocessor:
     """Turns raw feature columns into a float32 matrix; build it with ``Preprocessor.fit``."""
 
@@ -199,6 +274,11 @@ class Preprocessor:
     @property
     def n_outputs(self) -> int:
         return len(self.output_names)
+
+    @property
+    def categories(self) -> dict[str, tuple[str, ...]]:
+        """Each categorical column's known values."""
+        return {c.name: c.categories for c in self.columns if isinstance(c, CategoricalColumn)}
 
     def transform(self, features: pa.Table) -> np.ndarray:
         """The float32 matrix, one row per row of ``features``; extra columns are ignored."""
@@ -272,27 +352,36 @@ class TargetEncoder:
     """
 
     def __init__(
-        self, task: str, classes: Sequence[Any] = (), mean: float = 0.0, std: float = 1.0
+        self,
+        task: str,
+        classes: Sequence[Any] = (),
+        mean: float = 0.0,
+        std: float = 1.0,
+        name: str | None = None,
     ) -> None:
         self.task = task
         self.classes = list(classes)
         self.mean = mean
         self.std = std
+        self.name = name  # the target column's name (None in runs written before it was kept)
 
     @classmethod
-    def fit(cls, target: pa.ChunkedArray | np.ndarray, task: str) -> TargetEncoder:
-        """Learn the classes (classification) or the scale (regression) from ``target``.
+    def fit(
+        cls, target: pa.ChunkedArray | np.ndarray, task: str, name: str | None = None
+    ) -> TargetEncoder:
+        """Learn the classes (classification) or the scale (regression) from ``target`` (the
+        column ``name``).
 
         ``task`` is ``"classification"`` or ``"regression"``; for regression pass only the
         training rows.
         """
         if task == "classification":
             labels = pc.unique(as_chunked(target).drop_null()).to_pylist()
-            return cls(task, sorted(labels))
+            return cls(task, sorted(labels), name=name)
         if task == "regression":
             values = numeric_values(as_chunked(target), "target")
             mean, std = mean_and_std(values[~np.isnan(values)])
-            return cls(task, mean=mean, std=std)
+            return cls(task, mean=mean, std=std, name=name)
         raise ValueError(f"task must be 'classification' or 'regression', not {task!r}")
 
     @property
@@ -330,7 +419,13 @@ class TargetEncoder:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings; ``from_dict`` rebuilds the same encoder."""
-        return {"task": self.task, "classes": self.classes, "mean": self.mean, "std": self.std}
+        return {
+            "task": self.task,
+            "classes": self.classes,
+            "mean": self.mean,
+            "std": self.std,
+            "name": self.name,
+        }
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> TargetEncoder:
@@ -341,6 +436,7 @@ class TargetEncoder:
                 list(settings["classes"]),
                 float(settings["mean"]),
                 float(settings["std"]),
+                settings.get("name"),
             )
         except (KeyError, TypeError, ValueError):
             raise DataError(

@@ -327,7 +327,9 @@ def prepare(table: Table, config: DataConfig, seed: int) -> PreparedData:
     classification = table.task == "classification"
     train, validation, test = split_rows(table, config, seed)
     encoder = TargetEncoder.fit(
-        table.target if classification else table.target.take(train), table.task
+        table.target if classification else table.target.take(train),
+        table.task,
+        table.target_name,
     )
     preprocessor = Preprocessor.fit(table.features.take(train), config.max_categories)
 

@@ -123,6 +123,8 @@ def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = False)
                 {"name": name, "type": kind} for name, kind in input_types(run.preprocessor).items()
             ],
             "numbers_input": grouped_numbers(run.preprocessor) if grouped else [],
+            "categories": {k: list(v) for k, v in run.preprocessor.categories.items()},
+            "target": run.target_encoder.name or "",
             "hidden_widths": info["hidden_widths"],
             "activation": info["activation"],
             "parameters": info["parameters"],

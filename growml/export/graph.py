@@ -51,7 +51,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from growml.data.preprocess import CategoricalColumn, NumericColumn, Preprocessor, TargetEncoder
+from growml.data.preprocess import (
+    FALSE_WORDS,
+    TRUE_WORDS,
+    CategoricalColumn,
+    NumericColumn,
+    Preprocessor,
+    TargetEncoder,
+)
 from growml.errors import ExportError
 from growml.export.metadata import NUMBER, NUMBERS_INPUT, TEXT
 
@@ -61,9 +68,6 @@ DEFAULT_OPSET = 18
 _ML_OPSET = 2  # LabelEncoder with default_float
 _GELU_OPSET = 20
 
-# The words pyarrow's CSV reader turns into booleans (pyarrow.csv.ConvertOptions defaults).
-TRUE_WORDS = ("1", "True", "TRUE", "true")
-FALSE_WORDS = ("0", "False", "FALSE", "false")
 
 OUTPUTS = {"classification": ("label", "probabilities"), "regression": ("value",)}
 

@@ -4,7 +4,9 @@ ONNX metadata values are text; everything that is not text already is stored as 
 reader in any language gets lists and numbers back with one JSON parse. No machine path is
 ever stored. ``inputs`` lists every source column with its kind (``number`` or ``text``);
 ``numbers_input`` the columns of the grouped ``numbers`` input, in order (empty when every
-column is an input of its own).
+column is an input of its own); ``categories`` each categorical column's known values and
+``target`` the target column's name (absent from models exported before they were written:
+nothing is then checked).
 """
 
 from __future__ import annotations
@@ -44,11 +46,14 @@ def decode(properties: dict[str, str]) -> dict[str, Any] | None:
     if any(key not in properties for key in KEYS):
         return None
     try:
-        return {
+        info = {
             key: properties[key]
             if key in ("growml_version", "task", "activation")
             else json.loads(properties[key])
             for key in KEYS
         }
+        info["categories"] = json.loads(properties.get("categories", "{}"))
+        info["target"] = properties.get("target") or None  # text, like the version
+        return info
     except json.JSONDecodeError:
         return None

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from growml.data.files import as_arrow
-from growml.data.preprocess import numeric_values, string_values
+from growml.data.preprocess import check_inputs, numeric_values, string_values, unknown_inputs
 from growml.errors import DataError, ExportError
 from growml.export import metadata
 from growml.export.metadata import NUMBER, NUMBERS_INPUT
@@ -79,8 +79,10 @@ class OnnxModel:
         """The raw input columns, in order."""
         return list(self._kinds)
 
-    def feeds(self, rows: Any) -> dict[str, np.ndarray]:
-        """The graph's inputs for raw ``rows``: one ``[N, 1]`` array per source column."""
+    def feeds(self, rows: Any, strict: bool = False) -> dict[str, np.ndarray]:
+        """The graph's inputs for raw ``rows``: one ``[N, 1]`` array per source column.
+        Columns the model does not use and category values it has no category for are warned
+        about once each (``strict``: refused); a missing column is an error."""
         table = as_arrow(rows, self.feature_names)
         missing = [name for name in self._kinds if name not in table.column_names]
         if missing:
@@ -88,6 +90,10 @@ class OnnxModel:
                 f"column {missing[0]!r} is missing from the data; the model needs the columns "
                 f"{', '.join(self.feature_names)}."
             )
+        found = unknown_inputs(
+            table, self.feature_names, self.info["categories"], self.info["target"]
+        )
+        check_inputs(found, strict)
         feeds = {
             name: _as_input(table.column(name), name, kind).reshape(-1, 1)
             for name, kind in self._kinds.items()
@@ -98,27 +104,28 @@ class OnnxModel:
             feeds[NUMBERS_INPUT] = np.column_stack(columns)
         return feeds
 
-    def run(self, rows: Any) -> dict[str, np.ndarray]:
+    def run(self, rows: Any, strict: bool = False) -> dict[str, np.ndarray]:
         """Every output of the graph for raw ``rows``, by name."""
+        feeds = self.feeds(rows, strict)
         try:
-            values = self.session.run(self._outputs, self.feeds(rows))
+            values = self.session.run(self._outputs, feeds)
         except _LOAD_ERRORS as error:
             raise ExportError(f"onnxruntime could not run the model: {error}.") from None
         return dict(zip(self._outputs, values, strict=True))
 
-    def predict(self, rows: Any) -> np.ndarray:
+    def predict(self, rows: Any, strict: bool = False) -> np.ndarray:
         """Predicted labels (classification) or values (regression) for raw rows."""
-        return self.run(rows)["value" if self.task == "regression" else "label"]
+        return self.run(rows, strict)["value" if self.task == "regression" else "label"]
 
-    def predict_proba(self, rows: Any) -> np.ndarray:
+    def predict_proba(self, rows: Any, strict: bool = False) -> np.ndarray:
         """Class probabilities (rows × classes, in ``classes`` order) for raw rows."""
         if self.task != "classification":
             raise ExportError("predict_proba needs a classification model; this one is regression.")
-        return self.run(rows)["probabilities"]
+        return self.run(rows, strict)["probabilities"]
 
-    def prediction_table(self, rows: Any) -> pa.Table:
+    def prediction_table(self, rows: Any, strict: bool = False) -> pa.Table:
         """Predictions as ``Run.prediction_table`` gives them."""
-        outputs = self.run(rows)
+        outputs = self.run(rows, strict)
         if self.task == "regression":
             return prediction_table(outputs["value"], None, [])
         return prediction_table(outputs["label"], outputs["probabilities"], self.classes)

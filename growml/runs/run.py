@@ -15,6 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from growml.data import Preprocessor, TargetEncoder, as_arrow
+from growml.data.preprocess import check_inputs, unknown_inputs
 from growml.errors import RunError
 from growml.nn.mlp import GrowingMLP, ModelSpec
 from growml.predictions import prediction_table
@@ -69,34 +70,49 @@ class Run:
             "parameters": self.model.n_parameters(),
         }
 
-    def _outputs(self, rows: Any) -> torch.Tensor:
+    def _outputs(self, rows: Any, strict: bool) -> torch.Tensor:
         table = as_arrow(rows, self.preprocessor.feature_names)
+        found = unknown_inputs(
+            table,
+            self.preprocessor.feature_names,
+            self.preprocessor.categories,
+            self.target_encoder.name,
+        )
+        check_inputs(found, strict)
         x = torch.as_tensor(self.preprocessor.transform(table))
         with torch.inference_mode():
             return self.model.eval()(x)
 
-    def predict_proba(self, rows: Any) -> np.ndarray:
-        """Class probabilities (rows × classes, in ``classes`` order) for raw feature rows."""
-        if self.task != "classification":
-            raise RunError("predict_proba needs a classification run; this one is regression.")
-        return probabilities(self._outputs(rows), self.target_encoder.n_outputs).numpy()
+    def _probabilities(self, outputs: torch.Tensor) -> np.ndarray:
+        return probabilities(outputs, self.target_encoder.n_outputs).numpy()
 
-    def predict(self, rows: Any) -> np.ndarray:
-        """Predicted labels (classification) or values (regression) for raw feature rows.
-
-        ``rows``: a pyarrow Table, a pandas DataFrame, a dict of columns, a list of records, or
-        a 2-D array whose columns are ``preprocessor.feature_names`` in order.
-        """
-        outputs = self._outputs(rows)
+    def _decisions(self, outputs: torch.Tensor) -> np.ndarray:
         if self.task == "regression":
             return self.target_encoder.decode(outputs.squeeze(1).numpy())
         return self.target_encoder.decode(decide(outputs, self.threshold).numpy())
 
-    def prediction_table(self, rows: Any) -> pa.Table:
+    def predict_proba(self, rows: Any, strict: bool = False) -> np.ndarray:
+        """Class probabilities (rows × classes, in ``classes`` order) for raw feature rows."""
+        if self.task != "classification":
+            raise RunError("predict_proba needs a classification run; this one is regression.")
+        return self._probabilities(self._outputs(rows, strict))
+
+    def predict(self, rows: Any, strict: bool = False) -> np.ndarray:
+        """Predicted labels (classification) or values (regression) for raw feature rows.
+
+        ``rows``: a pyarrow Table, a pandas DataFrame, a dict of columns, a list of records, or
+        a 2-D array whose columns are ``preprocessor.feature_names`` in order. Columns the
+        model does not use and category values it has no category for are warned about once
+        each (``strict``: refused); a missing column is an error.
+        """
+        return self._decisions(self._outputs(rows, strict))
+
+    def prediction_table(self, rows: Any, strict: bool = False) -> pa.Table:
         """Predictions for raw rows as a table: ``prediction``, and for classification one
         ``probability_<class>`` column per class."""
-        proba = self.predict_proba(rows) if self.task == "classification" else None
-        return prediction_table(self.predict(rows), proba, self.classes)
+        outputs = self._outputs(rows, strict)
+        proba = self._probabilities(outputs) if self.task == "classification" else None
+        return prediction_table(self._decisions(outputs), proba, self.classes)
 
     def history(self) -> list[dict[str, Any]]:
         """The events of ``history.jsonl``."""
@@ -133,7 +149,14 @@ def load_run(path: str | Path) -> Run:
         if not isinstance(info, dict) or not isinstance(preprocess, dict):
             raise TypeError("model.json and preprocess.json must hold mappings")
         model = GrowingMLP.from_spec(ModelSpec.from_dict(info))
-        model.load_state_dict(load_file(path / MODEL_WEIGHTS))
+        weights = load_file(path / MODEL_WEIGHTS)
+        mismatch = _weights_mismatch(model, weights)
+        if mismatch:
+            raise RunError(
+                f"{MODEL_WEIGHTS} does not match {MODEL_SPEC} in {str(path)!r}: {mismatch}; "
+                "the run directory is damaged."
+            )
+        model.load_state_dict(weights)
         threshold = info.get("threshold")
         preprocessor = Preprocessor.from_dict(preprocess["features"])
         target_encoder = TargetEncoder.from_dict(preprocess["target"])
@@ -152,6 +175,18 @@ def load_run(path: str | Path) -> Run:
         config=config,
         path=path,
     )
+
+
+def _weights_mismatch(model: GrowingMLP, weights: dict[str, torch.Tensor]) -> str | None:
+    """The first difference between the tensors ``model`` needs and ``weights``, or None."""
+    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    for name, shape in expected.items():
+        if name not in weights:
+            return f"it has no tensor {name!r}"
+        if tuple(weights[name].shape) != shape:
+            return f"{name!r} is {tuple(weights[name].shape)} where the model needs {shape}"
+    extra = sorted(set(weights) - set(expected))
+    return f"it holds a tensor {extra[0]!r} the model does not have" if extra else None
 
 
 def _read_text(path: Path) -> str:
