@@ -17,7 +17,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import growml
-from growml.errors import ConfigError, RunError
+from growml.config import DataConfig
+from growml.data import split_indices, split_rows, table_from_columns
+from growml.errors import ConfigError, DataError, RunError
 from growml.sklearn import GrowingMLPClassifier, GrowingMLPRegressor
 
 # Few epochs and a large step keep the ~60 fits of scikit-learn's checks to seconds.
@@ -234,3 +236,51 @@ def test_to_onnx_is_verified_and_predicts_alike(tmp_path) -> None:
     assert np.allclose(onnx_model.predict_proba(table), estimator.predict_proba(X), atol=1e-5)
     estimator.to_onnx(tmp_path / "checked.onnx", X=X)  # verified on rows the user gives
     assert (tmp_path / "checked.onnx").is_file()
+
+
+def test_load_reads_a_run_of_growml_fit(iris, tmp_path) -> None:
+    X, _ = iris
+    config = growml.resolve_config({"data": {"source": "iris"}, "train": {"epochs": 3}})
+    growml.fit(config, out=tmp_path / "iris")
+    loaded = GrowingMLPClassifier.load(tmp_path / "iris")
+    assert loaded.epochs == 3 and loaded.random_state == 0
+    assert loaded.n_features_in_ == 4
+    rows = X.rename(columns=dict(zip(X.columns, loaded.feature_names_in_, strict=True)))
+    assert np.array_equal(loaded.predict(rows), growml.load_run(tmp_path / "iris").predict(rows))
+
+
+def test_a_column_without_values_is_dropped_and_predict_takes_the_full_width(cancer) -> None:
+    X, y = cancer
+    X = X.copy()
+    X[:, 3] = np.nan
+    with pytest.warns(growml.GrowmlWarning, match="dropped column 'x3'"):
+        estimator = GrowingMLPClassifier(epochs=3, random_state=0).fit(X, y)
+    assert estimator.n_features_in_ == 30
+    assert "x3" not in estimator.run_.preprocessor.feature_names
+    assert estimator.predict(X).shape == (len(X),)
+
+
+# growml's data settings the estimators rely on ------------------------------------------------
+
+
+def test_a_zero_test_size_keeps_every_row_for_training_and_validation() -> None:
+    labels = np.repeat([0, 1, 2], 10)
+    train, validation, test = split_indices(labels, 30, 0.0, 0.2, seed=0)
+    assert len(test) == 0 and len(validation) == 6
+    assert sorted([*train, *validation]) == list(range(30))
+    assert np.array_equal(np.bincount(labels[validation]), [2, 2, 2]), "still stratified"
+    with pytest.raises(DataError, match="one each for train and validation"):
+        split_indices(np.array([0] * 10 + [1]), 11, 0.0, 0.2, seed=0)
+
+
+def test_when_possible_splits_rare_classes_at_random() -> None:
+    features = pa.table({"x": np.arange(20.0)})
+    target = pa.chunked_array([pa.array([0] * 19 + [1])])
+    table = table_from_columns("rare", features, target, "y", "classification")
+    strict = DataConfig(test_size=0.0, validation_size=0.2)
+    with pytest.raises(DataError, match="class 1 has only 1 row"):
+        split_rows(table, strict, seed=0)
+    train, validation, test = split_rows(
+        table, DataConfig(test_size=0.0, validation_size=0.2, stratify="when-possible"), seed=0
+    )
+    assert (len(train), len(validation), len(test)) == (16, 4, 0)

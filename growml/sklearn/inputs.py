@@ -55,13 +55,16 @@ def training_columns(
 
 
 def prediction_rows(estimator: BaseEstimator, X: Any) -> pa.Table:
-    """``X`` checked against what ``fit`` saw, as the columns the fitted run reads."""
+    """``X`` checked against what ``fit`` saw, as the columns the fitted run reads (a column
+    of ``fit`` that growml dropped, one without any value, is left out here too)."""
     check_is_fitted(estimator)
     if isinstance(X, pa.Table):
         _check_table(estimator, X, reset=False)
-        return X
-    checked = validate_data(estimator, X, reset=False, **_X_CHECKS)
-    return _as_table(estimator, X, checked)
+        table = X
+    else:
+        checked = validate_data(estimator, X, reset=False, **_X_CHECKS)
+        table = _as_table(estimator, X, checked)
+    return table.select(estimator.run_.preprocessor.feature_names)
 
 
 def column_names(estimator: BaseEstimator) -> list[str]:
