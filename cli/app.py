@@ -149,6 +149,7 @@ def predict(
             "category for (default: one warning per column)."
         ),
     ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Predict the target of DATA's rows with a trained run (raw rows: the run preprocesses)."""
@@ -159,6 +160,8 @@ def predict(
     from growml.export import load_predictor
 
     with user_errors():
+        if out is not None:
+            _check_predictions_file(out, data, overwrite)
         predictor = load_predictor(run, engine)
         predictions = predictor.prediction_table(read_rows(data), strict=strict)
         if out is not None:
@@ -178,6 +181,19 @@ def predict(
         stdout.print(f"{predictions.num_rows} predictions written to {out}")
     else:
         stdout.print(render.predictions_table(predictions))
+
+
+def _check_predictions_file(out: Path, data: str, overwrite: bool) -> None:
+    """Refuse an --out that would destroy data: a directory, the input rows, an existing file
+    (unless ``overwrite``)."""
+    from growml.errors import DataError
+
+    if out.is_dir():
+        raise DataError(f"--out {str(out)!r} is a directory; give a file name for the CSV.")
+    if Path(data).exists() and out.resolve() == Path(data).resolve():
+        raise DataError(f"--out {str(out)!r} is the input file; write the predictions elsewhere.")
+    if out.exists() and not overwrite:
+        raise DataError(f"--out {str(out)!r} already exists; pass --overwrite to replace it.")
 
 
 @app.command()

@@ -69,8 +69,9 @@ def fit(
 
     Args:
         config: the resolved settings; ``config.data.source`` names the data.
-        out: the run directory; default ``runs/<data name>`` (``-2``, ``-3``... when taken).
-        overwrite: replace an existing run directory at ``out``.
+        out: the run directory; default ``runs/<data name>`` (``-2``, ``-3``... when taken,
+            unless ``overwrite``).
+        overwrite: replace an existing run directory at ``out`` (or at ``runs/<data name>``).
         observers: receive the trainer's events (progress display, tuner...).
         table: ``config.data.source`` already loaded (a comparison loads its data once for
             all its runs); by default it is loaded here.
@@ -108,7 +109,11 @@ def fit(
         growth = (
             GrowthEngine(config.growth, loss, seed=config.seed) if config.growth.enabled else None
         )
-        path = Path(out) if out is not None else default_run_dir(table.name)
+        # No --out: runs/<data>, replaced with overwrite, else the first free runs/<data>-N.
+        if out is not None:
+            path = Path(out)
+        else:
+            path = Path("runs") / table.name if overwrite else default_run_dir(table.name)
         with RunWriter(path, overwrite=overwrite) as writer:
             everyone = [writer.record, events.append, *observers]
 
