@@ -203,6 +203,7 @@ def report(
 ) -> None:
     """Show a run: its model, metrics and training history."""
     from growml.runs import load_run
+    from growml.runs.run import kept_epoch
 
     with user_errors():
         loaded = load_run(run)
@@ -240,7 +241,7 @@ def report(
             render.summary_table(
                 {
                     "start widths": ", ".join(str(w) for w in growth.get("start_widths", [])),
-                    "neurons added": ", ".join(str(n) for n in growth.get("neurons_added", [])),
+                    "neurons added": render.added_and_kept(growth),
                     "growth time": f"{growth.get('seconds', 0.0):.2f} s",
                     "stopped": stop or growth.get("stopped", "—"),
                 }
@@ -263,15 +264,17 @@ def report(
         )
     if epochs:
         first, last = epochs[0], epochs[-1]
+        kept = kept_epoch(history, final=True) or last
         stdout.print(
             render.summary_table(
                 {
-                    "epochs run": last["epoch"],
-                    "best epoch": end.get("best_epoch", "?"),
+                    "epochs run": loaded.metrics.get("epochs", len(epochs)),
+                    "best epoch": loaded.metrics.get("best_epoch", end.get("best_epoch", "?")),
                     "stopped early": end.get("stopped_early", "?"),
                     "train loss": f"{first['train_loss']:.4f} → {last['train_loss']:.4f}",
                     "validation loss": f"{first['validation']['loss']:.4f} → "
-                    f"{last['validation']['loss']:.4f}",
+                    f"{kept['validation']['loss']:.4f} kept (last "
+                    f"{last['validation']['loss']:.4f})",
                     "training time": f"{end.get('seconds', 0.0):.2f} s",
                 },
                 title="Training",

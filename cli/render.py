@@ -44,11 +44,22 @@ def summary_table(rows: dict[str, Any], title: str | None = None) -> Table:
     return table
 
 
+def added_and_kept(growth: dict[str, Any]) -> str:
+    """Neurons growth added per layer, and those the kept (best validation) weights hold."""
+    added = ", ".join(str(n) for n in growth.get("neurons_added", []))
+    if "neurons_kept" not in growth:  # runs written before it was recorded
+        return added
+    kept = ", ".join(str(n) for n in growth["neurons_kept"])
+    return f"{added} (kept {kept}, at epoch {growth['kept_epoch']})"
+
+
 def run_summary(metrics: dict[str, Any], path: str) -> dict[str, Any]:
     seconds = metrics.get("seconds", {})
+    growth = metrics.get("growth")
     return {
         "run": path,
         "hidden widths": ", ".join(str(w) for w in metrics.get("hidden_widths", [])),
+        **({"neurons added": added_and_kept(growth)} if growth else {}),
         "parameters": metrics.get("parameters", ""),
         "epochs": f"{metrics.get('epochs', '')} (best {metrics.get('best_epoch', '')})",
         "time": f"{seconds.get('total', 0.0):.1f} s ({1000 * seconds.get('per_epoch', 0):.1f} ms"

@@ -27,7 +27,7 @@ from growml.losses.threshold import choose_threshold
 from growml.nn.mlp import GrowingMLP
 from growml.prune.stage import prune_network
 from growml.runs.plots import growth_plot, threshold_plot
-from growml.runs.run import Run
+from growml.runs.run import Run, kept_epoch
 from growml.runs.rundir import (
     CONFIG,
     METRICS,
@@ -217,11 +217,20 @@ def _growth_summary(config: FitConfig, history: list[dict[str, Any]]) -> dict[st
             if stopped_early
             else "the epoch budget ran out while growing"
         )
+    kept = kept_epoch(history)
+    kept_widths = kept["hidden_widths"] if kept else config.model.hidden_widths
     return {
         "method": config.growth.method,
         "start_widths": config.model.hidden_widths,
         "steps": len(added),
         "neurons_added": per_layer,
+        # The best validation weights may predate the last steps: what was kept, and when.
+        "kept_epoch": kept["epoch"] if kept else 0,
+        "kept_widths": kept_widths,
+        "neurons_kept": [
+            width - start
+            for width, start in zip(kept_widths, config.model.hidden_widths, strict=True)
+        ],
         "seconds": sum(event["seconds"] for event in steps),
         "stopped": stop,
     }

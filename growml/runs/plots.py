@@ -31,11 +31,16 @@ def save_figure(figure: Any, path: Path) -> None:
 
 
 def growth_plot(history: list[dict[str, Any]], monitor: str, path: Path) -> None:
-    """Width of every hidden layer (top) and the validation metric (bottom) against epochs,
-    growth steps marked."""
+    """Width of every hidden layer (top) and the validation metric (bottom) against the
+    growing training's epochs, growth steps marked, and the epoch whose weights were kept."""
+    from growml.runs.run import kept_epoch
+
     plt = pyplot()
-    epochs = [event for event in history if event["event"] == "epoch"]
-    steps = [event for event in history if event["event"] == "growth" and event["added"]]
+    end = next((i for i, event in enumerate(history) if event["event"] == "train_end"), None)
+    growing = history if end is None else history[:end]
+    epochs = [event for event in growing if event["event"] == "epoch"]
+    steps = [event for event in growing if event["event"] == "growth" and event["added"]]
+    kept = kept_epoch(history)
     x = [event["epoch"] for event in epochs]
     figure, (widths_axis, metric_axis) = plt.subplots(
         2, 1, figsize=(7, 5), sharex=True, constrained_layout=True
@@ -48,16 +53,23 @@ def growth_plot(history: list[dict[str, Any]], monitor: str, path: Path) -> None
             label=f"hidden layer {layer + 1}",
         )
     widths_axis.set_ylabel("width")
-    widths_axis.legend(loc="upper left", fontsize="small")
     metric_axis.plot(x, [event["validation"][monitor] for event in epochs], color="tab:green")
     metric_axis.set_ylabel(f"validation {monitor}")
     metric_axis.set_xlabel("epoch")
     for axis in (widths_axis, metric_axis):
         for step in steps:
             axis.axvline(step["epoch"], color="grey", alpha=0.3, linewidth=0.8)
+        if kept is not None:
+            axis.axvline(kept["epoch"], color="tab:red", linestyle="--", linewidth=1.0)
         axis.grid(alpha=0.3)
+    if kept is not None:
+        widths_axis.plot([], [], color="tab:red", linestyle="--", label="kept")
+    widths_axis.legend(loc="upper left", fontsize="small")
     reached = epochs[-1]["hidden_widths"] if epochs else []
-    widths_axis.set_title(f"{len(steps)} growth steps, widths reached {reached}")
+    title = f"{len(steps)} growth steps, widths reached {reached}"
+    if kept is not None:
+        title += f"; kept {kept['hidden_widths']} (epoch {kept['epoch']})"
+    widths_axis.set_title(title)
     save_figure(figure, path)
 
 

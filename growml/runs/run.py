@@ -135,6 +135,24 @@ class Run:
         return events
 
 
+def kept_epoch(history: list[dict[str, Any]], final: bool = False) -> dict[str, Any] | None:
+    """The epoch event whose weights a training kept (its best epoch): the first training's
+    (the growing one), or with ``final`` the last one's (fine-tuning after pruning, when
+    there is one); None before any epoch."""
+    trainings: list[tuple[list[dict[str, Any]], int | None]] = []
+    epochs: list[dict[str, Any]] = []
+    for event in history:
+        if event["event"] == "epoch":
+            epochs.append(event)
+        elif event["event"] == "train_end":
+            trainings.append((epochs, event.get("best_epoch")))
+            epochs = []
+    if epochs or not trainings:
+        trainings.append((epochs, None))  # still training: its latest epoch
+    epochs, best = trainings[-1] if final else trainings[0]
+    return next((e for e in epochs if e["epoch"] == best), epochs[-1] if epochs else None)
+
+
 def load_run(path: str | Path) -> Run:
     """Load a run directory written by ``growml fit``; no code is executed while loading."""
     path = Path(path)
