@@ -93,10 +93,10 @@ class GrowingMLPClassifier(ClassifierMixin, GrowingMLPBase):
     __doc__ = (
         """A classifier whose hidden layers grow from ``start`` during ``fit``.
 
-    ``fit`` runs ``growml fit`` on ``X`` and ``y``: labels are classes (at least two, each with
-    at least two rows for the stratified validation split); binary classifiers decide at the
-    threshold ``threshold_`` (0.5 unless ``set={"threshold.metric": "f1"}`` or a soft-set
-    loss chooses one on the validation rows).
+    ``fit`` runs ``growml fit`` on ``X`` and ``y``: labels are classes (at least two). The
+    validation rows are stratified by class when every class has a row for each part, and drawn
+    at random otherwise. Binary classifiers decide at the threshold ``threshold_`` (0.5 unless
+    ``set={"threshold.metric": "f1"}`` or a soft-set loss chooses one on the validation rows).
 """
         + _PARAMETERS_DOC
         + """
