@@ -6,6 +6,7 @@ No logic lives here beyond mapping flags to settings and rendering. User errors
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,16 +28,89 @@ from growml.cli.common import (
 from growml.cli.compare import compare
 from growml.cli.export import export
 from growml.cli.tune import tune
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer ≥ 0.29 carries click
+from typer.core import TyperGroup
 
 from growml.errors import ConfigError
 
+# Value names in --help: what a value is, not its Python type (<str>, <list[str]>).
+_VALUE_NAMES = {
+    "set_": "KEY=VALUE",
+    "variant": "'NAME KEY=VALUE ...'",
+    "recipe": "FILE",
+    "out": "PATH",
+    "data": "DATA",
+    "run": "RUN",
+    "target": "COLUMN",
+    "start": "WIDTHS",
+    "fixed": "WIDTHS",
+    "widths": "WIDTHS",
+}
+
+
+class _Group(TyperGroup):
+    """growml's commands; a wrong flag or flag value is a user error like any other: one
+    ``error:`` sentence on stderr and exit code 2, not a framed usage block."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            for param in command.params:
+                if getattr(param, "is_flag", False) or param.name is None:
+                    continue
+                param.metavar = _VALUE_NAMES.get(param.name, param.name.upper())
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except NoArgsIsHelpError as error:  # `growml` alone: the help
+            typer.echo(error.ctx.get_help() if error.ctx is not None else "")
+            sys.exit(0)
+        except UsageError as error:
+            command = error.ctx.command_path if error.ctx is not None else "growml"
+            message = error.format_message().rstrip(".").replace("\n", " ")
+            stderr.print(
+                f"[red]error:[/] {message}; see {command} --help.", highlight=False, soft_wrap=True
+            )
+            sys.exit(2)
+        except typer.Abort:
+            stderr.print("[red]interrupted[/]")
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="growml",
+    cls=_Group,
     help="Size neural networks by growing them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from growml import __version__
+
+        print(f"growml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _growml(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Size neural networks by growing them."""
 
 
 @app.command()
@@ -76,7 +150,7 @@ def fit(
     ] = False,
 ) -> None:
     """Train a network on DATA and write its run directory."""
-    from growml.fitting import fit as fit_run
+    from growml.data import load_data_table
 
     with user_errors():
         if start is not None and fixed is not None:
@@ -97,8 +171,11 @@ def fit(
                 "seed": seed,
             },
         )
+        table = load_data_table(config.data)  # a wrong file or column answers before torch loads
+        from growml.fitting import fit as fit_run
+
         observers = [] if json_output else [render.FitProgress(stderr)]
-        result = fit_run(config, out=out, overwrite=overwrite, observers=observers)
+        result = fit_run(config, out=out, overwrite=overwrite, observers=observers, table=table)
     if json_output:
         print_json({"run": str(result.path), "metrics": result.metrics})
         return
@@ -109,6 +186,32 @@ def fit(
 app.command()(compare)
 app.command()(tune)
 app.command()(export)
+
+
+@app.command()
+def settings(
+    prefix: Annotated[
+        str | None, typer.Argument(help="Only the settings under this prefix: train, growth...")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """List every dotted setting (for --set and recipes): default, choices, meaning."""
+    from dataclasses import asdict
+
+    from growml.config import setting_reference
+
+    with user_errors():
+        rows = [
+            info
+            for info in setting_reference()
+            if prefix is None or info.path == prefix or info.path.startswith(prefix + ".")
+        ]
+        if not rows:
+            raise ConfigError(f"no setting starts with {prefix!r}; `growml settings` lists all.")
+    if json_output:
+        print_json([asdict(info) for info in rows])
+        return
+    stdout.print(render.settings_table(rows))
 
 
 @app.command()

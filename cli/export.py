@@ -9,7 +9,7 @@ import typer
 from growml.cli import render
 from growml.cli.common import print_json, stdout, user_errors
 
-from growml.export.graph import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from growml.export.metadata import DEFAULT_OPSET, MIN_OPSET
 
 
 def export(
@@ -18,7 +18,7 @@ def export(
         Path | None, typer.Option(help="The ONNX file to write (default: RUN/model.onnx).")
     ] = None,
     opset: Annotated[
-        int, typer.Option(help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET}.")
+        int, typer.Option(help=f"ONNX opset, from {MIN_OPSET} to the installed onnx's latest.")
     ] = DEFAULT_OPSET,
     data: Annotated[
         str | None,

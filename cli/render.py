@@ -67,6 +67,19 @@ def run_summary(metrics: dict[str, Any], path: str) -> dict[str, Any]:
     }
 
 
+def settings_table(rows: list[Any]) -> Table:
+    """The dotted settings: path, default, choices or kind, meaning."""
+    table = Table(title="Settings (--set path=value, or a recipe)", title_justify="left")
+    table.add_column("setting", no_wrap=True)
+    table.add_column("default")
+    table.add_column("choices or kind")
+    table.add_column("meaning")
+    for info in rows:
+        default = "none" if info.default is None else str(info.default)
+        table.add_row(info.path, default, info.kind, info.meaning)
+    return table
+
+
 def predictions_table(predictions: Any, limit: int = 20) -> Table:
     """The first ``limit`` rows of a prediction table."""
     table = Table(title=f"{predictions.num_rows} predictions", title_justify="left")

@@ -34,10 +34,10 @@ from growml.errors import (
     GrowmlWarning,
     RunError,
 )
-from growml.export.runtime import OnnxModel, load_onnx
 
 if TYPE_CHECKING:
     from growml.export import ExportResult, export_run
+    from growml.export.runtime import OnnxModel, load_onnx
     from growml.fitting import FitResult, fit
     from growml.runs import Run, load_run
     from growml.sklearn import GrowingMLPClassifier, GrowingMLPRegressor
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "ExportResult": "growml.export",
     "export_run": "growml.export",
+    "OnnxModel": "growml.export.runtime",
+    "load_onnx": "growml.export.runtime",
     "FitResult": "growml.fitting",
     "fit": "growml.fitting",
     "Run": "growml.runs",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -84,7 +85,7 @@ class ModelConfig(_Section):
         description="Width of each hidden layer: where growth starts, or "
         "the fixed widths when growth is off.",
     )
-    activation: Activation = "relu"
+    activation: Activation = Field("relu", description="The hidden layers' activation.")
     init_scale: float = Field(1.0, gt=0, description="Multiplier on PyTorch's default init.")
 
     @field_validator("hidden_widths")
@@ -99,10 +100,10 @@ class TrainConfig(_Section):
     """The training loop."""
 
     epochs: int = Field(200, ge=1, description="Maximum number of epochs.")
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="Rows per gradient step.")
     lr: float = Field(1e-3, gt=0, description="Learning rate.")
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    weight_decay: float = Field(0.0, ge=0)
+    optimizer: Literal["adam", "adamw", "sgd"] = Field("adam", description="The optimizer.")
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty (adamw: decoupled decay).")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (sgd only).")
     early_stopping: bool = Field(True, description="Stop when the monitored metric stalls.")
     patience: int = Field(20, ge=1, description="Epochs without improvement before stopping.")
@@ -266,7 +267,12 @@ class PruneConfig(_Section):
 class FitConfig(_Section):
     """Everything `growml fit` needs; saved as the run's config.yaml."""
 
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: int = Field(
+        0,
+        ge=0,
+        le=2**32 - 1,
+        description="Random seed of the split, the initial weights and the batches.",
+    )
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
@@ -306,6 +312,48 @@ def setting_paths(model: type[BaseModel] = FitConfig, prefix: str = "") -> list[
     return paths
 
 
+@dataclass(frozen=True)
+class SettingInfo:
+    """One dotted setting as ``growml settings`` lists it."""
+
+    path: str
+    default: Any
+    kind: str  # the choices (a | b | c), or the type of value
+    meaning: str
+
+
+def setting_reference(model: type[BaseModel] = FitConfig, prefix: str = "") -> list[SettingInfo]:
+    """Every dotted setting with its default, its choices or kind, and what it means."""
+    found = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found.extend(setting_reference(annotation, f"{prefix}{name}."))
+            continue
+        found.append(
+            SettingInfo(
+                path=f"{prefix}{name}",
+                default=field.get_default(call_default_factory=True),
+                kind=_kind(annotation),
+                meaning=field.description or "",
+            )
+        )
+    return found
+
+
+def _kind(annotation: Any) -> str:
+    """``Literal["a", "b"]`` → ``a | b``; ``int | None`` → ``int or none``."""
+    if get_origin(annotation) is Literal:
+        return " | ".join(str(choice) for choice in get_args(annotation))
+    arguments = get_args(annotation)
+    if arguments and type(None) in arguments:
+        rest = [_kind(argument) for argument in arguments if argument is not type(None)]
+        return " or ".join(rest) + " or none"
+    if arguments:
+        return f"{getattr(annotation, '__name__', str(annotation))} of {_kind(arguments[0])}"
+    return getattr(annotation, "__name__", str(annotation))
+
+
 def parse_assignment(text: str) -> tuple[str, Any]:
     """``"train.lr=0.01"`` → ``("train.lr", 0.01)``; the value is read as YAML (``[8, 16]``)."""
     key, sep, raw = text.partition("=")
@@ -328,6 +376,13 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = str(getattr(exc, "problem", "") or "")
+        if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
+            tag = problem.split("tag", 1)[1].strip(" '\"")
+            raise ConfigError(
+                f"recipe {str(path)!r} uses the tag {tag!r}{where}: recipes are plain YAML, and "
+                "tags that build Python objects are refused."
+            ) from None
         raise ConfigError(f"recipe {str(path)!r} is not valid YAML{where}.") from None
     except UnicodeDecodeError:
         raise ConfigError(f"recipe {str(path)!r} is not a text file.") from None
@@ -369,7 +424,7 @@ def _deep_copy(settings: Mapping[str, Any]) -> dict[str, Any]:
 def unknown_setting(path: str, known: Sequence[str] | None = None) -> ConfigError:
     """The error for a setting path that does not exist, naming the closest that does."""
     close = difflib.get_close_matches(path, known if known is not None else setting_paths(), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else "; `growml fit --help` lists the settings."
+    hint = f"; did you mean {close[0]!r}?" if close else "; `growml settings` lists them."
     return ConfigError(f"unknown setting {path!r}{hint}")
 
 
@@ -403,9 +458,11 @@ def _describe(exc: ValidationError, prefix: str = "") -> str:
     if error["type"] == "value_error":
         return f"{message}."
     message = message[0].lower() + message[1:]
-    shown = (
-        f" (got {error['input']!r})"
-        if "input" in error and not isinstance(error["input"], dict)
-        else ""
-    )
+    given = error.get("input")
+    if "input" not in error or isinstance(given, dict):
+        shown = ""
+    elif given is None or isinstance(given, str | int | float | bool | list | tuple):
+        shown = f" (got {given!r})"
+    else:  # a DataFrame, an array...: its type, not its printout
+        shown = f" (got a {type(given).__name__})"
     return f"setting {path!r} is invalid: {message}{shown}."

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from growml.config import FitConfig
-from growml.data import PreparedData, Table, load_table, prepare
+from growml.data import PreparedData, Table, load_data_table, prepare
 from growml.errors import ConfigError, GrowmlWarning, TrainingError
 from growml.events import Event, Observer
 from growml.growth.engine import GrowthEngine
@@ -183,9 +183,7 @@ def fit(
 
 def load_config_table(config: FitConfig) -> Table:
     """The table ``config.data`` names, loaded and checked."""
-    if not config.data.source:
-        raise ConfigError("no data given: name a built-in dataset or a CSV/Parquet file.")
-    return load_table(config.data.source, config.data.target, config.data.task)
+    return load_data_table(config.data)
 
 
 @contextlib.contextmanager

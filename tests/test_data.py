@@ -96,6 +96,22 @@ def test_list_datasets_describes_every_builtin_in_order() -> None:
     assert list(iris.class_balance) == ["setosa", "versicolor", "virginica"]
 
 
+@pytest.mark.parametrize("name", list(BUILTINS))
+def test_the_recorded_facts_of_each_builtin_are_its_data(name) -> None:
+    """`growml datasets` lists recorded sizes and label counts without loading anything:
+    they must be what loading gives."""
+    import pyarrow.compute as pc
+
+    from growml.data.builtin import load_builtin, recorded_facts
+
+    features, target = load_builtin(name)
+    shape, counts = recorded_facts(name)
+    assert shape == (features.num_rows, features.num_columns)
+    if counts is not None:
+        found = {str(e["values"]): e["counts"] for e in pc.value_counts(target).to_pylist()}
+        assert counts == found
+
+
 def test_mnist1d_is_cached_and_read_back(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GROWML_CACHE", str(tmp_path))
     first = load_table("mnist1d")

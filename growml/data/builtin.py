@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from growml.atomic import write_arrays
 
@@ -56,6 +55,10 @@ class _Builtin:
     load: _Loader
     task: str
     description: str
+    # (rows, features) and each label's rows, recorded so that listing the datasets loads none
+    # (tests/test_data.py checks them against the data itself).
+    shape: tuple[int, int] = (0, 0)
+    class_counts: dict[str, int] | None = None
 
 
 def _from_arrays(
@@ -202,53 +205,107 @@ _REGISTRY: dict[str, _Builtin] = {
         _sklearn_bundled("load_digits", class_names=False),
         "classification",
         "8x8 images of handwritten digits 0-9 (scikit-learn).",
+        shape=(1797, 64),
+        class_counts={
+            "0": 178,
+            "1": 182,
+            "2": 177,
+            "3": 183,
+            "4": 181,
+            "5": 182,
+            "6": 181,
+            "7": 179,
+            "8": 174,
+            "9": 180,
+        },
     ),
     "breast-cancer": _Builtin(
         _sklearn_bundled("load_breast_cancer", class_names=True),
         "classification",
         "Wisconsin breast cancer: malignant or benign from 30 cell measurements (scikit-learn).",
+        shape=(569, 30),
+        class_counts={"benign": 357, "malignant": 212},
     ),
     "wine": _Builtin(
         _sklearn_bundled("load_wine", class_names=True),
         "classification",
         "Three wine cultivars from 13 chemical measurements (scikit-learn).",
+        shape=(178, 13),
+        class_counts={"class_0": 59, "class_1": 71, "class_2": 48},
     ),
     "iris": _Builtin(
         _sklearn_bundled("load_iris", class_names=True),
         "classification",
         "Three iris species from 4 flower measurements (scikit-learn).",
+        shape=(150, 4),
+        class_counts={"setosa": 50, "versicolor": 50, "virginica": 50},
     ),
     "mnist1d": _Builtin(
         _mnist1d,
         "classification",
         "MNIST-1D: digits 0-9 as 1-D signals of length 40, generated locally and cached.",
+        shape=(5000, 40),
+        class_counts={
+            "0": 500,
+            "1": 500,
+            "2": 500,
+            "3": 500,
+            "4": 500,
+            "5": 500,
+            "6": 500,
+            "7": 500,
+            "8": 500,
+            "9": 500,
+        },
     ),
     "moons": _Builtin(
-        _moons, "classification", "Two interleaving half circles in 2-D, noise 0.25 (synthetic)."
+        _moons,
+        "classification",
+        "Two interleaving half circles in 2-D, noise 0.25 (synthetic).",
+        shape=(1000, 2),
+        class_counts={"0": 500, "1": 500},
     ),
     "circles": _Builtin(
-        _circles, "classification", "A small circle inside a large one in 2-D (synthetic)."
+        _circles,
+        "classification",
+        "A small circle inside a large one in 2-D (synthetic).",
+        shape=(1000, 2),
+        class_counts={"0": 500, "1": 500},
     ),
     "imbalanced": _Builtin(
         _imbalanced,
         "classification",
         "Binary, about 5 % positives, 20 features of which 6 informative (synthetic).",
+        shape=(2000, 20),
+        class_counts={"0": 1900, "1": 100},
     ),
     "friedman": _Builtin(
         _friedman,
         "regression",
         "Friedman #1 regression: 10 features of which 5 matter, noise 1.0 (synthetic).",
+        shape=(2000, 10),
+        class_counts=None,
     ),
     "spirals": _Builtin(
-        _spirals, "classification", "Two interleaved spirals of two turns in 2-D (synthetic)."
+        _spirals,
+        "classification",
+        "Two interleaved spirals of two turns in 2-D (synthetic).",
+        shape=(1000, 2),
+        class_counts={"0": 500, "1": 500},
     ),
     "xor": _Builtin(
         _xor,
         "classification",
         "Parity (XOR) of 6 jittered ±1 bits, beside 4 noise columns (synthetic).",
+        shape=(2000, 10),
+        class_counts={"0": 988, "1": 1012},
     ),
     "sine": _Builtin(
-        _sine, "regression", "Three periods of a sine in 1-D, noise sd 0.1 (synthetic)."
+        _sine,
+        "regression",
+        "Three periods of a sine in 1-D, noise sd 0.1 (synthetic).",
+        shape=(1000, 1),
+        class_counts=None,
     ),
 }
 
@@ -270,24 +327,21 @@ def load_builtin(name: str) -> tuple[pa.Table, pa.ChunkedArray]:
 
 def list_datasets() -> list[DatasetInfo]:
     """Every built-in dataset with its size, task and class balance, in a fixed order."""
-    infos = []
-    for name, builtin in _REGISTRY.items():
-        features, target = builtin.load()
-        infos.append(
-            DatasetInfo(
-                name=name,
-                rows=features.num_rows,
-                features=features.num_columns,
-                task=builtin.task,
-                description=builtin.description,
-                class_balance=_class_balance(target) if builtin.task == "classification" else None,
-            )
+    return [
+        DatasetInfo(
+            name=name,
+            rows=builtin.shape[0],
+            features=builtin.shape[1],
+            task=builtin.task,
+            description=builtin.description,
+            class_balance=None
+            if builtin.class_counts is None
+            else {label: count / builtin.shape[0] for label, count in builtin.class_counts.items()},
         )
-    return infos
+        for name, builtin in _REGISTRY.items()
+    ]
 
 
-def _class_balance(target: pa.ChunkedArray) -> dict[str, float]:
-    counts = pc.value_counts(target).to_pylist()
-    total = len(target)
-    by_label = sorted((entry["values"], entry["counts"]) for entry in counts)
-    return {str(label): count / total for label, count in by_label}
+def recorded_facts(name: str) -> tuple[tuple[int, int], dict[str, int] | None]:
+    """The recorded ``(rows, features)`` and label counts of built-in ``name``."""
+    return _REGISTRY[name].shape, _REGISTRY[name].class_counts

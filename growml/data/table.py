@@ -71,6 +71,16 @@ def infer_task(target: pa.ChunkedArray) -> Task:
     return "classification" if np.unique(values).size <= MAX_INFERRED_CLASSES else "regression"
 
 
+def load_data_table(data: DataConfig) -> Table:
+    """The table the ``data`` settings name, loaded and checked (no torch needed: the command
+    line answers a wrong file or column before it imports the training code)."""
+    if not data.source:
+        from growml.errors import ConfigError
+
+        raise ConfigError("no data given: name a built-in dataset or a CSV/Parquet file.")
+    return load_table(data.source, data.target, data.task)
+
+
 def load_table(source: str, target: str | None = None, task: str = "auto") -> Table:
     """Load and check a dataset.
 

@@ -9,17 +9,23 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from growml.export.engines import ENGINES, MODEL_FILE, load_predictor
-from growml.export.runtime import OnnxModel, load_onnx
 
 if TYPE_CHECKING:
     from growml.export.exporter import ExportResult, export_run
+    from growml.export.runtime import OnnxModel, load_onnx
 
-_LAZY = {"ExportResult", "export_run"}
+# Imported on first use: onnx and onnxruntime take most of a second to import.
+_LAZY = {
+    "ExportResult": "growml.export.exporter",
+    "export_run": "growml.export.exporter",
+    "OnnxModel": "growml.export.runtime",
+    "load_onnx": "growml.export.runtime",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(import_module("growml.export.exporter"), name)
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'growml.export' has no attribute {name!r}")
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from growml.errors import ExportError
-from growml.export.runtime import OnnxModel, load_onnx
 
 if TYPE_CHECKING:
+    from growml.export.runtime import OnnxModel
     from growml.runs import Run
 
 ENGINES = ("auto", "onnx", "torch")
@@ -31,6 +31,8 @@ def load_predictor(run_dir: str | Path, engine: str = "auto") -> Run | OnnxModel
                 f"{str(run_dir)!r} has no {MODEL_FILE}; export it with growml export "
                 f"{run_dir} or predict with --engine torch."
             )
+        from growml.export.runtime import load_onnx  # onnxruntime: only when it predicts
+
         return load_onnx(exported)
     from growml.runs import load_run
 

@@ -60,11 +60,10 @@ from growml.data.preprocess import (
     TargetEncoder,
 )
 from growml.errors import ExportError
-from growml.export.metadata import NUMBER, NUMBERS_INPUT, TEXT
+from growml.export.metadata import DEFAULT_OPSET, MIN_OPSET, NUMBER, NUMBERS_INPUT, TEXT
 
-MIN_OPSET = 13  # Squeeze/Softmax/Gemm in their current form
 MAX_OPSET = onnx.defs.onnx_opset_version()
-DEFAULT_OPSET = 18
+__all__ = ["DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "build_model", "input_types"]
 _ML_OPSET = 2  # LabelEncoder with default_float
 _GELU_OPSET = 20
 

@@ -15,6 +15,8 @@ import json
 from typing import Any
 
 NUMBER, TEXT = "number", "text"  # the kinds of input column
+MIN_OPSET = 13  # Squeeze/Softmax/Gemm in their current form; the latest is the installed onnx's
+DEFAULT_OPSET = 18
 # The one float64 input of every numeric column, in the grouped layout.
 NUMBERS_INPUT = "numbers"
 

@@ -1,0 +1,110 @@
+"""Every mistake speaks growml's voice, and the command line starts fast: flag errors are
+one `error:` sentence with exit 2, -h and --version work, `growml settings` lists every
+setting, help names values, and the commands that need no training import no torch."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from growml.cli import app
+from typer.testing import CliRunner
+
+import growml
+from growml.config import setting_paths
+from growml.errors import ConfigError
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(arg) for arg in args])
+
+
+def assert_one_sentence(result, *expected):
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert message.startswith("error:") and "\n" not in message, message
+    assert "╭" not in result.output and "Usage:" not in result.output
+    for text in expected:
+        assert text in message, message
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["fit", "digits", "--epochs", "abc"], ["'--epochs'", "see growml fit --help"]),
+        (["fit", "digits", "--bogus"], ["--bogus"]),
+        (["compare", "digits", "--seeds", "x"], ["'--seeds'"]),
+        (["nocommand"], ["nocommand", "see growml --help"]),
+    ],
+)
+def test_flag_mistakes_are_one_sentence_with_exit_2(args, expected):
+    assert_one_sentence(invoke(*args), *expected)
+
+
+def test_version_and_short_help():
+    shown = invoke("--version")
+    assert shown.exit_code == 0 and shown.stdout.strip() == f"growml {growml.__version__}"
+    for args in (["-h"], ["fit", "-h"], ["--help"]):
+        result = invoke(*args)
+        assert result.exit_code == 0 and "Usage: growml" in result.stdout
+
+
+def test_help_names_values_not_python_types():
+    text = invoke("fit", "--help").stdout
+    assert "--set KEY=VALUE" in text and "--start WIDTHS" in text and "--out PATH" in text
+    for python_type in ("<bool>", "<list[str]>", "<str>", "<int>", "<path>"):
+        assert python_type not in text.split("Options:", 1)[1]
+
+
+def test_settings_lists_every_setting_with_default_and_meaning():
+    listed = json.loads(invoke("settings", "--json").stdout)
+    assert [row["path"] for row in listed] == setting_paths()
+    by_path = {row["path"]: row for row in listed}
+    assert by_path["growth.method"]["default"] == "pool"
+    assert (
+        "pool" in by_path["growth.method"]["kind"] and "gradmax" in by_path["growth.method"]["kind"]
+    )
+    assert all(row["meaning"] for row in listed)
+    only = json.loads(invoke("settings", "train", "--json").stdout)
+    assert only and all(row["path"].startswith("train.") for row in only)
+    assert_one_sentence(invoke("settings", "nothing"), "'nothing'")
+    assert_one_sentence(invoke("fit", "digits", "--set", "growth.foo=1"), "'growth.foo'")
+
+
+def test_a_recipe_with_a_python_tag_says_the_tag_is_refused(tmp_path):
+    recipe = tmp_path / "evil.yaml"
+    recipe.write_text('train: !!python/object/apply:os.system ["echo hacked"]\n')
+    assert_one_sentence(invoke("fit", "digits", "--recipe", recipe), "python/object", "refused")
+
+
+def test_an_object_where_a_path_is_expected_is_named_by_type():
+    class Frame:
+        def __repr__(self):
+            return "a\n0  1\n1  2"
+
+    with pytest.raises(ConfigError) as caught:
+        growml.resolve_config({"data": {"source": Frame()}})
+    assert "(got a Frame)" in str(caught.value) and "\n" not in str(caught.value)
+
+
+HEAVY = ("torch", "onnx", "onnxruntime", "sklearn", "optuna", "matplotlib")
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["datasets"], ["fit", "missing.csv", "--target", "y"]]
+)
+def test_commands_that_train_nothing_import_nothing_heavy(args, tmp_path):
+    code = (
+        "import sys\n"
+        "from growml.cli import main\n"
+        f"sys.argv = ['growml', *{args!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
