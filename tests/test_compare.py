@@ -272,6 +272,7 @@ def test_parse_widths():
         (["iris", "--sklearn", "--set", "model.activation=gelu"], "no 'gelu' activation"),
         (["iris", "--set", "growth.enabled=false"], "must grow"),
         (["iris", "--set", "data.test_size=0.01"], "fewer than the 3"),
+        (["iris", "--set", "data.test_size=0"], "data.test_size=0 leaves none"),
         (["iris", "--set", "train.nope=1"], "unknown setting"),
         (["iris", "--variant", "wide"], "--variant expects a name and settings"),
         (["iris", "--variant", ""], "--variant expects a name and settings"),

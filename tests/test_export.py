@@ -391,3 +391,8 @@ def test_a_column_named_like_an_output_is_refused(tmp_path, column):
     fit(tmp_path / "run", source, ("model.hidden_widths", [3]), target="target")
     assert_user_error(invoke("export", tmp_path / "run"), column)
     assert not (tmp_path / "run" / "model.onnx").exists()
+
+
+def test_a_run_without_a_test_split_says_how_to_export(tmp_path):
+    fit(tmp_path / "run", "iris", ("data.test_size", 0), ("model.hidden_widths", [3]))
+    assert_user_error(invoke("export", tmp_path / "run"), "no test split")

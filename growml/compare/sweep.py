@@ -98,6 +98,10 @@ def compare(
         raise ConfigError(f"--jobs must be at least 1 (got {jobs}).")
     if not widths:
         raise ConfigError("a comparison needs at least one fixed width.")
+    if config.data.test_size == 0:
+        raise ConfigError(
+            "a comparison scores its members on the test split; data.test_size=0 leaves none."
+        )
     table = load_config_table(config)
     check_settings(config, table.task)
     members = plan(

@@ -62,6 +62,11 @@ def held_out_rows(run: Run, source: str | None = None) -> pa.Table:
     except ConfigError as error:
         raise ExportError(f"the run's config.yaml cannot be read back ({error})") from None
     data = config.data
+    if data.test_size == 0:
+        raise ExportError(
+            "the run has no test split to verify the export on (data.test_size=0, as in a "
+            "scikit-learn estimator's run); export the estimator with its to_onnx method."
+        )
     table = load_table(data.source, data.target, data.task)
     test = split_rows(table, data, config.seed)[2]
     expected = run.metrics.get("rows", {}).get("test")
