@@ -394,6 +394,9 @@ def test_a_worker_killed_mid_trial_leaves_the_study_usable(postgres_url, tmp_pat
         if any(t.state == TrialState.RUNNING for t in trials):
             break
         time.sleep(0.1)
+    # Mid-trial, once its first heartbeat is written: Optuna records it a moment after the
+    # trial appears, and a trial killed before any heartbeat has none to go stale.
+    time.sleep(0.5)
     victim.send_signal(signal.SIGKILL)
     victim.communicate()
     before = _postgres_trials(postgres_url, "kill")

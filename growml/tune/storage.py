@@ -10,6 +10,7 @@ by the next worker that starts a trial, and retried once (Optuna's
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -59,6 +60,10 @@ def quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(verbosity)
 
 
+# Tries at opening a storage whose tables another worker is creating at the same moment.
+SCHEMA_ATTEMPTS = 5
+
+
 def connect(url: str, heartbeat_interval: int) -> RDBStorage:
     """Open the storage at ``url``; ConfigError in one sentence when it cannot be reached."""
     shown = shown_url(url)
@@ -68,13 +73,26 @@ def connect(url: str, heartbeat_interval: int) -> RDBStorage:
     elif url.startswith("postgresql"):
         engine["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     try:
-        with quiet_optuna():
-            return RDBStorage(
-                url,
-                engine_kwargs=engine,
-                heartbeat_interval=heartbeat_interval,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-            )
+        attempt = 0
+        while True:
+            try:
+                with quiet_optuna():
+                    return RDBStorage(
+                        url,
+                        engine_kwargs=engine,
+                        heartbeat_interval=heartbeat_interval,
+                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                            max_retry=1
+                        ),
+                    )
+            except Exception as error:
+                # Workers that start together on an empty database race to create Optuna's
+                # tables; the loser sees a duplicate type or table. The tables exist then:
+                # connecting again finds them.
+                attempt += 1
+                if attempt == SCHEMA_ATTEMPTS or "duplicate" not in str(error).lower():
+                    raise
+                time.sleep(0.2 * attempt)
     except ImportError as error:  # Optuna's, around the driver's ModuleNotFoundError
         missing = getattr(error.__cause__, "name", None) or "its database driver"
         raise ConfigError(
