@@ -16,8 +16,20 @@ from rich.console import Console
 from growml.config import FitConfig, load_recipe, parse_assignment, resolve_config
 from growml.errors import ConfigError, GrowmlError, GrowmlWarning
 
-stdout = Console()
-stderr = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    """A console; written to a file or a pipe, lines are never wrapped mid-sentence (a log
+    reader's window is as wide as the line), and tables keep their natural width."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, soft_wrap=True, width=PIPE_WIDTH)
+
+
+# The width of tables written to a file or a pipe: wide enough that none wraps a cell.
+PIPE_WIDTH = 160
+stdout = _console()
+stderr = _console(stderr=True)
 
 # The options several commands share, declared once.
 Data = Annotated[

@@ -108,3 +108,19 @@ def test_commands_that_train_nothing_import_nothing_heavy(args, tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60
     )
     assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+
+
+def test_output_to_a_pipe_keeps_each_message_on_one_line(tmp_path):
+    """Written to a pipe (a CI log), a message is one line, whatever its length, and none is
+    printed twice."""
+    done = subprocess.run(
+        [sys.executable, "-m", "growml.cli", "fit", "digits", "--out", str(tmp_path / "run")]
+        + ["--epochs", "60", "--set", "growth.max_failures=1"],  # growth ends: a long line
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines and all(line.startswith(("epoch", "warning:")) for line in lines), lines
+    assert len(set(lines)) == len(lines)

@@ -1,0 +1,5 @@
+"""``python -m growml.cli``: the ``growml`` command."""
+
+from growml.cli.app import main
+
+main()
