@@ -144,6 +144,12 @@ def fit(
         Path | None, typer.Option(help="Run directory (default: runs/<data name>).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue the interrupted run of the same --out from its checkpoint."
+        ),
+    ] = False,
     set_: Assignments = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the result as JSON on stdout.")
@@ -175,7 +181,9 @@ def fit(
         from growml.fitting import fit as fit_run
 
         observers = [] if json_output else [render.FitProgress(stderr)]
-        result = fit_run(config, out=out, overwrite=overwrite, observers=observers, table=table)
+        result = fit_run(
+            config, out=out, overwrite=overwrite, observers=observers, table=table, resume=resume
+        )
     if json_output:
         print_json({"run": str(result.path), "metrics": result.metrics})
         return
@@ -395,5 +403,12 @@ def _describe_threshold(info: dict[str, Any], metrics: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    """Entry point of the ``growml`` console script."""
+    """Entry point of the ``growml`` console script. SIGTERM (a scheduler's stop) is treated
+    as Ctrl-C: the command stops cleanly, and an interrupted fit keeps its checkpoint."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
     app()

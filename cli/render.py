@@ -189,6 +189,9 @@ class FitProgress:
                 "training", total=event.max_epochs, status=f"widths {widths}"
             )
         elif isinstance(event, EpochEnd):
+            if self.task_id is None:  # a resumed training: its start was before the checkpoint
+                self.progress.start()
+                self.task_id = self.progress.add_task("training", total=None, status="resumed")
             status = f"loss {event.train_loss:.4f} · val " + " ".join(
                 f"{_SHORT.get(key, key)} {value:.4f}" for key, value in event.validation.items()
             )

@@ -111,6 +111,12 @@ class TrainConfig(_Section):
         "loss", description="Validation metric for early stopping and best-weight selection."
     )
     threads: int = Field(0, ge=0, description="torch threads; 0 chooses by network size.")
+    checkpoint_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds of training between checkpoints (also one at every growth step; "
+        "0: every epoch); --resume continues from the last.",
+    )
 
 
 class GrowthConfig(_Section):

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from growml.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from growml.config import FitConfig
 from growml.data import PreparedData, Table, load_data_table, prepare
-from growml.errors import ConfigError, GrowmlWarning, TrainingError
+from growml.errors import ConfigError, GrowmlWarning, RunError, TrainingError
 from growml.events import Event, Observer
 from growml.growth.engine import GrowthEngine
 from growml.losses import Loss, default_loss, make_loss
@@ -35,7 +36,9 @@ from growml.runs.rundir import (
     PLOTS,
     PREPROCESS,
     RunWriter,
+    abandoned_runs,
     default_run_dir,
+    interrupted_runs,
 )
 from growml.train.metrics import evaluate, probabilities
 from growml.train.trainer import Trainer, TrainResult
@@ -64,6 +67,8 @@ def fit(
     overwrite: bool = False,
     observers: Sequence[Observer] = (),
     table: Table | None = None,
+    resume: bool = False,
+    checkpoints: bool = True,
 ) -> FitResult:
     """Train the network ``config`` describes and write its run directory.
 
@@ -75,6 +80,10 @@ def fit(
         observers: receive the trainer's events (progress display, tuner...).
         table: ``config.data.source`` already loaded (a comparison loads its data once for
             all its runs); by default it is loaded here.
+        resume: go on from the checkpoint of an interrupted run of ``out`` (with the same
+            settings) instead of starting afresh; it ends as the uninterrupted run would.
+        checkpoints: write checkpoints (``train.checkpoint_seconds``, and at every growth
+            step); a comparison or a study, which resume whole runs, turns them off.
     """
     started = time.perf_counter()
     if table is None:
@@ -84,7 +93,7 @@ def fit(
     loaded = time.perf_counter()
 
     binary = data.target_encoder.n_outputs == 1
-    events: list[Event] = []
+    events: list[dict[str, Any]] = []
     with _memory_errors_as_user_errors(config):
         generator = torch.Generator().manual_seed(config.seed)
         model = GrowingMLP(
@@ -114,21 +123,39 @@ def fit(
             path = Path(out)
         else:
             path = Path("runs") / table.name if overwrite else default_run_dir(table.name)
-        with RunWriter(path, overwrite=overwrite) as writer:
-            everyone = [writer.record, events.append, *observers]
+        settings_now = config.model_dump(mode="json")
+        partial, checkpoint = _interrupted(path, settings_now, resume)
+        with RunWriter(path, overwrite=overwrite, resume=partial) as writer:
+            if checkpoint is not None:
+                events.extend(checkpoint.state["events"])
+                writer.replay(events)
+            everyone = [writer.record, lambda event: events.append(event.to_dict()), *observers]
 
             def emit(event: Event) -> None:
                 for observer in everyone:
                     observer(event)
 
-            def make_trainer(growth: GrowthEngine | None = None, warm: bool = True) -> Trainer:
+            def save(state: Checkpoint) -> None:
+                state.state.update(config=settings_now, events=list(events))
+                write_checkpoint(writer.path, state)
+
+            def make_trainer(
+                growth: GrowthEngine | None = None, warm: bool = True, first: bool = False
+            ) -> Trainer:
                 settings = training if warm else {**training, "warmup": None}
                 return Trainer(
-                    config.train, loss, data.task, observers=everyone, growth=growth, **settings
+                    config.train,
+                    loss,
+                    data.task,
+                    observers=everyone,
+                    growth=growth,
+                    checkpoint=save if first and checkpoints else None,
+                    resume=checkpoint if first else None,
+                    **settings,
                 )
 
             train_result, pruning = _train_and_prune(
-                model, data, config, growth, make_trainer, emit
+                model, data, config, growth, make_trainer, emit, resumed=checkpoint is not None
             )
             threshold = None
             if data.task == "classification" and binary:
@@ -166,7 +193,7 @@ def fit(
                 PREPROCESS,
                 {"features": data.preprocessor.to_dict(), "target": data.target_encoder.to_dict()},
             )
-            history = [event.to_dict() for event in events]
+            history = events
             if growth is not None:
                 run.metrics["growth"] = _growth_summary(config, history)
             if pruning is not None:
@@ -234,6 +261,43 @@ def _growth_summary(config: FitConfig, history: list[dict[str, Any]]) -> dict[st
     }
 
 
+def _quiet(event: Event) -> None:
+    """Events already in a resumed run's history (pruning at initialisation, done again)."""
+
+
+def _interrupted(
+    path: Path, settings: dict[str, Any], resume: bool
+) -> tuple[Path | None, Checkpoint | None]:
+    """The interrupted run of ``path`` to resume and its checkpoint (None, None: start
+    afresh). Without ``resume``, an interrupted run is named in a warning, never dropped."""
+    found = interrupted_runs(path)
+    stale = [p for p in abandoned_runs(path) if p not in found]
+    if stale:
+        warnings.warn(
+            f"{str(stale[0])!r} is what an interrupted run of {str(path)!r} left before its "
+            "first checkpoint: nothing there can be resumed; delete it.",
+            GrowmlWarning,
+            stacklevel=3,
+        )
+    if not found:
+        return None, None
+    if not resume:
+        warnings.warn(
+            f"an interrupted run of {str(path)!r} is kept in {str(found[0])!r}; --resume "
+            "continues it (this run starts afresh beside it).",
+            GrowmlWarning,
+            stacklevel=3,
+        )
+        return None, None
+    checkpoint = read_checkpoint(found[0])
+    if checkpoint is None or checkpoint.state.get("config") != settings:
+        raise RunError(
+            f"the interrupted run in {str(found[0])!r} was started with other settings; "
+            "resume it with the same command, or delete it."
+        )
+    return found[0], checkpoint
+
+
 def _train_and_prune(
     model: GrowingMLP,
     data: PreparedData,
@@ -241,15 +305,20 @@ def _train_and_prune(
     growth: GrowthEngine | None,
     make_trainer: Callable[..., Trainer],
     emit: Observer,
+    resumed: bool = False,
 ) -> tuple[TrainResult, dict[str, Any] | None]:
     """Prune at init (if asked), train (growing if asked), then prune after growth (if asked)
-    and fine-tune, continuing the same optimizer so that its sliced state carries over."""
+    and fine-tune, continuing the same optimizer so that its sliced state carries over.
+    ``resumed``: the training goes on from a checkpoint, whose history already holds the
+    pruning at initialisation (done again, to give the network its masks and widths)."""
     when = _prune_when(config)
     pruning = None
     if when == "at-init":
-        pruning = prune_network(model, None, config.prune, when, config.seed, emit)
+        pruning = prune_network(
+            model, None, config.prune, when, config.seed, _quiet if resumed else emit
+        )
     arrays = (data.x_train, data.y_train, data.x_val, data.y_val)
-    trainer = make_trainer(growth)
+    trainer = make_trainer(growth, first=True)
     result = trainer.run(model, *arrays)
     if when != "after-growth":
         return result, pruning

@@ -200,7 +200,7 @@ def train_member(member: Member, table: Table, runs: Path, keep_run: bool) -> di
 def _train_growml(config: FitConfig, table: Table, out: Path, keep_run: bool) -> dict[str, Any]:
     from growml.fitting import fit
 
-    result = fit(config, out=out, overwrite=True, table=table)
+    result = fit(config, out=out, overwrite=True, table=table, checkpoints=False)
     metrics = result.metrics
     record = {
         "hidden_widths": metrics["hidden_widths"],

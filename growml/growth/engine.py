@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from growml.checkpoint import Checkpoint, generator_state, load_generator_state
 from growml.config import GrowthConfig
 from growml.events import GrowthStep
 from growml.growth.line_search import (
@@ -99,6 +101,36 @@ class GrowthEngine:
         self._first_loss: float | None = None
         self._measured: list[float | None] = []  # Ψ per layer at the last measurement
         self._generator = torch.Generator().manual_seed(seed + 7919)
+
+    # ------------------------------------------------------------------- checkpoints
+
+    _STATE = (
+        "finished_",
+        "steps_",
+        "_failures",
+        "_quiet",
+        "_since_step",
+        "_best",
+        "_baseline",
+        "_latest_validation_loss",
+        "_first_loss",
+        "_measured",
+    )
+
+    def state_dict(self, checkpoint: Checkpoint) -> dict[str, Any]:
+        """Everything the engine has learnt of the training so far (JSON-ready; its
+        generator goes into ``checkpoint``)."""
+        state = {name: getattr(self, name) for name in self._STATE}
+        state["skipped_"] = {str(layer): reason for layer, reason in self.skipped_.items()}
+        state["generator"] = generator_state(checkpoint, "growth.generator", self._generator)
+        return state
+
+    def load_state_dict(self, checkpoint: Checkpoint, state: dict[str, Any]) -> None:
+        """Go on from ``state_dict``'s state, as if never stopped."""
+        for name in self._STATE:
+            setattr(self, name, state[name])
+        self.skipped_ = {int(layer): reason for layer, reason in state["skipped_"].items()}
+        load_generator_state(checkpoint, "growth.generator", self._generator)
 
     # -------------------------------------------------------------------- decisions
 

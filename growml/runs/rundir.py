@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import tempfile
+import time
+import warnings
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -17,7 +19,8 @@ import torch
 from safetensors.torch import save
 
 from growml import atomic
-from growml.errors import RunError
+from growml.checkpoint import CHECKPOINT
+from growml.errors import GrowmlWarning, RunError
 from growml.events import Event
 
 CONFIG = "config.yaml"
@@ -38,6 +41,27 @@ def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
     return candidate
 
 
+def abandoned_runs(out: Path, quiet_seconds: float = 600.0) -> list[Path]:
+    """Partial directories of ``out`` nothing has written to for ``quiet_seconds`` (a run
+    still going writes its history every epoch)."""
+    now = time.time()
+    return [
+        path
+        for path in Path(out).parent.glob(f".{Path(out).name}.partial-*")
+        if now - max((f.stat().st_mtime for f in path.iterdir()), default=0.0) > quiet_seconds
+    ]
+
+
+def interrupted_runs(out: Path) -> list[Path]:
+    """The partial directories of interrupted runs of ``out`` that hold a checkpoint, the
+    newest first."""
+    out = Path(out)
+    found = [
+        path for path in out.parent.glob(f".{out.name}.partial-*") if (path / CHECKPOINT).is_file()
+    ]
+    return sorted(found, key=lambda path: (path / CHECKPOINT).stat().st_mtime, reverse=True)
+
+
 class RunWriter:
     """Collects a run's files and publishes them as ``out`` in one rename.
 
@@ -47,9 +71,10 @@ class RunWriter:
     existing, non-empty path is refused so that no user data is ever deleted.
     """
 
-    def __init__(self, out: Path, overwrite: bool = False) -> None:
+    def __init__(self, out: Path, overwrite: bool = False, resume: Path | None = None) -> None:
         self.out = Path(out)
         self.overwrite = overwrite
+        self.resume = resume  # the partial directory of an interrupted run to go on in
 
     def __enter__(self) -> RunWriter:
         target = self.out.resolve()
@@ -70,7 +95,12 @@ class RunWriter:
                 raise RunError(f"{shown!r} contains the current directory; choose another --out.")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            self.path = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+            if self.resume is not None:
+                self.path = self.resume
+            else:
+                self.path = Path(
+                    tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent)
+                )
         except OSError as error:
             raise RunError(
                 f"cannot create the run directory {shown!r}: {error.strerror}."
@@ -83,8 +113,23 @@ class RunWriter:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
             self.commit()
+        elif exc_type is KeyboardInterrupt and (self.path / CHECKPOINT).is_file():
+            # Interrupted (Ctrl-C, SIGTERM) with a checkpoint: keep it for --resume.
+            self._history.close()
+            warnings.warn(
+                f"interrupted; the run so far is kept in {str(self.path)!r}: the same command "
+                "with --resume continues it.",
+                GrowmlWarning,
+                stacklevel=2,
+            )
         else:
             self.abort()
+
+    def replay(self, events: list[dict[str, Any]]) -> None:
+        """Start ``history.jsonl`` again from ``events`` (a resumed run's, up to its
+        checkpoint)."""
+        for event in events:
+            self._history.write(json.dumps(event, allow_nan=False) + "\n")
 
     def record(self, event: Event) -> None:
         """Append one event to ``history.jsonl`` (an observer of the trainer)."""
@@ -103,6 +148,7 @@ class RunWriter:
     def commit(self) -> Path:
         """Move the finished run into place; on failure nothing is left behind."""
         self._history.close()
+        (self.path / CHECKPOINT).unlink(missing_ok=True)  # a finished run needs none
         target = self._target
         trash = None
         try:

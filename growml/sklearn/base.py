@@ -87,12 +87,14 @@ class GrowingMLPBase(BaseEstimator):
         features, target = training_columns(self, X, y, self._task)
         table = table_from_columns(type(self).__name__, features, target, _TARGET, self._task)
         if self.run_dir is not None:
-            result = fit_run(config, out=self.run_dir, overwrite=True, table=table)
+            result = fit_run(
+                config, out=self.run_dir, overwrite=True, table=table, checkpoints=False
+            )
             self._learn(result.run, files.read_run_files(result.path))
             self._write_record(result.path)
             return self
         with tempfile.TemporaryDirectory(prefix="growml-") as scratch:
-            result = fit_run(config, out=Path(scratch) / "run", table=table)
+            result = fit_run(config, out=Path(scratch) / "run", table=table, checkpoints=False)
             self._learn(result.run, files.read_run_files(result.path))
         result.run.path = None
         return self

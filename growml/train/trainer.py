@@ -12,14 +12,21 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from growml.checkpoint import (
+    Checkpoint,
+    generator_state,
+    load_generator_state,
+    load_optimizer_state,
+    optimizer_state,
+)
 from growml.config import TrainConfig
 from growml.errors import TrainingError
 from growml.events import EpochEnd, Observer, TrainEnd, TrainStart
@@ -104,6 +111,8 @@ class Trainer:
         growth: GrowthEngine | None = None,
         warmup: Loss | None = None,
         warmup_epochs: int = 0,
+        checkpoint: Callable[[Checkpoint], None] | None = None,
+        resume: Checkpoint | None = None,
     ) -> None:
         self.config = config
         self.loss = loss
@@ -113,6 +122,8 @@ class Trainer:
         self.growth = growth
         self.warmup = warmup
         self.warmup_epochs = warmup_epochs
+        self.checkpoint = checkpoint
+        self.resume = resume
 
     def run(
         self,
@@ -147,21 +158,34 @@ class Trainer:
         higher_is_better = config.monitor in HIGHER_IS_BETTER
         best_score, best_epoch, best_state, best_metrics = None, 0, None, {}
         started = time.perf_counter()
-        self._emit(
-            TrainStart(
-                max_epochs=config.epochs,
-                train_rows=len(x),
-                validation_rows=len(x_val),
-                hidden_widths=model.hidden_widths,
-                parameters=model.n_parameters(),
-                threads=threads,
-            )
-        )
         epoch, stopped_early, last_growth = 0, False, 0
         growth = self.growth
+        if self.resume is None:
+            self._emit(
+                TrainStart(
+                    max_epochs=config.epochs,
+                    train_rows=len(x),
+                    validation_rows=len(x_val),
+                    hidden_widths=model.hidden_widths,
+                    parameters=model.n_parameters(),
+                    threads=threads,
+                )
+            )
+        else:  # go on where the checkpoint left off, as if never stopped
+            loop = _restore(self.resume, model, self.optimizer_, generator, growth)
+            epoch, last_growth = loop["epoch"], loop["last_growth"]
+            best_score, best_epoch, best_metrics = (
+                loop["best_score"],
+                loop["best_epoch"],
+                loop["best_metrics"],
+            )
+            best_state = [self.resume.tensors[f"best.{i}"] for i in range(loop["best_tensors"])]
+            threads = choose_threads(config.threads, model, config.batch_size)
+        saved_at, first = time.monotonic(), epoch + 1
         with torch_threads(threads), torch.no_grad():
             model.train()
-            for epoch in range(1, config.epochs + 1):
+            for epoch in range(first, config.epochs + 1):
+                grew = False
                 epoch_started = time.perf_counter()
                 if self.warmup is not None and epoch <= self.warmup_epochs:
                     train_loss = self._epoch(model, x, warmup_target, generator, self.warmup)
@@ -201,7 +225,7 @@ class Trainer:
                         for event in growth.step(model, self.optimizer_, x, target, epoch):
                             self._emit(event)
                             if event.added:
-                                last_growth = epoch
+                                last_growth, grew = epoch, True
                         torch.set_num_threads(
                             choose_threads(config.threads, model, config.batch_size)
                         )
@@ -210,6 +234,19 @@ class Trainer:
                 if config.early_stopping and stalled >= config.patience:
                     stopped_early = True
                     break
+                due = time.monotonic() - saved_at >= config.checkpoint_seconds
+                if self.checkpoint is not None and (grew or due) and epoch < config.epochs:
+                    loop = {
+                        "epoch": epoch,
+                        "last_growth": last_growth,
+                        "best_score": best_score,
+                        "best_epoch": best_epoch,
+                        "best_metrics": best_metrics,
+                    }
+                    self.checkpoint(
+                        _snapshot(loop, model, self.optimizer_, generator, growth, best_state)
+                    )
+                    saved_at = time.monotonic()
             if config.early_stopping and best_state is not None:
                 # The best weights may predate growth: restore their shapes as well.
                 for param, best in zip(model.parameters(), best_state, strict=True):
@@ -315,3 +352,46 @@ class _Validation:
                 f1_score(self.labels.numpy(), predicted.numpy(), average="macro", zero_division=0)
             )
         return metrics
+
+
+def _snapshot(
+    loop: dict[str, Any],
+    model: GrowingMLP,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    growth: GrowthEngine | None,
+    best_state: list[torch.Tensor] | None,
+) -> Checkpoint:
+    """The training's whole state after an epoch: what ``_restore`` needs to go on."""
+    checkpoint = Checkpoint()
+    for name, param in model.named_parameters():
+        checkpoint.put(f"model.{name}", param)
+    for i, tensor in enumerate(best_state or []):
+        checkpoint.put(f"best.{i}", tensor)
+    checkpoint.state["trainer"] = {
+        **loop,
+        "best_tensors": len(best_state or []),
+        "generator": generator_state(checkpoint, "trainer.generator", generator),
+    }
+    checkpoint.state["optimizer"] = optimizer_state(checkpoint, optimizer)
+    if growth is not None:
+        checkpoint.state["growth"] = growth.state_dict(checkpoint)
+    return checkpoint
+
+
+def _restore(
+    checkpoint: Checkpoint,
+    model: GrowingMLP,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    growth: GrowthEngine | None,
+) -> dict[str, Any]:
+    """Put ``checkpoint``'s network (at its widths), optimizer, batch order and growth engine
+    back; returns the loop's own state."""
+    for name, param in model.named_parameters():
+        param.data = checkpoint.tensors[f"model.{name}"].clone()
+    load_optimizer_state(checkpoint, optimizer, checkpoint.state["optimizer"])
+    load_generator_state(checkpoint, "trainer.generator", generator)
+    if growth is not None:
+        growth.load_state_dict(checkpoint, checkpoint.state["growth"])
+    return checkpoint.state["trainer"]

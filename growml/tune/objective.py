@@ -87,7 +87,14 @@ class Objective:
             # Optuna prunes single-objective trials only.
             observers = [] if multi else [TrialPruning(trial, self.metric)]
             out = self.runs / trial_run_name(trial.number)
-            result = fit(config, out=out, overwrite=True, observers=observers, table=self.table)
+            result = fit(
+                config,
+                out=out,
+                overwrite=True,
+                observers=observers,
+                table=self.table,
+                checkpoints=False,  # a trial is resumed whole
+            )
         except GrowmlError as error:
             trial.set_user_attr("error", str(error))
             raise
