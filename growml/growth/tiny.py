@@ -121,11 +121,16 @@ def bottleneck(stats: LayerStatistics) -> float:
     return max(stats.gradient_norm - gain, 0.0)
 
 
-def expressivity_target(stats: LayerStatistics, project: bool = True) -> Tensor:
-    """N = E[b2 v⊥ᵀ] = −M2 + P S1⁺ M; without projection, −M2 (re-learns existing features)."""
+def expressivity_target(
+    stats: LayerStatistics, project: bool = True, projection: Tensor | None = None
+) -> Tensor:
+    """N = E[b2 v⊥ᵀ] = −M2 + P S1⁺ M; without projection, −M2 (re-learns existing features).
+    ``projection``: S1⁺ M when already computed (the noise groups share the full sample's)."""
     if not project:
         return -stats.M2
-    return -stats.M2 + stats.P @ (pseudo_inverse(stats.S1) @ stats.M)
+    if projection is None:
+        projection = pseudo_inverse(stats.S1) @ stats.M
+    return -stats.M2 + stats.P @ projection
 
 
 def optimal_neurons(
@@ -175,8 +180,7 @@ def _noise_floor(stats: LayerStatistics, projection: Tensor | None, whitening: T
     parts = []
     for group in stats.groups:
         # Group means of N share the projection S1⁺M of all rows: noise stays linear in them.
-        target = -group.M2 if projection is None else -group.M2 + group.P @ projection
-        parts.append(target)
+        parts.append(expressivity_target(group, projection is not None, projection))
     return noise_floor(parts, [g.rows / stats.rows for g in stats.groups], whitening)
 
 
@@ -188,7 +192,7 @@ def tiny_proposal(
     # S1⁺ and S2^{-1/2} once each: the formulas below share them.
     projection = pseudo_inverse(stats.S1) @ stats.M  # S1⁺ M
     weight_gain = float((stats.M * projection).sum())  # tr(Mᵀ S1⁺ M)
-    target = -stats.M2 + stats.P @ projection if project else -stats.M2  # N
+    target = expressivity_target(stats, project, projection)  # N
     whitening = inverse_sqrt(stats.S2)
     alpha, omega, lambdas = optimal_neurons(stats.S2, target, whitening)
     return Proposal(
