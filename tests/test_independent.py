@@ -43,12 +43,23 @@ def test_classification_metrics_are_scikit_learns_on_the_saved_model(tmp_path, s
     run, features, labels, metrics = _fit_and_reload(tmp_path, source, *settings)
     predicted = run.predict(features)
     proba = run.predict_proba(features)
+    # The probabilities themselves, from the network's logits by numpy's own sigmoid/softmax.
+    with torch.no_grad():
+        logits = run.model(torch.as_tensor(run.preprocessor.transform(features))).double()
+    logits = logits.numpy()
+    if logits.shape[1] == 1:
+        positive_probability = 1 / (1 + np.exp(-logits[:, 0]))
+        independent = np.column_stack([1 - positive_probability, positive_probability])
+    else:
+        shifted = np.exp(logits - logits.max(1, keepdims=True))
+        independent = shifted / shifted.sum(1, keepdims=True)
+    np.testing.assert_allclose(proba, independent, atol=1e-6)
     assert metrics["accuracy"] == pytest.approx(skm.accuracy_score(labels, predicted), abs=1e-12)
     assert metrics["macro_f1"] == pytest.approx(
         skm.f1_score(labels, predicted, average="macro"), abs=1e-12
     )
     assert metrics["log_loss"] == pytest.approx(
-        skm.log_loss(labels, proba, labels=run.classes), abs=1e-6
+        skm.log_loss(labels, independent, labels=run.classes), abs=1e-6
     )
     if len(run.classes) == 2:
         assert run.threshold != 0.5  # else the stored threshold and ½ could not be told apart
@@ -167,3 +178,15 @@ def test_weighted_binary_cross_entropy_is_torchs_pos_weight_form():
         reference[:, 0], torch.as_tensor(labels, dtype=torch.float64), pos_weight=positive
     ).backward()
     torch.testing.assert_close(gradient.double(), reference.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_f1_with_no_positive_anywhere_counts_as_zero():
+    """A split without positives, predicted without positives: F1 is undefined, and growml
+    reports 0 (scikit-learn's zero_division=0), never a flattering 1."""
+    from growml.train.metrics import classification_metrics
+
+    labels = np.zeros(4, dtype=np.int64)
+    proba = np.column_stack([np.full(4, 0.9), np.full(4, 0.1)])
+    result = classification_metrics(labels, labels.copy(), proba)
+    assert result["f1"] == 0.0
+    assert result["macro_f1"] == pytest.approx(0.5)  # class 0 perfect, class 1 undefined: 0
