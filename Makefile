@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench mutate clean
 
 install: $(STAMP)
 
@@ -24,8 +24,14 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check growml cli tests benchmarks
-	$(BIN)/ruff format --check growml cli tests benchmarks
+	$(BIN)/ruff check growml cli tests benchmarks mutation
+	$(BIN)/ruff format --check growml cli tests benchmarks mutation
+
+# Mutation testing (an hour or more on 2 cores; not part of `make test`). MODULES= picks some of
+# growth, losses, runs, metrics; the report is mutation/survivors.md.
+mutate: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,mutate]"
+	$(BIN)/python mutation/mutate.py $(MODULES)
 
 bench: install
 	$(BIN)/python benchmarks/train_speed.py

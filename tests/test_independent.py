@@ -158,13 +158,21 @@ def test_weighted_cross_entropy_is_torchs_weighted_form():
     torch.testing.assert_close(gradient.double(), reference.grad, rtol=1e-5, atol=1e-7)
 
 
-def test_weighted_binary_cross_entropy_is_torchs_pos_weight_form():
+def test_a_class_missing_from_the_training_rows_gets_a_finite_weight():
+    labels = np.array([0] * 30 + [2] * 10)  # class 1 is absent
+    loss = make_loss(LossConfig(class_weight="balanced"), "classification", 3, labels)
+    # n / (classes × max(count, 1)), scikit-learn's formula with the absent class counted once.
+    assert loss.class_weights.tolist() == pytest.approx([40 / 90, 40 / 3, 40 / 30])
+
+
+@pytest.mark.parametrize(("negatives", "positives"), [(36, 4), (20, 10)], ids=["w9", "w2"])
+def test_weighted_binary_cross_entropy_is_torchs_pos_weight_form(negatives, positives):
     generator = torch.Generator().manual_seed(1)
-    labels = np.array([0] * 36 + [1] * 4)
+    labels = np.array([0] * negatives + [1] * positives)
     loss = make_loss(LossConfig(name="bce", class_weight="balanced"), "classification", 1, labels)
     weights = compute_class_weight("balanced", classes=np.arange(2), y=labels)
     assert loss.positive_weight == pytest.approx(weights[1] / weights[0], rel=1e-6)
-    output = torch.randn(40, 1, generator=generator)
+    output = torch.randn(len(labels), 1, generator=generator)
     target = loss.prepare_target(labels)
     positive = torch.tensor(loss.positive_weight, dtype=torch.float64)
     expected = F.binary_cross_entropy_with_logits(

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 import growml
 from growml.losses import BinaryCrossEntropy, CrossEntropy, Loss
 from growml.losses.softset import (
+    DELTA,
     MacroSoftF1,
     SoftSetLoss,
     accuracy,
@@ -42,6 +43,83 @@ def test_heaviside_properties(tau):
     assert bool((grad > 0).all())  # the gradient is never zero
     reflected = heaviside(1 - p.detach(), 1 - tau)
     torch.testing.assert_close(reflected, 1 - h.detach(), atol=1e-12, rtol=0)
+
+
+def _knots_heaviside(p, tau, delta=DELTA):
+    """H by numpy's linear interpolation through the knots of Tsoi et al."""
+    half_width = min(tau, 1 - tau) / 2
+    knots = [0.0, tau - half_width, tau, tau + half_width, 1.0]
+    return np.interp(p, knots, [0.0, delta, 0.5, 1 - delta, 1.0])
+
+
+@pytest.mark.parametrize("tau", TAUS)
+def test_heaviside_runs_through_the_papers_knots(tau):
+    p = np.linspace(0, 1, 1001)
+    values = heaviside(torch.tensor(p), tau).numpy()
+    assert values == pytest.approx(_knots_heaviside(p, tau), abs=1e-12)
+
+
+def _soft_scores(p, y, tau):
+    """Soft F1, F2 and accuracy of numpy arrays at τ, from the interpolated H."""
+    s = _knots_heaviside(p, tau)
+    tp, fn, fp, tn = (
+        (y * s).sum(),
+        (y * (1 - s)).sum(),
+        ((1 - y) * s).sum(),
+        ((1 - y) * (1 - s)).sum(),
+    )
+    return {
+        "f1": 2 * tp / (2 * tp + fn + fp),
+        "fbeta": 5 * tp / (5 * tp + 4 * fn + fp),
+        "accuracy": (tp + tn) / len(y),
+    }
+
+
+@pytest.mark.parametrize("metric", ["f1", "fbeta", "accuracy"])
+def test_soft_losses_are_one_minus_the_metric_averaged_over_tau_one_to_nine_tenths(metric):
+    generator = np.random.default_rng(3)
+    logits = generator.normal(size=(50, 1)) * 2
+    labels = (generator.random(50) < 0.3).astype(np.float64)
+    p = 1 / (1 + np.exp(-logits[:, 0]))
+    loss = SoftSetLoss(metric, beta=2.0)
+    value = float(loss(torch.tensor(logits), loss.prepare_target(labels).double()))
+    taus = np.arange(1, 10) / 10
+    assert value == pytest.approx(1 - np.mean([_soft_scores(p, labels, t)[metric] for t in taus]))
+    at_one_tau = SoftSetLoss(metric, beta=2.0, tau=0.3)
+    value = float(at_one_tau(torch.tensor(logits), at_one_tau.prepare_target(labels).double()))
+    assert value == pytest.approx(1 - _soft_scores(p, labels, 0.3)[metric])
+
+
+def test_the_soft_auroc_loss_is_one_minus_the_trapezoid_area_under_the_soft_rates():
+    generator = np.random.default_rng(5)
+    logits = generator.normal(size=(80, 1)) * 2
+    labels = (generator.random(80) < 0.4).astype(np.float64)
+    p = 1 / (1 + np.exp(-logits[:, 0]))
+    points = [(0.0, 0.0), (1.0, 1.0)]
+    for tau in np.arange(1, 10) / 10:
+        s = _knots_heaviside(p, tau)
+        points.append(
+            ((s * (1 - labels)).sum() / (1 - labels).sum(), (s * labels).sum() / labels.sum())
+        )
+    fpr, tpr = np.array(sorted(points)).T
+    loss = SoftSetLoss("auroc")
+    value = float(loss(torch.tensor(logits), loss.prepare_target(labels).double()))
+    assert value == pytest.approx(1 - np.trapezoid(tpr, fpr), abs=1e-9)
+
+
+def test_macro_soft_f1_is_one_minus_the_mean_of_each_classes_soft_f1():
+    generator = np.random.default_rng(4)
+    logits = generator.normal(size=(60, 3)) * 2
+    labels = generator.integers(0, 3, 60)
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    loss = MacroSoftF1(3)
+    value = float(loss(torch.tensor(logits), loss.prepare_target(labels).double()))
+    scores = [
+        _soft_scores(probabilities[:, c], (labels == c).astype(np.float64), tau)["f1"]
+        for c in range(3)
+        for tau in np.arange(1, 10) / 10
+    ]
+    assert value == pytest.approx(1 - np.mean(scores))
 
 
 @pytest.mark.parametrize("tau", TAUS)
@@ -158,12 +236,27 @@ def test_threshold_curves_equal_scikit_learn_plain_and_resampled(metric, beta):
             return accuracy_score(labels, predicted, sample_weight=weight)
         return fbeta_score(labels, predicted, beta=beta, sample_weight=weight, zero_division=0)
 
-    plain = threshold_curves(probability, labels, metric, beta)
+    # β is passed only to F-beta: the default of the others is their own metric.
+    plain = threshold_curves(probability, labels, metric, *([beta] if metric == "fbeta" else []))
     resampled = threshold_curves(probability, labels, metric, beta, counts)
     for k, tau in enumerate(GRID):
         assert plain[k] == pytest.approx(reference(tau, None), abs=1e-12)
         for r in range(3):
             assert resampled[r, k] == pytest.approx(reference(tau, counts[r]), abs=1e-12)
+
+
+def test_the_candidate_thresholds_are_the_hundredths_inside_zero_and_one():
+    assert GRID.tolist() == [k / 100 for k in range(1, 100)]
+    curve = threshold_curves(np.array([0.2, 0.7]), np.array([0, 1]), "f1")
+    assert len(curve) == 99 and curve[GRID.tolist().index(0.5)] == 1.0
+
+
+def test_without_positives_the_f_score_is_zero_at_every_threshold_as_in_scikit_learn():
+    probability, labels = np.array([0.05, 0.3, 0.6]), np.zeros(3, dtype=np.int64)
+    with np.errstate(all="raise"):  # no 0/0 is ever computed
+        curve = threshold_curves(probability, labels, "f1")
+    expected = [f1_score(labels, probability >= t, zero_division=0) for t in GRID]
+    assert curve.tolist() == expected
 
 
 def test_a_clear_best_threshold_is_chosen_within_the_bounds():
@@ -177,6 +270,8 @@ def test_a_clear_best_threshold_is_chosen_within_the_bounds():
     assert not choice.kept_half and abs(choice.value - best) <= 0.05 and choice.value < 0.4
     assert choice.gain > choice.spread > 0
     assert choose_threshold(probability, labels, "f1", bounds=(0.45, 0.9)).value >= 0.45
+    # F-beta's β is 1 unless given: F1's choice.
+    assert choose_threshold(probability, labels, "fbeta").value == choice.value
 
 
 def _scored_rows(rows, shift, generator):
