@@ -265,6 +265,9 @@ def test_pool_rows_match_the_statistics_pass():
         from_rows = statistics_of(rows)
         for name in ("S1", "M", "S2", "M2", "P"):
             assert torch.allclose(getattr(from_rows, name), getattr(stats, name), atol=1e-10)
+        assert from_rows.gradient_norm == pytest.approx(
+            stats.gradient_norm, rel=1e-6
+        )  # float32 sums
 
 
 def test_parity_without_first_order_signal_still_grows_and_learns():

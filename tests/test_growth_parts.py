@@ -1,0 +1,123 @@
+"""The growth step's parts, each against a float64 re-derivation: the pool's candidate
+directions and support measure, the greedy selection's stop, the line searches, TINY's
+pseudo-inverse and the options each method builds."""
+
+import math
+
+import pytest
+import torch
+
+from growml.config import GrowthConfig
+from growml.growth.line_search import armijo, best_on_grid
+from growml.growth.options import _random_candidate, linearised_option
+from growml.growth.pool import (
+    candidate_directions,
+    effective_rows,
+    greedy_selection,
+    permutation_bar,
+)
+from growml.growth.statistics import collect_statistics
+from growml.growth.tiny import pseudo_inverse, tiny_proposal
+from growml.losses import CrossEntropy
+from growml.nn import GrowingMLP
+
+F64 = torch.float64
+
+
+def test_candidates_have_unit_spread_and_their_hinges_pass_through_data_rows():
+    generator = torch.Generator().manual_seed(0)
+    scales = torch.tensor([1.0, 10.0, 0.1], dtype=F64)
+    x = torch.randn(200, 3, dtype=F64, generator=generator) * scales + 5.0
+    below = torch.cat([x, torch.ones(200, 1, dtype=F64)], 1)
+    tiny_alpha = torch.randn(2, 4, dtype=F64, generator=generator)
+    alpha = candidate_directions(below, tiny_alpha, 5, 3, generator)
+    base = 2 * 2 + 5  # TINY's directions with both signs, and the random ones
+    assert alpha.shape == (base * (1 + 3), 4)
+    pre = below @ alpha.T
+    torch.testing.assert_close(pre[:, :base].std(0), torch.ones(base, dtype=F64))
+    # TINY's directions keep their own bias; the random ones are centred on the rows.
+    torch.testing.assert_close(pre[:, 4:base].mean(0), torch.zeros(5, dtype=F64))
+    hinged = alpha[base:].reshape(base, 3, 4)
+    torch.testing.assert_close(hinged[:, :, :-1], alpha[:base, None, :-1].expand(base, 3, 3))
+    assert bool((pre[:, base:].abs().min(0).values < 1e-9).all())  # zero at some row
+
+
+def test_effective_rows_is_the_ratio_of_moments_at_any_scale():
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(50, 4, dtype=F64, generator=generator)
+    features = features * torch.tensor([1e-3, 1.0, 1e3, 0.0], dtype=F64)
+    centred = features - features.mean(0)
+    expected = (centred**2).sum(0) ** 2 / (centred**4).sum(0)
+    got = effective_rows(features)
+    torch.testing.assert_close(got[:3], expected[:3])
+    assert float(got[3]) == 0.0
+
+
+def test_greedy_selection_stops_once_nothing_is_left_to_explain():
+    features = torch.eye(4, 3, dtype=F64)
+    residual = torch.tensor([[1.0], [0.0], [0.0], [0.0]], dtype=F64)
+    selection = greedy_selection(features, residual, max_neurons=3)
+    assert selection.indices == [0] and selection.gains == [pytest.approx(0.25)]
+
+
+def test_without_shuffles_the_permutation_bar_is_zero():
+    features = torch.eye(4, 3, dtype=F64)
+    residual = torch.ones(4, 1, dtype=F64)
+    basis = torch.zeros(4, 0, dtype=F64)
+    assert permutation_bar(features, residual, basis, torch.Generator(), permutations=0) == 0.0
+
+
+def test_armijo_doubles_an_accepted_step_whatever_the_size_of_the_loss():
+    def shifted(t):  # 10 − t + t²/4: minimum at t = 2, losses far above the largest step
+        return 10 - t + t * t / 4
+
+    step, value = armijo(shifted, 10.0, first_order=1.0, largest=4.0, start=0.25)
+    assert step == 2.0 and value == pytest.approx(9.0)
+
+
+def test_the_grid_search_takes_the_lowest_loss_or_no_step():
+    def bowl(t):
+        return (t - 0.3) ** 2
+
+    assert best_on_grid(bowl, 1.0, (0.1, 0.25, 1.0)) == (0.25, pytest.approx(0.0025))
+    assert best_on_grid(lambda t: 2.0, 1.0, (0.1, 1.0)) == (0.0, 1.0)
+
+
+def test_the_pseudo_inverse_keeps_eigenvalues_down_to_a_millionth_of_the_largest():
+    for scale in (1e-2, 1.0, 1e3):
+        matrix = torch.diag(torch.tensor([1.0, 1e-5, 1e-8], dtype=F64)) * scale
+        expected = torch.diag(torch.tensor([1.0, 1e5, 0.0], dtype=F64)) / scale
+        torch.testing.assert_close(pseudo_inverse(matrix), expected)
+
+
+def _tanh_statistics():
+    generator = torch.Generator().manual_seed(2)
+    model = GrowingMLP(4, [3], 3, "tanh", generator=generator).double()
+    x = torch.randn(120, 4, dtype=F64, generator=generator)
+    loss = CrossEntropy(3)
+    target = loss.prepare_target((x[:, 0] > 0).long().numpy() + (x[:, 1] > 0).long().numpy())
+    return model, collect_statistics(model, loss, x, target.double())[0]
+
+
+@pytest.mark.parametrize(("method", "project"), [("tiny", True), ("tiny-noproj", False)])
+def test_tiny_projects_the_desired_update_and_tiny_noproj_does_not(method, project):
+    model, stats = _tanh_statistics()
+    projected, plain = tiny_proposal(stats, project=True), tiny_proposal(stats, project=False)
+    assert not torch.allclose(projected.alpha[:2], plain.alpha[:2])  # the test can tell them
+    config = GrowthConfig(method=method, noise_factor=1e-9)
+    option = linearised_option(config, model, 0, stats, 2, torch.Generator())
+    proposal = projected if project else plain
+    torch.testing.assert_close(option.candidate.alpha, proposal.alpha[:2])
+    # The neurons' first-order gain: tanh'(0) = 1 times λ₁² + λ₂².
+    assert option.gain == pytest.approx(float((proposal.lambdas[:2] ** 2).sum()))
+
+
+def test_random_neurons_are_drawn_like_a_layers_own_initialisation():
+    model, _ = _tanh_statistics()
+    candidate = _random_candidate(model, 0, 500, torch.Generator().manual_seed(3))
+    # U(±1/√fan_in) in, U(±1/√(width + new)) out: PyTorch's bound for a Linear layer.
+    bound_in, bound_out = 1 / math.sqrt(4), 1 / math.sqrt(3 + 500)
+    assert float(candidate.alpha.abs().max()) == pytest.approx(bound_in, rel=0.01)
+    assert float(candidate.omega.abs().max()) == pytest.approx(bound_out, rel=0.01)
+    # The step scales only the outgoing weights: the neurons keep their input scale.
+    assert candidate.scales(0.25) == (1.0, 0.25)

@@ -1,0 +1,183 @@
+"""The growth engine's decisions, epoch by epoch: when to grow, when a step paid off, when
+training has made no headway, and what a step that adds nothing records."""
+
+import pytest
+import torch
+
+from growml.config import GrowthConfig
+from growml.growth import engine as engine_module
+from growml.growth.engine import GrowthEngine
+from growml.losses import CrossEntropy
+from growml.nn import GrowingMLP
+
+
+def _engine(**settings):
+    return GrowthEngine(GrowthConfig(**settings), CrossEntropy(2))
+
+
+def _decisions(engine, losses, without_improvement=0):
+    return [
+        engine.wants_step(epoch, loss, without_improvement) for epoch, loss in enumerate(losses)
+    ]
+
+
+def _after_a_step(engine, added=True):
+    """What `step` leaves behind: the losses since the step start from the latest one."""
+    engine._since_step = engine._since_step[-1:]
+    engine.steps_ += 1
+    engine._quiet = 0 if added else engine._quiet + 1
+
+
+def test_the_first_step_comes_once_the_tiny_start_has_trained_min_interval_epochs():
+    engine = _engine()
+    # MIN_INTERVAL = 2: two epochs are not enough, the third one grows.
+    assert _decisions(engine, [1.0, 0.9, 0.8]) == [False, False, True]
+
+
+def test_later_steps_wait_for_the_loss_to_slow_down_to_half_its_largest_fall():
+    engine = _engine()
+    _decisions(engine, [1.0, 0.9, 0.8])
+    _after_a_step(engine)
+    # Falls of 0.1, 0.1, 0.06 (more than half the largest), then 0.04 (less).
+    assert _decisions(engine, [0.7, 0.6, 0.54, 0.5]) == [False, False, False, True]
+
+
+def test_a_loss_that_keeps_falling_fast_still_grows_after_max_interval_epochs():
+    engine = _engine()
+    _decisions(engine, [1.0, 0.9, 0.8])
+    _after_a_step(engine)
+    decisions = _decisions(engine, [0.8 - 0.05 * k for k in range(1, 12)])
+    assert decisions.index(True) == engine_module.MAX_INTERVAL - 1  # the 8th fall
+
+
+def test_after_steps_that_added_nothing_the_interval_doubles():
+    engine = _engine()
+    _decisions(engine, [1.0, 0.9, 0.8])
+    _after_a_step(engine, added=False)
+    _after_a_step(engine, added=False)  # two quiet steps: at least 2 · 2² epochs
+    # A loss that stops falling at once would grow after MIN_INTERVAL epochs otherwise. The
+    # losses counted include the one the step was taken at.
+    decisions = _decisions(engine, [0.79, 0.789] + [0.789] * 8)
+    assert decisions.index(True) == 2 * 2**2 - 1
+
+
+def test_the_stall_schedule_grows_after_patience_epochs_without_improvement():
+    engine = _engine(schedule="stall", patience=3)
+    assert not engine.wants_step(0, 1.0, 2)
+    assert engine.wants_step(1, 1.0, 3)
+
+
+def test_the_stall_schedule_compares_the_loss_with_patience_epochs_before():
+    engine = _engine(schedule="stall", patience=3, min_improvement=0.01)
+    # Epoch 4 (fifth loss) compares 0.5 with the loss three epochs before it (1.0): a fall.
+    # Epoch 5 compares 0.5 with 0.5: a stall.
+    assert _decisions(engine, [1.0, 1.0, 0.5, 0.5, 0.5, 0.5]) == [False] * 5 + [True]
+
+
+def test_growing_every_k_epochs_ignores_the_schedule():
+    engine = _engine(every=3)
+    assert _decisions(engine, [1.0] * 7) == [True, False, False, True, False, False, True]
+
+
+def _paid_off(engine, first_loss, before, after, **metrics):
+    engine.wants_step(0, first_loss, 0)
+    engine.observe({"loss": before, **{k: v[0] for k, v in metrics.items()}})
+    engine._baseline = dict(engine._best)
+    engine.observe({"loss": after, **{k: v[1] for k, v in metrics.items()}})
+    return engine._paid_off()
+
+
+@pytest.mark.parametrize(
+    ("first_loss", "before", "after", "paid"),
+    [
+        (1.0, 0.5, 0.4899, True),  # margin max(1 % of 0.5, 1 % of 1.0) = 0.01
+        (1.0, 0.5, 0.4901, False),
+        (0.1, 0.5, 0.4949, True),  # margin 1 % of 0.5 = 0.005
+        (0.1, 0.5, 0.4951, False),
+    ],
+)
+def test_a_step_pays_off_when_the_validation_loss_falls_by_the_margin(
+    first_loss, before, after, paid
+):
+    assert _paid_off(_engine(), first_loss, before, after) is paid
+
+
+def test_a_step_pays_off_when_accuracy_rises_at_all_or_r2_by_a_thousandth():
+    assert _paid_off(_engine(), 1.0, 0.5, 0.5, accuracy=(0.9, 0.901))
+    assert not _paid_off(_engine(), 1.0, 0.5, 0.5, accuracy=(0.9, 0.9))
+    assert _paid_off(_engine(), 1.0, 0.5, 0.5, r2=(0.5, 0.5011))
+    assert not _paid_off(_engine(), 1.0, 0.5, 0.5, r2=(0.5, 0.5009))
+
+
+def _network():
+    loss = CrossEntropy(2)
+    model = GrowingMLP(3, [2], 2, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
+    target = loss.prepare_target((x[:, 0] * x[:, 1] > 0).long().numpy())
+    return model, torch.optim.Adam(model.parameters()), x, target
+
+
+def test_a_step_that_pays_off_starts_the_count_of_failed_steps_again(monkeypatch):
+    engine = _engine(max_failures=2, noise_factor=1e-6)
+    model, optimizer, x, target = _network()
+    verdicts = iter([False, True, False])  # judged at steps 1, 2, 3 (step 0 has no baseline)
+    monkeypatch.setattr(engine, "_paid_off", lambda: next(verdicts))
+    for epoch in range(4):
+        engine.step(model, optimizer, x, target, epoch)
+        assert not engine.finished_, epoch  # never two failed steps in a row
+    assert engine._failures == 1
+
+
+def test_a_step_within_a_spent_budget_records_no_evidence():
+    model, optimizer, x, target = _network()
+    engine = _engine(max_params=model.n_parameters())
+    (event,) = engine.step(model, optimizer, x, target, 0)
+    assert event.reason == "parameter budget reached" and event.finished
+    assert (event.layer, event.added, event.lambdas, event.noise_floor) == (None, 0, [], 0.0)
+    assert event.predicted_first_order == 0.0 and event.gamma == 0.0
+
+
+def _underfitting(first, latest, validation):
+    engine = _engine()
+    engine.wants_step(0, first, 0)
+    engine.wants_step(1, latest, 0)
+    engine.observe({"loss": validation})
+    return engine._underfitting()
+
+
+@pytest.mark.parametrize(
+    ("first", "latest", "validation", "stuck"),
+    [
+        (1.0, 0.95, 1.0, True),  # the training loss barely fell, validation is no lower
+        (1.0, 0.95, 0.95 * 1.1, True),  # validation exactly NO_HEADWAY above: still stuck
+        (1.0, 0.95, 1.1, False),  # validation far above training: it is fitting, not stuck
+        (1.0, 0.5, 0.5, False),  # the training loss halved
+    ],
+)
+def test_no_headway_means_the_training_loss_has_barely_moved_and_does_not_overfit(
+    first, latest, validation, stuck
+):
+    assert _underfitting(first, latest, validation) is stuck
+
+
+def test_a_line_search_without_a_step_adds_nothing(monkeypatch):
+    model, optimizer, x, target = _network()
+    engine = _engine(noise_factor=1e-6)
+    monkeypatch.setattr(engine_module, "armijo", lambda loss_at, base, *_, **__: (0.0, base))
+    events = engine.step(model, optimizer, x, target, 0)
+    assert [e.added for e in events] == [0] * len(events)
+    assert model.hidden_widths == [2]
+    assert any(e.reason == "the line search found no step that lowers the loss" for e in events)
+
+
+def test_each_kind_of_step_says_how_its_neurons_came(monkeypatch):
+    model, optimizer, x, target = _network()
+    (event,) = _engine(noise_factor=1e-6).step(model, optimizer, x, target, 0)
+    assert event.added and event.reason == "added"
+    (event,) = _engine(method="random").step(model, optimizer, x, target, 0)
+    assert event.added and event.reason == "added"
+    stuck = _engine()
+    monkeypatch.setattr(stuck, "_choose", lambda *_: [])  # nothing beats the null ...
+    monkeypatch.setattr(stuck, "_underfitting", lambda: True)  # ... and training is stuck
+    (event,) = stuck.step(model, optimizer, x, target, 0)
+    assert event.added and event.reason.startswith("added random neurons: no candidate beats")
