@@ -312,8 +312,8 @@ def read_session(name: str) -> list[Mutant] | None:
 
 KINDS = {
     "equivalent": "the mutant behaves as the original on every input the code can receive",
-    "tuning": "a tuning constant or default whose exact value no behaviour pins down; the "
-    "benchmark that chose it is named",
+    "tuning": "a tuning constant, tolerance or default whose exact value no behaviour pins "
+    "down; the reason says what chose it",
 }
 
 

@@ -15,9 +15,11 @@ from growml.growth.pool import (
     effective_rows,
     greedy_selection,
     permutation_bar,
+    pool_proposal,
+    span_basis,
 )
-from growml.growth.statistics import collect_statistics
-from growml.growth.tiny import pseudo_inverse, tiny_proposal
+from growml.growth.statistics import collect_rows, collect_statistics, statistics_of
+from growml.growth.tiny import bottleneck, pseudo_inverse, tiny_proposal
 from growml.losses import CrossEntropy
 from growml.nn import GrowingMLP
 
@@ -104,12 +106,50 @@ def test_tiny_projects_the_desired_update_and_tiny_noproj_does_not(method, proje
     model, stats = _tanh_statistics()
     projected, plain = tiny_proposal(stats, project=True), tiny_proposal(stats, project=False)
     assert not torch.allclose(projected.alpha[:2], plain.alpha[:2])  # the test can tell them
-    config = GrowthConfig(method=method, noise_factor=1e-9)
+    config = GrowthConfig(method=method, noise_factor=0.5)
     option = linearised_option(config, model, 0, stats, 2, torch.Generator())
     proposal = projected if project else plain
-    torch.testing.assert_close(option.candidate.alpha, proposal.alpha[:2])
-    # The neurons' first-order gain: tanh'(0) = 1 times λ₁² + λ₂².
-    assert option.gain == pytest.approx(float((proposal.lambdas[:2] ** 2).sum()))
+    count = int((proposal.lambdas[:2] > 0.5 * proposal.noise_floor).sum())
+    assert count >= 1
+    torch.testing.assert_close(option.candidate.alpha, proposal.alpha[:count])
+    # The neurons' first-order gain: tanh'(0) = 1 times the sum of their λ².
+    assert option.gain == pytest.approx(float((proposal.lambdas[:count] ** 2).sum()))
+    assert proposal.noise_floor > 0 and option.bar == pytest.approx(0.5 * proposal.noise_floor)
+    assert option.candidate.scales(0.25) == (0.5, 0.5)  # a step t scales both sides by √t
+    # Without the weight move, the first order is the neurons' part alone.
+    alone = tiny_proposal(stats, project=project, move_weights=False)
+    assert alone.first_order(2, 1.0) == pytest.approx(float((alone.lambdas[:2] ** 2).sum()))
+
+
+def test_gradmax_neurons_write_with_the_next_layers_average_column_norm():
+    model, stats = _tanh_statistics()
+    with torch.no_grad():
+        model.weights[0].mul_(7.0)  # the wrong layer's scale must not leak in
+    config = GrowthConfig(method="gradmax", noise_factor=1e-9)
+    option = linearised_option(config, model, 0, stats, 2, torch.Generator())
+    expected = float(model.weights[1].norm(dim=0).mean())
+    norms = option.candidate.omega.norm(dim=0)
+    torch.testing.assert_close(norms, torch.full_like(norms, expected))
+    assert float(option.candidate.alpha.abs().max()) == 0.0  # the function is unchanged
+
+
+def test_span_basis_keeps_directions_down_to_a_ten_millionth_at_any_scale():
+    generator = torch.Generator().manual_seed(4)
+    left, _ = torch.linalg.qr(torch.randn(30, 3, dtype=F64, generator=generator))
+    for scale in (1e-3, 1.0, 1e3):
+        features = left * torch.tensor([1.0, 1e-5, 1e-9], dtype=F64) * scale
+        assert span_basis(features).shape == (30, 2)
+
+
+def test_the_pools_bottleneck_is_tinys_measured_from_the_same_rows():
+    model, _ = _tanh_statistics()
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(120, 4, dtype=F64, generator=generator)
+    loss = CrossEntropy(3)
+    target = loss.prepare_target((x[:, 2] > 0).long().numpy()).double()
+    rows = collect_rows(model, loss, x, target)[0]
+    proposal = pool_proposal(rows, torch.tanh, torch.zeros(0, 5, dtype=F64), 2, generator)
+    assert proposal.bottleneck == pytest.approx(bottleneck(statistics_of(rows)), rel=1e-9)
 
 
 def test_random_neurons_are_drawn_like_a_layers_own_initialisation():

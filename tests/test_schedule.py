@@ -176,6 +176,7 @@ def test_each_kind_of_step_says_how_its_neurons_came(monkeypatch):
     assert event.added and event.reason == "added"
     (event,) = _engine(method="random").step(model, optimizer, x, target, 0)
     assert event.added and event.reason == "added"
+    assert event.lambdas == [] and event.noise_floor == 0.0  # random neurons have no scores
     stuck = _engine()
     monkeypatch.setattr(stuck, "_choose", lambda *_: [])  # nothing beats the null ...
     monkeypatch.setattr(stuck, "_underfitting", lambda: True)  # ... and training is stuck

@@ -270,6 +270,9 @@ def test_a_clear_best_threshold_is_chosen_within_the_bounds():
     assert not choice.kept_half and abs(choice.value - best) <= 0.05 and choice.value < 0.4
     assert choice.gain > choice.spread > 0
     assert choose_threshold(probability, labels, "f1", bounds=(0.45, 0.9)).value >= 0.45
+    # Bounds are inclusive, and ½ outside them is never the fallback.
+    narrow = choose_threshold(probability, labels, "f1", bounds=(0.3, 0.3))
+    assert (narrow.value, narrow.gain, narrow.spread, narrow.kept_half) == (0.3, 0.0, 0.0, False)
     # F-beta's β is 1 unless given: F1's choice.
     assert choose_threshold(probability, labels, "fbeta").value == choice.value
 
