@@ -69,6 +69,32 @@ def test_without_shuffles_the_permutation_bar_is_zero():
     assert permutation_bar(features, residual, basis, torch.Generator(), permutations=0) == 0.0
 
 
+def test_random_directions_are_isotropic_in_the_whitened_inputs():
+    generator = torch.Generator().manual_seed(6)
+    mixing = torch.tensor([[1.0, 0.0, 0.0], [3.0, 0.5, 0.0], [0.0, 2.0, 0.2]], dtype=F64)
+    x = torch.randn(4000, 3, dtype=F64, generator=generator) @ mixing.T + 5.0
+    below = torch.cat([x, torch.ones(len(x), 1, dtype=F64)], 1)
+    alpha = candidate_directions(below, torch.zeros(0, 4, dtype=F64), 3000, 0, generator)
+    # u = Σ^{1/2} a has unit length (unit spread); whitened directions make E[u uᵀ] = I / 3.
+    values, vectors = torch.linalg.eigh(torch.cov(x.T))
+    u = alpha[:, :-1] @ (vectors * values.sqrt()) @ vectors.T
+    torch.testing.assert_close(u.norm(dim=1), torch.ones(len(u), dtype=F64), rtol=1e-3, atol=0)
+    torch.testing.assert_close(u.T @ u / len(u), torch.eye(3, dtype=F64) / 3, rtol=0, atol=0.03)
+
+
+def test_armijo_spends_one_evaluation_per_trial_step():
+    def quadratic(t):  # minimum at t = 2
+        return 1 - t + t * t / 4
+
+    # Accepted at 0.25 (1 evaluation), doubled to 0.5 and 1.0: three evaluations in all.
+    step, _ = armijo(quadratic, 1.0, first_order=1.0, max_evaluations=3, start=0.25)
+    assert step == 1.0
+    # Backtracking from 64: 64, 32, 16, 8 and 4 fail, 2 is accepted on the sixth evaluation.
+    assert armijo(quadratic, 1.0, first_order=1.0, max_evaluations=5, start=64.0) == (0.0, 1.0)
+    step, _ = armijo(quadratic, 1.0, first_order=1.0, max_evaluations=6, start=64.0)
+    assert step == 2.0
+
+
 def test_armijo_doubles_an_accepted_step_whatever_the_size_of_the_loss():
     def shifted(t):  # 10 − t + t²/4: minimum at t = 2, losses far above the largest step
         return 10 - t + t * t / 4
@@ -121,6 +147,14 @@ def test_tiny_projects_the_desired_update_and_tiny_noproj_does_not(method, proje
     assert alone.first_order(2, 1.0) == pytest.approx(float((alone.lambdas[:2] ** 2).sum()))
 
 
+def test_an_option_without_significant_neurons_still_shows_its_best_score():
+    model, stats = _tanh_statistics()
+    config = GrowthConfig(method="tiny", noise_factor=1e9)  # nothing beats the bar
+    option = linearised_option(config, model, 0, stats, 2, torch.Generator())
+    assert option.candidate.neurons == 0
+    assert option.scores == [pytest.approx(float(tiny_proposal(stats).lambdas[0]))]
+
+
 def test_gradmax_neurons_write_with_the_next_layers_average_column_norm():
     model, stats = _tanh_statistics()
     with torch.no_grad():
@@ -157,7 +191,8 @@ def test_random_neurons_are_drawn_like_a_layers_own_initialisation():
     candidate = _random_candidate(model, 0, 500, torch.Generator().manual_seed(3))
     # U(±1/√fan_in) in, U(±1/√(width + new)) out: PyTorch's bound for a Linear layer.
     bound_in, bound_out = 1 / math.sqrt(4), 1 / math.sqrt(3 + 500)
-    assert float(candidate.alpha.abs().max()) == pytest.approx(bound_in, rel=0.01)
-    assert float(candidate.omega.abs().max()) == pytest.approx(bound_out, rel=0.01)
+    for weights, bound in ((candidate.alpha, bound_in), (candidate.omega, bound_out)):
+        assert float(weights.max()) == pytest.approx(bound, rel=0.01)
+        assert float(weights.min()) == pytest.approx(-bound, rel=0.01)
     # The step scales only the outgoing weights: the neurons keep their input scale.
     assert candidate.scales(0.25) == (1.0, 0.25)

@@ -182,3 +182,11 @@ def test_each_kind_of_step_says_how_its_neurons_came(monkeypatch):
     monkeypatch.setattr(stuck, "_underfitting", lambda: True)  # ... and training is stuck
     (event,) = stuck.step(model, optimizer, x, target, 0)
     assert event.added and event.reason.startswith("added random neurons: no candidate beats")
+
+
+def test_a_budget_with_room_for_one_neuron_grows_one_unpaired_neuron():
+    model, optimizer, x, target = _network()
+    one_neuron = 3 + 1 + 2  # its weights from 3 inputs, its bias, its weights to 2 outputs
+    engine = _engine(noise_factor=1e-6, max_params=model.n_parameters() + one_neuron)
+    (event,) = engine.step(model, optimizer, x, target, 0)
+    assert event.added == 1 and model.n_parameters() == engine.config.max_params
