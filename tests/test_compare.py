@@ -184,6 +184,7 @@ def test_resume_skips_finished_members_and_clears_partial_runs(tmp_path):
     assert calls[0] == (6, 9, None)
 
 
+@pytest.mark.slow
 def test_parallel_workers_give_the_same_figures_as_one_process(tmp_path):
     config = fast_config("wine")
     serial = compare(config, widths=[[4], [8]], seeds=1, jobs=1, out=tmp_path / "a")
@@ -385,6 +386,7 @@ def test_regression_ranks_by_r2(tmp_path):
     assert all(row["f1"] is None for row in result.rows)
 
 
+@pytest.mark.slow
 def test_a_comparison_killed_outright_resumes_where_it_stopped(tmp_path):
     out = tmp_path / "c"
     args = ["compare", "iris", "--epochs", "3", "--widths", "2,3,4,5,6,7,8,9", "--seeds", "3"]

@@ -78,6 +78,7 @@ def _assert_same_run(resumed, reference):
     assert not (resumed / CHECKPOINT).exists() and not _partials(resumed)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("epoch", [3, 9, 30])  # at the first growth step, while growing, after
 def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(
     tmp_path, uninterrupted, epoch
@@ -90,6 +91,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(
     _assert_same_run(out, uninterrupted)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_like_ctrl_c_and_keeps_the_checkpoint(tmp_path, uninterrupted):
     out = tmp_path / "run"
     _, code, stderr = _start_and_stop(out, 5, stop=signal.SIGTERM)
@@ -99,6 +101,7 @@ def test_sigterm_stops_like_ctrl_c_and_keeps_the_checkpoint(tmp_path, uninterrup
     _assert_same_run(out, uninterrupted)
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_is_never_left_silently_and_settings_must_match(tmp_path):
     out = tmp_path / "run"
     _start_and_stop(out, 3)

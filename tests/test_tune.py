@@ -102,6 +102,7 @@ def test_a_pruned_trial_is_stopped_from_the_epoch_events_and_leaves_no_directory
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_seeded_sqlite_study_is_reproducible(tmp_path):
     config, settings = fast()
     first = tune(config, settings, trials=4, out=tmp_path / "a")
@@ -202,6 +203,7 @@ def test_cli_prints_the_best_trials_and_json_is_one_document(tmp_path):
     assert Path(document["best_run"]).is_dir()
 
 
+@pytest.mark.slow
 def test_local_workers_share_the_study(tmp_path):
     config, settings = fast()
     result = tune(config, settings, trials=4, jobs=2, out=tmp_path / "j")
@@ -362,6 +364,7 @@ def _worker(url, study, out, trials, *settings):
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_postgresql_study(postgres_url, tmp_path):
     workers = [
         _worker(postgres_url, "pair", tmp_path / f"w{i}", 3, "train.epochs=5") for i in (0, 1)
@@ -378,6 +381,7 @@ def test_two_workers_share_one_postgresql_study(postgres_url, tmp_path):
     assert runs == done
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_leaves_the_study_usable(postgres_url, tmp_path):
     # Trials of a second or two: one batch per epoch, thousands of epochs.
     slow = (
