@@ -15,11 +15,12 @@ from growml.growth.pool import (
     effective_rows,
     greedy_selection,
     permutation_bar,
+    pool_gains,
     pool_proposal,
     span_basis,
 )
 from growml.growth.statistics import collect_rows, collect_statistics, statistics_of
-from growml.growth.tiny import bottleneck, pseudo_inverse, tiny_proposal
+from growml.growth.tiny import bottleneck, noise_floor, pseudo_inverse, tiny_proposal
 from growml.losses import CrossEntropy
 from growml.nn import GrowingMLP
 
@@ -53,6 +54,12 @@ def test_effective_rows_is_the_ratio_of_moments_at_any_scale():
     got = effective_rows(features)
     torch.testing.assert_close(got[:3], expected[:3])
     assert float(got[3]) == 0.0
+
+
+def test_a_column_with_no_spread_left_gains_nothing():
+    features = torch.tensor([[1.0, 0.0], [0.0, 0.0], [-1.0, 0.0]], dtype=F64)
+    residual = torch.tensor([[1.0], [0.0], [-1.0]], dtype=F64)
+    assert pool_gains(features, residual).tolist() == [pytest.approx(2 / 3), 0.0]
 
 
 def test_greedy_selection_stops_once_nothing_is_left_to_explain():
@@ -93,6 +100,22 @@ def test_armijo_spends_one_evaluation_per_trial_step():
     assert armijo(quadratic, 1.0, first_order=1.0, max_evaluations=5, start=64.0) == (0.0, 1.0)
     step, _ = armijo(quadratic, 1.0, first_order=1.0, max_evaluations=6, start=64.0)
     assert step == 2.0
+
+
+def test_armijo_never_accepts_a_step_that_raises_the_loss():
+    def rising(t):  # a wrong first-order prediction: the loss goes up
+        return 1 + 0.01 * t
+
+    assert armijo(rising, 1.0, first_order=1.0) == (0.0, 1.0)
+    assert armijo(rising, 1.0, first_order=0.0) == (0.0, 1.0)  # no predicted decrease
+    assert armijo(rising, 1.0, first_order=-0.5) == (0.0, 1.0)
+
+
+def test_armijo_stops_doubling_where_the_loss_stops_falling():
+    def flat(t):
+        return 0.5 if t > 0 else 1.0
+
+    assert armijo(flat, 1.0, first_order=1.0, start=0.25) == (0.25, 0.5)
 
 
 def test_armijo_doubles_an_accepted_step_whatever_the_size_of_the_loss():
@@ -196,3 +219,25 @@ def test_random_neurons_are_drawn_like_a_layers_own_initialisation():
         assert float(weights.min()) == pytest.approx(-bound, rel=0.01)
     # The step scales only the outgoing weights: the neurons keep their input scale.
     assert candidate.scales(0.25) == (1.0, 0.25)
+
+
+def test_with_fewer_than_four_rows_there_are_no_noise_groups():
+    model, _ = _tanh_statistics()
+    loss = CrossEntropy(3)
+    for rows in (1, 3):
+        x = torch.randn(rows, 4, dtype=F64, generator=torch.Generator().manual_seed(rows))
+        target = loss.prepare_target(torch.arange(rows).numpy() % 3).double()
+        (stats,) = collect_statistics(model, loss, x, target)
+        assert stats.groups == () and tiny_proposal(stats).noise_floor == 0.0
+    x = torch.randn(4, 4, dtype=F64, generator=torch.Generator().manual_seed(4))
+    target = loss.prepare_target(torch.arange(4).numpy() % 3).double()
+    (stats,) = collect_statistics(model, loss, x, target)
+    assert len(stats.groups) == 2 and tiny_proposal(stats).noise_floor > 0
+
+
+def test_the_noise_floor_of_two_groups_is_half_their_difference():
+    generator = torch.Generator().manual_seed(7)
+    first, second = (torch.randn(3, 2, dtype=F64, generator=generator) for _ in range(2))
+    expected = float(torch.linalg.matrix_norm((first - second) / 2, ord=2))
+    assert noise_floor([first, second], [0.5, 0.5], None) == pytest.approx(expected)
+    assert noise_floor([first], [1.0], None) == 0.0

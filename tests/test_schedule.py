@@ -1,6 +1,9 @@
 """The growth engine's decisions, epoch by epoch: when to grow, when a step paid off, when
 training has made no headway, and what a step that adds nothing records."""
 
+import time
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -22,10 +25,10 @@ def _decisions(engine, losses, without_improvement=0):
 
 
 def _after_a_step(engine, added=True):
-    """What `step` leaves behind: the losses since the step start from the latest one."""
+    """What `step` leaves behind: the losses since the step start from the latest one, and
+    the step is counted (a quiet one when it added nothing)."""
     engine._since_step = engine._since_step[-1:]
-    engine.steps_ += 1
-    engine._quiet = 0 if added else engine._quiet + 1
+    engine._grew([SimpleNamespace(added=3 if added else 0)])
 
 
 def test_the_first_step_comes_once_the_tiny_start_has_trained_min_interval_epochs():
@@ -128,10 +131,25 @@ def test_a_step_that_pays_off_starts_the_count_of_failed_steps_again(monkeypatch
     assert engine._failures == 1
 
 
+def test_the_stop_says_what_validation_reached():
+    model, optimizer, x, target = _network()
+    engine = _engine(max_failures=1, noise_factor=1e-6)
+    engine.step(model, optimizer, x, target, 0)
+    (event,) = engine.step(model, optimizer, x, target, 1)
+    assert event.finished and event.reason.endswith("best validation not yet measured)")
+    engine = _engine(max_failures=1, noise_factor=1e-6)
+    engine.observe({"loss": 0.5, "accuracy": 0.75})
+    engine.step(model, optimizer, x, target, 0)
+    (event,) = engine.step(model, optimizer, x, target, 1)
+    assert event.reason.endswith("best validation loss 0.5, accuracy 0.75)")
+
+
 def test_a_step_within_a_spent_budget_records_no_evidence():
     model, optimizer, x, target = _network()
     engine = _engine(max_params=model.n_parameters())
+    started = time.perf_counter()
     (event,) = engine.step(model, optimizer, x, target, 0)
+    assert 0 <= event.seconds <= time.perf_counter() - started
     assert event.reason == "parameter budget reached" and event.finished
     assert (event.layer, event.added, event.lambdas, event.noise_floor) == (None, 0, [], 0.0)
     assert event.predicted_first_order == 0.0 and event.gamma == 0.0
@@ -160,6 +178,12 @@ def test_no_headway_means_the_training_loss_has_barely_moved_and_does_not_overfi
     assert _underfitting(first, latest, validation) is stuck
 
 
+def test_before_any_validation_there_is_no_verdict_of_no_headway():
+    engine = _engine()
+    engine.wants_step(0, 1.0, 0)
+    assert engine._underfitting() is False
+
+
 def test_a_line_search_without_a_step_adds_nothing(monkeypatch):
     model, optimizer, x, target = _network()
     engine = _engine(noise_factor=1e-6)
@@ -181,7 +205,9 @@ def test_each_kind_of_step_says_how_its_neurons_came(monkeypatch):
     monkeypatch.setattr(stuck, "_choose", lambda *_: [])  # nothing beats the null ...
     monkeypatch.setattr(stuck, "_underfitting", lambda: True)  # ... and training is stuck
     (event,) = stuck.step(model, optimizer, x, target, 0)
-    assert event.added and event.reason.startswith("added random neurons: no candidate beats")
+    assert event.added and event.reason.startswith(
+        "added random neurons: no candidate beats the permutation null"
+    )
 
 
 def test_a_budget_with_room_for_one_neuron_grows_one_unpaired_neuron():
@@ -190,3 +216,44 @@ def test_a_budget_with_room_for_one_neuron_grows_one_unpaired_neuron():
     engine = _engine(noise_factor=1e-6, max_params=model.n_parameters() + one_neuron)
     (event,) = engine.step(model, optimizer, x, target, 0)
     assert event.added == 1 and model.n_parameters() == engine.config.max_params
+
+
+def test_a_layer_whose_linear_algebra_fails_is_skipped_with_the_error(monkeypatch):
+    model, optimizer, x, target = _network()
+
+    def failing(*_, **__):
+        raise RuntimeError("no convergence")
+
+    monkeypatch.setattr(engine_module, "pool_option", failing)
+    engine = _engine()
+    (event,) = engine.step(model, optimizer, x, target, 0)
+    assert engine.skipped_ == {0: "linear algebra failed (no convergence)"}
+    assert event.added == 0 and event.skipped == engine.skipped_
+
+
+def _two_layers():
+    loss = CrossEntropy(2)
+    model = GrowingMLP(3, [2, 2], 2, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
+    target = loss.prepare_target((x[:, 0] * x[:, 1] > 0).long().numpy())
+    return model, torch.optim.Adam(model.parameters()), x, target
+
+
+def test_random_growth_takes_the_layers_in_turn():
+    model, optimizer, x, target = _two_layers()
+    engine = _engine(method="random")
+    layers = [engine.step(model, optimizer, x, target, e)[0].layer for e in range(3)]
+    assert layers == [0, 1, 0]
+
+
+@pytest.mark.parametrize(
+    ("settings", "largest"),
+    [({"max_step": 1e-3}, 1e-3), ({"method": "tiny", "max_amplitude": 0.03}, 0.03)],
+)
+def test_the_step_caps_hold(settings, largest):
+    model, optimizer, x, target = _network()
+    engine = _engine(noise_factor=1e-6, **settings)
+    events = engine.step(model, optimizer, x, target, 0)
+    assert any(e.added for e in events)
+    # γ is the pool's step, and TINY's amplitude √t: both within their caps.
+    assert all(0 < e.gamma <= largest * (1 + 1e-12) for e in events if e.added)

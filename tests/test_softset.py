@@ -259,6 +259,14 @@ def test_without_positives_the_f_score_is_zero_at_every_threshold_as_in_scikit_l
     assert curve.tolist() == expected
 
 
+def test_a_tied_plateau_gives_its_middle_threshold():
+    # Perfectly separated at 0.1 and 0.9: F1 is 1 for every τ in (0.1, 0.9].
+    probability = np.array([0.1] * 30 + [0.9] * 10)
+    labels = np.array([0] * 30 + [1] * 10)
+    # Within 0.60 … 0.95 the plateau is 0.60 … 0.90, 31 thresholds: the middle is 0.75.
+    assert choose_threshold(probability, labels, "f1", bounds=(0.6, 0.95)).value == 0.75
+
+
 def test_a_clear_best_threshold_is_chosen_within_the_bounds():
     generator = np.random.default_rng(1)
     labels = (generator.random(4000) < 0.1).astype(np.int64)
