@@ -62,6 +62,40 @@ def test_a_column_with_no_spread_left_gains_nothing():
     assert pool_gains(features, residual).tolist() == [pytest.approx(2 / 3), 0.0]
 
 
+def _explicit_pursuit(features, residual, picks):
+    """Orthogonal matching pursuit the slow way: project everything off the picked columns
+    with a fresh QR at every pick, and score each column from scratch."""
+    n, chosen, gains = features.shape[0], [], []
+    for _ in range(picks):
+        if chosen:
+            basis, _ = torch.linalg.qr(features[:, chosen])
+            project = torch.eye(n, dtype=F64) - basis @ basis.T
+        else:
+            project = torch.eye(n, dtype=F64)
+        h, r = project @ features, project @ residual
+        scores = ((h.T @ r) ** 2).sum(1) / (h * h).sum(0).clamp_min(1e-300) / n
+        scores[chosen] = 0.0
+        chosen.append(int(scores.argmax()))
+        gains.append(float(scores.max()))
+    return chosen, gains
+
+
+def test_greedy_selection_is_orthogonal_matching_pursuit():
+    generator = torch.Generator().manual_seed(8)
+    features = torch.randn(60, 7, dtype=F64, generator=generator)
+    residual = torch.randn(60, 2, dtype=F64, generator=generator) + features[:, :3] @ torch.ones(
+        3, 2, dtype=F64
+    )
+    selection = greedy_selection(features, residual, max_neurons=4)
+    indices, gains = _explicit_pursuit(features, residual, 4)
+    assert selection.indices == indices
+    assert selection.gains == pytest.approx(gains, rel=1e-9)
+    assert selection.best_gain == pytest.approx(gains[0], rel=1e-9)
+    # With a bar above every gain nothing is picked, but the best gain is still reported.
+    none = greedy_selection(features, residual, max_neurons=4, bar=10 * gains[0])
+    assert none.indices == [] and none.best_gain == pytest.approx(gains[0], rel=1e-9)
+
+
 def test_greedy_selection_stops_once_nothing_is_left_to_explain():
     features = torch.eye(4, 3, dtype=F64)
     residual = torch.tensor([[1.0], [0.0], [0.0], [0.0]], dtype=F64)
@@ -100,6 +134,17 @@ def test_armijo_spends_one_evaluation_per_trial_step():
     assert armijo(quadratic, 1.0, first_order=1.0, max_evaluations=5, start=64.0) == (0.0, 1.0)
     step, _ = armijo(quadratic, 1.0, first_order=1.0, max_evaluations=6, start=64.0)
     assert step == 2.0
+
+
+def test_armijo_starts_at_twice_the_step_where_the_linear_prediction_reaches_zero():
+    tried = []
+
+    def recorded(t):
+        tried.append(t)
+        return 1 - t + t * t / 4
+
+    armijo(recorded, 0.8, first_order=2.0)
+    assert tried[0] == 2.0 * 0.8 / 2.0
 
 
 def test_armijo_never_accepts_a_step_that_raises_the_loss():
@@ -188,6 +233,20 @@ def test_gradmax_neurons_write_with_the_next_layers_average_column_norm():
     norms = option.candidate.omega.norm(dim=0)
     torch.testing.assert_close(norms, torch.full_like(norms, expected))
     assert float(option.candidate.alpha.abs().max()) == 0.0  # the function is unchanged
+
+
+def test_features_of_negligible_size_span_nothing():
+    features = torch.randn(30, 3, dtype=F64, generator=torch.Generator().manual_seed(9)) * 1e-12
+    assert span_basis(features).shape == (30, 0)
+
+
+def test_balanced_sign_patterns_cancel_what_the_groups_share():
+    from growml.growth.tiny import _balanced_signs
+
+    patterns = _balanced_signs(8)
+    assert patterns.shape == (35, 8)  # C(8, 4) / 2: a pattern and its negation count once
+    assert bool((patterns.sum(1) == 0).all()) and bool((patterns[:, 0] == 1).all())
+    assert len({tuple(p.tolist()) for p in patterns}) == 35
 
 
 def test_span_basis_keeps_directions_down_to_a_ten_millionth_at_any_scale():

@@ -40,6 +40,14 @@ def test_cross_entropy_value_is_the_textbook_one():
     assert float(value) == pytest.approx(expected, rel=1e-12)
 
 
+def test_the_default_logistic_loss_is_torchs_unweighted_one():
+    output = torch.tensor([[2.0], [-1.0], [0.5]], dtype=torch.float64)
+    target = torch.tensor([[1.0], [0.0], [0.0]], dtype=torch.float64)
+    value, _ = BinaryCrossEntropy().value_and_grad(output, target)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(output, target)
+    assert float(value) == pytest.approx(float(expected), rel=1e-12)
+
+
 def test_default_loss_follows_the_task():
     assert isinstance(default_loss("classification", 1), BinaryCrossEntropy)
     assert isinstance(default_loss("classification", 5), CrossEntropy)

@@ -191,6 +191,7 @@ def test_a_line_search_without_a_step_adds_nothing(monkeypatch):
     events = engine.step(model, optimizer, x, target, 0)
     assert [e.added for e in events] == [0] * len(events)
     assert model.hidden_widths == [2]
+    assert all(e.bottleneck_after == e.bottleneck_before for e in events)
     assert any(e.reason == "the line search found no step that lowers the loss" for e in events)
 
 
@@ -198,6 +199,8 @@ def test_each_kind_of_step_says_how_its_neurons_came(monkeypatch):
     model, optimizer, x, target = _network()
     (event,) = _engine(noise_factor=1e-6).step(model, optimizer, x, target, 0)
     assert event.added and event.reason == "added"
+    # Ψ is measured again after neurons are added, on the grown network.
+    assert event.bottleneck_after != event.bottleneck_before
     (event,) = _engine(method="random").step(model, optimizer, x, target, 0)
     assert event.added and event.reason == "added"
     assert event.lambdas == [] and event.noise_floor == 0.0  # random neurons have no scores
@@ -208,6 +211,7 @@ def test_each_kind_of_step_says_how_its_neurons_came(monkeypatch):
     assert event.added and event.reason.startswith(
         "added random neurons: no candidate beats the permutation null"
     )
+    assert event.predicted_first_order == 0.0  # random neurons predict nothing
 
 
 def test_a_budget_with_room_for_one_neuron_grows_one_unpaired_neuron():
@@ -257,3 +261,15 @@ def test_the_step_caps_hold(settings, largest):
     assert any(e.added for e in events)
     # γ is the pool's step, and TINY's amplitude √t: both within their caps.
     assert all(0 < e.gamma <= largest * (1 + 1e-12) for e in events if e.added)
+
+
+def test_only_tinys_relu_neurons_come_in_pairs():
+    from growml.growth.options import paired
+
+    relu = GrowingMLP(3, [2], 2)
+    tanh = GrowingMLP(3, [2], 2, "tanh")
+    assert not paired(GrowthConfig(method="pool", pairing="always"), relu)
+    assert paired(GrowthConfig(method="tiny"), relu)
+    assert not paired(GrowthConfig(method="tiny"), tanh)
+    assert paired(GrowthConfig(method="tiny", pairing="always"), tanh)
+    assert not paired(GrowthConfig(method="tiny", pairing="never"), relu)

@@ -213,6 +213,31 @@ def test_class_weighted_gradients_equal_autograd(loss):
     torch.testing.assert_close(grad, reference_grad)
 
 
+@pytest.mark.parametrize("loss", [SoftSetLoss("f1"), MacroSoftF1(2)], ids=["soft-f1", "macro"])
+def test_soft_set_losses_train_on_batches_large_enough_to_hold_positives(loss):
+    from growml.config import TrainConfig
+    from growml.train import Trainer
+    from growml.train.trainer import MIN_POSITIVES
+
+    generator = np.random.default_rng(0)
+    x = generator.normal(size=(400, 3)).astype(np.float32)
+    labels = np.array([1] * 10 + [0] * 390)  # 2.5 % positives
+    model = growml.nn.GrowingMLP(3, [4], 1 if isinstance(loss, SoftSetLoss) else 2)
+    config = TrainConfig(epochs=1, batch_size=32, early_stopping=False)
+    trainer = Trainer(config, loss, "classification")
+    trainer.run(model, x, labels, x[:50], labels[:50])
+    assert trainer.batch_size_ == MIN_POSITIVES * 40  # 4 positives in a batch on average
+    plain = Trainer(config, BinaryCrossEntropy(), "classification")
+    plain.run(growml.nn.GrowingMLP(3, [4], 1), x, labels, x[:50], labels[:50])
+    assert plain.batch_size_ == 32
+
+
+def test_f_beta_without_beta_is_f1():
+    logits = torch.randn(30, 1, generator=torch.Generator().manual_seed(0))
+    target = (torch.rand(30, 1, generator=torch.Generator().manual_seed(1)) < 0.4).float()
+    assert float(SoftSetLoss("fbeta")(logits, target)) == float(SoftSetLoss("f1")(logits, target))
+
+
 def test_stratified_batches_hold_every_class():
     labels = torch.tensor([1] * 20 + [0] * 380)
     order = stratified_order(labels, torch.Generator().manual_seed(0))
@@ -259,12 +284,21 @@ def test_without_positives_the_f_score_is_zero_at_every_threshold_as_in_scikit_l
     assert curve.tolist() == expected
 
 
-def test_a_tied_plateau_gives_its_middle_threshold():
+def test_a_tied_plateau_gives_its_middle_threshold_and_one_containing_half_gives_half():
     # Perfectly separated at 0.1 and 0.9: F1 is 1 for every τ in (0.1, 0.9].
     probability = np.array([0.1] * 30 + [0.9] * 10)
     labels = np.array([0] * 30 + [1] * 10)
     # Within 0.60 … 0.95 the plateau is 0.60 … 0.90, 31 thresholds: the middle is 0.75.
     assert choose_threshold(probability, labels, "f1", bounds=(0.6, 0.95)).value == 0.75
+    # Within the default bounds its middle is 0.51, no better than ½ in any resample: ½.
+    choice = choose_threshold(probability, labels, "f1")
+    assert (choice.value, choice.gain, choice.spread, choice.kept_half) == (0.5, 0.0, 0.0, True)
+
+
+def test_a_probability_equal_to_the_threshold_counts_as_positive():
+    probability, labels = np.array([0.3, 0.5, 0.7]), np.array([0, 1, 1])
+    curve = threshold_curves(probability, labels, "f1")
+    assert curve[GRID.tolist().index(0.5)] == 1.0 and curve[GRID.tolist().index(0.7)] == 2 / 3
 
 
 def test_a_clear_best_threshold_is_chosen_within_the_bounds():
