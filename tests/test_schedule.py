@@ -235,9 +235,9 @@ def test_a_layer_whose_linear_algebra_fails_is_skipped_with_the_error(monkeypatc
     assert event.added == 0 and event.skipped == engine.skipped_
 
 
-def _two_layers():
+def _two_layers(activation="relu"):
     loss = CrossEntropy(2)
-    model = GrowingMLP(3, [2, 2], 2, generator=torch.Generator().manual_seed(0))
+    model = GrowingMLP(3, [2, 2], 2, activation, generator=torch.Generator().manual_seed(0))
     x = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
     target = loss.prepare_target((x[:, 0] * x[:, 1] > 0).long().numpy())
     return model, torch.optim.Adam(model.parameters()), x, target
@@ -273,3 +273,31 @@ def test_only_tinys_relu_neurons_come_in_pairs():
     assert not paired(GrowthConfig(method="tiny"), tanh)
     assert paired(GrowthConfig(method="tiny", pairing="always"), tanh)
     assert not paired(GrowthConfig(method="tiny", pairing="never"), relu)
+
+
+def test_a_step_that_adds_nothing_says_why(monkeypatch):
+    model, optimizer, x, target = _network()
+    engine = _engine()
+    monkeypatch.setattr(engine, "_choose", lambda *_: [])  # nothing beats the null
+    monkeypatch.setattr(engine, "_underfitting", lambda: False)  # and training moves on
+    (event,) = engine.step(model, optimizer, x, target, 0)
+    assert event.added == 0 and event.reason == "no candidate beats the permutation null"
+    tiny = _engine(method="tiny")
+    monkeypatch.setattr(tiny, "_choose", lambda *_: [])
+    monkeypatch.setattr(tiny, "_underfitting", lambda: False)
+    (event,) = tiny.step(model, optimizer, x, target, 0)
+    assert event.reason == "no candidate beats the noise floor"
+    broken = _engine()
+    monkeypatch.setattr(engine_module, "_unusable", lambda stats: "the gradients are not finite")
+    (event,) = broken.step(model, optimizer, x, target, 0)
+    assert event.reason == "no layer's measurements can be used"
+
+
+def test_growing_every_layer_stops_at_the_budget_without_failing():
+    model, optimizer, x, target = _two_layers("tanh")
+    first_layer_neuron = 3 + 1 + 2  # 3 inputs and a bias in, 2 neurons of the next layer out
+    budget = model.n_parameters() + first_layer_neuron  # room for one neuron in either layer
+    engine = _engine(method="tiny", where="all", noise_factor=1e-6, max_params=budget)
+    events = engine.step(model, optimizer, x, target, 0)
+    assert [(e.layer, e.added) for e in events] == [(0, 1)]
+    assert model.hidden_widths == [3, 2]
