@@ -158,6 +158,15 @@ def test_weighted_cross_entropy_is_torchs_weighted_form():
     torch.testing.assert_close(gradient.double(), reference.grad, rtol=1e-5, atol=1e-7)
 
 
+def test_logistic_loss_without_class_weights_is_torchs_unweighted_form():
+    labels = np.array([0] * 30 + [1] * 10)
+    loss = make_loss(LossConfig(name="bce"), "classification", 1, labels)
+    output = torch.randn(40, 1, generator=torch.Generator().manual_seed(2))
+    target = loss.prepare_target(labels)
+    expected = F.binary_cross_entropy_with_logits(output.double(), target.double())
+    assert float(loss(output, target)) == pytest.approx(float(expected), rel=1e-6)
+
+
 def test_a_class_missing_from_the_training_rows_gets_a_finite_weight():
     labels = np.array([0] * 30 + [2] * 10)  # class 1 is absent
     loss = make_loss(LossConfig(class_weight="balanced"), "classification", 3, labels)
