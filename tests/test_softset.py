@@ -261,6 +261,9 @@ def test_threshold_curves_equal_scikit_learn_plain_and_resampled(metric, beta):
             return accuracy_score(labels, predicted, sample_weight=weight)
         return fbeta_score(labels, predicted, beta=beta, sample_weight=weight, zero_division=0)
 
+    if metric == "fbeta":  # β is 1 unless given
+        f1 = threshold_curves(probability, labels, "f1")
+        assert threshold_curves(probability, labels, "fbeta").tolist() == f1.tolist()
     # β is passed only to F-beta: the default of the others is their own metric.
     plain = threshold_curves(probability, labels, metric, *([beta] if metric == "fbeta" else []))
     resampled = threshold_curves(probability, labels, metric, beta, counts)
@@ -293,6 +296,15 @@ def test_a_tied_plateau_gives_its_middle_threshold_and_one_containing_half_gives
     # Within the default bounds its middle is 0.51, no better than ½ in any resample: ½.
     choice = choose_threshold(probability, labels, "f1")
     assert (choice.value, choice.gain, choice.spread, choice.kept_half) == (0.5, 0.0, 0.0, True)
+
+
+def test_a_gain_within_half_its_spread_keeps_half():
+    generator = np.random.default_rng(12)
+    labels = (generator.random(40) < 0.3).astype(np.int64)  # 40 rows: a noisy curve
+    probability = np.clip(0.35 + 0.2 * labels + 0.25 * generator.normal(size=40), 0.01, 0.99)
+    choice = choose_threshold(probability, labels, "f1")
+    assert 0 < choice.gain <= 0.5 * choice.spread  # some gain, but within half its spread
+    assert choice.kept_half and choice.value == 0.5
 
 
 def test_a_probability_equal_to_the_threshold_counts_as_positive():
