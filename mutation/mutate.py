@@ -79,11 +79,20 @@ TARGETS = {  # largest first, so that two jobs end together
     "runs": Target(
         "growml/runs",
         (
+            "tests/test_run_directory.py",
             "tests/test_prediction_inputs.py",
             "tests/test_consistency.py",
             "tests/test_outputs.py",
             "tests/test_independent.py",
-            "tests/test_cli.py",  # refused and damaged run directories
+            *(  # refused and damaged run directories, through the command line
+                f"tests/test_cli.py::{name}"
+                for name in (
+                    "test_existing_run_is_kept_unless_overwrite",
+                    "test_overwrite_never_deletes_a_directory_that_is_not_a_run",
+                    "test_out_below_a_file_or_above_the_working_directory_is_refused",
+                    "test_damaged_run_directory_is_reported_not_crashed_on",
+                )
+            ),
         ),
     ),
     "metrics": Target(

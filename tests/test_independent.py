@@ -43,6 +43,9 @@ def test_classification_metrics_are_scikit_learns_on_the_saved_model(tmp_path, s
     run, features, labels, metrics = _fit_and_reload(tmp_path, source, *settings)
     predicted = run.predict(features)
     proba = run.predict_proba(features)
+    table = run.prediction_table(features)
+    assert table.column_names == ["prediction"] + [f"probability_{c}" for c in run.classes]
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["classes"] == run.classes
     # The probabilities themselves, from the network's logits by numpy's own sigmoid/softmax.
     with torch.no_grad():
         logits = run.model(torch.as_tensor(run.preprocessor.transform(features))).double()
@@ -78,6 +81,9 @@ def test_classification_metrics_are_scikit_learns_on_the_saved_model(tmp_path, s
 def test_regression_metrics_are_scikit_learns_in_the_targets_units(tmp_path):
     run, features, values, metrics = _fit_and_reload(tmp_path, "friedman")
     predicted = run.predict(features)
+    assert predicted.shape == (len(values),)  # one value per row, not a column
+    assert run.prediction_table(features).column_names == ["prediction"]
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["classes"] is None
     assert metrics["rmse"] == pytest.approx(
         np.sqrt(skm.mean_squared_error(values, predicted)), rel=1e-5
     )

@@ -163,6 +163,12 @@ def load_run(path: str | Path) -> Run:
             raise RunError(f"{str(path)!r} is not a complete run directory: {name} is missing.")
     info = _read_json(path / MODEL_SPEC)
     preprocess = _read_json(path / PREPROCESS)
+    written = info.get("format_version", FORMAT_VERSION) if isinstance(info, dict) else None
+    if isinstance(written, int) and written > FORMAT_VERSION:
+        raise RunError(
+            f"{str(path)!r} was written by a newer growml (run format {written}, and this growml "
+            f"reads format {FORMAT_VERSION} and older); upgrade growml to load it."
+        )
     try:
         if not isinstance(info, dict) or not isinstance(preprocess, dict):
             raise TypeError("model.json and preprocess.json must hold mappings")

@@ -1,0 +1,221 @@
+"""The run directory: how it is written (whole or not at all), read back, and what a damaged
+or interrupted one says; the history and the epoch a run kept."""
+
+import json
+import os
+import time
+
+import pytest
+
+import growml
+from growml.checkpoint import CHECKPOINT
+from growml.errors import GrowmlWarning, RunError
+from growml.runs import plots
+from growml.runs.run import FORMAT_VERSION, Run, kept_epoch, load_run
+from growml.runs.rundir import HISTORY, MODEL_SPEC, RunWriter, abandoned_runs, interrupted_runs
+
+FAST = [("data.source", "iris"), ("train.epochs", 3), ("growth.enabled", False)]
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fitted") / "run"
+    growml.fit(growml.resolve_config(overrides=FAST), out=out)
+    return out
+
+
+def _copy(run, tmp_path):
+    import shutil
+
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_model_json_declares_the_format_this_growml_reads(fitted):
+    assert json.loads((fitted / MODEL_SPEC).read_text())["format_version"] == 1 == FORMAT_VERSION
+
+
+def test_a_run_of_a_newer_format_is_refused_with_the_reason(fitted, tmp_path):
+    run = _copy(fitted, tmp_path)
+    info = json.loads((run / MODEL_SPEC).read_text())
+    (run / MODEL_SPEC).write_text(json.dumps({**info, "format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(RunError, match="run format 2, and this growml reads format 1 and older"):
+        load_run(run)
+
+
+@pytest.mark.parametrize("name", ["model.json", "model.safetensors", "preprocess.json"])
+def test_a_run_without_one_of_its_files_is_incomplete(fitted, tmp_path, name):
+    run = _copy(fitted, tmp_path)
+    (run / name).unlink()
+    with pytest.raises(RunError, match=f"not a complete run directory: {name} is missing"):
+        load_run(run)
+
+
+@pytest.mark.parametrize(("name", "content"), [("model.json", "[1]"), ("preprocess.json", "7")])
+def test_a_file_that_is_not_a_mapping_is_damage(fitted, tmp_path, name, content):
+    run = _copy(fitted, tmp_path)
+    (run / name).write_text(content)
+    with pytest.raises(RunError, match="is damaged"):
+        load_run(run)
+
+
+def test_extra_tensors_are_named_first_in_order(fitted, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    run = _copy(fitted, tmp_path)
+    tensors = load_file(run / "model.safetensors")
+    extra = {"zz": tensors["weights.0"].clone(), "aa": tensors["weights.0"].clone()}
+    save_file({**tensors, **extra}, run / "w")
+    os.replace(run / "w", run / "model.safetensors")
+    with pytest.raises(RunError, match="holds a tensor 'aa' the model does not have"):
+        load_run(run)
+
+
+def test_history_reads_every_event_across_blank_lines(fitted, tmp_path):
+    run = _copy(fitted, tmp_path)
+    events = load_run(run).history()
+    lines = [json.dumps(e) for e in events]
+    (run / HISTORY).write_text(lines[0] + "\n\n" + "\n".join(lines[1:]) + "\n")
+    assert load_run(run).history() == events
+    in_memory = Run(load_run(run).model, load_run(run).preprocessor, load_run(run).target_encoder)
+    assert in_memory.history() == []  # not saved anywhere yet
+
+
+def _epoch(number, widths):
+    return {"event": "epoch", "epoch": number, "hidden_widths": widths, "validation": {"loss": 1}}
+
+
+HISTORY_WITH_FINE_TUNING = [
+    _epoch(1, [1]),
+    {"event": "growth", "epoch": 1, "added": 2},
+    _epoch(2, [3]),
+    {"event": "growth", "epoch": 2, "added": 0},
+    _epoch(3, [3]),
+    {"event": "train_end", "best_epoch": 2},
+    _epoch(1, [2]),  # fine-tuning the pruned network
+    _epoch(2, [2]),
+    {"event": "train_end", "best_epoch": 1},
+]
+
+
+def test_the_kept_epoch_is_the_growing_trainings_best_or_with_final_the_last_ones():
+    assert kept_epoch(HISTORY_WITH_FINE_TUNING) == _epoch(2, [3])
+    assert kept_epoch(HISTORY_WITH_FINE_TUNING, final=True) == _epoch(1, [2])
+    still_training = HISTORY_WITH_FINE_TUNING[:5]
+    assert kept_epoch(still_training) == _epoch(3, [3])  # no best yet: the latest epoch
+    assert kept_epoch([]) is None
+
+
+def _captured(monkeypatch):
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: figures.append(figure))
+    return figures
+
+
+def test_the_growth_plot_shows_the_growing_training(monkeypatch, tmp_path):
+    figures = _captured(monkeypatch)
+    history = [
+        {**e, "hidden_widths": e["hidden_widths"] + [5]} if e["event"] == "epoch" else e
+        for e in HISTORY_WITH_FINE_TUNING
+    ]
+    plots.growth_plot(history, "loss", tmp_path / "growth.png")
+    widths_axis, metric_axis = figures[0].axes
+    lines = {line.get_label(): line for line in widths_axis.get_lines()}
+    assert list(lines["hidden layer 1"].get_ydata()) == [1, 3, 3]  # the growing epochs only
+    assert list(lines["hidden layer 2"].get_ydata()) == [5, 5, 5]
+    assert "hidden layer 3" not in lines and "kept" in lines
+    marks = [line.get_xdata()[0] for line in metric_axis.get_lines()[1:]]
+    assert marks == [1, 2]  # the step that added neurons, then the kept epoch
+    assert widths_axis.get_title() == "1 growth steps, widths reached [3, 5]; kept [3, 5] (epoch 2)"
+
+
+def test_the_threshold_plot_marks_the_choice(monkeypatch, tmp_path):
+    import numpy as np
+
+    from growml.losses.threshold import choose_threshold
+
+    figures = _captured(monkeypatch)
+    probability, labels = np.array([0.1] * 30 + [0.9] * 10), np.array([0] * 30 + [1] * 10)
+    plots.threshold_plot(choose_threshold(probability, labels, "f1"), "f1", tmp_path / "t.png")
+    (axis,) = figures[0].axes
+    labels = [line.get_label() for line in axis.get_lines()]
+    assert labels[:3] == ["validation rows", "bagged over resamples", "chosen τ = 0.50 (½ kept)"]
+
+
+def test_a_writer_refuses_an_existing_run_unless_told_to_replace_it(fitted, tmp_path):
+    run = _copy(fitted, tmp_path)
+    with pytest.raises(RunError, match="already exists; pass --overwrite"):
+        RunWriter(run).__enter__()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with RunWriter(empty) as writer:  # an empty directory is free to use
+        writer.write_json("model.json", {})
+    assert (empty / "model.json").is_file()
+    with RunWriter(tmp_path / "a" / "b" / "run") as writer:  # parents are created
+        writer.write_json("model.json", {})
+    assert (tmp_path / "a" / "b" / "run" / "model.json").is_file()
+
+
+def test_a_replayed_history_starts_the_new_one(tmp_path):
+    events = [{"event": "epoch", "epoch": 1}, {"event": "epoch", "epoch": 2}]
+    with RunWriter(tmp_path / "run") as writer:
+        writer.replay(events)
+    lines = (tmp_path / "run" / HISTORY).read_text().splitlines()
+    assert [json.loads(line) for line in lines] == events
+
+
+def test_an_interrupted_run_keeps_its_checkpoint_and_a_failed_one_leaves_nothing(tmp_path):
+    out = tmp_path / "run"
+    with (
+        pytest.warns(GrowmlWarning, match="--resume continues it"),
+        pytest.raises(KeyboardInterrupt),
+        RunWriter(out) as writer,
+    ):
+        (writer.path / CHECKPOINT).write_bytes(b"state")
+        raise KeyboardInterrupt
+    assert interrupted_runs(out) == [writer.path] and not out.exists()
+    with pytest.raises(ValueError), RunWriter(tmp_path / "other") as failed:
+        (failed.path / CHECKPOINT).write_bytes(b"state")
+        raise ValueError("a bug")
+    assert not failed.path.exists() and not (tmp_path / "other").exists()
+
+
+def test_interrupted_runs_come_newest_first_and_abandoned_ones_are_the_quiet_ones(tmp_path):
+    out = tmp_path / "run"
+    partials = []
+    for age in (300, 30, 3000):
+        partial = tmp_path / f".run.partial-{age}"
+        partial.mkdir()
+        (partial / CHECKPOINT).write_bytes(b"state")
+        moment = time.time() - age
+        os.utime(partial / CHECKPOINT, (moment, moment))
+        partials.append(partial)
+    running = tmp_path / ".run.partial-running"  # no checkpoint yet: not resumable
+    running.mkdir()
+    (running / HISTORY).write_text("")
+    assert interrupted_runs(out) == [partials[1], partials[0], partials[2]]
+    assert abandoned_runs(out, quiet_seconds=600) == [partials[2]]
+
+
+def test_a_failed_move_keeps_the_old_run_whole(fitted, tmp_path, monkeypatch):
+    run = _copy(fitted, tmp_path)
+    before = sorted(p.name for p in run.iterdir())
+    real_replace = os.replace
+    calls = []
+
+    def replace(source, destination):
+        calls.append(source)
+        if len(calls) == 2:  # moving the new run into place
+            raise OSError(28, "No space left on device")
+        return real_replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with (
+        pytest.raises(RunError, match="cannot move the run into .*No space left on device"),
+        RunWriter(run, overwrite=True) as writer,
+    ):
+        writer.write_json("model.json", {"new": True})
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert sorted(p.name for p in run.iterdir()) == before
+    assert json.loads((run / MODEL_SPEC).read_text()) != {"new": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no partial or old copy left
