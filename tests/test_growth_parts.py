@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from growml.config import GrowthConfig
-from growml.growth.line_search import armijo, best_on_grid
+from growml.growth.engine import _apply
+from growml.growth.line_search import Candidate, armijo, best_on_grid, extended_loss
 from growml.growth.options import _random_candidate, linearised_option
 from growml.growth.pool import (
     candidate_directions,
@@ -20,7 +21,15 @@ from growml.growth.pool import (
     span_basis,
 )
 from growml.growth.statistics import collect_rows, collect_statistics, statistics_of
-from growml.growth.tiny import bottleneck, noise_floor, pseudo_inverse, tiny_proposal
+from growml.growth.tiny import (
+    LayerStatistics,
+    bottleneck,
+    inverse_sqrt,
+    noise_floor,
+    optimal_neurons,
+    pseudo_inverse,
+    tiny_proposal,
+)
 from growml.losses import CrossEntropy
 from growml.nn import GrowingMLP
 
@@ -300,3 +309,58 @@ def test_the_noise_floor_of_two_groups_is_half_their_difference():
     expected = float(torch.linalg.matrix_norm((first - second) / 2, ord=2))
     assert noise_floor([first, second], [0.5, 0.5], None) == pytest.approx(expected)
     assert noise_floor([first], [1.0], None) == 0.0
+
+
+def test_the_extended_loss_of_a_first_layer_of_three_is_the_grown_networks():
+    generator = torch.Generator().manual_seed(10)
+    model = GrowingMLP(4, [3, 2, 3], 3, "tanh", generator=generator).double()
+    x = torch.randn(40, 4, dtype=F64, generator=generator)
+    loss = CrossEntropy(3)
+    target = loss.prepare_target(torch.arange(40).numpy() % 3).double()
+    candidate = Candidate(
+        0,
+        torch.randn(2, 5, dtype=F64, generator=generator),
+        torch.randn(2, 2, dtype=F64, generator=generator),
+        None,
+    )
+    with torch.no_grad():
+        predicted = extended_loss(model, model.forward_cached(x), loss, target, candidate)(0.3)
+        _apply(model, None, candidate, 0.3)
+        assert predicted == pytest.approx(float(loss(model(x), target)), rel=1e-12)
+
+
+def test_tiny_matrices_have_a_zero_pseudo_inverse_and_null_directions_stay_null():
+    assert float(pseudo_inverse(torch.eye(3, dtype=F64) * 1e-12).abs().max()) == 0.0
+    singular = torch.diag(torch.tensor([4.0, 0.0], dtype=F64))
+    torch.testing.assert_close(
+        inverse_sqrt(singular), torch.diag(torch.tensor([0.5, 0.0], dtype=F64))
+    )
+
+
+def test_tinys_neurons_are_the_same_with_the_whitening_given_or_computed():
+    _, stats = _tanh_statistics()
+    target = -stats.M2
+    given = optimal_neurons(stats.S2, target, inverse_sqrt(stats.S2))
+    computed = optimal_neurons(stats.S2, target)
+    for a, b in zip(given, computed, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_the_bottleneck_is_never_negative():
+    eye = torch.eye(2, dtype=F64)
+    # Round-off can put tr(Mᵀ S1⁺ M) a hair above E‖g‖²: Ψ is then 0, not negative.
+    stats = LayerStatistics(eye, eye, eye, eye, eye, gradient_norm=2.0 - 1e-12, rows=10)
+    assert tiny_proposal(stats).bottleneck == 0.0 and bottleneck(stats) == 0.0
+
+
+@pytest.mark.parametrize("project", [True, False])
+def test_the_noise_floor_is_that_of_each_groups_own_target(project):
+    _, stats = _tanh_statistics()
+    assert len(stats.groups) == 8
+    projection = torch.linalg.pinv(stats.S1, hermitian=True) @ stats.M  # all rows' S1⁺ M
+    targets = [
+        -g.M2 + g.P @ projection if project else -g.M2 for g in stats.groups
+    ]  # N of each group, sharing the full sample's projection
+    weights = [g.rows / stats.rows for g in stats.groups]
+    expected = noise_floor(targets, weights, inverse_sqrt(stats.S2))
+    assert tiny_proposal(stats, project=project).noise_floor == pytest.approx(expected, rel=1e-6)

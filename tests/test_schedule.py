@@ -197,8 +197,10 @@ def test_a_line_search_without_a_step_adds_nothing(monkeypatch):
 
 def test_each_kind_of_step_says_how_its_neurons_came(monkeypatch):
     model, optimizer, x, target = _network()
+    started = time.perf_counter()
     (event,) = _engine(noise_factor=1e-6).step(model, optimizer, x, target, 0)
     assert event.added and event.reason == "added"
+    assert 0 < event.seconds <= time.perf_counter() - started
     # Ψ is measured again after neurons are added, on the grown network.
     assert event.bottleneck_after != event.bottleneck_before
     (event,) = _engine(method="random").step(model, optimizer, x, target, 0)
@@ -301,3 +303,60 @@ def test_growing_every_layer_stops_at_the_budget_without_failing():
     events = engine.step(model, optimizer, x, target, 0)
     assert [(e.layer, e.added) for e in events] == [(0, 1)]
     assert model.hidden_widths == [3, 2]
+
+
+def test_the_engine_resumes_from_its_state_as_if_never_stopped():
+    from growml.checkpoint import Checkpoint
+
+    model, optimizer, x, target = _network()
+    engine = _engine(noise_factor=1e-6)
+    _decisions(engine, [1.0, 0.9, 0.8])
+    engine.observe({"loss": 0.7, "accuracy": 0.6})
+    engine.step(model, optimizer, x, target, 3)
+    checkpoint = Checkpoint()
+    state = engine.state_dict(checkpoint)
+    resumed = _engine(noise_factor=1e-6)
+    resumed.load_state_dict(checkpoint, state)
+    for name in GrowthEngine._STATE + ("skipped_",):
+        assert getattr(resumed, name) == getattr(engine, name), name
+    # The same random draws from here on.
+    assert torch.equal(
+        torch.rand(3, generator=resumed._generator), torch.rand(3, generator=engine._generator)
+    )
+
+
+def test_after_a_real_step_the_next_one_waits_min_interval_epochs():
+    model, optimizer, x, target = _network()
+    engine = _engine(noise_factor=1e-6)
+    assert _decisions(engine, [1.0, 0.9, 0.8]) == [False, False, True]
+    engine.step(model, optimizer, x, target, 2)
+    # 0.79 then 0.789: a slow-down, but only one and two epochs after the step.
+    assert [engine.wants_step(3, 0.79, 0), engine.wants_step(4, 0.789, 0)] == [False, True]
+
+
+def test_a_layer_without_room_does_not_keep_the_next_one_from_growing():
+    model, optimizer, x, target = _two_layers("tanh")
+    second_layer_neuron = 2 + 1 + 2  # cheaper than one of the first layer (3 + 1 + 2)
+    budget = model.n_parameters() + second_layer_neuron
+    engine = _engine(method="tiny", noise_factor=1e-6, max_params=budget)
+    (event,) = engine.step(model, optimizer, x, target, 0)
+    assert (event.layer, event.added) == (1, 1)
+
+
+def test_random_growth_takes_three_layers_in_turn():
+    loss = CrossEntropy(2)
+    model = GrowingMLP(3, [2, 2, 2], 2, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
+    target = loss.prepare_target((x[:, 0] > 0).long().numpy())
+    optimizer = torch.optim.Adam(model.parameters())
+    engine = _engine(method="random")
+    layers = [engine.step(model, optimizer, x, target, e)[0].layer for e in range(4)]
+    assert layers == [0, 1, 2, 0]
+
+
+def test_a_first_score_after_a_step_taken_before_any_validation_pays_off():
+    engine = _engine()
+    engine.wants_step(0, 1.0, 0)
+    engine._baseline = {}  # the step came before any validation
+    engine.observe({"loss": 0.5, "accuracy": 0.8})
+    assert engine._paid_off()
