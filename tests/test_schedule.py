@@ -360,3 +360,19 @@ def test_a_first_score_after_a_step_taken_before_any_validation_pays_off():
     engine._baseline = {}  # the step came before any validation
     engine.observe({"loss": 0.5, "accuracy": 0.8})
     assert engine._paid_off()
+
+
+def test_growing_every_layer_goes_on_past_a_layer_that_drops_out(monkeypatch):
+    loss = CrossEntropy(2)
+    model = GrowingMLP(3, [2, 2, 2], 2, "tanh", generator=torch.Generator().manual_seed(0))
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
+    target = loss.prepare_target((x[:, 0] * x[:, 1] > 0).long().numpy())
+    engine = _engine(method="tiny", where="all", noise_factor=1e-6)
+    measure = engine._options
+
+    def without_the_middle_layer(model, x, target, only=None):
+        return {} if only == 1 else measure(model, x, target, only)
+
+    monkeypatch.setattr(engine, "_options", without_the_middle_layer)
+    events = engine.step(model, torch.optim.Adam(model.parameters()), x, target, 0)
+    assert [e.layer for e in events] == [0, 2]
