@@ -324,6 +324,8 @@ KINDS = {
     "equivalent": "the mutant behaves as the original on every input the code can receive",
     "tuning": "a tuning constant, tolerance or default whose exact value no behaviour pins "
     "down; the reason says what chose it",
+    "presentation": "how a plot or message looks (size, line width, layout, the line a warning "
+    "points at); nothing is computed from it",
 }
 
 
@@ -353,6 +355,10 @@ def _explanation(explanations, mutant):
     return None
 
 
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f} %" if whole else "—"
+
+
 def report(names: list[str]) -> int:
     """Write the report; return how many survivors are not explained."""
     explanations = load_explanations()
@@ -375,11 +381,11 @@ def report(names: list[str]) -> int:
                 used.add(key)
                 by_kind[explanations[key].kind] += 1
                 explained.append((m, explanations[key]))
-        tested = counts["killed"] + counts["survived"]
-        score = f"{100 * counts['killed'] / tested:.0f} %" if tested else "—"
         left = counts["survived"] - sum(by_kind.values())
+        score = _percent(counts["killed"], counts["killed"] + counts["survived"])
+        killable = _percent(counts["killed"], counts["killed"] + left)
         cells = [TARGETS[name].path, len(mutants), counts["killed"], counts["survived"]]
-        cells += [*by_kind.values(), left, counts["pending"] + other, score]
+        cells += [*by_kind.values(), left, counts["pending"] + other, score, killable]
         rows.append("| " + " | ".join(map(str, cells)) + " |")
     lines = [
         "# Mutation testing",
@@ -390,9 +396,11 @@ def report(names: list[str]) -> int:
         "",
         *[f"- **{kind}**: {text}." for kind, text in KINDS.items()],
         "",
-        "| module | mutants | killed | survived | equivalent | tuning | unexplained | not run "
-        "| score |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "The score counts every survivor; the score of the rest leaves the explained ones out.",
+        "",
+        "| module | mutants | killed | survived | equivalent | tuning | presentation "
+        "| unexplained | not run | score | score of the rest |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *rows,
         "",
         f"## Unexplained survivors ({len(unexplained)})",
