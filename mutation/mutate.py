@@ -225,7 +225,8 @@ def run_target(name: str, target: Target) -> None:
 
 
 def recheck_target(name: str, target: Target) -> None:
-    """Run a session's survivors again against the current tests (after tests were added).
+    """Run a session's unexplained survivors again against the current tests (after tests
+    were added).
 
     Only the survivors run, each in a fresh copy of the tree, so this takes minutes where the
     whole session takes an hour; the module itself must be unchanged, since a mutant is named
@@ -237,7 +238,12 @@ def recheck_target(name: str, target: Target) -> None:
         raise SystemExit(f"{name}: no session to recheck; run `mutate.py {name}` first.")
     if stamp.read_text() != _module_fingerprint(target):
         raise SystemExit(f"{name}: {target.path} changed since its session; run it again whole.")
-    survivors = [m for m in read_session(name) or [] if m.outcome == "survived"]
+    explanations = load_explanations()
+    survivors = [
+        m
+        for m in read_session(name) or []
+        if m.outcome == "survived" and _explanation(explanations, m) is None
+    ]
     copy = SCRATCH / f"{name}-recheck"
     shutil.rmtree(copy, ignore_errors=True)
     copy.mkdir(parents=True)
@@ -436,7 +442,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="modules mutated at once (default 2)")
     parser.add_argument("--report", action="store_true", help="only write the report")
     parser.add_argument("--recheck", action="store_true",
-                        help="run the survivors again against the current tests")  # fmt: skip
+                        help="run the unexplained survivors again with today's tests")  # fmt: skip
     args = parser.parse_args()
     unknown = sorted(set(args.modules) - set(TARGETS))
     if unknown:
