@@ -441,8 +441,11 @@ def main() -> int:
                         help=f"some of {', '.join(TARGETS)} (default: all)")  # fmt: skip
     parser.add_argument("--jobs", type=int, default=2, help="modules mutated at once (default 2)")
     parser.add_argument("--report", action="store_true", help="only write the report")
-    parser.add_argument("--recheck", action="store_true",
-                        help="run the unexplained survivors again with today's tests")  # fmt: skip
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="rerun the unexplained survivors with the current tests",
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.modules) - set(TARGETS))
     if unknown:
