@@ -4,12 +4,13 @@ or interrupted one says; the history and the epoch a run kept."""
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
 import growml
 from growml.checkpoint import CHECKPOINT
-from growml.errors import GrowmlWarning, RunError
+from growml.errors import DataError, GrowmlWarning, RunError
 from growml.runs import plots
 from growml.runs.run import FORMAT_VERSION, Run, kept_epoch, load_run
 from growml.runs.rundir import HISTORY, MODEL_SPEC, RunWriter, abandoned_runs, interrupted_runs
@@ -79,6 +80,30 @@ def test_history_reads_every_event_across_blank_lines(fitted, tmp_path):
     assert load_run(run).history() == events
     in_memory = Run(load_run(run).model, load_run(run).preprocessor, load_run(run).target_encoder)
     assert in_memory.history() == []  # not saved anywhere yet
+
+
+def test_a_damaged_history_line_is_named_by_its_number_and_binary_is_not_text(fitted, tmp_path):
+    run = _copy(fitted, tmp_path)
+    lines = (run / HISTORY).read_text().splitlines()
+    (run / HISTORY).write_text(lines[0] + "\nnot json\n")
+    with pytest.raises(RunError, match="line 2 of .* is not a growml event"):
+        load_run(run).history()
+    (run / HISTORY).write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(RunError, match="is not text; the run directory is damaged"):
+        load_run(run).history()
+
+
+def test_unknown_columns_are_warned_about_unless_strict(fitted):
+    from growml.data import load_table
+
+    features = load_table("iris").features.slice(0, 5)
+    extra = features.append_column("notes", features.column(0))
+    run = load_run(fitted)
+    for predict in (run.predict, run.predict_proba):
+        with pytest.warns(GrowmlWarning, match="notes"):
+            predict(extra)
+        with pytest.raises(DataError, match="column 'notes' is not one the model was trained on"):
+            predict(extra, strict=True)
 
 
 def _epoch(number, widths):
@@ -201,12 +226,12 @@ def test_a_failed_move_keeps_the_old_run_whole(fitted, tmp_path, monkeypatch):
     run = _copy(fitted, tmp_path)
     before = sorted(p.name for p in run.iterdir())
     real_replace = os.replace
-    calls = []
+    moved = []
 
     def replace(source, destination):
-        calls.append(source)
-        if len(calls) == 2:  # moving the new run into place
+        if Path(source).name.startswith(".run.partial-"):  # the new run into place
             raise OSError(28, "No space left on device")
+        moved.append(Path(destination).parent.name)
         return real_replace(source, destination)
 
     monkeypatch.setattr(os, "replace", replace)
@@ -216,6 +241,7 @@ def test_a_failed_move_keeps_the_old_run_whole(fitted, tmp_path, monkeypatch):
     ):
         writer.write_json("model.json", {"new": True})
     monkeypatch.setattr(os, "replace", real_replace)
-    assert sorted(p.name for p in run.iterdir()) == before
+    assert any(name.startswith(".run.old-") for name in moved)  # the old run was moved away
+    assert sorted(p.name for p in run.iterdir()) == before  # and back
     assert json.loads((run / MODEL_SPEC).read_text()) != {"new": True}
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no partial or old copy left
