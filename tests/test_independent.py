@@ -203,6 +203,14 @@ def test_weighted_binary_cross_entropy_is_torchs_pos_weight_form(negatives, posi
     torch.testing.assert_close(gradient.double(), reference.grad, rtol=1e-5, atol=1e-7)
 
 
+def test_a_probability_equal_to_the_threshold_is_decided_positive():
+    from growml.train.metrics import decide
+
+    logits = torch.tensor([[0.0], [-1e-3], [1e-3]])  # probabilities ½, just below, just above
+    assert decide(logits, None).tolist() == [1, 0, 1]
+    assert decide(logits, 0.5).tolist() == [1, 0, 1]
+
+
 def test_f1_with_no_positive_anywhere_counts_as_zero():
     """A split without positives, predicted without positives: F1 is undefined, and growml
     reports 0 (scikit-learn's zero_division=0), never a flattering 1."""

@@ -114,8 +114,9 @@ HISTORY_WITH_FINE_TUNING = [
     _epoch(1, [1]),
     {"event": "growth", "epoch": 1, "added": 2},
     _epoch(2, [3]),
-    {"event": "growth", "epoch": 2, "added": 0},
-    _epoch(3, [3]),
+    {"event": "growth", "epoch": 2, "added": 1},
+    _epoch(3, [4]),
+    {"event": "growth", "epoch": 3, "added": 0},
     {"event": "train_end", "best_epoch": 2},
     _epoch(1, [2]),  # fine-tuning the pruned network
     _epoch(2, [2]),
@@ -127,7 +128,7 @@ def test_the_kept_epoch_is_the_growing_trainings_best_or_with_final_the_last_one
     assert kept_epoch(HISTORY_WITH_FINE_TUNING) == _epoch(2, [3])
     assert kept_epoch(HISTORY_WITH_FINE_TUNING, final=True) == _epoch(1, [2])
     still_training = HISTORY_WITH_FINE_TUNING[:5]
-    assert kept_epoch(still_training) == _epoch(3, [3])  # no best yet: the latest epoch
+    assert kept_epoch(still_training) == _epoch(3, [4])  # no best yet: the latest epoch
     assert kept_epoch([]) is None
 
 
@@ -146,12 +147,12 @@ def test_the_growth_plot_shows_the_growing_training(monkeypatch, tmp_path):
     plots.growth_plot(history, "loss", tmp_path / "growth.png")
     widths_axis, metric_axis = figures[0].axes
     lines = {line.get_label(): line for line in widths_axis.get_lines()}
-    assert list(lines["hidden layer 1"].get_ydata()) == [1, 3, 3]  # the growing epochs only
+    assert list(lines["hidden layer 1"].get_ydata()) == [1, 3, 4]  # the growing epochs only
     assert list(lines["hidden layer 2"].get_ydata()) == [5, 5, 5]
     assert "hidden layer 3" not in lines and "kept" in lines
     marks = [line.get_xdata()[0] for line in metric_axis.get_lines()[1:]]
-    assert marks == [1, 2]  # the step that added neurons, then the kept epoch
-    assert widths_axis.get_title() == "1 growth steps, widths reached [3, 5]; kept [3, 5] (epoch 2)"
+    assert marks == [1, 2, 2]  # the steps that added neurons, then the kept epoch
+    assert widths_axis.get_title() == "2 growth steps, widths reached [4, 5]; kept [3, 5] (epoch 2)"
 
 
 def test_the_threshold_plot_marks_the_choice(monkeypatch, tmp_path):
