@@ -112,11 +112,24 @@ def test_greedy_selection_stops_once_nothing_is_left_to_explain():
     assert selection.indices == [0] and selection.gains == [pytest.approx(0.25)]
 
 
-def test_without_shuffles_the_permutation_bar_is_zero():
+def test_without_shuffles_or_usable_candidates_the_permutation_bar_is_zero():
     features = torch.eye(4, 3, dtype=F64)
     residual = torch.ones(4, 1, dtype=F64)
     basis = torch.zeros(4, 0, dtype=F64)
     assert permutation_bar(features, residual, basis, torch.Generator(), permutations=0) == 0.0
+    assert permutation_bar(features * 0, residual, basis, torch.Generator()) == 0.0
+
+
+def test_the_permutation_bar_does_not_depend_on_the_candidates_scale():
+    generator = torch.Generator().manual_seed(11)
+    features = torch.randn(50, 6, dtype=F64, generator=generator)
+    residual = torch.randn(50, 2, dtype=F64, generator=generator)
+    basis = torch.zeros(50, 0, dtype=F64)
+    bars = [
+        permutation_bar(features * scale, residual, basis, torch.Generator().manual_seed(0))
+        for scale in (1.0, 1e-3)
+    ]
+    assert bars[1] == pytest.approx(bars[0], rel=1e-9)
 
 
 def test_random_directions_are_isotropic_in_the_whitened_inputs():
@@ -233,9 +246,15 @@ def test_an_option_without_significant_neurons_still_shows_its_best_score():
 
 
 def test_gradmax_neurons_write_with_the_next_layers_average_column_norm():
-    model, stats = _tanh_statistics()
+    generator = torch.Generator().manual_seed(2)
+    model = GrowingMLP(4, [3, 2], 3, "tanh", generator=generator).double()
+    x = torch.randn(120, 4, dtype=F64, generator=generator)
+    loss = CrossEntropy(3)
+    target = loss.prepare_target((x[:, 0] > 0).long().numpy()).double()
+    stats = collect_statistics(model, loss, x, target)[0]
     with torch.no_grad():
-        model.weights[0].mul_(7.0)  # the wrong layer's scale must not leak in
+        model.weights[0].mul_(7.0)  # the other layers' scales must not leak in
+        model.weights[2].mul_(5.0)
     config = GrowthConfig(method="gradmax", noise_factor=1e-9)
     option = linearised_option(config, model, 0, stats, 2, torch.Generator())
     expected = float(model.weights[1].norm(dim=0).mean())

@@ -75,6 +75,9 @@ def test_the_stall_schedule_compares_the_loss_with_patience_epochs_before():
     # Epoch 4 (fifth loss) compares 0.5 with the loss three epochs before it (1.0): a fall.
     # Epoch 5 compares 0.5 with 0.5: a stall.
     assert _decisions(engine, [1.0, 1.0, 0.5, 0.5, 0.5, 0.5]) == [False] * 5 + [True]
+    # The latest loss is the one compared: a fall at the last epoch is not a stall.
+    fresh = _engine(schedule="stall", patience=3, min_improvement=0.01)
+    assert _decisions(fresh, [1.0, 1.0, 0.5, 0.5, 0.5, 0.2]) == [False] * 6
 
 
 def test_growing_every_k_epochs_ignores_the_schedule():
@@ -206,6 +209,7 @@ def test_each_kind_of_step_says_how_its_neurons_came(monkeypatch):
     (event,) = _engine(method="random").step(model, optimizer, x, target, 0)
     assert event.added and event.reason == "added"
     assert event.lambdas == [] and event.noise_floor == 0.0  # random neurons have no scores
+    assert event.predicted_first_order == 0.0
     stuck = _engine()
     monkeypatch.setattr(stuck, "_choose", lambda *_: [])  # nothing beats the null ...
     monkeypatch.setattr(stuck, "_underfitting", lambda: True)  # ... and training is stuck
@@ -261,8 +265,8 @@ def test_the_step_caps_hold(settings, largest):
     engine = _engine(noise_factor=1e-6, **settings)
     events = engine.step(model, optimizer, x, target, 0)
     assert any(e.added for e in events)
-    # γ is the pool's step, and TINY's amplitude √t: both within their caps.
-    assert all(0 < e.gamma <= largest * (1 + 1e-12) for e in events if e.added)
+    # γ is the pool's step, and TINY's amplitude √t: both held at their caps.
+    assert all(e.gamma == pytest.approx(largest) for e in events if e.added)
 
 
 def test_only_tinys_relu_neurons_come_in_pairs():
@@ -332,6 +336,10 @@ def test_after_a_real_step_the_next_one_waits_min_interval_epochs():
     engine.step(model, optimizer, x, target, 2)
     # 0.79 then 0.789: a slow-down, but only one and two epochs after the step.
     assert [engine.wants_step(3, 0.79, 0), engine.wants_step(4, 0.789, 0)] == [False, True]
+    again = _engine(noise_factor=1e-6)
+    _decisions(again, [1.0, 0.9, 0.8])
+    again.step(*_network()[:2], x, target, 2)
+    assert again.wants_step(3, 0.9, 0) is False  # a rise right after a step is no signal
 
 
 def test_a_layer_without_room_does_not_keep_the_next_one_from_growing():
@@ -376,3 +384,11 @@ def test_growing_every_layer_goes_on_past_a_layer_that_drops_out(monkeypatch):
     monkeypatch.setattr(engine, "_options", without_the_middle_layer)
     events = engine.step(model, torch.optim.Adam(model.parameters()), x, target, 0)
     assert [e.layer for e in events] == [0, 2]
+
+
+def test_a_budget_for_one_relu_pair_grows_one_pair():
+    model, optimizer, x, target = _network()
+    pair = 2 * (3 + 1 + 2)
+    engine = _engine(method="tiny", noise_factor=1e-6, max_params=model.n_parameters() + pair)
+    (event,) = engine.step(model, optimizer, x, target, 0)
+    assert event.added == 2 and model.n_parameters() == engine.config.max_params
