@@ -277,6 +277,23 @@ def test_balanced_sign_patterns_cancel_what_the_groups_share():
     assert len({tuple(p.tolist()) for p in patterns}) == 35
 
 
+def test_a_gradmax_step_adds_outgoing_weights_of_the_average_column_norm():
+    from growml.config import GrowthConfig
+    from growml.growth.engine import GrowthEngine
+
+    generator = torch.Generator().manual_seed(12)
+    model = GrowingMLP(4, [3], 3, "tanh", generator=generator)
+    x = torch.randn(120, 4, generator=generator)
+    loss = CrossEntropy(3)
+    target = loss.prepare_target((x[:, 0] > 0).long().numpy() + (x[:, 1] > 0).long().numpy())
+    expected = float(model.weights[1].norm(dim=0).mean())
+    engine = GrowthEngine(GrowthConfig(method="gradmax", noise_factor=1e-6), loss)
+    (event,) = engine.step(model, torch.optim.Adam(model.parameters()), x, target, 0)
+    assert event.added and event.loss_after == event.loss_before  # the function is unchanged
+    new_columns = model.weights[1][:, 3:].detach().norm(dim=0)
+    torch.testing.assert_close(new_columns, torch.full_like(new_columns, expected))
+
+
 def test_span_basis_keeps_directions_down_to_a_ten_millionth_at_any_scale():
     generator = torch.Generator().manual_seed(4)
     left, _ = torch.linalg.qr(torch.randn(30, 3, dtype=F64, generator=generator))

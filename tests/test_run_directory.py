@@ -246,3 +246,41 @@ def test_a_failed_move_keeps_the_old_run_whole(fitted, tmp_path, monkeypatch):
     assert sorted(p.name for p in run.iterdir()) == before  # and back
     assert json.loads((run / MODEL_SPEC).read_text()) != {"new": True}
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no partial or old copy left
+
+
+def test_a_failed_move_of_a_new_run_leaves_nothing(tmp_path, monkeypatch):
+    real_replace = os.replace
+
+    def replace(source, destination):
+        if Path(source).name.startswith(".run.partial-"):
+            raise OSError(28, "No space left on device")
+        return real_replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(RunError, match="No space left on device"), RunWriter(tmp_path / "run") as w:
+        w.write_json("model.json", {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreadable_file_says_it_cannot_be_read(fitted, tmp_path, monkeypatch):
+    run = _copy(fitted, tmp_path)
+    real_read_text = Path.read_text
+
+    def read_text(self, *args, **kwargs):
+        if self.name == HISTORY:
+            raise PermissionError(13, "Permission denied")
+        return real_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    with pytest.raises(RunError, match="cannot read .*history.jsonl.*: Permission denied"):
+        load_run(run).history()
+
+
+def test_the_history_is_strict_json(tmp_path):
+    from growml.events import EpochEnd
+
+    with pytest.raises(ValueError), RunWriter(tmp_path / "run") as writer:
+        nan = float("nan")
+        writer.record(
+            EpochEnd(1, nan, {}, hidden_widths=[2], parameters=9, improved=False, seconds=0)
+        )
