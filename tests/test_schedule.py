@@ -392,3 +392,11 @@ def test_a_budget_for_one_relu_pair_grows_one_pair():
     engine = _engine(method="tiny", noise_factor=1e-6, max_params=model.n_parameters() + pair)
     (event,) = engine.step(model, optimizer, x, target, 0)
     assert event.added == 2 and model.n_parameters() == engine.config.max_params
+
+
+def test_a_budget_for_less_than_a_relu_pair_is_spent():
+    model, optimizer, x, target = _network()
+    one_neuron = 3 + 1 + 2
+    engine = _engine(method="tiny", noise_factor=1e-6, max_params=model.n_parameters() + one_neuron)
+    (event,) = engine.step(model, optimizer, x, target, 0)
+    assert event.reason == "parameter budget reached" and event.added == 0
