@@ -306,16 +306,21 @@ class FitConfig(_Section):
         return self
 
 
-def setting_paths(model: type[BaseModel] = FitConfig, prefix: str = "") -> list[str]:
-    """Every dotted path a recipe or ``--set`` may address."""
-    paths = []
+def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any]]:
+    """Every (dotted path, field) of ``model``'s settings, nested sections walked in order."""
+    leaves = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            paths.extend(setting_paths(annotation, f"{prefix}{name}."))
+            leaves.extend(_leaf_fields(annotation, f"{prefix}{name}."))
         else:
-            paths.append(f"{prefix}{name}")
-    return paths
+            leaves.append((f"{prefix}{name}", field))
+    return leaves
+
+
+def setting_paths(model: type[BaseModel] = FitConfig) -> list[str]:
+    """Every dotted path a recipe or ``--set`` may address."""
+    return [path for path, _ in _leaf_fields(model)]
 
 
 @dataclass(frozen=True)
@@ -328,23 +333,17 @@ class SettingInfo:
     meaning: str
 
 
-def setting_reference(model: type[BaseModel] = FitConfig, prefix: str = "") -> list[SettingInfo]:
+def setting_reference(model: type[BaseModel] = FitConfig) -> list[SettingInfo]:
     """Every dotted setting with its default, its choices or kind, and what it means."""
-    found = []
-    for name, field in model.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            found.extend(setting_reference(annotation, f"{prefix}{name}."))
-            continue
-        found.append(
-            SettingInfo(
-                path=f"{prefix}{name}",
-                default=field.get_default(call_default_factory=True),
-                kind=_kind(annotation),
-                meaning=field.description or "",
-            )
+    return [
+        SettingInfo(
+            path=path,
+            default=field.get_default(call_default_factory=True),
+            kind=_kind(field.annotation),
+            meaning=field.description or "",
         )
-    return found
+        for path, field in _leaf_fields(model)
+    ]
 
 
 def _kind(annotation: Any) -> str:
