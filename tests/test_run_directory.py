@@ -44,6 +44,21 @@ def test_a_run_of_a_newer_format_is_refused_with_the_reason(fitted, tmp_path):
         load_run(run)
 
 
+def test_the_cli_refuses_a_newer_run_in_one_sentence_and_leaves_it_alone(fitted, tmp_path):
+    from growml.cli import app
+    from typer.testing import CliRunner
+
+    run = _copy(fitted, tmp_path)
+    info = json.loads((run / MODEL_SPEC).read_text())
+    (run / MODEL_SPEC).write_text(json.dumps({**info, "format_version": FORMAT_VERSION + 1}))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    result = CliRunner().invoke(app, ["report", str(run)])
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("error:") and "upgrade growml" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
 @pytest.mark.parametrize("name", ["model.json", "model.safetensors", "preprocess.json"])
 def test_a_run_without_one_of_its_files_is_incomplete(fitted, tmp_path, name):
     run = _copy(fitted, tmp_path)
