@@ -7,6 +7,7 @@ saved with every run so that ``growml fit --recipe runs/NAME/config.yaml`` runs 
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from growml.errors import ConfigError
+from growml.errors import ConfigError, GrowmlWarning
 
 Task = Literal["auto", "classification", "regression"]
 Activation = Literal["relu", "tanh", "gelu", "selu"]
@@ -119,8 +120,85 @@ class TrainConfig(_Section):
     )
 
 
+Pairing = Literal["auto", "always", "never"]
+_PAIRING = (
+    "Add neurons as pairs (α, ω), (−α, −ω), exact at first order for ReLU and GELU; "
+    "auto: for relu only."
+)
+
+
+class PoolSettings(_Section):
+    """``growth.method=pool``: the candidate pool scored by each neuron's exact gain."""
+
+    random_directions: int = Field(
+        32, ge=0, description="Random whitened directions in the candidate pool."
+    )
+    offsets: int = Field(4, ge=0, description="Hinge offsets through sampled rows per direction.")
+    max_step: float | None = Field(
+        1.0,
+        gt=0,
+        description="Largest step of the fitted update. At 1 the new neurons carry out "
+        "the least-squares fit of the desired change exactly; larger steps lower the training "
+        "loss more at once but leave sharp weights that generalise worse (digits: 97.2 % at "
+        "1, 95.4 % unbounded). None: the line search alone decides.",
+    )
+
+
+class TinySettings(_Section):
+    """``growth.method=tiny`` and ``tiny-noproj``: TINY's linearised optimal neurons."""
+
+    noise_factor: float = Field(
+        1.0,
+        gt=0,
+        description="A neuron's λ must exceed this multiple of the sign-flip noise floor.",
+    )
+    move_weights: bool = Field(True, description="Also apply ΔW* to the next layer.")
+    pairing: Pairing = Field("auto", description=_PAIRING)
+    max_amplitude: float | None = Field(
+        None,
+        gt=0,
+        description="Largest amplitude γ of new neurons (none: the line search decides).",
+    )
+
+
+class GradMaxSettings(_Section):
+    """``growth.method=gradmax``: zero incoming weights, outgoing along the largest gradient."""
+
+    noise_factor: float = Field(
+        1.0,
+        gt=0,
+        description="A neuron's singular value must exceed this multiple of the "
+        "sign-flip noise floor.",
+    )
+    pairing: Pairing = Field("auto", description=_PAIRING)
+
+
+class RandomSettings(_Section):
+    """``growth.method=random``: neurons drawn like the initialisation (the ablation)."""
+
+    pairing: Pairing = Field(
+        "auto",
+        description="Add neurons in even numbers, as TINY adds its pairs, so that the ablation "
+        "grows by the same counts; auto: for relu only.",
+    )
+
+
+# Settings that sat directly under ``growth`` before each method had its own section: the old
+# path still works and sets the same setting of every section that has it.
+MOVED_GROWTH_SETTINGS: dict[str, tuple[str, ...]] = {
+    "random_directions": ("pool",),
+    "offsets": ("pool",),
+    "max_step": ("pool",),
+    "noise_factor": ("tiny", "gradmax"),
+    "move_weights": ("tiny",),
+    "pairing": ("tiny", "gradmax", "random"),
+    "max_amplitude": ("tiny",),
+}
+
+
 class GrowthConfig(_Section):
-    """Growing the network: when, where, which neurons, how much, and when to stop."""
+    """Growing the network: when, where, which neurons, how much, and when to stop; each
+    growth method's own settings in its section (``growth.pool``, ``growth.tiny``...)."""
 
     enabled: bool = Field(True, description="Grow from model.hidden_widths (false: fixed).")
     method: Literal["pool", "tiny", "tiny-noproj", "gradmax", "random"] = Field(
@@ -150,17 +228,6 @@ class GrowthConfig(_Section):
     statistics_rows: int = Field(
         2048, ge=16, description="Training rows sampled for the statistics and line search."
     )
-    random_directions: int = Field(
-        32, ge=0, description="pool: random whitened directions in the candidate pool."
-    )
-    offsets: int = Field(
-        4, ge=0, description="pool: hinge offsets through sampled rows per direction."
-    )
-    noise_factor: float = Field(
-        1.0,
-        gt=0,
-        description="tiny: a neuron's λ must exceed this multiple of the sign-flip noise floor.",
-    )
     patience: int = Field(
         3,
         ge=1,
@@ -174,24 +241,56 @@ class GrowthConfig(_Section):
         description="schedule=stall: relative fall of the training loss below which training "
         "counts as stalled.",
     )
-    move_weights: bool = Field(True, description="tiny: also apply ΔW* to the next layer.")
-    pairing: Literal["auto", "always", "never"] = Field(
-        "auto",
-        description="tiny: add neurons as pairs (α, ω), (−α, −ω); auto: for relu only.",
-    )
     line_search_steps: int = Field(20, ge=1, description="Loss evaluations per line search.")
-    max_step: float | None = Field(
-        1.0,
-        gt=0,
-        description="pool: largest step of the fitted update. At 1 the new neurons carry out "
-        "the least-squares fit of the desired change exactly; larger steps lower the training "
-        "loss more at once but leave sharp weights that generalise worse (digits: 97.2 % at "
-        "1, 95.4 % unbounded). None: the line search alone decides.",
-    )
-    max_amplitude: float | None = Field(
-        None,
-        gt=0,
-        description="tiny: largest amplitude γ of new neurons (none: the line search decides).",
+    pool: PoolSettings = PoolSettings()
+    tiny: TinySettings = TinySettings()
+    gradmax: GradMaxSettings = GradMaxSettings()
+    random: RandomSettings = RandomSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_settings(cls, data: Any) -> Any:
+        """Settings given at their old place directly under ``growth`` go to their sections."""
+        return move_growth_settings(data) if isinstance(data, Mapping) else data
+
+
+def move_growth_settings(growth: Mapping[str, Any]) -> dict[str, Any]:
+    """``growth`` settings with those at their old place (``MOVED_GROWTH_SETTINGS``) put in
+    their sections; ValueError when both places are set."""
+    growth = dict(growth)
+    for name, sections in MOVED_GROWTH_SETTINGS.items():
+        if name not in growth:
+            continue
+        value = growth.pop(name)
+        for section in sections:
+            given = growth.get(section, {})
+            if isinstance(given, BaseModel):
+                given = given.model_dump(exclude_unset=True)
+            if not isinstance(given, Mapping):
+                continue  # the section's own validation says what is wrong with it
+            if name in given:
+                raise ValueError(
+                    f"growth.{name} and growth.{section}.{name} are both set; "
+                    f"keep growth.{section}.{name}"
+                )
+            growth[section] = {**given, name: value}
+    return growth
+
+
+def moved_setting(path: str) -> list[str] | None:
+    """The paths an old ``growth`` setting moved to (None: ``path`` did not move)."""
+    section, _, name = path.partition(".")
+    if section != "growth" or name not in MOVED_GROWTH_SETTINGS:
+        return None
+    return [f"growth.{part}.{name}" for part in MOVED_GROWTH_SETTINGS[name]]
+
+
+def _warn_moved(path: str, moved: list[str]) -> None:
+    warnings.warn(
+        f"setting {path!r} has moved to {' and '.join(repr(p) for p in moved)}; "
+        "the old path still works.",
+        GrowmlWarning,
+        stacklevel=4,
     )
 
 
@@ -408,6 +507,11 @@ def resolve_config(
     """
     settings = _deep_copy(recipe or {})
     _check_known(settings)
+    if isinstance(settings.get("growth"), Mapping):
+        try:
+            settings["growth"] = move_growth_settings(settings["growth"])
+        except ValueError as error:
+            raise ConfigError(f"{error}.") from None
     for path, value in overrides:
         _set_dotted(settings, path, value)
     return validate_section(FitConfig, settings)
@@ -440,10 +544,19 @@ def _check_known(settings: Mapping[str, Any], prefix: str = "") -> None:
         if isinstance(value, Mapping) and any(p.startswith(path + ".") for p in known):
             _check_known(value, path + ".")
         elif path not in known:
-            raise unknown_setting(path)
+            moved = moved_setting(path)
+            if moved is None:
+                raise unknown_setting(path)
+            _warn_moved(path, moved)
 
 
 def _set_dotted(settings: dict[str, Any], path: str, value: Any) -> None:
+    moved = moved_setting(path)
+    if moved is not None:
+        _warn_moved(path, moved)
+        for new_path in moved:
+            _set_dotted(settings, new_path, value)
+        return
     if path not in setting_paths():
         raise unknown_setting(path)
     *parents, leaf = path.split(".")

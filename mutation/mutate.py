@@ -56,6 +56,7 @@ TARGETS = {  # largest first, so that two jobs end together
         "growml/growth",
         (
             "tests/test_schedule.py",
+            "tests/test_growth_methods.py",
             "tests/test_growth_parts.py",
             "tests/test_tiny.py",
             "tests/test_pool.py",

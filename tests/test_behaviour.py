@@ -10,7 +10,7 @@ import growml
 from growml.config import GrowthConfig
 from growml.growth.engine import GrowthEngine
 from growml.growth.line_search import Candidate
-from growml.growth.options import Option, neuron_cost
+from growml.growth.methods import Option
 from growml.losses import default_loss
 from growml.nn import GrowingMLP
 from growml.prune.scores import synflow_weight_scores
@@ -27,7 +27,7 @@ def test_where_best_grows_the_layer_with_the_largest_gain_per_parameter():
     model = GrowingMLP(20, [4, 4], 2, generator=torch.Generator().manual_seed(0))
     # Layer 0's neurons cost 20 + 1 + 4 parameters, layer 1's 4 + 1 + 2: equal total gains
     # favour layer 1; layer 0 wins only with more than (25 / 7)× the gain.
-    assert (neuron_cost(model, 0), neuron_cost(model, 1)) == (25, 7)
+    assert [layer.unit_cost() for layer in model.growable_layers()] == [25, 7]
     engine = GrowthEngine(GrowthConfig(where="best"), default_loss("classification", 2))
     for gains, expected in (((1.0, 1.0), 1), ((3.0, 1.0), 1), ((4.0, 1.0), 0)):
         options = {

@@ -10,7 +10,7 @@ import torch
 from growml.config import GrowthConfig
 from growml.growth.engine import _apply
 from growml.growth.line_search import Candidate, armijo, best_on_grid, extended_loss
-from growml.growth.options import _random_candidate, linearised_option
+from growml.growth.methods import Measurement, make_method, random_candidate
 from growml.growth.pool import (
     candidate_directions,
     effective_rows,
@@ -217,13 +217,19 @@ def _tanh_statistics():
     return model, collect_statistics(model, loss, x, target.double())[0]
 
 
+def _propose(config, model, stats):
+    """The option ``config``'s method offers hidden layer 0 (at most two neurons)."""
+    layer = model.growable_layers()[0]
+    return make_method(config).propose(layer, Measurement(stats), 2, torch.Generator())
+
+
 @pytest.mark.parametrize(("method", "project"), [("tiny", True), ("tiny-noproj", False)])
 def test_tiny_projects_the_desired_update_and_tiny_noproj_does_not(method, project):
     model, stats = _tanh_statistics()
     projected, plain = tiny_proposal(stats, project=True), tiny_proposal(stats, project=False)
     assert not torch.allclose(projected.alpha[:2], plain.alpha[:2])  # the test can tell them
     config = GrowthConfig(method=method, noise_factor=0.5)
-    option = linearised_option(config, model, 0, stats, 2, torch.Generator())
+    option = _propose(config, model, stats)
     proposal = projected if project else plain
     count = int((proposal.lambdas[:2] > 0.5 * proposal.noise_floor).sum())
     assert count >= 1
@@ -240,7 +246,7 @@ def test_tiny_projects_the_desired_update_and_tiny_noproj_does_not(method, proje
 def test_an_option_without_significant_neurons_still_shows_its_best_score():
     model, stats = _tanh_statistics()
     config = GrowthConfig(method="tiny", noise_factor=1e9)  # nothing beats the bar
-    option = linearised_option(config, model, 0, stats, 2, torch.Generator())
+    option = _propose(config, model, stats)
     assert option.candidate.neurons == 0
     assert option.scores == [pytest.approx(float(tiny_proposal(stats).lambdas[0]))]
 
@@ -256,7 +262,7 @@ def test_gradmax_neurons_write_with_the_next_layers_average_column_norm():
         model.weights[0].mul_(7.0)  # the other layers' scales must not leak in
         model.weights[2].mul_(5.0)
     config = GrowthConfig(method="gradmax", noise_factor=1e-9)
-    option = linearised_option(config, model, 0, stats, 2, torch.Generator())
+    option = _propose(config, model, stats)
     expected = float(model.weights[1].norm(dim=0).mean())
     norms = option.candidate.omega.norm(dim=0)
     torch.testing.assert_close(norms, torch.full_like(norms, expected))
@@ -315,7 +321,7 @@ def test_the_pools_bottleneck_is_tinys_measured_from_the_same_rows():
 
 def test_random_neurons_are_drawn_like_a_layers_own_initialisation():
     model, _ = _tanh_statistics()
-    candidate = _random_candidate(model, 0, 500, torch.Generator().manual_seed(3))
+    candidate = random_candidate(model.growable_layers()[0], 500, torch.Generator().manual_seed(3))
     # U(±1/√fan_in) in, U(±1/√(width + new)) out: PyTorch's bound for a Linear layer.
     bound_in, bound_out = 1 / math.sqrt(4), 1 / math.sqrt(3 + 500)
     for weights, bound in ((candidate.alpha, bound_in), (candidate.omega, bound_out)):

@@ -9,7 +9,9 @@ import torch
 
 from growml.config import GrowthConfig
 from growml.growth import engine as engine_module
+from growml.growth import methods as methods_module
 from growml.growth.engine import GrowthEngine
+from growml.growth.methods import PoolMethod, make_method
 from growml.losses import CrossEntropy
 from growml.nn import GrowingMLP
 
@@ -190,7 +192,7 @@ def test_before_any_validation_there_is_no_verdict_of_no_headway():
 def test_a_line_search_without_a_step_adds_nothing(monkeypatch):
     model, optimizer, x, target = _network()
     engine = _engine(noise_factor=1e-6)
-    monkeypatch.setattr(engine_module, "armijo", lambda loss_at, base, *_, **__: (0.0, base))
+    monkeypatch.setattr(methods_module, "armijo", lambda loss_at, base, *_, **__: (0.0, base))
     events = engine.step(model, optimizer, x, target, 0)
     assert [e.added for e in events] == [0] * len(events)
     assert model.hidden_widths == [2]
@@ -234,7 +236,7 @@ def test_a_layer_whose_linear_algebra_fails_is_skipped_with_the_error(monkeypatc
     def failing(*_, **__):
         raise RuntimeError("no convergence")
 
-    monkeypatch.setattr(engine_module, "pool_option", failing)
+    monkeypatch.setattr(PoolMethod, "propose", failing)
     engine = _engine()
     (event,) = engine.step(model, optimizer, x, target, 0)
     assert engine.skipped_ == {0: "linear algebra failed (no convergence)"}
@@ -270,10 +272,12 @@ def test_the_step_caps_hold(settings, largest):
 
 
 def test_only_tinys_relu_neurons_come_in_pairs():
-    from growml.growth.options import paired
+    relu = GrowingMLP(3, [2], 2).growable_layers()[0]
+    tanh = GrowingMLP(3, [2], 2, "tanh").growable_layers()[0]
 
-    relu = GrowingMLP(3, [2], 2)
-    tanh = GrowingMLP(3, [2], 2, "tanh")
+    def paired(config, layer):
+        return make_method(config).paired(layer)
+
     assert not paired(GrowthConfig(method="pool", pairing="always"), relu)
     assert paired(GrowthConfig(method="tiny"), relu)
     assert not paired(GrowthConfig(method="tiny"), tanh)

@@ -1,11 +1,12 @@
 """The growth engine: when to grow, where, how many neurons, how much, and when to stop.
 
 The trainer gives the engine every epoch's training loss (``wants_step``) and validation
-metrics (``observe``), and calls ``step`` when it asks. A step measures every hidden layer on a
-sample of training rows, asks the growth method for each layer's ``Option``
-(``growth/options.py``), picks the layer with the best predicted gain per parameter, chooses
-the step by a line search on the extended network, and applies it through the one module that
-carries optimizer state (``train/optimizer.py``).
+metrics (``observe``), and calls ``step`` when it asks. A step measures every growable layer
+(``nn/growable.py``) on a sample of training rows, asks the growth method
+(``growth/methods.py``) for each layer's ``Option``, picks the layer with the best predicted
+gain per parameter, lets the method choose the step on the extended network, and adds the
+neurons through the layer, which carries their optimizer state. The engine decides only when,
+where and when to stop; everything that differs between methods is the method's.
 
 When: by default as soon as the training loss stops falling fast — its latest fall per epoch
 less than half the largest since the last step, at least ``MIN_INTERVAL`` and at most
@@ -34,29 +35,12 @@ from torch import Tensor
 from growml.checkpoint import Checkpoint, generator_state, load_generator_state
 from growml.config import GrowthConfig
 from growml.events import GrowthStep
-from growml.growth.line_search import (
-    MAX_STEP,
-    Candidate,
-    armijo,
-    best_on_grid,
-    extended_loss,
-)
-from growml.growth.options import (
-    Option,
-    explore_option,
-    linearised_option,
-    neuron_cost,
-    paired,
-    pool_option,
-)
-from growml.growth.statistics import collect_rows, collect_statistics, statistics_of
+from growml.growth.line_search import Candidate, extended_loss
+from growml.growth.methods import Measurement, Option, explore_option, make_method
 from growml.growth.tiny import LayerStatistics, bottleneck
 from growml.losses import Loss
 from growml.nn.mlp import GrowingMLP
-from growml.nn.optimizer_state import add_neurons
 
-# Steps tried for random neurons, which have no first-order prediction to start from.
-_RANDOM_STEPS = (1 / 64, 1 / 16, 1 / 4, 1.0)
 # The adaptive schedule: grow once the latest fall of the training loss per epoch is below
 # SLOWDOWN × the largest since the last step, between MIN_INTERVAL and MAX_INTERVAL epochs.
 SLOWDOWN = 0.5
@@ -82,11 +66,13 @@ class GrowthEngine:
         loss: the training loss (its autograd-free gradient feeds the statistics).
         seed: seeds the statistics rows, the candidate pool and the random ablation.
 
-    ``finished_`` becomes true once growth has stopped.
+    ``method`` is the growth method ``config.method`` names; ``finished_`` becomes true once
+    growth has stopped.
     """
 
     def __init__(self, config: GrowthConfig, loss: Loss, seed: int = 0) -> None:
         self.config = config
+        self.method = make_method(config)
         self.loss = loss
         self.seed = seed
         self.finished_ = False
@@ -208,12 +194,13 @@ class GrowthEngine:
                 # signal). Random neurons give it that capacity.
                 layer = max(options, key=lambda k: options[k].bottleneck or 0.0)
                 limit = self._limit(model, layer)
-                option = explore_option(model, layer, limit, evidence, self._generator)
+                site = model.growable_layers()[layer]
+                option = explore_option(site, limit, evidence, self._generator)
                 return self._grew(
                     [self._grow(model, optimizer, x_stats, target_stats, option, epoch, started)]
                 )
             reason = (
-                f"no candidate beats the {self._bar_name()}"
+                f"no candidate beats the {self.method.bar_name}"
                 if evidence
                 else "no layer's measurements can be used"
             )
@@ -250,41 +237,25 @@ class GrowthEngine:
     def _options(
         self, model: GrowingMLP, x: Tensor, target: Tensor, only: int | None = None
     ) -> dict[int, Option]:
-        """Each hidden layer's option within the budget; layers whose measurements cannot be
+        """Each growable layer's option within the budget; layers whose measurements cannot be
         used are left out with the reason in ``skipped_``. Empty when the budget pays for no
         layer's neuron."""
         self.skipped_ = {}
-        pool = self.config.method == "pool"
-        measured = collect_rows(model, self.loss, x, target) if pool else None
-        statistics = (
-            [statistics_of(rows) for rows in measured]
-            if pool
-            else collect_statistics(model, self.loss, x, target)
-        )
-        self._measured = [None if _unusable(stats) else bottleneck(stats) for stats in statistics]
+        measurements = self.method.measure(model, self.loss, x, target)
+        self._measured = _bottlenecks(measurements)
+        layers = model.growable_layers()
         options = {}
-        for layer in range(model.n_hidden_layers) if only is None else [only]:
+        for layer in range(len(layers)) if only is None else [only]:
             limit = self._limit(model, layer)
-            if limit < (2 if paired(self.config, model) else 1):
+            if limit < self.method.smallest_step(layers[layer]):
                 continue
-            stats = statistics[layer]
-            reason = _unusable(stats)
+            measurement = measurements[layer]
+            reason = _unusable(measurement.statistics)
             if reason is None:
                 try:
-                    if pool:
-                        options[layer] = pool_option(
-                            self.config,
-                            model,
-                            layer,
-                            measured[layer],
-                            stats,
-                            limit,
-                            self._generator,
-                        )
-                    else:
-                        options[layer] = linearised_option(
-                            self.config, model, layer, stats, limit, self._generator
-                        )
+                    options[layer] = self.method.propose(
+                        layers[layer], measurement, limit, self._generator
+                    )
                 except (torch.linalg.LinAlgError, RuntimeError) as error:
                     reason = f"linear algebra failed ({error})"
             if reason is not None:
@@ -296,7 +267,7 @@ class GrowthEngine:
         limit = self.config.max_new_neurons
         if self.config.max_params is not None:
             budget = self.config.max_params - model.n_parameters()
-            limit = min(limit, max(budget, 0) // neuron_cost(model, layer))
+            limit = min(limit, max(budget, 0) // model.growable_layers()[layer].unit_cost())
         return limit
 
     def _choose(self, model: GrowingMLP, options: dict[int, Option]) -> list[int]:
@@ -308,13 +279,14 @@ class GrowthEngine:
         where = self.config.where
         if where == "all":
             return sorted(offered)
-        if where == "round-robin" or self.config.method == "random":
-            turn = self.steps_ % model.n_hidden_layers
-            return [min(offered, key=lambda layer: (layer - turn) % model.n_hidden_layers)]
+        layers = model.growable_layers()
+        if where == "round-robin" or not self.method.ranks_layers:
+            turn = self.steps_ % len(layers)
+            return [min(offered, key=lambda layer: (layer - turn) % len(layers))]
 
         def gain_per_parameter(layer: int) -> float:
             option = options[layer]
-            return option.gain / (option.neurons * neuron_cost(model, layer))
+            return option.gain / (option.neurons * layers[layer].unit_cost())
 
         return [max(offered, key=gain_per_parameter)]
 
@@ -334,28 +306,15 @@ class GrowthEngine:
             cache = model.forward_cached(x)
             loss_before = float(self.loss(cache.output, target))
             loss_at = extended_loss(model, cache, self.loss, target, candidate)
-            method = self.config.method
-            if method == "gradmax":
-                step, loss_after = 1.0, loss_before  # zero incoming weights: same function
-            elif option.explore:
-                step, loss_after = best_on_grid(loss_at, loss_before, _RANDOM_STEPS)
-            else:
-                step, loss_after = armijo(
-                    loss_at,
-                    loss_before,
-                    option.first_order,
-                    self.config.line_search_steps,
-                    largest=_largest_step(self.config),
-                    start=1.0 if candidate.linear else None,
-                )
+            step, loss_after = self.method.choose_step(option, loss_at, loss_before)
         # Random neurons are added even at step 0 (zero outgoing weights still train).
         added = candidate.neurons if step > 0 or option.explore else 0
         if added:
             _apply(model, optimizer, candidate, step)
             reason = (
-                f"added random neurons: no candidate beats the {self._bar_name()} and "
+                f"added random neurons: no candidate beats the {self.method.bar_name} and "
                 "training has made no headway"
-                if option.explore and method != "random"
+                if option.fallback
                 else "added"
             )
         else:
@@ -363,7 +322,7 @@ class GrowthEngine:
         return GrowthStep(
             epoch=epoch,
             layer=candidate.layer,
-            method=method,
+            method=self.method.name,
             added=added,
             lambdas=option.scores,
             noise_floor=option.bar,
@@ -383,11 +342,7 @@ class GrowthEngine:
 
     def _bottlenecks(self, model: GrowingMLP, x: Tensor, target: Tensor) -> list[float | None]:
         """Ψ of every layer; None where the measurements cannot be used."""
-        if self.config.method == "pool":
-            statistics = [statistics_of(rows) for rows in collect_rows(model, self.loss, x, target)]
-        else:
-            statistics = collect_statistics(model, self.loss, x, target)
-        return [None if _unusable(stats) else bottleneck(stats) for stats in statistics]
+        return _bottlenecks(self.method.measure(model, self.loss, x, target))
 
     def _paid_off(self) -> bool:
         """Whether validation improved enough since the previous step."""
@@ -410,9 +365,6 @@ class GrowthEngine:
             f"validation loss or score; best validation {shown or 'not yet measured'})"
         )
 
-    def _bar_name(self) -> str:
-        return "permutation null" if self.config.method == "pool" else "noise floor"
-
     def _event(
         self,
         model: GrowingMLP,
@@ -427,7 +379,7 @@ class GrowthEngine:
         return GrowthStep(
             epoch=epoch,
             layer=evidence.candidate.layer if evidence else None,
-            method=self.config.method,
+            method=self.method.name,
             added=0,
             lambdas=evidence.scores if evidence else [],
             noise_floor=evidence.bar if evidence else 0.0,
@@ -446,14 +398,6 @@ class GrowthEngine:
         )
 
 
-def _largest_step(config: GrowthConfig) -> float:
-    if config.method == "pool" and config.max_step is not None:
-        return min(config.max_step, MAX_STEP)
-    if config.method != "pool" and config.max_amplitude is not None:
-        return min(config.max_amplitude**2, MAX_STEP)
-    return MAX_STEP
-
-
 def _unusable(stats: LayerStatistics) -> str | None:
     """Why the measurements of a layer cannot be used, or None."""
     matrices = (stats.S1, stats.M, stats.S2, stats.M2, stats.P)
@@ -464,23 +408,21 @@ def _unusable(stats: LayerStatistics) -> str | None:
     return None
 
 
+def _bottlenecks(measurements: list[Measurement]) -> list[float | None]:
+    """Ψ of every layer; None where the measurements cannot be used."""
+    return [None if _unusable(m.statistics) else bottleneck(m.statistics) for m in measurements]
+
+
 def _apply(
     model: GrowingMLP, optimizer: torch.optim.Optimizer | None, candidate: Candidate, step: float
 ) -> None:
-    layer = candidate.layer
-    dtype = model.weights[layer].dtype
+    """Add ``candidate``'s neurons at ``step`` (and move the next layer's weights)."""
+    layer = model.growable_layers()[candidate.layer]
     incoming_scale, outgoing_scale = candidate.scales(step)
     with torch.no_grad():
         if candidate.weight_update is not None:
-            update = (step * candidate.weight_update).to(dtype)
-            model.weights[layer + 1].add_(update[:, :-1])
-            model.biases[layer + 1].add_(update[:, -1])
+            layer.move_outgoing(step * candidate.weight_update)
         incoming = incoming_scale * candidate.alpha
-        add_neurons(
-            model,
-            optimizer,
-            layer,
-            incoming[:, :-1].to(dtype),
-            incoming[:, -1].to(dtype),
-            (outgoing_scale * candidate.omega).to(dtype),
+        layer.add_units(
+            incoming[:, :-1], incoming[:, -1], outgoing_scale * candidate.omega, optimizer
         )

@@ -2,10 +2,11 @@
 
 The extended network (current network + candidate at step t) is evaluated without touching
 the model: the layers below the candidate are cached once, and only the candidate's output layer
-and the layers above it are recomputed for each t. A TINY candidate's step is t = γ² (its
-neurons at amplitude γ on both sides, the next layer's move by γ²); a *linear* candidate (the
-pool's fitted update, random neurons) keeps its incoming weights and scales its outgoing
-weights and the move by t, so the network's output changes linearly in t at that layer.
+and the layers above it are recomputed for each t (``GrowableLayer.extended_output``). A TINY
+candidate's step is t = γ² (its neurons at amplitude γ on both sides, the next layer's move by
+γ²); a *linear* candidate (the pool's fitted update, random neurons) keeps its incoming weights
+and scales its outgoing weights and the move by t, so the network's output changes linearly in
+t at that layer.
 """
 
 from __future__ import annotations
@@ -54,31 +55,13 @@ class Candidate:
 def extended_loss(
     model: GrowingMLP, cache: ForwardCache, loss: Loss, target: Tensor, candidate: Candidate
 ) -> Callable[[float], float]:
-    """``t ↦`` training loss of the network with ``candidate`` added at step t."""
-    layer = candidate.layer
-    activation = model.activation.fn
-    below, current = cache.inputs[layer], cache.inputs[layer + 1]
-    following = (
-        cache.preactivations[layer + 1] if layer + 1 < model.n_hidden_layers else cache.output
-    )
-    dtype = following.dtype
-    alpha, omega = candidate.alpha.to(dtype), candidate.omega.to(dtype)
-    new_preactivation = torch.addmm(alpha[:, -1], below, alpha[:, :-1].T)
-    weight_shift = None
-    if candidate.weight_update is not None:
-        update = candidate.weight_update.to(dtype)
-        weight_shift = torch.addmm(update[:, -1], current, update[:, :-1].T)
-    upper_layers = list(zip(model.weights, model.biases, strict=True))[layer + 2 :]
+    """``t ↦`` training loss of the network with ``candidate`` added at step t (the growable
+    layer ``candidate.layer`` computes the extended network's output)."""
+    output_at = model.growable_layers()[candidate.layer].extended_output(cache, candidate)
 
     @torch.no_grad()
     def loss_at(step: float) -> float:
-        incoming, outgoing = candidate.scales(step)
-        a = following + (outgoing * activation(incoming * new_preactivation)) @ omega.T
-        if weight_shift is not None:
-            a = a + step * weight_shift
-        for weight, bias in upper_layers:
-            a = torch.addmm(bias, activation(a), weight.T)
-        return float(loss(a, target))
+        return float(loss(output_at(step), target))
 
     return loss_at
 

@@ -15,6 +15,7 @@ from torch import Tensor
 from growml.growth.pool import LayerRows
 from growml.growth.tiny import LayerStatistics
 from growml.losses import Loss
+from growml.nn.growable import GrowableLayer, LayerSample
 from growml.nn.mlp import GrowingMLP
 
 
@@ -35,11 +36,11 @@ class _Sums:
         self.gradient_norms = [0.0] * n_candidates
         self.rows = 0
 
-    def add(self, inputs: list[Tensor], gradients: list[Tensor]) -> None:
-        self.rows += inputs[0].shape[0]
-        for k, sums in enumerate(self.layers):
-            b2, b1 = _with_ones(inputs[k]), _with_ones(inputs[k + 1])
-            g = gradients[k + 1].double()
+    def add(self, samples: list[LayerSample]) -> None:
+        self.rows += samples[0].below.shape[0]
+        for k, (sums, sample) in enumerate(zip(self.layers, samples, strict=True)):
+            b2, b1 = _with_ones(sample.below), _with_ones(sample.current)
+            g = sample.gradient.double()
             sums["S1"] = sums["S1"] + b1.T @ b1
             sums["M"] = sums["M"] + b1.T @ g
             sums["S2"] = sums["S2"] + b2.T @ b2
@@ -68,26 +69,30 @@ GROUPS = 8
 def collect_statistics(
     model: GrowingMLP, loss: Loss, x: Tensor, target: Tensor, batch_size: int = 512
 ) -> list[LayerStatistics]:
-    """TINY's statistics of every hidden layer over the rows ``x`` (with prepared ``target``).
+    """TINY's statistics of every growable layer over the rows ``x`` (with prepared
+    ``target``).
 
     The rows are cut into up to ``GROUPS`` contiguous groups whose separate averages travel
     along (``groups``), so that the engine can tell signal from sampling noise; shuffle the rows
     beforehand.
     """
+    layers = model.growable_layers()
     n_groups = max(min(GROUPS, len(x) // 2), 1)
     bounds = [round(i * len(x) / n_groups) for i in range(n_groups + 1)]
-    parts = [_Sums(model.n_hidden_layers) for _ in range(n_groups)]
+    parts = [_Sums(len(layers)) for _ in range(n_groups)]
     for part, start, stop in zip(parts, bounds[:-1], bounds[1:], strict=True):
         for batch in range(start, stop, batch_size):
-            end = min(batch + batch_size, stop)
-            batch_x = x[batch:end]
-            cache = model.forward_cached(batch_x)
-            _, output_grad = loss.value_and_grad(cache.output, target[batch:end])
-            # The batch-mean loss's gradient × batch rows = each row's own gradient.
-            output_grad = output_grad * batch_x.shape[0]
-            part.add(cache.inputs, model.backward(cache, output_grad, parameter_grads=False))
+            part.add(
+                _samples(
+                    model,
+                    layers,
+                    loss,
+                    x[batch : min(batch + batch_size, stop)],
+                    target[batch : min(batch + batch_size, stop)],
+                )
+            )
     result = []
-    for k in range(model.n_hidden_layers):
+    for k in range(len(layers)):
         groups = tuple(_averaged([part], k) for part in parts) if n_groups > 1 else ()
         result.append(_averaged(parts, k, groups))
     return result
@@ -97,25 +102,34 @@ def collect_statistics(
 def collect_rows(
     model: GrowingMLP, loss: Loss, x: Tensor, target: Tensor, batch_size: int = 512
 ) -> list[LayerRows]:
-    """Every hidden layer's statistics rows (B2, B1, G in float64) over the rows ``x``: what
-    the candidate-pool step scores its candidates on."""
-    below: list[list[Tensor]] = [[] for _ in range(model.n_hidden_layers + 1)]
-    gradients: list[list[Tensor]] = [[] for _ in range(model.n_hidden_layers)]
-    for start in range(0, len(x), batch_size):
-        batch_x = x[start : start + batch_size]
-        cache = model.forward_cached(batch_x)
-        _, output_grad = loss.value_and_grad(cache.output, target[start : start + batch_size])
-        output_grad = output_grad * batch_x.shape[0]
-        grads = model.backward(cache, output_grad, parameter_grads=False)
-        for k, layer_input in enumerate(cache.inputs):
-            below[k].append(_with_ones(layer_input))
-        for k in range(model.n_hidden_layers):
-            gradients[k].append(grads[k + 1].double())
-    inputs = [torch.cat(parts) for parts in below]
-    return [
-        LayerRows(below=inputs[k], current=inputs[k + 1], gradient=torch.cat(gradients[k]))
-        for k in range(model.n_hidden_layers)
+    """Every growable layer's statistics rows (B2, B1, G in float64) over the rows ``x``:
+    what the candidate-pool step scores its candidates on."""
+    layers = model.growable_layers()
+    batches = [
+        _samples(
+            model, layers, loss, x[start : start + batch_size], target[start : start + batch_size]
+        )
+        for start in range(0, len(x), batch_size)
     ]
+    return [
+        LayerRows(
+            below=torch.cat([_with_ones(samples[k].below) for samples in batches]),
+            current=torch.cat([_with_ones(samples[k].current) for samples in batches]),
+            gradient=torch.cat([samples[k].gradient.double() for samples in batches]),
+        )
+        for k in range(len(layers))
+    ]
+
+
+def _samples(
+    model: GrowingMLP, layers: list[GrowableLayer], loss: Loss, x: Tensor, target: Tensor
+) -> list[LayerSample]:
+    """Every growable layer's sample of one batch: a forward and a backward pass."""
+    cache = model.forward_cached(x)
+    _, output_grad = loss.value_and_grad(cache.output, target)
+    # The batch-mean loss's gradient × batch rows = each row's own gradient.
+    gradients = model.backward(cache, output_grad * x.shape[0], parameter_grads=False)
+    return [layer.sample(cache, gradients) for layer in layers]
 
 
 def statistics_of(rows: LayerRows) -> LayerStatistics:

@@ -2,7 +2,8 @@
 
 Shape changes swap a parameter's ``.data`` and keep the ``Parameter`` object itself, so an
 optimizer that holds it never needs rebuilding; each change returns ``ParamResize`` records
-that ``growml.nn.optimizer_state`` applies to the optimizer's state.
+that ``growml.nn.optimizer_state`` applies to the optimizer's state. Each hidden layer is a
+``HiddenLayer``: the ``GrowableLayer`` (``growml/nn/growable.py``) the growth engine grows.
 
 Training uses ``forward_cached`` + ``backward``: a hand-derived backward pass that writes every
 parameter's ``.grad`` and returns the pre-activation gradients ``∂ℓ/∂a_l`` of every layer (what
@@ -14,13 +15,19 @@ for everything else (evaluation, export, tests against autograd).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
-from growml.nn.activations import ACTIVATIONS, get_activation
+from growml.nn.activations import ACTIVATIONS, Activation, get_activation
+from growml.nn.growable import LayerSample, ParamResize
+from growml.nn.optimizer_state import carry_state
+
+if TYPE_CHECKING:
+    from growml.growth.line_search import Candidate
 
 
 @dataclass(frozen=True)
@@ -43,17 +50,6 @@ class ModelSpec:
             output_size=int(data["output_size"]),
             activation=str(data["activation"]),
         )
-
-
-@dataclass(frozen=True)
-class ParamResize:
-    """How one parameter changed shape along ``dim``: entries kept, then entries appended."""
-
-    param: nn.Parameter
-    dim: int
-    old_size: int
-    keep: Tensor | None = None
-    append: int = 0
 
 
 @dataclass
@@ -121,6 +117,10 @@ class GrowingMLP(nn.Module):
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def growable_layers(self) -> list[HiddenLayer]:
+        """The hidden layers, as the growth engine grows them."""
+        return [HiddenLayer(self, index) for index in range(self.n_hidden_layers)]
 
     def spec(self) -> ModelSpec:
         return ModelSpec(
@@ -251,3 +251,86 @@ class GrowingMLP(nn.Module):
     def _check_hidden(self, layer: int) -> None:
         if not 0 <= layer < self.n_hidden_layers:
             raise IndexError(f"hidden layer {layer} does not exist ({self.n_hidden_layers} layers)")
+
+
+class HiddenLayer:
+    """Hidden layer ``index`` of a ``GrowingMLP`` as a ``GrowableLayer``: its neurons read the
+    previous layer's output and write into the next layer's pre-activation."""
+
+    def __init__(self, model: GrowingMLP, index: int) -> None:
+        model._check_hidden(index)
+        self.model = model
+        self.index = index
+
+    @property
+    def fan_in(self) -> int:
+        return self.model.weights[self.index].shape[1]
+
+    @property
+    def fan_out(self) -> int:
+        return self.model.weights[self.index + 1].shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.model.weights[self.index].shape[0]
+
+    @property
+    def activation(self) -> Activation:
+        return self.model.activation
+
+    def unit_cost(self) -> int:
+        return self.fan_in + 1 + self.fan_out
+
+    def outgoing(self) -> Tensor:
+        return self.model.weights[self.index + 1].detach()
+
+    def sample(self, cache: ForwardCache, gradients: list[Tensor]) -> LayerSample:
+        k = self.index
+        return LayerSample(cache.inputs[k], cache.inputs[k + 1], gradients[k + 1])
+
+    def extended_output(
+        self, cache: ForwardCache, candidate: Candidate
+    ) -> Callable[[float], Tensor]:
+        model, layer = self.model, self.index
+        activation = model.activation.fn
+        below, current = cache.inputs[layer], cache.inputs[layer + 1]
+        following = (
+            cache.preactivations[layer + 1] if layer + 1 < model.n_hidden_layers else cache.output
+        )
+        dtype = following.dtype
+        alpha, omega = candidate.alpha.to(dtype), candidate.omega.to(dtype)
+        new_preactivation = torch.addmm(alpha[:, -1], below, alpha[:, :-1].T)
+        weight_shift = None
+        if candidate.weight_update is not None:
+            update = candidate.weight_update.to(dtype)
+            weight_shift = torch.addmm(update[:, -1], current, update[:, :-1].T)
+        upper_layers = list(zip(model.weights, model.biases, strict=True))[layer + 2 :]
+
+        @torch.no_grad()
+        def output_at(step: float) -> Tensor:
+            incoming, outgoing = candidate.scales(step)
+            a = following + (outgoing * activation(incoming * new_preactivation)) @ omega.T
+            if weight_shift is not None:
+                a = a + step * weight_shift
+            for weight, bias in upper_layers:
+                a = torch.addmm(bias, activation(a), weight.T)
+            return a
+
+        return output_at
+
+    def add_units(
+        self,
+        incoming: Tensor,
+        incoming_bias: Tensor,
+        outgoing: Tensor,
+        optimizer: torch.optim.Optimizer | None,
+    ) -> None:
+        resizes = self.model.add_neurons(self.index, incoming, incoming_bias, outgoing)
+        if optimizer is not None:
+            carry_state(optimizer, resizes)
+
+    def move_outgoing(self, update: Tensor) -> None:
+        weight, bias = self.model.weights[self.index + 1], self.model.biases[self.index + 1]
+        with torch.no_grad():
+            weight.add_(update[:, :-1].to(weight.dtype))
+            bias.add_(update[:, -1].to(bias.dtype))

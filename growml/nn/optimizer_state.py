@@ -9,11 +9,15 @@ growth and pruning all sit above it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from growml.nn.mlp import GrowingMLP, ParamResize
+from growml.nn.growable import ParamResize
+
+if TYPE_CHECKING:
+    from growml.nn.mlp import GrowingMLP
 
 
 def carry_state(optimizer: torch.optim.Optimizer, resizes: Iterable[ParamResize]) -> None:

@@ -32,7 +32,13 @@ from optuna.distributions import (
 from optuna.trial import BaseTrial
 from pydantic import BaseModel
 
-from growml.config import FitConfig, resolve_config, setting_paths, unknown_setting
+from growml.config import (
+    FitConfig,
+    moved_setting,
+    resolve_config,
+    setting_paths,
+    unknown_setting,
+)
 from growml.errors import ConfigError
 
 WIDTHS = "model.hidden_widths"
@@ -51,7 +57,7 @@ def default_space(config: FitConfig) -> dict[str, BaseDistribution]:
         space["growth.max_new_neurons"] = IntDistribution(2, 16, log=True)
         space["growth.max_failures"] = IntDistribution(2, 8)
         if config.growth.method == "pool":
-            space["growth.max_step"] = FloatDistribution(0.25, 2.0, log=True)
+            space["growth.pool.max_step"] = FloatDistribution(0.25, 2.0, log=True)
     else:
         space[WIDTHS] = IntDistribution(8, 256, log=True)
     if config.prune.method != "none" and config.prune.compression is not None:
@@ -114,10 +120,16 @@ def _flatten(entries: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in entries.items():
         path = f"{prefix}{key}"
+        moved = moved_setting(path)
         if path in known:
             flat[path] = value
         elif isinstance(value, Mapping) and any(p.startswith(f"{path}.") for p in known):
             flat.update(_flatten(value, f"{path}."))
+        elif moved is not None:
+            raise ConfigError(
+                f"tune.space cannot search {path!r}: the setting has moved to "
+                f"{' and '.join(repr(p) for p in moved)}; search that instead."
+            )
         else:
             raise unknown_setting(path)
         if path == "seed" or path.startswith("data."):

@@ -1,0 +1,114 @@
+"""What the growth engine needs from a place in a network that can grow: ``GrowableLayer``.
+
+A growable layer is a set of units (hidden neurons today; numeric-embedding units, the units of
+an inserted layer, convolution channels next) that read some input and write into the next
+pre-activation. The engine never looks inside a network: it measures each growable layer's
+rows, asks a growth method for new units, evaluates the network with them, and adds them, all
+through this interface. docs/growable-layers.md says how a new kind implements it.
+
+Shape changes swap a parameter's ``.data`` and keep the ``Parameter`` object itself, so an
+optimizer that holds it never needs rebuilding; each change yields ``ParamResize`` records that
+``growml.nn.optimizer_state`` applies to the optimizer's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from growml.growth.line_search import Candidate
+    from growml.nn.activations import Activation
+    from growml.nn.mlp import ForwardCache
+
+
+@dataclass(frozen=True)
+class ParamResize:
+    """How one parameter changed shape along ``dim``: entries kept, then entries appended."""
+
+    param: nn.Parameter
+    dim: int
+    old_size: int
+    keep: Tensor | None = None
+    append: int = 0
+
+
+@dataclass(frozen=True)
+class LayerSample:
+    """One growable layer's values on a batch of rows, as the growth math reads them.
+
+    Attributes:
+        below: (n, fan_in) what a new unit reads, one row per statistics row (for convolution
+            channels: one row per position, the unfolded input patch).
+        current: (n, width) what the layer's existing units give the next layer.
+        gradient: (n, fan_out) each row's gradient of the loss at the next pre-activation.
+    """
+
+    below: Tensor
+    current: Tensor
+    gradient: Tensor
+
+
+class GrowableLayer(Protocol):
+    """A place that can receive units: what the growth engine reads and changes.
+
+    Attributes:
+        index: its position among the network's growable layers (events and plots name it).
+        fan_in: inputs a new unit reads (without its bias).
+        fan_out: outputs a new unit writes to.
+        width: units it has now.
+        activation: σ of its units.
+    """
+
+    index: int
+
+    @property
+    def fan_in(self) -> int: ...
+
+    @property
+    def fan_out(self) -> int: ...
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def activation(self) -> Activation: ...
+
+    def unit_cost(self) -> int:
+        """Parameters one more unit costs: its weights in, its bias, its weights out."""
+        ...
+
+    def outgoing(self) -> Tensor:
+        """(fan_out, width) the weights from the existing units to the next layer."""
+        ...
+
+    def sample(self, cache: ForwardCache, gradients: list[Tensor]) -> LayerSample:
+        """This layer's rows of one forward pass (``cache``) and its backward pass
+        (``gradients``: ∂L/∂a of every layer, per row)."""
+        ...
+
+    def extended_output(
+        self, cache: ForwardCache, candidate: Candidate
+    ) -> Callable[[float], Tensor]:
+        """``t ↦`` the network's output on ``cache``'s rows with ``candidate`` added at step t,
+        the network itself untouched."""
+        ...
+
+    def add_units(
+        self,
+        incoming: Tensor,
+        incoming_bias: Tensor,
+        outgoing: Tensor,
+        optimizer: torch.optim.Optimizer | None,
+    ) -> None:
+        """Append k units: ``incoming`` (k, fan_in) and ``incoming_bias`` (k,) in, ``outgoing``
+        (fan_out, k) out; their optimizer moments start at zero, the others are kept."""
+        ...
+
+    def move_outgoing(self, update: Tensor) -> None:
+        """Add ``update`` (fan_out, width + 1, bias last) to the next layer's weights."""
+        ...
