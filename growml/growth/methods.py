@@ -17,6 +17,7 @@ initialisation (``growth/tiny.py``).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -95,7 +96,7 @@ class Option:
         return self.candidate.neurons
 
 
-class GrowthMethod:
+class GrowthMethod(ABC):
     """How one growth method chooses and steps in new neurons.
 
     Subclasses set ``name`` (the ``growth.method`` value) and implement ``propose``; the rest
@@ -129,6 +130,7 @@ class GrowthMethod:
         """The fewest neurons one step adds to ``layer``."""
         return 2 if self.paired(layer) else 1
 
+    @abstractmethod
     def propose(
         self,
         layer: GrowableLayer,
@@ -137,7 +139,6 @@ class GrowthMethod:
         generator: torch.Generator,
     ) -> Option:
         """The neurons offered to ``layer``, at most ``limit`` of them."""
-        raise NotImplementedError
 
     def largest_step(self) -> float:
         """The largest step t the line search may take."""
@@ -232,9 +233,9 @@ class _Linearised(GrowthMethod):
     def paired(self, layer: GrowableLayer) -> bool:
         return _pairs(self.settings.pairing, layer)
 
+    @abstractmethod
     def proposal(self, layer: GrowableLayer, stats: LayerStatistics) -> Proposal:
         """The method's neurons for ``layer``, best first."""
-        raise NotImplementedError
 
     def propose(
         self,
