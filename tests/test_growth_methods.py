@@ -77,7 +77,7 @@ def test_each_method_reads_its_own_section():
 
     def offered(**settings):
         method = make_method(GrowthConfig(**settings))
-        return method.propose(layer, Measurement(stats), 4, torch.Generator()).neurons
+        return method.propose(Measurement(layer, stats), 4, torch.Generator()).neurons
 
     # Another method's section never reaches it: gradmax's bar is its own.
     low, high = {"noise_factor": 1e-6}, {"noise_factor": 1e9}

@@ -220,7 +220,7 @@ def _tanh_statistics():
 def _propose(config, model, stats):
     """The option ``config``'s method offers hidden layer 0 (at most two neurons)."""
     layer = model.growable_layers()[0]
-    return make_method(config).propose(layer, Measurement(stats), 2, torch.Generator())
+    return make_method(config).propose(Measurement(layer, stats), 2, torch.Generator())
 
 
 @pytest.mark.parametrize(("method", "project"), [("tiny", True), ("tiny-noproj", False)])

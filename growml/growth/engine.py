@@ -243,19 +243,16 @@ class GrowthEngine:
         self.skipped_ = {}
         measurements = self.method.measure(model, self.loss, x, target)
         self._measured = _bottlenecks(measurements)
-        layers = model.growable_layers()
         options = {}
-        for layer in range(len(layers)) if only is None else [only]:
+        for layer in range(len(measurements)) if only is None else [only]:
             limit = self._limit(model, layer)
-            if limit < self.method.smallest_step(layers[layer]):
-                continue
             measurement = measurements[layer]
+            if limit < self.method.smallest_step(measurement.layer):
+                continue
             reason = _unusable(measurement.statistics)
             if reason is None:
                 try:
-                    options[layer] = self.method.propose(
-                        layers[layer], measurement, limit, self._generator
-                    )
+                    options[layer] = self.method.propose(measurement, limit, self._generator)
                 except (torch.linalg.LinAlgError, RuntimeError) as error:
                     reason = f"linear algebra failed ({error})"
             if reason is not None:

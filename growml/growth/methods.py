@@ -57,9 +57,10 @@ LossAt = Callable[[float], float]
 
 @dataclass(frozen=True)
 class Measurement:
-    """What the statistics pass gives a method for one growable layer: TINY's averages, and
-    the rows themselves when the method scores candidates on them (the pool)."""
+    """What the statistics pass gives a method for one growable layer: the layer, TINY's
+    averages, and the rows themselves when the method scores candidates on them (the pool)."""
 
+    layer: GrowableLayer
     statistics: LayerStatistics
     rows: LayerRows | None = None
 
@@ -120,7 +121,10 @@ class GrowthMethod(ABC):
         self, model: GrowingMLP, loss: Loss, x: Tensor, target: Tensor
     ) -> list[Measurement]:
         """Every growable layer's measurements on the statistics rows ``x``."""
-        return [Measurement(stats) for stats in collect_statistics(model, loss, x, target)]
+        statistics = collect_statistics(model, loss, x, target)
+        return [
+            Measurement(*pair) for pair in zip(model.growable_layers(), statistics, strict=True)
+        ]
 
     def paired(self, layer: GrowableLayer) -> bool:
         """Whether neurons for ``layer`` come as mirrored pairs (α, ω), (−α, −ω)."""
@@ -131,14 +135,8 @@ class GrowthMethod(ABC):
         return 2 if self.paired(layer) else 1
 
     @abstractmethod
-    def propose(
-        self,
-        layer: GrowableLayer,
-        measurement: Measurement,
-        limit: int,
-        generator: torch.Generator,
-    ) -> Option:
-        """The neurons offered to ``layer``, at most ``limit`` of them."""
+    def propose(self, measured: Measurement, limit: int, generator: torch.Generator) -> Option:
+        """The neurons offered to ``measured.layer``, at most ``limit`` of them."""
 
     def largest_step(self) -> float:
         """The largest step t the line search may take."""
@@ -176,23 +174,20 @@ class PoolMethod(GrowthMethod):
     def measure(
         self, model: GrowingMLP, loss: Loss, x: Tensor, target: Tensor
     ) -> list[Measurement]:
+        layers, measured = model.growable_layers(), collect_rows(model, loss, x, target)
         return [
-            Measurement(statistics_of(rows), rows) for rows in collect_rows(model, loss, x, target)
+            Measurement(layer, statistics_of(rows), rows)
+            for layer, rows in zip(layers, measured, strict=True)
         ]
 
-    def propose(
-        self,
-        layer: GrowableLayer,
-        measurement: Measurement,
-        limit: int,
-        generator: torch.Generator,
-    ) -> Option:
+    def propose(self, measured: Measurement, limit: int, generator: torch.Generator) -> Option:
         # TINY's averages of the same rows give the pool its first directions.
-        assert measurement.rows is not None
-        tiny = tiny_proposal(measurement.statistics)
+        layer, rows = measured.layer, measured.rows
+        assert rows is not None
+        tiny = tiny_proposal(measured.statistics)
         directions = tiny.alpha[:POOL_TINY_DIRECTIONS][tiny.lambdas[:POOL_TINY_DIRECTIONS] > 0]
         proposal = pool_proposal(
-            measurement.rows,
+            rows,
             layer.activation.fn,
             directions,
             limit,
@@ -237,17 +232,12 @@ class _Linearised(GrowthMethod):
     def proposal(self, layer: GrowableLayer, stats: LayerStatistics) -> Proposal:
         """The method's neurons for ``layer``, best first."""
 
-    def propose(
-        self,
-        layer: GrowableLayer,
-        measurement: Measurement,
-        limit: int,
-        generator: torch.Generator,
-    ) -> Option:
+    def propose(self, measured: Measurement, limit: int, generator: torch.Generator) -> Option:
         # ``limit`` counts neurons: a ReLU pair is two.
+        layer = measured.layer
         pairs = self.paired(layer)
         count_limit = max(limit // (2 if pairs else 1), 0)
-        proposal = self.proposal(layer, measurement.statistics)
+        proposal = self.proposal(layer, measured.statistics)
         count = proposal.significant(count_limit, self.settings.noise_factor)
         alpha, omega = proposal.alpha[:count], proposal.omega[:, :count]
         if pairs:
@@ -328,19 +318,11 @@ class RandomMethod(GrowthMethod):
     def paired(self, layer: GrowableLayer) -> bool:
         return _pairs(self.settings.pairing, layer)
 
-    def propose(
-        self,
-        layer: GrowableLayer,
-        measurement: Measurement,
-        limit: int,
-        generator: torch.Generator,
-    ) -> Option:
-        per_step = 2 if self.paired(layer) else 1
+    def propose(self, measured: Measurement, limit: int, generator: torch.Generator) -> Option:
+        per_step = 2 if self.paired(measured.layer) else 1
         count = max(limit // per_step, 0) * per_step
-        candidate = random_candidate(layer, count, generator)
-        return Option(
-            candidate, 0.0, 0.0, [], 0.0, bottleneck(measurement.statistics), explore=True
-        )
+        candidate = random_candidate(measured.layer, count, generator)
+        return Option(candidate, 0.0, 0.0, [], 0.0, bottleneck(measured.statistics), explore=True)
 
 
 METHODS: dict[str, type[GrowthMethod]] = {

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-import torch
 from torch import Tensor, nn
+from torch.optim import Optimizer
 
 if TYPE_CHECKING:
     from growml.growth.line_search import Candidate
@@ -99,13 +99,9 @@ class GrowableLayer(Protocol):
         ...
 
     def add_units(
-        self,
-        incoming: Tensor,
-        incoming_bias: Tensor,
-        outgoing: Tensor,
-        optimizer: torch.optim.Optimizer | None,
+        self, incoming: Tensor, bias: Tensor, outgoing: Tensor, optimizer: Optimizer | None
     ) -> None:
-        """Append k units: ``incoming`` (k, fan_in) and ``incoming_bias`` (k,) in, ``outgoing``
+        """Append k units: ``incoming`` (k, fan_in) and ``bias`` (k,) in, ``outgoing``
         (fan_out, k) out; their optimizer moments start at zero, the others are kept."""
         ...
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+from torch.optim import Optimizer
 
 from growml.nn.activations import ACTIVATIONS, Activation, get_activation
 from growml.nn.growable import LayerSample, ParamResize
@@ -319,13 +320,9 @@ class HiddenLayer:
         return output_at
 
     def add_units(
-        self,
-        incoming: Tensor,
-        incoming_bias: Tensor,
-        outgoing: Tensor,
-        optimizer: torch.optim.Optimizer | None,
+        self, incoming: Tensor, bias: Tensor, outgoing: Tensor, optimizer: Optimizer | None
     ) -> None:
-        resizes = self.model.add_neurons(self.index, incoming, incoming_bias, outgoing)
+        resizes = self.model.add_neurons(self.index, incoming, bias, outgoing)
         if optimizer is not None:
             carry_state(optimizer, resizes)
 
