@@ -1,14 +1,17 @@
 """The trainer's hooks: when each is called, what a changed network does to early stopping,
 where checkpoints are taken, and a resume from the loop's saved state that is exact."""
 
+import json
 import math
 
 import pytest
 import torch
+from safetensors.torch import save
 
-from growml.checkpoint import read_checkpoint, write_checkpoint
+from growml.checkpoint import CHECKPOINT, FORMAT_VERSION, read_checkpoint, write_checkpoint
 from growml.config import DataConfig, GrowthConfig, TrainConfig
 from growml.data import load_table, prepare
+from growml.errors import RunError
 from growml.events import EpochEnd, GrowthStep, TrainEnd, TrainStart
 from growml.growth.engine import GrowthEngine
 from growml.losses import default_loss
@@ -175,3 +178,13 @@ def test_a_run_resumed_from_its_saved_loop_state_ends_as_the_uninterrupted_one(m
     assert resumed.best_validation == result.best_validation
     for a, b in zip(resumed_weights, weights, strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_checkpoint_of_the_earlier_format_is_refused_in_one_sentence(tmp_path):
+    # Format 1 kept the loop's state in hand-built dicts that this trainer no longer reads.
+    earlier = {"version": 1, "trainer": {"epoch": 3, "last_growth": 3, "best_tensors": 0}}
+    metadata = {"growml_checkpoint": json.dumps(earlier)}
+    (tmp_path / CHECKPOINT).write_bytes(save({"x": torch.zeros(1)}, metadata=metadata))
+    assert FORMAT_VERSION > 1
+    with pytest.raises(RunError, match="written by another growml version"):
+        read_checkpoint(tmp_path)

@@ -14,7 +14,8 @@ A hook with state to resume names itself (``name``): its ``state_dict`` goes int
 checkpoint under that name, and ``load_state_dict`` gets it back on resume.
 
 What only watches training (the progress display, the history file, Optuna's trial pruning in
-``tune/objective.py``) is an observer of events, not a hook: it cannot change the training.
+``tune/objective.py``) is an observer of events, not a hook: it changes nothing in the
+training, which a trial's pruning ends by raising ``optuna.TrialPruned`` from its observer.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Growth(Hook):
 
     The engine sees every epoch's validation metrics; it is asked for a step after each epoch
     until growth has finished, except on the warm-up loss, whose values and gradients are
-    another loss's. Patience is counted from the last step that added neurons.
+    another loss's. A step that added neurons is a change of the network's shape.
     """
 
     name = "growth"
