@@ -2,10 +2,10 @@
 
 A checkpoint holds everything the training needs to go on exactly as if it had never stopped:
 the network (at its current widths), the optimizer's state, the trainer's loop state (epoch,
-best validation so far and its weights, the batch-order generator), the growth engine's
-state (its counters, evidence and generator), and the events recorded so far. Tensors are
-tensors of the file; everything else is one JSON document in the file's metadata. No pickle:
-a checkpoint is read with ``safetensors`` and ``json`` only.
+best validation so far and its weights, the batch-order generator), its hooks' state (the
+growth engine's counters, evidence and generator), and the events recorded so far. Tensors
+are tensors of the file; everything else is one JSON document in the file's metadata. No
+pickle: a checkpoint is read with ``safetensors`` and ``json`` only.
 
 It lives inside the hidden, partial run directory (``.NAME.partial-*``), so an interrupted
 run leaves its checkpoint beside it and a finished run none.
@@ -26,7 +26,7 @@ from growml import atomic
 from growml.errors import RunError
 
 CHECKPOINT = "checkpoint.safetensors"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -34,8 +34,8 @@ class Checkpoint:
     """One training's state: ``tensors`` by name, and JSON-ready ``state``.
 
     ``state`` holds ``config`` (the run's settings, to refuse resuming with others),
-    ``trainer`` and ``growth`` (their ``state_dict``s, tensors replaced by their names),
-    ``optimizer`` (param groups, and each parameter's state keys) and ``events``.
+    ``trainer`` (the loop's ``LoopState``: epoch, optimizer, early stopping and each hook's
+    ``state_dict``, tensors replaced by their names) and ``events``.
     """
 
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,11 +110,6 @@ def fit(
             if config.loss.warmup_epochs and getattr(loss, "needs_positives", False)
             else None
         )
-        training = {
-            "seed": config.seed,
-            "warmup": warmup,
-            "warmup_epochs": config.loss.warmup_epochs,
-        }
         growth = (
             GrowthEngine(config.growth, loss, seed=config.seed) if config.growth.enabled else None
         )
@@ -139,23 +134,20 @@ def fit(
                 state.state.update(config=settings_now, events=list(events))
                 write_checkpoint(writer.path, state)
 
-            def make_trainer(
-                growth: GrowthEngine | None = None, warm: bool = True, first: bool = False
-            ) -> Trainer:
-                settings = training if warm else {**training, "warmup": None}
-                return Trainer(
-                    config.train,
-                    loss,
-                    data.task,
-                    observers=everyone,
-                    growth=growth,
-                    checkpoint=save if first and checkpoints else None,
-                    resume=checkpoint if first else None,
-                    **settings,
-                )
-
+            trainer = Trainer(
+                config.train,
+                loss,
+                data.task,
+                observers=everyone,
+                seed=config.seed,
+                growth=growth,
+                warmup=warmup,
+                warmup_epochs=config.loss.warmup_epochs,
+                checkpoint=save if checkpoints else None,
+                resume=checkpoint,
+            )
             train_result, pruning = _train_and_prune(
-                model, data, config, growth, make_trainer, emit, resumed=checkpoint is not None
+                model, data, config, trainer, emit, resumed=checkpoint is not None
             )
             threshold = None
             if data.task == "classification" and binary:
@@ -302,13 +294,13 @@ def _train_and_prune(
     model: GrowingMLP,
     data: PreparedData,
     config: FitConfig,
-    growth: GrowthEngine | None,
-    make_trainer: Callable[..., Trainer],
+    trainer: Trainer,
     emit: Observer,
     resumed: bool = False,
 ) -> tuple[TrainResult, dict[str, Any] | None]:
-    """Prune at init (if asked), train (growing if asked), then prune after growth (if asked)
-    and fine-tune, continuing the same optimizer so that its sliced state carries over.
+    """Prune at init (if asked), train with ``trainer`` (growing if asked), then prune after
+    growth (if asked) and fine-tune (``Trainer.fine_tuning``), continuing the same optimizer so
+    that its sliced state carries over.
     ``resumed``: the training goes on from a checkpoint, whose history already holds the
     pruning at initialisation (done again, to give the network its masks and widths)."""
     when = _prune_when(config)
@@ -318,12 +310,11 @@ def _train_and_prune(
             model, None, config.prune, when, config.seed, _quiet if resumed else emit
         )
     arrays = (data.x_train, data.y_train, data.x_val, data.y_val)
-    trainer = make_trainer(growth, first=True)
     result = trainer.run(model, *arrays)
     if when != "after-growth":
         return result, pruning
     pruning = prune_network(model, trainer.optimizer_, config.prune, when, config.seed, emit)
-    tuned = make_trainer(warm=False).run(model, *arrays, optimizer=trainer.optimizer_)
+    tuned = trainer.fine_tuning().run(model, *arrays, optimizer=trainer.optimizer_)
     combined = TrainResult(
         epochs=result.epochs + tuned.epochs,
         best_epoch=result.epochs + tuned.best_epoch,

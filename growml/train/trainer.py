@@ -1,10 +1,14 @@
-"""The training loop: minibatch steps, validation, early stopping, events.
+"""The training loop: minibatch steps, validation, early stopping, hooks, events.
 
 Tiny networks on a CPU are bound by per-step overhead, not arithmetic, so the loop keeps the
 whole dataset as tensors, draws one permutation per epoch, runs the network's hand-derived
 backward with the loss's closed-form gradient (no autograd graph), steps a fused optimizer, and
 uses one torch thread unless the layers are large enough for a second one to pay off.
 The trainer prints nothing: it emits events to observers.
+
+What happens beside the loop's own work — growth, pruning masks, checkpoints — is a hook
+(``train/hooks.py``); early stopping is one small state object (``train/stopping.py``); the
+loop's state that hooks see and checkpoints keep is ``train/loop.py``.
 """
 
 from __future__ import annotations
@@ -13,28 +17,24 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from growml.checkpoint import (
-    Checkpoint,
-    generator_state,
-    load_generator_state,
-    load_optimizer_state,
-    optimizer_state,
-)
+from growml.checkpoint import Checkpoint
 from growml.config import TrainConfig
 from growml.errors import TrainingError
-from growml.events import EpochEnd, Observer, TrainEnd, TrainStart
+from growml.events import EpochEnd, Event, Observer, TrainEnd, TrainStart
 from growml.losses import Loss
 from growml.nn.mlp import GrowingMLP
-from growml.nn.optimizer_state import forget_stale_state
-from growml.train.metrics import HIGHER_IS_BETTER, decide
+from growml.train.hooks import Checkpoints, Growth, Hook, PruningMasks
+from growml.train.loop import Loop
+from growml.train.metrics import decide
 from growml.train.optimizer import make_optimizer
+from growml.train.stopping import EarlyStopping
 
 if TYPE_CHECKING:
     from growml.growth.engine import GrowthEngine
@@ -89,14 +89,20 @@ class Trainer:
         task: ``classification`` or ``regression`` (decides the validation metrics).
         observers: callables receiving each event (start, every epoch, growth, end).
         seed: seeds the batch order.
-        growth: grows the network as its schedule asks; early stopping counts its patience
-            from the last improvement or the last step that added neurons.
+        growth: grows the network as its schedule asks (the ``Growth`` hook); early stopping
+            counts its patience from the last improvement or the last step that added
+            neurons.
         warmup: a loss to train with for the first ``warmup_epochs`` epochs (cross-entropy
             before a soft-set loss).
+        checkpoint: receives a checkpoint after every epoch that changed the network and every
+            ``train.checkpoint_seconds`` (the ``Checkpoints`` hook); none by default.
+        resume: a checkpoint to go on from, as if the training had never stopped.
+        hooks: further hooks (``growml.train.hooks``), called after the trainer's own.
 
-    Losses that are not sums over rows (``loss.needs_positives``, the soft-set losses) get
-    stratified batches, every class in its share, and batches large enough to hold
-    ``MIN_POSITIVES`` rows of the rarest class on average.
+    A network with pruning masks (``model.masks``) keeps its pruned weights at zero (the
+    ``PruningMasks`` hook). Losses that are not sums over rows (``loss.needs_positives``, the
+    soft-set losses) get stratified batches, every class in its share, and batches large
+    enough to hold ``MIN_POSITIVES`` rows of the rarest class on average.
 
     After ``run``: ``optimizer_`` holds the optimizer and ``result_`` the ``TrainResult``.
     """
@@ -113,6 +119,7 @@ class Trainer:
         warmup_epochs: int = 0,
         checkpoint: Callable[[Checkpoint], None] | None = None,
         resume: Checkpoint | None = None,
+        hooks: Sequence[Hook] = (),
     ) -> None:
         self.config = config
         self.loss = loss
@@ -124,6 +131,13 @@ class Trainer:
         self.warmup_epochs = warmup_epochs
         self.checkpoint = checkpoint
         self.resume = resume
+        self.hooks = list(hooks)
+
+    def fine_tuning(self) -> Trainer:
+        """A trainer for after pruning: these settings, loss, observers and seed, without
+        growth, warm-up, checkpoints, further hooks or a checkpoint to resume (a resumed fit
+        goes on from the training before pruning, and prunes again)."""
+        return Trainer(self.config, self.loss, self.task, self.observers, self.seed)
 
     def run(
         self,
@@ -140,9 +154,54 @@ class Trainer:
         by default a new one is made from the settings.
         """
         config = self.config
-        x = torch.as_tensor(x_train, dtype=torch.float32)
-        target = self.loss.prepare_target(y_train)
+        loop = self._loop(model, x_train, y_train, optimizer)
         validation = _Validation(self, x_val, y_val)
+        started = time.perf_counter()
+        if self.resume is None:
+            self._emit(self._start_event(loop, validation_rows=len(x_val)))
+        else:  # go on where the checkpoint left off, as if never stopped
+            loop.restore(self.resume)
+        stopped_early = False
+        threads = choose_threads(config.threads, model, config.batch_size)
+        with torch_threads(threads), torch.no_grad():
+            model.train()
+            for hook in loop.hooks:
+                hook.on_train_start(loop)
+            for epoch in range(loop.epoch + 1, config.epochs + 1):
+                for hook in loop.hooks:
+                    hook.on_epoch_start(loop)
+                last = self._epoch(loop, epoch, validation)
+                loop.changed = any([hook.on_epoch_end(loop, last) for hook in loop.hooks])
+                # New neurons get the full patience to pay off; wider layers may want more threads.
+                if loop.changed:
+                    loop.stopping.grew(epoch)
+                    torch.set_num_threads(choose_threads(config.threads, model, config.batch_size))
+                if loop.stopping.should_stop(epoch):
+                    stopped_early = True
+                    break
+            loop.stopping.restore_best(model, loop.optimizer)
+            model.eval()
+        kept = loop.stopping if config.early_stopping else None
+        self.result_ = TrainResult(
+            epochs=loop.epoch,
+            best_epoch=kept.best_epoch if kept else loop.epoch,
+            stopped_early=stopped_early,
+            seconds=time.perf_counter() - started,
+            best_validation=kept.best_metrics if kept else last.validation,
+        )
+        self._emit(TrainEnd(**asdict(self.result_)))
+        return self.result_
+
+    def _loop(
+        self,
+        model: GrowingMLP,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        optimizer: torch.optim.Optimizer | None,
+    ) -> Loop:
+        """The loop's state before its first epoch: tensors, batches, optimizer, hooks."""
+        config = self.config
+        x = torch.as_tensor(x_train, dtype=torch.float32)
         self.optimizer_ = optimizer or make_optimizer(model.parameters(), config)
         self._labels = None
         self.batch_size_ = config.batch_size
@@ -152,143 +211,72 @@ class Trainer:
             self.batch_size_ = min(
                 max(config.batch_size, math.ceil(MIN_POSITIVES / max(rarest, 1e-12))), len(x)
             )
-        warmup_target = self.warmup.prepare_target(y_train) if self.warmup else None
-        generator = torch.Generator().manual_seed(self.seed)
-        threads = choose_threads(config.threads, model, config.batch_size)
-        higher_is_better = config.monitor in HIGHER_IS_BETTER
-        best_score, best_epoch, best_state, best_metrics = None, 0, None, {}
-        started = time.perf_counter()
-        epoch, stopped_early, last_growth = 0, False, 0
-        growth = self.growth
-        if self.resume is None:
-            self._emit(
-                TrainStart(
-                    max_epochs=config.epochs,
-                    train_rows=len(x),
-                    validation_rows=len(x_val),
-                    hidden_widths=model.hidden_widths,
-                    parameters=model.n_parameters(),
-                    threads=threads,
-                )
-            )
-        else:  # go on where the checkpoint left off, as if never stopped
-            loop = _restore(self.resume, model, self.optimizer_, generator, growth)
-            epoch, last_growth = loop["epoch"], loop["last_growth"]
-            best_score, best_epoch, best_metrics = (
-                loop["best_score"],
-                loop["best_epoch"],
-                loop["best_metrics"],
-            )
-            best_state = [self.resume.tensors[f"best.{i}"] for i in range(loop["best_tensors"])]
-            threads = choose_threads(config.threads, model, config.batch_size)
-        saved_at, first = time.monotonic(), epoch + 1
-        with torch_threads(threads), torch.no_grad():
-            model.train()
-            for epoch in range(first, config.epochs + 1):
-                grew = False
-                epoch_started = time.perf_counter()
-                if self.warmup is not None and epoch <= self.warmup_epochs:
-                    train_loss = self._epoch(model, x, warmup_target, generator, self.warmup)
-                else:
-                    train_loss = self._epoch(model, x, target, generator, self.loss)
-                metrics = validation(model)
-                score = metrics[config.monitor]
-                if not (math.isfinite(train_loss) and math.isfinite(score)):
-                    raise TrainingError(
-                        f"training diverged at epoch {epoch} (training loss {train_loss:.3g}); "
-                        f"lower train.lr (now {config.lr:g})."
-                    )
-                improved = best_score is None or (
-                    score > best_score if higher_is_better else score < best_score
-                )
-                if improved:
-                    best_score, best_epoch, best_metrics = score, epoch, metrics
-                    best_state = [p.detach().clone() for p in model.parameters()]
-                if growth is not None:
-                    growth.observe(metrics)
-                self._emit(
-                    EpochEnd(
-                        epoch=epoch,
-                        train_loss=train_loss,
-                        validation=metrics,
-                        hidden_widths=model.hidden_widths,
-                        parameters=model.n_parameters(),
-                        improved=improved,
-                        seconds=time.perf_counter() - epoch_started,
-                    )
-                )
-                warming_up = self.warmup is not None and epoch <= self.warmup_epochs
-                # No growth on the warm-up loss: its values and gradients are another loss's.
-                if growth is not None and not growth.finished_ and not warming_up:
-                    stalled = epoch - max(best_epoch, last_growth)
-                    if growth.wants_step(epoch, train_loss, stalled):
-                        for event in growth.step(model, self.optimizer_, x, target, epoch):
-                            self._emit(event)
-                            if event.added:
-                                last_growth, grew = epoch, True
-                        torch.set_num_threads(
-                            choose_threads(config.threads, model, config.batch_size)
-                        )
-                # New neurons get the full patience to pay off; steps that add nothing do not.
-                stalled = epoch - max(best_epoch, last_growth)
-                if config.early_stopping and stalled >= config.patience:
-                    stopped_early = True
-                    break
-                due = time.monotonic() - saved_at >= config.checkpoint_seconds
-                if self.checkpoint is not None and (grew or due) and epoch < config.epochs:
-                    loop = {
-                        "epoch": epoch,
-                        "last_growth": last_growth,
-                        "best_score": best_score,
-                        "best_epoch": best_epoch,
-                        "best_metrics": best_metrics,
-                    }
-                    self.checkpoint(
-                        _snapshot(loop, model, self.optimizer_, generator, growth, best_state)
-                    )
-                    saved_at = time.monotonic()
-            if config.early_stopping and best_state is not None:
-                # The best weights may predate growth: restore their shapes as well.
-                for param, best in zip(model.parameters(), best_state, strict=True):
-                    param.data = best
-                forget_stale_state(self.optimizer_)
-            model.eval()
-        result = TrainResult(
-            epochs=epoch,
-            best_epoch=best_epoch if config.early_stopping else epoch,
-            stopped_early=stopped_early,
-            seconds=time.perf_counter() - started,
-            best_validation=best_metrics if config.early_stopping else metrics,
+        self._warmup_target = self.warmup.prepare_target(y_train) if self.warmup else None
+        hooks: list[Hook] = []
+        if self.growth is not None:
+            hooks.append(Growth(self.growth))
+        if model.masks:
+            hooks.append(PruningMasks())
+        if self.checkpoint is not None:
+            hooks.append(Checkpoints(self.checkpoint, config.checkpoint_seconds))
+        return Loop(
+            model=model,
+            optimizer=self.optimizer_,
+            x=x,
+            target=self.loss.prepare_target(y_train),
+            generator=torch.Generator().manual_seed(self.seed),
+            stopping=EarlyStopping(config.monitor, config.patience, config.early_stopping),
+            hooks=[*hooks, *self.hooks],
+            emit=self._emit,
         )
-        self.result_ = result
-        self._emit(
-            TrainEnd(
-                epochs=result.epochs,
-                best_epoch=result.best_epoch,
-                stopped_early=result.stopped_early,
-                seconds=result.seconds,
-                best_validation=result.best_validation,
-            )
-        )
-        return result
 
-    def _epoch(
-        self,
-        model: GrowingMLP,
-        x: Tensor,
-        target: Tensor,
-        generator: torch.Generator,
-        loss: Loss,
-    ) -> float:
+    def _start_event(self, loop: Loop, validation_rows: int) -> TrainStart:
+        config, model = self.config, loop.model
+        return TrainStart(
+            max_epochs=config.epochs,
+            train_rows=len(loop.x),
+            validation_rows=validation_rows,
+            hidden_widths=model.hidden_widths,
+            parameters=model.n_parameters(),
+            threads=choose_threads(config.threads, model, config.batch_size),
+        )
+
+    def _epoch(self, loop: Loop, epoch: int, validation: _Validation) -> EpochEnd:
+        """Train and validate ``epoch``, and hand its ``EpochEnd`` event to the observers."""
+        started = time.perf_counter()
+        loop.warming_up = self.warmup is not None and epoch <= self.warmup_epochs
+        if loop.warming_up:
+            train_loss = self._train_epoch(loop, self._warmup_target, self.warmup)
+        else:
+            train_loss = self._train_epoch(loop, loop.target, self.loss)
+        metrics = validation(loop.model)
+        if not (math.isfinite(train_loss) and math.isfinite(metrics[self.config.monitor])):
+            raise TrainingError(
+                f"training diverged at epoch {epoch} (training loss {train_loss:.3g}); "
+                f"lower train.lr (now {self.config.lr:g})."
+            )
+        improved = loop.stopping.update(epoch, metrics, loop.model)
+        loop.epoch = epoch
+        event = EpochEnd(
+            epoch=epoch,
+            train_loss=train_loss,
+            validation=metrics,
+            hidden_widths=loop.model.hidden_widths,
+            parameters=loop.model.n_parameters(),
+            improved=improved,
+            seconds=time.perf_counter() - started,
+        )
+        self._emit(event)
+        return event
+
+    def _train_epoch(self, loop: Loop, target: Tensor, loss: Loss) -> float:
         """One pass over the training rows in a fresh random order; returns the mean loss."""
+        model, x, optimizer = loop.model, loop.x, loop.optimizer
         n, batch_size = len(x), self.batch_size_
         if self._labels is None:
-            order = torch.randperm(n, generator=generator)
+            order = torch.randperm(n, generator=loop.generator)
         else:
-            order = stratified_order(self._labels, generator)
-        optimizer = self.optimizer_
-        # Pruned weights stay zero: the optimizer's momentum would otherwise revive them.
-        masked = list(zip(model.weights, model.masks, strict=True)) if model.masks else []
+            order = stratified_order(self._labels, loop.generator)
         values = []
         for start in range(0, n, batch_size):
             rows = order[start : start + batch_size]
@@ -296,14 +284,14 @@ class Trainer:
             value, output_grad = loss.value_and_grad(cache.output, target.index_select(0, rows))
             model.backward(cache, output_grad)
             optimizer.step()
-            for weight, mask in masked:
-                weight.mul_(mask)
+            for hook in loop.hooks:
+                hook.on_step_end(loop)
             values.append(value)
         sizes = torch.full((len(values),), float(batch_size))
         sizes[-1] = n - batch_size * (len(values) - 1)
         return float(torch.stack(values).dot(sizes)) / n
 
-    def _emit(self, event: object) -> None:
+    def _emit(self, event: Event) -> None:
         for observer in self.observers:
             observer(event)
 
@@ -352,46 +340,3 @@ class _Validation:
                 f1_score(self.labels.numpy(), predicted.numpy(), average="macro", zero_division=0)
             )
         return metrics
-
-
-def _snapshot(
-    loop: dict[str, Any],
-    model: GrowingMLP,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-    growth: GrowthEngine | None,
-    best_state: list[torch.Tensor] | None,
-) -> Checkpoint:
-    """The training's whole state after an epoch: what ``_restore`` needs to go on."""
-    checkpoint = Checkpoint()
-    for name, param in model.named_parameters():
-        checkpoint.put(f"model.{name}", param)
-    for i, tensor in enumerate(best_state or []):
-        checkpoint.put(f"best.{i}", tensor)
-    checkpoint.state["trainer"] = {
-        **loop,
-        "best_tensors": len(best_state or []),
-        "generator": generator_state(checkpoint, "trainer.generator", generator),
-    }
-    checkpoint.state["optimizer"] = optimizer_state(checkpoint, optimizer)
-    if growth is not None:
-        checkpoint.state["growth"] = growth.state_dict(checkpoint)
-    return checkpoint
-
-
-def _restore(
-    checkpoint: Checkpoint,
-    model: GrowingMLP,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-    growth: GrowthEngine | None,
-) -> dict[str, Any]:
-    """Put ``checkpoint``'s network (at its widths), optimizer, batch order and growth engine
-    back; returns the loop's own state."""
-    for name, param in model.named_parameters():
-        param.data = checkpoint.tensors[f"model.{name}"].clone()
-    load_optimizer_state(checkpoint, optimizer, checkpoint.state["optimizer"])
-    load_generator_state(checkpoint, "trainer.generator", generator)
-    if growth is not None:
-        growth.load_state_dict(checkpoint, checkpoint.state["growth"])
-    return checkpoint.state["trainer"]

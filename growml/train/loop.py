@@ -1,0 +1,104 @@
+"""One run of the training loop: what its hooks see, and what a checkpoint keeps of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from growml.checkpoint import (
+    Checkpoint,
+    generator_state,
+    load_generator_state,
+    load_optimizer_state,
+    optimizer_state,
+)
+from growml.events import Event
+from growml.nn.mlp import GrowingMLP
+from growml.train.stopping import EarlyStopping
+
+if TYPE_CHECKING:
+    from growml.train.hooks import Hook
+
+
+@dataclass
+class LoopState:
+    """The loop's part of a checkpoint, ``checkpoint.state["trainer"]`` (tensors by their
+    names in the checkpoint).
+
+    Attributes:
+        epoch: epochs done.
+        generator: the batch order's generator.
+        optimizer: the optimizer's state (``checkpoint.optimizer_state``).
+        early_stopping: ``EarlyStopping.state_dict``.
+        hooks: each named hook's ``state_dict``, by its name.
+    """
+
+    epoch: int
+    generator: str
+    optimizer: dict[str, Any]
+    early_stopping: dict[str, Any]
+    hooks: dict[str, dict[str, Any]]
+
+
+@dataclass
+class Loop:
+    """One run of the training loop, as its hooks see it.
+
+    Attributes:
+        model: the network being trained.
+        optimizer: its optimizer.
+        x: the training rows.
+        target: the training loss's prepared target for ``x``.
+        generator: draws the batch order.
+        stopping: the best epoch so far, and when to stop.
+        hooks: the hooks, in the order they are called.
+        emit: hands an event to the trainer's observers.
+        epoch: epochs done.
+        warming_up: whether the latest epoch trained on the warm-up loss.
+        changed: whether a hook changed the network's shape after the latest epoch.
+    """
+
+    model: GrowingMLP
+    optimizer: torch.optim.Optimizer
+    x: Tensor
+    target: Tensor
+    generator: torch.Generator
+    stopping: EarlyStopping
+    hooks: list[Hook]
+    emit: Callable[[Event], None]
+    epoch: int = 0
+    warming_up: bool = False
+    changed: bool = False
+
+    def snapshot(self) -> Checkpoint:
+        """The training's whole state between epochs: what ``restore`` needs to go on."""
+        checkpoint = Checkpoint()
+        for name, param in self.model.named_parameters():
+            checkpoint.put(f"model.{name}", param)
+        state = LoopState(
+            epoch=self.epoch,
+            generator=generator_state(checkpoint, "trainer.generator", self.generator),
+            optimizer=optimizer_state(checkpoint, self.optimizer),
+            early_stopping=self.stopping.state_dict(checkpoint),
+            hooks={hook.name: hook.state_dict(checkpoint) for hook in self.hooks if hook.name},
+        )
+        checkpoint.state["trainer"] = asdict(state)
+        return checkpoint
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Put ``checkpoint``'s network (at its widths), optimizer, batch order, early stopping
+        and hooks back."""
+        state = LoopState(**checkpoint.state["trainer"])
+        for name, param in self.model.named_parameters():
+            param.data = checkpoint.tensors[f"model.{name}"].clone()
+        load_optimizer_state(checkpoint, self.optimizer, state.optimizer)
+        load_generator_state(checkpoint, state.generator, self.generator)
+        self.stopping.load_state_dict(checkpoint, state.early_stopping)
+        for hook in self.hooks:
+            if hook.name:
+                hook.load_state_dict(checkpoint, state.hooks[hook.name])
+        self.epoch = state.epoch
