@@ -31,6 +31,7 @@ from growml.config import FitConfig
 from growml.data import Table, prepare
 from growml.errors import ConfigError, RunError
 from growml.processes import start_worker, warm_up, worker_pool
+from growml.version import __version__
 
 COMPARE = "compare.json"
 MEMBERS = "members"
@@ -153,8 +154,6 @@ def compare(
 
 def _identity(config: FitConfig, table: Table) -> dict[str, Any]:
     """What makes two comparisons the same one: the data and every setting but the seed."""
-    from growml import __version__
-
     settings = config.model_dump(mode="json")
     settings.pop("seed")
     return {

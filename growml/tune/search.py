@@ -51,6 +51,7 @@ from growml.tune.storage import (
     shown_url,
 )
 from growml.tune.workers import WorkerJob, run_workers
+from growml.version import __version__
 
 TUNE = "tune.json"
 FORMAT_VERSION = 1
@@ -236,8 +237,6 @@ def _identity(
     metric: str,
 ) -> dict[str, Any]:
     """What makes two searches one study: the data, the settings, the space, the objective."""
-    from growml import __version__
-
     return {
         "growml_version": __version__,
         "data": data,
