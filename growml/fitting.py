@@ -20,7 +20,7 @@ import torch
 from growml.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from growml.config import FitConfig
 from growml.data import PreparedData, Table, load_data_table, prepare
-from growml.errors import ConfigError, GrowmlWarning, RunError, TrainingError
+from growml.errors import GrowmlWarning, RunError, TrainingError
 from growml.events import Event, GrowthStep, Observer, TrainEnd, parse_event
 from growml.growth.engine import GrowthEngine
 from growml.losses import Loss, default_loss, make_loss
@@ -40,11 +40,9 @@ from growml.runs.rundir import (
     default_run_dir,
     interrupted_runs,
 )
+from growml.scoring import check_settings, threshold_metric
 from growml.train.metrics import evaluate, probabilities
 from growml.train.trainer import Trainer, TrainResult
-
-_CLASSIFICATION_MONITORS = {"loss", "accuracy", "macro_f1"}
-_REGRESSION_MONITORS = {"loss", "r2"}
 
 
 @dataclass
@@ -355,15 +353,7 @@ def _choose_threshold(
 ) -> dict[str, Any]:
     """The decision threshold of a binary model: 0.5, or the τ that maximises
     ``threshold.metric`` on the validation split (plotted as plots/threshold.png)."""
-    metric = config.threshold.metric
-    if metric == "auto":
-        # A soft-set loss gives no calibrated probabilities: its threshold is always chosen.
-        metric = {
-            "soft-f1": "f1",
-            "soft-fbeta": "fbeta",
-            "soft-auroc": "f1",
-            "soft-accuracy": "accuracy",
-        }.get(config.loss.name, "none")
+    metric = threshold_metric(config.threshold.metric, config.loss.name)
     if metric == "none":
         return {"value": 0.5, "metric": "none"}
     with torch.no_grad():
@@ -401,13 +391,3 @@ def _prune_when(config: FitConfig) -> str | None:
     if config.prune.when == "auto":
         return "after-growth" if config.growth.enabled else "at-init"
     return config.prune.when
-
-
-def check_settings(config: FitConfig, task: str) -> None:
-    """Settings that can only be checked once the task is known."""
-    allowed = _REGRESSION_MONITORS if task == "regression" else _CLASSIFICATION_MONITORS
-    if config.train.monitor not in allowed:
-        raise ConfigError(
-            f"train.monitor={config.train.monitor!r} does not apply to {task}; "
-            f"choose one of {', '.join(sorted(allowed))}."
-        )
