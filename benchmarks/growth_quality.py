@@ -38,6 +38,7 @@ import growml
 from growml.compare import DEFAULT_WIDTHS, Comparison, compare, verdict
 from growml.config import parse_assignment
 from growml.data import load_table, prepare
+from growml.events import EpochEnd, GrowthStep
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gromo_peer import gromo_available, run_gromo  # noqa: E402
@@ -74,8 +75,8 @@ def growth_costs(comparison: Comparison) -> dict[str, float]:
         if member["label"] != "grown" or member["run"] is None:
             continue
         history = growml.load_run(comparison.path / member["run"]).history()
-        steps = [e["seconds"] for e in history if e["event"] == "growth" and e["added"]]
-        epochs = [e["seconds"] for e in history if e["event"] == "epoch"]
+        steps = [e.seconds for e in history if isinstance(e, GrowthStep) and e.added]
+        epochs = [e.seconds for e in history if isinstance(e, EpochEnd)]
         step_over_epoch.append(statistics.fmean(steps or [0.0]) / statistics.fmean(epochs))
         share.append(sum(steps) / member["seconds"]["train"])
     return {

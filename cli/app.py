@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from growml.cli import render
@@ -32,6 +32,9 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer ≥ 0
 from typer.core import TyperGroup
 
 from growml.errors import ConfigError
+
+if TYPE_CHECKING:
+    from growml.runs.records import RunMetrics
 
 # Value names in --help: what a value is, not its Python type (<str>, <list[str]>).
 _VALUE_NAMES = {
@@ -95,7 +98,7 @@ app = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        from growml import __version__
+        from growml.version import __version__
 
         print(f"growml {__version__}")
         raise typer.Exit()
@@ -187,8 +190,9 @@ def fit(
     if json_output:
         print_json({"run": str(result.path), "metrics": result.metrics})
         return
-    stdout.print(render.metrics_table(result.metrics, title=f"growml fit {config.data.source}"))
-    stdout.print(render.summary_table(render.run_summary(result.metrics, str(result.path))))
+    metrics = result.run.metrics_record
+    stdout.print(render.metrics_table(metrics, title=f"growml fit {config.data.source}"))
+    stdout.print(render.summary_table(render.run_summary(metrics, str(result.path))))
 
 
 app.command()(compare)
@@ -313,6 +317,7 @@ def report(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Show a run: its model, metrics and training history."""
+    from growml.events import EpochEnd, GrowthStep, TrainEnd
     from growml.runs import load_run
     from growml.runs.run import kept_epoch
 
@@ -320,11 +325,17 @@ def report(
         loaded = load_run(run)
         info = loaded.model_info()
         history = loaded.history()
-    epochs = [event for event in history if event["event"] == "epoch"]
-    end = next((event for event in history if event["event"] == "train_end"), {})
     if json_output:
-        print_json({"run": str(run), "model": info, "metrics": loaded.metrics, "history": history})
+        print_json(
+            {
+                "run": str(run),
+                "model": info,
+                "metrics": loaded.metrics,
+                "history": [event.to_dict() for event in history],
+            }
+        )
         return
+    metrics = loaded.metrics_record
     stdout.print(
         render.summary_table(
             {
@@ -336,70 +347,75 @@ def report(
                 "hidden widths": ", ".join(str(w) for w in info["hidden_widths"]),
                 "activation": info["activation"],
                 "parameters": info["parameters"],
-                "threshold": _describe_threshold(info, loaded.metrics),
+                "threshold": _describe_threshold(info, metrics),
             },
             title="Model",
         )
     )
-    if loaded.metrics:
-        stdout.print(render.metrics_table(loaded.metrics, title="Metrics"))
-    steps = [event for event in history if event["event"] == "growth"]
+    if metrics is not None:
+        stdout.print(render.metrics_table(metrics, title="Metrics"))
+    steps = [event for event in history if isinstance(event, GrowthStep)]
     if steps:
-        growth = loaded.metrics.get("growth", {})
-        stop = next((render.describe_growth(s) for s in steps if s["finished"]), None)
+        growth = metrics.growth if metrics is not None else None
+        stop = next((render.describe_growth(s) for s in steps if s.finished), None)
         stdout.print(render.growth_table(steps))
         stdout.print(
             render.summary_table(
                 {
-                    "start widths": ", ".join(str(w) for w in growth.get("start_widths", [])),
-                    "neurons added": render.added_and_kept(growth),
-                    "growth time": f"{growth.get('seconds', 0.0):.2f} s",
-                    "stopped": stop or growth.get("stopped", "—"),
+                    "start widths": ", ".join(str(w) for w in growth.start_widths)
+                    if growth
+                    else "",
+                    "neurons added": render.added_and_kept(growth) if growth else "",
+                    "growth time": f"{growth.seconds if growth else 0.0:.2f} s",
+                    "stopped": stop or (growth.stopped if growth else "—"),
                 }
             )
         )
-    pruning = loaded.metrics.get("prune")
+    pruning = metrics.prune if metrics is not None else None
     if pruning:
         stdout.print(
             render.summary_table(
                 {
-                    "pruning": f"{pruning['method']}, "
-                    f"{'neurons' if pruning['structured'] else 'weights'}, {pruning['when']}",
-                    "prunable weights": f"{pruning['weights_before']} → {pruning['weights_after']}"
-                    f" ({pruning['compression']:.1f}×)",
-                    "parameters": f"{pruning['parameters_before']} → {pruning['parameters_after']}",
-                    "widths after": ", ".join(str(w) for w in pruning["hidden_widths"]),
+                    "pruning": f"{pruning.method}, "
+                    f"{'neurons' if pruning.structured else 'weights'}, {pruning.when}",
+                    "prunable weights": f"{pruning.weights_before} → {pruning.weights_after}"
+                    f" ({pruning.compression:.1f}×)",
+                    "parameters": f"{pruning.parameters_before} → {pruning.parameters_after}",
+                    "widths after": ", ".join(str(w) for w in pruning.hidden_widths),
                 },
                 title="Pruning",
             )
         )
+    epochs = [event for event in history if isinstance(event, EpochEnd)]
+    end = next((event for event in history if isinstance(event, TrainEnd)), None)
     if epochs:
         first, last = epochs[0], epochs[-1]
         kept = kept_epoch(history, final=True) or last
+        best = metrics.best_epoch if metrics is not None else None
         stdout.print(
             render.summary_table(
                 {
-                    "epochs run": loaded.metrics.get("epochs", len(epochs)),
-                    "best epoch": loaded.metrics.get("best_epoch", end.get("best_epoch", "?")),
-                    "stopped early": end.get("stopped_early", "?"),
-                    "train loss": f"{first['train_loss']:.4f} → {last['train_loss']:.4f}",
-                    "validation loss": f"{first['validation']['loss']:.4f} → "
-                    f"{kept['validation']['loss']:.4f} kept (last "
-                    f"{last['validation']['loss']:.4f})",
-                    "training time": f"{end.get('seconds', 0.0):.2f} s",
+                    "epochs run": metrics.epochs if metrics is not None else len(epochs),
+                    "best epoch": best if best is not None else (end.best_epoch if end else "?"),
+                    "stopped early": end.stopped_early if end else "?",
+                    "train loss": f"{first.train_loss:.4f} → {last.train_loss:.4f}",
+                    "validation loss": f"{first.validation['loss']:.4f} → "
+                    f"{kept.validation['loss']:.4f} kept (last "
+                    f"{last.validation['loss']:.4f})",
+                    "training time": f"{end.seconds if end else 0.0:.2f} s",
                 },
                 title="Training",
             )
         )
 
 
-def _describe_threshold(info: dict[str, Any], metrics: dict[str, Any]) -> str:
+def _describe_threshold(info: dict[str, Any], metrics: RunMetrics | None) -> str:
     if info["threshold"] is None:
         return "—"
-    chosen = metrics.get("threshold", {})
-    if chosen.get("metric", "none") == "none":
+    chosen = metrics.threshold if metrics is not None else None
+    if chosen is None or chosen.metric == "none":
         return f"{info['threshold']:g}"
-    return f"{info['threshold']:g} (maximises validation {chosen['metric']})"
+    return f"{info['threshold']:g} (maximises validation {chosen.metric})"
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
@@ -10,6 +11,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from growml.events import EpochEnd, Event, GrowthStep, TrainEnd, TrainStart
+
+if TYPE_CHECKING:  # the run directory's modules import torch, which a CLI start does not
+    from growml.runs.records import GrowthSummary, RunMetrics
 
 _SHORT = {"accuracy": "acc", "macro_f1": "mF1"}
 _METRIC_ORDER = ("accuracy", "macro_f1", "f1", "f1_at_0.5", "log_loss", "rmse", "mae", "r2")
@@ -21,16 +25,24 @@ def _number(value: Any) -> str:
     return str(value)
 
 
-def metrics_table(metrics: dict[str, Any], title: str = "Result") -> Table:
+def metrics_table(metrics: RunMetrics, title: str = "Result") -> Table:
     """One row per metric, one column per split."""
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
-    splits = [split for split in ("train", "validation", "test") if split in metrics]
+    splits = {
+        split: values
+        for split, values in (
+            ("train", metrics.train),
+            ("validation", metrics.validation),
+            ("test", metrics.test),
+        )
+        if values is not None
+    }
     for split in splits:
         table.add_column(split, justify="right")
-    names = [m for m in _METRIC_ORDER if any(m in metrics[s] for s in splits)]
+    names = [m for m in _METRIC_ORDER if any(m in values for values in splits.values())]
     for name in names:
-        table.add_row(name, *(_number(metrics[s].get(name, "")) for s in splits))
+        table.add_row(name, *(_number(values.get(name, "")) for values in splits.values()))
     return table
 
 
@@ -44,26 +56,25 @@ def summary_table(rows: dict[str, Any], title: str | None = None) -> Table:
     return table
 
 
-def added_and_kept(growth: dict[str, Any]) -> str:
+def added_and_kept(growth: GrowthSummary) -> str:
     """Neurons growth added per layer, and those the kept (best validation) weights hold."""
-    added = ", ".join(str(n) for n in growth.get("neurons_added", []))
-    if "neurons_kept" not in growth:  # runs written before it was recorded
+    added = ", ".join(str(n) for n in growth.neurons_added)
+    if growth.neurons_kept is None:  # runs written before it was recorded
         return added
-    kept = ", ".join(str(n) for n in growth["neurons_kept"])
-    return f"{added} (kept {kept}, at epoch {growth['kept_epoch']})"
+    kept = ", ".join(str(n) for n in growth.neurons_kept)
+    return f"{added} (kept {kept}, at epoch {growth.kept_epoch})"
 
 
-def run_summary(metrics: dict[str, Any], path: str) -> dict[str, Any]:
-    seconds = metrics.get("seconds", {})
-    growth = metrics.get("growth")
+def run_summary(metrics: RunMetrics, path: str) -> dict[str, Any]:
+    total = metrics.seconds.total if metrics.seconds else 0.0
+    per_epoch = metrics.seconds.per_epoch if metrics.seconds else 0.0
     return {
         "run": path,
-        "hidden widths": ", ".join(str(w) for w in metrics.get("hidden_widths", [])),
-        **({"neurons added": added_and_kept(growth)} if growth else {}),
-        "parameters": metrics.get("parameters", ""),
-        "epochs": f"{metrics.get('epochs', '')} (best {metrics.get('best_epoch', '')})",
-        "time": f"{seconds.get('total', 0.0):.1f} s ({1000 * seconds.get('per_epoch', 0):.1f} ms"
-        " per epoch)",
+        "hidden widths": ", ".join(str(w) for w in metrics.hidden_widths),
+        **({"neurons added": added_and_kept(metrics.growth)} if metrics.growth else {}),
+        "parameters": metrics.parameters,
+        "epochs": f"{metrics.epochs} (best {metrics.best_epoch})",
+        "time": f"{total:.1f} s ({1000 * per_epoch:.1f} ms per epoch)",
     }
 
 
@@ -125,39 +136,39 @@ def describe_balance(balance: dict[str, float] | None) -> str:
     return f"{len(balance)} classes, {min(shares):.1%}–{max(shares):.1%}"
 
 
-def describe_growth(step: dict[str, Any]) -> str:
-    """One line for a growth step (from its history record)."""
-    prefix = f"epoch {step['epoch']:>3}: "
-    if step["finished"]:
-        return prefix + f"growth stopped: {step['reason']}"
-    if not step["added"]:
-        return prefix + f"layer {step['layer'] + 1} not grown: {step['reason']}"
-    widths = ",".join(str(w) for w in step["hidden_widths"])
+def describe_growth(step: GrowthStep) -> str:
+    """One line for a growth step."""
+    prefix = f"epoch {step.epoch:>3}: "
+    if step.finished:
+        return prefix + f"growth stopped: {step.reason}"
+    if not step.added:
+        return prefix + f"layer {step.layer + 1} not grown: {step.reason}"
+    widths = ",".join(str(w) for w in step.hidden_widths)
     return (
-        prefix + f"layer {step['layer'] + 1} +{step['added']} (λ₁ {step['lambdas'][0]:.2g}, "
-        f"γ {step['gamma']:.2g}) loss {step['loss_before']:.3f} → {step['loss_after']:.3f}, "
+        prefix + f"layer {step.layer + 1} +{step.added} (λ₁ {step.lambdas[0]:.2g}, "
+        f"γ {step.gamma:.2g}) loss {step.loss_before:.3f} → {step.loss_after:.3f}, "
         f"widths {widths}"
     )
 
 
-def growth_table(steps: list[dict[str, Any]]) -> Table:
+def growth_table(steps: Sequence[GrowthStep]) -> Table:
     """The growth steps of a run, one row each."""
     table = Table(title="Growth", title_justify="left")
     for column in ("epoch", "layer", "added", "λ₁", "FO", "γ", "loss", "widths", "ms"):
         table.add_column(column, justify="right", no_wrap=column == "loss")
     for step in steps:
-        if not step["added"]:
+        if not step.added:
             continue
         table.add_row(
-            str(step["epoch"]),
-            str(step["layer"] + 1),
-            str(step["added"]),
-            f"{step['lambdas'][0]:.2g}",
-            f"{step['predicted_first_order']:.2g}",
-            f"{step['gamma']:.2g}",
-            f"{step['loss_before']:.3f} → {step['loss_after']:.3f}",
-            ",".join(str(w) for w in step["hidden_widths"]),
-            f"{1000 * step['seconds']:.0f}",
+            str(step.epoch),
+            str(step.layer + 1),
+            str(step.added),
+            f"{step.lambdas[0]:.2g}",
+            f"{step.predicted_first_order:.2g}",
+            f"{step.gamma:.2g}",
+            f"{step.loss_before:.3f} → {step.loss_after:.3f}",
+            ",".join(str(w) for w in step.hidden_widths),
+            f"{1000 * step.seconds:.0f}",
         )
     return table
 
@@ -200,7 +211,7 @@ class FitProgress:
                 self.task_id, completed=event.epoch, status=f"{status} · widths {widths}"
             )
         elif isinstance(event, GrowthStep):
-            self.progress.console.print(describe_growth(event.to_dict()), highlight=False)
+            self.progress.console.print(describe_growth(event), highlight=False)
         elif isinstance(event, TrainEnd):
             self.progress.update(self.task_id, total=event.epochs, completed=event.epochs)
             self.progress.stop()

@@ -17,13 +17,7 @@ never imports torch.
 """
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("growml")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
 
 from growml.config import FitConfig, load_recipe, resolve_config
 from growml.errors import (
@@ -34,6 +28,7 @@ from growml.errors import (
     GrowmlWarning,
     RunError,
 )
+from growml.version import __version__
 
 if TYPE_CHECKING:
     from growml.export import ExportResult, export_run

@@ -1,38 +1,43 @@
 """Events of training, growth and pruning, consumed by observers (display, history, tuner).
 
-An observer is any callable taking one event. Events are plain data: ``to_dict`` gives the JSON
-line that ``history.jsonl`` stores.
+An observer is any callable taking one event. Events are typed records (pydantic dataclasses,
+one per kind, told apart by their ``event`` field): ``to_dict`` gives the JSON line that
+``history.jsonl`` stores, and ``parse_event`` reads one back as the event it was.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from dataclasses import asdict, field
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, TypeAdapter
+from pydantic.dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Event:
-    kind: ClassVar[str] = "event"
+    """What every event has: its kind in ``event`` (each kind sets it), and its JSON line."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event": self.kind, **asdict(self)}
+        """The event as its ``history.jsonl`` line: ``event`` first, then the fields in order."""
+        fields = asdict(self)
+        return {"event": fields.pop("event"), **fields}
 
 
 @dataclass(frozen=True)
 class TrainStart(Event):
-    kind: ClassVar[str] = "train_start"
     max_epochs: int
     train_rows: int
     validation_rows: int
     hidden_widths: list[int]
     parameters: int
     threads: int
+    event: Literal["train_start"] = field(default="train_start", kw_only=True)
 
 
 @dataclass(frozen=True)
 class EpochEnd(Event):
-    kind: ClassVar[str] = "epoch"
     epoch: int
     train_loss: float
     validation: dict[str, float]
@@ -40,23 +45,23 @@ class EpochEnd(Event):
     parameters: int
     improved: bool
     seconds: float
+    event: Literal["epoch"] = field(default="epoch", kw_only=True)
 
 
 @dataclass(frozen=True)
 class TrainEnd(Event):
-    kind: ClassVar[str] = "train_end"
     epochs: int
     best_epoch: int
     stopped_early: bool
     seconds: float
     best_validation: dict[str, float] = field(default_factory=dict)
+    event: Literal["train_end"] = field(default="train_end", kw_only=True)
 
 
 @dataclass(frozen=True)
 class GrowthStep(Event):
     """One growth decision: neurons added to a layer, or why none were."""
 
-    kind: ClassVar[str] = "growth"
     epoch: int
     layer: int | None
     method: str
@@ -75,13 +80,13 @@ class GrowthStep(Event):
     reason: str
     finished: bool
     skipped: dict[int, str] = field(default_factory=dict)
+    event: Literal["growth"] = field(default="growth", kw_only=True)
 
 
 @dataclass(frozen=True)
 class PruneStep(Event):
     """One iteration of a pruning schedule."""
 
-    kind: ClassVar[str] = "prune"
     method: str
     structured: bool
     iteration: int
@@ -89,6 +94,19 @@ class PruneStep(Event):
     hidden_widths: list[int]
     parameters: int
     synaptic_flow: float
+    event: Literal["prune"] = field(default="prune", kw_only=True)
+
+
+AnyEvent = Annotated[
+    TrainStart | EpochEnd | TrainEnd | GrowthStep | PruneStep, Field(discriminator="event")
+]
+_EVENTS: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+
+def parse_event(line: dict[str, Any]) -> Event:
+    """The event a ``history.jsonl`` line (parsed JSON) records; raises pydantic's
+    ``ValidationError`` for anything that is not one."""
+    return _EVENTS.validate_python(line)
 
 
 Observer = Callable[[Event], None]

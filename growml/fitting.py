@@ -20,8 +20,8 @@ import torch
 from growml.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from growml.config import FitConfig
 from growml.data import PreparedData, Table, load_data_table, prepare
-from growml.errors import ConfigError, GrowmlWarning, RunError, TrainingError
-from growml.events import Event, Observer
+from growml.errors import GrowmlWarning, RunError, TrainingError
+from growml.events import Event, GrowthStep, Observer, TrainEnd, parse_event
 from growml.growth.engine import GrowthEngine
 from growml.losses import Loss, default_loss, make_loss
 from growml.losses.threshold import choose_threshold
@@ -40,11 +40,9 @@ from growml.runs.rundir import (
     default_run_dir,
     interrupted_runs,
 )
+from growml.scoring import check_settings, threshold_metric
 from growml.train.metrics import evaluate, probabilities
 from growml.train.trainer import Trainer, TrainResult
-
-_CLASSIFICATION_MONITORS = {"loss", "accuracy", "macro_f1"}
-_REGRESSION_MONITORS = {"loss", "r2"}
 
 
 @dataclass
@@ -185,7 +183,7 @@ def fit(
                 PREPROCESS,
                 {"features": data.preprocessor.to_dict(), "target": data.target_encoder.to_dict()},
             )
-            history = events
+            history = [parse_event(event) for event in events]
             if growth is not None:
                 run.metrics["growth"] = _growth_summary(config, history)
             if pruning is not None:
@@ -219,36 +217,36 @@ def _memory_errors_as_user_errors(config: FitConfig) -> Iterator[None]:
         ) from None
 
 
-def _growth_summary(config: FitConfig, history: list[dict[str, Any]]) -> dict[str, Any]:
-    steps = [event for event in history if event["event"] == "growth"]
-    added = [event for event in steps if event["added"]]
+def _growth_summary(config: FitConfig, history: Sequence[Event]) -> dict[str, Any]:
+    steps = [event for event in history if isinstance(event, GrowthStep)]
+    added = [event for event in steps if event.added]
     per_layer = [0] * len(config.model.hidden_widths)
     for event in added:
-        per_layer[event["layer"]] += event["added"]
-    stop = next((event["reason"] for event in steps if event["finished"]), None)
+        per_layer[event.layer] += event.added
+    stop = next((event.reason for event in steps if event.finished), None)
     if stop is None:
-        ends = [event for event in history if event["event"] == "train_end"]
-        stopped_early = bool(ends) and ends[0]["stopped_early"]  # the growing run's
+        ends = [event for event in history if isinstance(event, TrainEnd)]
+        stopped_early = bool(ends) and ends[0].stopped_early  # the growing run's
         stop = (
             "training stopped early while growing (validation stopped improving)"
             if stopped_early
             else "the epoch budget ran out while growing"
         )
     kept = kept_epoch(history)
-    kept_widths = kept["hidden_widths"] if kept else config.model.hidden_widths
+    kept_widths = kept.hidden_widths if kept else config.model.hidden_widths
     return {
         "method": config.growth.method,
         "start_widths": config.model.hidden_widths,
         "steps": len(added),
         "neurons_added": per_layer,
         # The best validation weights may predate the last steps: what was kept, and when.
-        "kept_epoch": kept["epoch"] if kept else 0,
+        "kept_epoch": kept.epoch if kept else 0,
         "kept_widths": kept_widths,
         "neurons_kept": [
             width - start
             for width, start in zip(kept_widths, config.model.hidden_widths, strict=True)
         ],
-        "seconds": sum(event["seconds"] for event in steps),
+        "seconds": sum(event.seconds for event in steps),
         "stopped": stop,
     }
 
@@ -346,15 +344,7 @@ def _choose_threshold(
 ) -> dict[str, Any]:
     """The decision threshold of a binary model: 0.5, or the τ that maximises
     ``threshold.metric`` on the validation split (plotted as plots/threshold.png)."""
-    metric = config.threshold.metric
-    if metric == "auto":
-        # A soft-set loss gives no calibrated probabilities: its threshold is always chosen.
-        metric = {
-            "soft-f1": "f1",
-            "soft-fbeta": "fbeta",
-            "soft-auroc": "f1",
-            "soft-accuracy": "accuracy",
-        }.get(config.loss.name, "none")
+    metric = threshold_metric(config.threshold.metric, config.loss.name)
     if metric == "none":
         return {"value": 0.5, "metric": "none"}
     with torch.no_grad():
@@ -392,13 +382,3 @@ def _prune_when(config: FitConfig) -> str | None:
     if config.prune.when == "auto":
         return "after-growth" if config.growth.enabled else "at-init"
     return config.prune.when
-
-
-def check_settings(config: FitConfig, task: str) -> None:
-    """Settings that can only be checked once the task is known."""
-    allowed = _REGRESSION_MONITORS if task == "regression" else _CLASSIFICATION_MONITORS
-    if config.train.monitor not in allowed:
-        raise ConfigError(
-            f"train.monitor={config.train.monitor!r} does not apply to {task}; "
-            f"choose one of {', '.join(sorted(allowed))}."
-        )

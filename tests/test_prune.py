@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from growml.config import TrainConfig
+from growml.events import PruneStep
 from growml.nn import GrowingMLP
 from growml.prune import (
     Magnitude,
@@ -206,9 +207,9 @@ def test_fit_prunes_a_fixed_network_at_init_and_keeps_the_masks(tmp_path):
     weights = load_file(tmp_path / "run" / "model.safetensors")
     nonzero = sum(int((weights[f"weights.{i}"] != 0).sum()) for i in range(2))
     assert nonzero <= summary["weights_after"]
-    steps = [e for e in result.run.history() if e["event"] == "prune"]
-    assert [s["iteration"] for s in steps] == list(range(1, 21))
-    assert steps[-1]["synaptic_flow"] > 0
+    steps = [e for e in result.run.history() if isinstance(e, PruneStep)]
+    assert [s.iteration for s in steps] == list(range(1, 21))
+    assert steps[-1].synaptic_flow > 0
 
 
 def test_grow_then_prune_leaves_a_compact_network_that_reloads(tmp_path):
@@ -231,6 +232,6 @@ def test_grow_then_prune_leaves_a_compact_network_that_reloads(tmp_path):
     rows = result.data.raw_test
     np.testing.assert_array_equal(loaded.predict(rows), result.run.predict(rows))
     history = result.run.history()
-    kinds = [event["event"] for event in history]
+    kinds = [event.event for event in history]
     # grow, prune, then fine-tune: a second training run follows the pruning steps
     assert kinds.index("prune") < len(kinds) - 1 - kinds[::-1].index("train_start")

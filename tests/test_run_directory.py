@@ -4,6 +4,7 @@ or interrupted one says; the history and the epoch a run kept."""
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 import growml
 from growml.checkpoint import CHECKPOINT
 from growml.errors import DataError, GrowmlWarning, RunError
+from growml.events import EpochEnd, GrowthStep, TrainEnd
 from growml.runs import plots
 from growml.runs.run import FORMAT_VERSION, Run, kept_epoch, load_run
 from growml.runs.rundir import HISTORY, MODEL_SPEC, RunWriter, abandoned_runs, interrupted_runs
@@ -33,14 +35,14 @@ def _copy(run, tmp_path):
 
 
 def test_model_json_declares_the_format_this_growml_reads(fitted):
-    assert json.loads((fitted / MODEL_SPEC).read_text())["format_version"] == 1 == FORMAT_VERSION
+    assert json.loads((fitted / MODEL_SPEC).read_text())["format_version"] == 2 == FORMAT_VERSION
 
 
 def test_a_run_of_a_newer_format_is_refused_with_the_reason(fitted, tmp_path):
     run = _copy(fitted, tmp_path)
     info = json.loads((run / MODEL_SPEC).read_text())
     (run / MODEL_SPEC).write_text(json.dumps({**info, "format_version": FORMAT_VERSION + 1}))
-    with pytest.raises(RunError, match="run format 2, and this growml reads format 1 and older"):
+    with pytest.raises(RunError, match="run format 3, and this growml reads format 2 and older"):
         load_run(run)
 
 
@@ -90,7 +92,7 @@ def test_extra_tensors_are_named_first_in_order(fitted, tmp_path):
 def test_history_reads_every_event_across_blank_lines(fitted, tmp_path):
     run = _copy(fitted, tmp_path)
     events = load_run(run).history()
-    lines = [json.dumps(e) for e in events]
+    lines = [json.dumps(e.to_dict()) for e in events]
     (run / HISTORY).write_text(lines[0] + "\n\n" + "\n".join(lines[1:]) + "\n")
     assert load_run(run).history() == events
     in_memory = Run(load_run(run).model, load_run(run).preprocessor, load_run(run).target_encoder)
@@ -122,20 +124,46 @@ def test_unknown_columns_are_warned_about_unless_strict(fitted):
 
 
 def _epoch(number, widths):
-    return {"event": "epoch", "epoch": number, "hidden_widths": widths, "validation": {"loss": 1}}
+    return EpochEnd(number, 1.0, {"loss": 1.0}, widths, parameters=0, improved=True, seconds=0.0)
+
+
+def _step(epoch, added):
+    return GrowthStep(
+        epoch=epoch,
+        layer=0,
+        method="pool",
+        added=added,
+        lambdas=[],
+        noise_floor=0.0,
+        predicted_first_order=0.0,
+        gamma=0.0,
+        loss_before=None,
+        loss_after=None,
+        bottleneck_before=[],
+        bottleneck_after=[],
+        hidden_widths=[],
+        parameters=0,
+        seconds=0.0,
+        reason="added",
+        finished=False,
+    )
+
+
+def _end(best):
+    return TrainEnd(epochs=3, best_epoch=best, stopped_early=False, seconds=0.0)
 
 
 HISTORY_WITH_FINE_TUNING = [
     _epoch(1, [1]),
-    {"event": "growth", "epoch": 1, "added": 2},
+    _step(1, 2),
     _epoch(2, [3]),
-    {"event": "growth", "epoch": 2, "added": 1},
+    _step(2, 1),
     _epoch(3, [4]),
-    {"event": "growth", "epoch": 3, "added": 0},
-    {"event": "train_end", "best_epoch": 2},
+    _step(3, 0),
+    _end(2),
     _epoch(1, [2]),  # fine-tuning the pruned network
     _epoch(2, [2]),
-    {"event": "train_end", "best_epoch": 1},
+    _end(1),
 ]
 
 
@@ -156,7 +184,7 @@ def _captured(monkeypatch):
 def test_the_growth_plot_shows_the_growing_training(monkeypatch, tmp_path):
     figures = _captured(monkeypatch)
     history = [
-        {**e, "hidden_widths": e["hidden_widths"] + [5]} if e["event"] == "epoch" else e
+        replace(e, hidden_widths=[*e.hidden_widths, 5]) if isinstance(e, EpochEnd) else e
         for e in HISTORY_WITH_FINE_TUNING
     ]
     plots.growth_plot(history, "loss", tmp_path / "growth.png")
@@ -292,8 +320,6 @@ def test_an_unreadable_file_says_it_cannot_be_read(fitted, tmp_path, monkeypatch
 
 
 def test_the_history_is_strict_json(tmp_path):
-    from growml.events import EpochEnd
-
     with pytest.raises(ValueError), RunWriter(tmp_path / "run") as writer:
         nan = float("nan")
         writer.record(

@@ -20,6 +20,7 @@ import growml
 from growml.config import DataConfig
 from growml.data import split_indices, split_rows, table_from_columns
 from growml.errors import ConfigError, DataError, RunError
+from growml.events import GrowthStep
 from growml.sklearn import GrowingMLPClassifier, GrowingMLPRegressor
 
 # Few epochs and a large step keep the ~60 fits of scikit-learn's checks to seconds.
@@ -77,7 +78,7 @@ def test_learned_state_of_a_growing_network(fitted_iris, iris) -> None:
     assert estimator.threshold_ is None  # three classes: the largest logit decides
     assert estimator.n_iter_ == len(estimator.loss_curve_) == 30
     assert estimator.loss_curve_[-1] < estimator.loss_curve_[0]
-    assert any(event["event"] == "growth" and event["added"] for event in estimator.history_)
+    assert any(isinstance(e, GrowthStep) and e.added for e in estimator.history_)
     assert "test" not in estimator.metrics_, "all of X is training and validation"
     assert estimator.metrics_["rows"]["train"] + estimator.metrics_["rows"]["validation"] == 150
     assert estimator.score(X, y) > 0.85

@@ -10,6 +10,7 @@ from sklearn.metrics import f1_score, fbeta_score
 from typer.testing import CliRunner
 
 import growml
+from growml.events import GrowthStep, PruneStep
 from growml.losses import BinaryCrossEntropy, CrossEntropy, Loss
 from growml.losses.softset import (
     DELTA,
@@ -455,8 +456,8 @@ def test_growth_and_pruning_work_with_soft_f1(tmp_path):
     )
     result = growml.fit(config, out=tmp_path / "run")
     history = result.run.history()
-    assert any(event["event"] == "growth" and event["added"] for event in history)
-    assert any(event["event"] == "prune" for event in history)
+    assert any(isinstance(event, GrowthStep) and event.added for event in history)
+    assert any(isinstance(event, PruneStep) for event in history)
     assert np.isfinite(result.metrics["test"]["f1"])
 
 

@@ -28,8 +28,6 @@ from growml.train.metrics import classification_metrics, regression_metrics
 
 Kind = Literal["grown", "fixed", "sklearn"]
 GROWN = "grown"
-# The members' metrics a comparison keeps, per split.
-SPLITS = ("validation", "test")
 
 
 @dataclass(frozen=True)
@@ -201,14 +199,14 @@ def _train_growml(config: FitConfig, table: Table, out: Path, keep_run: bool) ->
     from growml.fitting import fit
 
     result = fit(config, out=out, overwrite=True, table=table, checkpoints=False)
-    metrics = result.metrics
+    metrics = result.run.metrics_record
     record = {
-        "hidden_widths": metrics["hidden_widths"],
-        "parameters": metrics["parameters"],
-        "epochs": metrics["epochs"],
-        "metrics": {split: metrics[split] for split in SPLITS},
+        "hidden_widths": metrics.hidden_widths,
+        "parameters": metrics.parameters,
+        "epochs": metrics.epochs,
+        "metrics": {"validation": metrics.validation, "test": metrics.test},
         "test_rows": split_digest(result.data),
-        "train_seconds": metrics["seconds"]["train"],
+        "train_seconds": metrics.seconds.train,
         "run": f"{out.parent.name}/{out.name}" if keep_run else None,
     }
     if not keep_run:

@@ -11,28 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from growml.compare.members import GROWN
-from growml.errors import ConfigError
 
 # How close to the best fixed width counts as "as good": half a point.
 TOLERANCE = 0.005
-METRICS = {"classification": ("accuracy", "macro_f1", "f1"), "regression": ("r2",)}
-_F_LOSSES = ("soft-f1", "soft-fbeta")
-
-
-def choose_metric(requested: str, task: str, binary: bool, loss: str) -> str:
-    """The metric a comparison ranks by: ``requested``, or for ``auto`` F1 for a binary task
-    trained on a soft F-loss, accuracy for other classification, R² for regression."""
-    if requested == "auto":
-        if task == "regression":
-            return "r2"
-        return "f1" if binary and loss in _F_LOSSES else "accuracy"
-    allowed = METRICS[task] if binary or task == "regression" else ("accuracy", "macro_f1")
-    if requested not in allowed:
-        raise ConfigError(
-            f"--metric {requested} does not apply to this {'binary ' if binary else ''}{task} "
-            f"data; choose one of {', '.join(allowed)}."
-        )
-    return requested
 
 
 def summarise(records: Sequence[dict[str, Any]], metric: str) -> list[dict[str, Any]]:

@@ -26,11 +26,14 @@ from typing import Any
 
 from growml import atomic
 from growml.compare.members import Member, check_sklearn, plan, train_member
-from growml.compare.summary import choose_metric, summarise, verdict
+from growml.compare.summary import summarise, verdict
 from growml.config import FitConfig
 from growml.data import Table, prepare
 from growml.errors import ConfigError, RunError
 from growml.processes import start_worker, warm_up, worker_pool
+from growml.runs.workdir import claim, read_manifest, refuse_current, remove_partials
+from growml.scoring import check_settings, ranking_metric
+from growml.version import __version__
 
 COMPARE = "compare.json"
 MEMBERS = "members"
@@ -90,7 +93,7 @@ def compare(
         progress: called as ``progress(done, total, record)``: once before training with the
             members already recorded (``record`` None), then after every member.
     """
-    from growml.fitting import check_settings, load_config_table
+    from growml.fitting import load_config_table
 
     if not 1 <= seeds <= MAX_SEEDS:
         raise ConfigError(f"--seeds must be between 1 and {MAX_SEEDS} (got {seeds}).")
@@ -110,7 +113,7 @@ def compare(
     if sklearn:
         check_sklearn(config)
     binary = table.task == "classification" and len(set(table.target.to_pylist())) == 2
-    metric = choose_metric(metric, table.task, binary, config.loss.name)
+    metric = ranking_metric(metric, table.task, binary, config.loss.name)
     for seed in sorted({member.seed for member in members}):
         prepare(table, config.data, seed)  # a data set too small to split fails here, not later
     path = Path(out) if out is not None else Path("runs") / f"compare-{table.name}"
@@ -153,8 +156,6 @@ def compare(
 
 def _identity(config: FitConfig, table: Table) -> dict[str, Any]:
     """What makes two comparisons the same one: the data and every setting but the seed."""
-    from growml import __version__
-
     settings = config.model_dump(mode="json")
     settings.pop("seed")
     return {
@@ -175,17 +176,12 @@ def _open(path: Path, identity: dict[str, Any], overwrite: bool) -> None:
     shown = str(path)
     manifest = path / COMPARE
     if path.exists():
-        if not path.is_dir() or (any(path.iterdir()) and not manifest.is_file()):
-            raise RunError(
-                f"{shown!r} exists and is not a growml comparison directory; choose another --out."
-            )
-        resolved = path.resolve()
-        if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
-            raise RunError(f"{shown!r} contains the current directory; choose another --out.")
-        if manifest.is_file() and overwrite:
+        found = claim(path, "comparison", [COMPARE])
+        refuse_current(path)
+        if found and overwrite:
             shutil.rmtree(path)
-        elif manifest.is_file():
-            previous = _read_manifest(manifest)
+        elif found:
+            previous = read_manifest(manifest, "pass --overwrite to start the comparison afresh")
             if {key: previous.get(key) for key in ("data", "task", "settings")} != {
                 key: identity[key] for key in ("data", "task", "settings")
             }:
@@ -193,7 +189,7 @@ def _open(path: Path, identity: dict[str, Any], overwrite: bool) -> None:
                     f"{shown!r} holds a comparison of other data or settings; pass --overwrite "
                     "to replace it or choose another --out."
                 )
-            _remove_partial_runs(path / RUNS)
+            remove_partials(path / RUNS)  # killed members' runs: they are trained again
             return
     try:
         (path / MEMBERS).mkdir(parents=True, exist_ok=True)
@@ -202,27 +198,6 @@ def _open(path: Path, identity: dict[str, Any], overwrite: bool) -> None:
             f"cannot create the comparison directory {shown!r}: {error.strerror}."
         ) from None
     atomic.write_json(manifest, {**identity, "status": "running"})
-
-
-def _read_manifest(manifest: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        content = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise RunError(
-            f"{str(manifest)!r} is not valid JSON; pass --overwrite to start the comparison afresh."
-        ) from None
-    if not isinstance(content, dict):
-        raise RunError(f"{str(manifest)!r} is damaged; pass --overwrite to start afresh.")
-    return content
-
-
-def _remove_partial_runs(runs: Path) -> None:
-    """Run directories a killed comparison left half-written (their members are re-run)."""
-    if runs.is_dir():
-        for partial in runs.glob(".*.partial-*"):
-            shutil.rmtree(partial, ignore_errors=True)
 
 
 def _recorded(path: Path, members: Sequence[Member]) -> dict[str, dict[str, Any]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import onnx
 
-from growml import __version__, atomic
+from growml import atomic
 from growml.errors import ExportError
 from growml.export import metadata
 from growml.export.engines import MODEL_FILE
@@ -26,6 +26,7 @@ from growml.export.graph import (
 from growml.export.runtime import OnnxModel
 from growml.export.verify import Parity, compare, held_out_rows
 from growml.runs import Run, load_run
+from growml.version import __version__
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from growml import atomic
+from growml.events import EpochEnd, Event, GrowthStep, TrainEnd
 
 if TYPE_CHECKING:
     from growml.losses.threshold import ThresholdChoice
@@ -30,45 +32,45 @@ def save_figure(figure: Any, path: Path) -> None:
     atomic.write_bytes(path, buffer.getvalue())
 
 
-def growth_plot(history: list[dict[str, Any]], monitor: str, path: Path) -> None:
+def growth_plot(history: Sequence[Event], monitor: str, path: Path) -> None:
     """Width of every hidden layer (top) and the validation metric (bottom) against the
     growing training's epochs, growth steps marked, and the epoch whose weights were kept."""
     from growml.runs.run import kept_epoch
 
     plt = pyplot()
-    end = next((i for i, event in enumerate(history) if event["event"] == "train_end"), None)
+    end = next((i for i, event in enumerate(history) if isinstance(event, TrainEnd)), None)
     growing = history if end is None else history[:end]
-    epochs = [event for event in growing if event["event"] == "epoch"]
-    steps = [event for event in growing if event["event"] == "growth" and event["added"]]
+    epochs = [event for event in growing if isinstance(event, EpochEnd)]
+    steps = [event for event in growing if isinstance(event, GrowthStep) and event.added]
     kept = kept_epoch(history)
-    x = [event["epoch"] for event in epochs]
+    x = [event.epoch for event in epochs]
     figure, (widths_axis, metric_axis) = plt.subplots(
         2, 1, figsize=(7, 5), sharex=True, constrained_layout=True
     )
-    for layer in range(len(epochs[0]["hidden_widths"]) if epochs else 0):
+    for layer in range(len(epochs[0].hidden_widths) if epochs else 0):
         widths_axis.step(
             x,
-            [event["hidden_widths"][layer] for event in epochs],
+            [event.hidden_widths[layer] for event in epochs],
             where="post",
             label=f"hidden layer {layer + 1}",
         )
     widths_axis.set_ylabel("width")
-    metric_axis.plot(x, [event["validation"][monitor] for event in epochs], color="tab:green")
+    metric_axis.plot(x, [event.validation[monitor] for event in epochs], color="tab:green")
     metric_axis.set_ylabel(f"validation {monitor}")
     metric_axis.set_xlabel("epoch")
     for axis in (widths_axis, metric_axis):
         for step in steps:
-            axis.axvline(step["epoch"], color="grey", alpha=0.3, linewidth=0.8)
+            axis.axvline(step.epoch, color="grey", alpha=0.3, linewidth=0.8)
         if kept is not None:
-            axis.axvline(kept["epoch"], color="tab:red", linestyle="--", linewidth=1.0)
+            axis.axvline(kept.epoch, color="tab:red", linestyle="--", linewidth=1.0)
         axis.grid(alpha=0.3)
     if kept is not None:
         widths_axis.plot([], [], color="tab:red", linestyle="--", label="kept")
     widths_axis.legend(loc="upper left", fontsize="small")
-    reached = epochs[-1]["hidden_widths"] if epochs else []
+    reached = epochs[-1].hidden_widths if epochs else []
     title = f"{len(steps)} growth steps, widths reached {reached}"
     if kept is not None:
-        title += f"; kept {kept['hidden_widths']} (epoch {kept['epoch']})"
+        title += f"; kept {kept.hidden_widths} (epoch {kept.epoch})"
     widths_axis.set_title(title)
     save_figure(figure, path)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,18 +12,24 @@ import numpy as np
 import pyarrow as pa
 import torch
 import yaml
+from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from growml.data import Preprocessor, TargetEncoder, as_arrow
 from growml.data.preprocess import check_inputs, unknown_inputs
 from growml.errors import RunError
+from growml.events import EpochEnd, Event, TrainEnd, parse_event
 from growml.nn.mlp import GrowingMLP, ModelSpec
 from growml.predictions import prediction_table
+from growml.runs.records import RunMetrics
 from growml.runs.rundir import CONFIG, HISTORY, METRICS, MODEL_SPEC, MODEL_WEIGHTS, PREPROCESS
 from growml.train.metrics import decide, probabilities
+from growml.version import __version__
 
-FORMAT_VERSION = 1
+# 2: metrics.json and history.jsonl are the typed records of growml.runs.records and
+# growml.events. Format 1 (the same files, untyped) loads as format 2.
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -34,7 +41,8 @@ class Run:
         preprocessor: turns raw feature rows into the network's inputs.
         target_encoder: class labels or the regression target's scale.
         threshold: decision threshold on the positive-class probability (binary tasks).
-        metrics: contents of ``metrics.json`` (empty before it is written).
+        metrics: contents of ``metrics.json`` (empty before it is written); typed, as
+            ``metrics_record``.
         config: the resolved settings, as saved in ``config.yaml``.
         path: the run directory, once it exists.
     """
@@ -55,10 +63,13 @@ class Run:
     def classes(self) -> list[Any]:
         return list(self.target_encoder.classes)
 
+    @property
+    def metrics_record(self) -> RunMetrics | None:
+        """``metrics`` as a typed record; None before ``metrics.json`` is written."""
+        return RunMetrics.model_validate(self.metrics) if self.metrics else None
+
     def model_info(self) -> dict[str, Any]:
         """The contents of ``model.json``."""
-        from growml import __version__
-
         return {
             "format_version": FORMAT_VERSION,
             "growml_version": __version__,
@@ -114,8 +125,8 @@ class Run:
         proba = self._probabilities(outputs) if self.task == "classification" else None
         return prediction_table(self._decisions(outputs), proba, self.classes)
 
-    def history(self) -> list[dict[str, Any]]:
-        """The events of ``history.jsonl``."""
+    def history(self) -> list[Event]:
+        """The events of ``history.jsonl``, typed (``EpochEnd``, ``GrowthStep``...)."""
         if self.path is None or not (self.path / HISTORY).exists():
             return []
         events = []
@@ -123,34 +134,31 @@ class Run:
             if not line.strip():
                 continue
             try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                event = None
-            if not isinstance(event, dict) or "event" not in event:
+                events.append(parse_event(json.loads(line)))
+            except (json.JSONDecodeError, ValidationError):
                 raise RunError(
                     f"line {number} of {str(self.path / HISTORY)!r} is not a growml event; "
                     "the run directory is damaged."
-                )
-            events.append(event)
+                ) from None
         return events
 
 
-def kept_epoch(history: list[dict[str, Any]], final: bool = False) -> dict[str, Any] | None:
+def kept_epoch(history: Sequence[Event], final: bool = False) -> EpochEnd | None:
     """The epoch event whose weights a training kept (its best epoch): the first training's
     (the growing one), or with ``final`` the last one's (fine-tuning after pruning, when
     there is one); None before any epoch."""
-    trainings: list[tuple[list[dict[str, Any]], int | None]] = []
-    epochs: list[dict[str, Any]] = []
+    trainings: list[tuple[list[EpochEnd], int | None]] = []
+    epochs: list[EpochEnd] = []
     for event in history:
-        if event["event"] == "epoch":
+        if isinstance(event, EpochEnd):
             epochs.append(event)
-        elif event["event"] == "train_end":
-            trainings.append((epochs, event.get("best_epoch")))
+        elif isinstance(event, TrainEnd):
+            trainings.append((epochs, event.best_epoch))
             epochs = []
     if epochs or not trainings:
         trainings.append((epochs, None))  # still training: its latest epoch
     epochs, best = trainings[-1] if final else trainings[0]
-    return next((e for e in epochs if e["epoch"] == best), epochs[-1] if epochs else None)
+    return next((e for e in epochs if e.epoch == best), epochs[-1] if epochs else None)
 
 
 def load_run(path: str | Path) -> Run:
@@ -190,6 +198,15 @@ def load_run(path: str | Path) -> Run:
     metrics = _read_json(path / METRICS) if (path / METRICS).is_file() else {}
     if not isinstance(metrics, dict):
         raise RunError(f"{str(path / METRICS)!r} is not a mapping; the run directory is damaged.")
+    try:
+        RunMetrics.model_validate(metrics)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise RunError(
+            f"{str(path / METRICS)!r} is not growml metrics ({where}: {problem['msg'].lower()}); "
+            "the run directory is damaged."
+        ) from None
     return Run(
         model=model.eval(),
         preprocessor=preprocessor,

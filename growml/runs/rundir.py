@@ -22,6 +22,7 @@ from growml import atomic
 from growml.checkpoint import CHECKPOINT
 from growml.errors import GrowmlWarning, RunError
 from growml.events import Event
+from growml.runs.workdir import claim, new_partial, partials, refuse_current
 
 CONFIG = "config.yaml"
 MODEL_WEIGHTS = "model.safetensors"
@@ -47,7 +48,7 @@ def abandoned_runs(out: Path, quiet_seconds: float = 600.0) -> list[Path]:
     now = time.time()
     return [
         path
-        for path in Path(out).parent.glob(f".{Path(out).name}.partial-*")
+        for path in partials(Path(out))
         if now - max((f.stat().st_mtime for f in path.iterdir()), default=0.0) > quiet_seconds
     ]
 
@@ -55,10 +56,7 @@ def abandoned_runs(out: Path, quiet_seconds: float = 600.0) -> list[Path]:
 def interrupted_runs(out: Path) -> list[Path]:
     """The partial directories of interrupted runs of ``out`` that hold a checkpoint, the
     newest first."""
-    out = Path(out)
-    found = [
-        path for path in out.parent.glob(f".{out.name}.partial-*") if (path / CHECKPOINT).is_file()
-    ]
+    found = [path for path in partials(Path(out)) if (path / CHECKPOINT).is_file()]
     return sorted(found, key=lambda path: (path / CHECKPOINT).stat().st_mtime, reverse=True)
 
 
@@ -79,28 +77,15 @@ class RunWriter:
     def __enter__(self) -> RunWriter:
         target = self.out.resolve()
         shown = str(self.out)
+        if claim(self.out, "run", [MODEL_SPEC]) and not self.overwrite:
+            raise RunError(
+                f"run directory {shown!r} already exists; pass --overwrite or choose another --out."
+            )
         if target.exists():
-            if not target.is_dir() or (
-                any(target.iterdir()) and not (target / MODEL_SPEC).is_file()
-            ):
-                raise RunError(
-                    f"{shown!r} exists and is not a growml run directory; choose another --out."
-                )
-            if any(target.iterdir()) and not self.overwrite:
-                raise RunError(
-                    f"run directory {shown!r} already exists; "
-                    "pass --overwrite or choose another --out."
-                )
-            if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
-                raise RunError(f"{shown!r} contains the current directory; choose another --out.")
+            refuse_current(self.out)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            if self.resume is not None:
-                self.path = self.resume
-            else:
-                self.path = Path(
-                    tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent)
-                )
+            self.path = self.resume if self.resume is not None else new_partial(target)
         except OSError as error:
             raise RunError(
                 f"cannot create the run directory {shown!r}: {error.strerror}."

@@ -3,7 +3,6 @@ run directory as the fitted state."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
@@ -19,9 +18,10 @@ from growml import atomic
 from growml.config import FitConfig
 from growml.data import table_from_columns
 from growml.errors import ExportError, GrowmlWarning, RunError
+from growml.events import EpochEnd
 from growml.fitting import fit as fit_run
 from growml.runs import Run, load_run
-from growml.runs.rundir import HISTORY, RunWriter
+from growml.runs.rundir import RunWriter
 from growml.sklearn import files
 from growml.sklearn.inputs import prediction_rows, training_columns
 from growml.sklearn.settings import fit_config, parameters_of
@@ -108,13 +108,13 @@ class GrowingMLPBase(BaseEstimator):
         """Take the fitted state from ``run`` and its directory's files (kept for ``save``)."""
         self.run_ = run
         self._run_files = run_files
-        lines = run_files[HISTORY].decode("utf-8").splitlines()
-        self.history_ = [json.loads(line) for line in lines if line]
+        self.history_ = run.history()
         self.metrics_ = run.metrics
         self.hidden_widths_ = list(run.model.hidden_widths)
         self.n_parameters_ = run.model.n_parameters()
-        self.n_iter_ = int(run.metrics.get("epochs", 0))
-        self.loss_curve_ = [e["train_loss"] for e in self.history_ if e["event"] == "epoch"]
+        metrics = run.metrics_record
+        self.n_iter_ = metrics.epochs if metrics is not None else 0
+        self.loss_curve_ = [e.train_loss for e in self.history_ if isinstance(e, EpochEnd)]
 
     # Prediction ------------------------------------------------------------------------------
 

@@ -76,8 +76,9 @@ _ATTRIBUTES_DOC = """
         Hidden widths of the fitted network, after growth and pruning.
     n_parameters_ : int
         Weights and biases of the fitted network.
-    history_ : list of dict
-        The run's events (``history.jsonl``): epochs, growth steps, pruning.
+    history_ : list of growml.events.Event
+        The run's events (``history.jsonl``), typed: ``EpochEnd``, ``GrowthStep``,
+        ``PruneStep``...
     n_iter_ : int
         Epochs trained.
     loss_curve_ : list of float

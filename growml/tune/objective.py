@@ -98,20 +98,20 @@ class Objective:
         except GrowmlError as error:
             trial.set_user_attr("error", str(error))
             raise
-        metrics = result.metrics
-        value = float(metrics["validation"][self.metric])
+        metrics = result.run.metrics_record
+        value = float(metrics.validation[self.metric])
         record: dict[str, Any] = {
             "run": str(result.path),
             "host": socket.gethostname(),
-            "parameters": metrics["parameters"],
-            "hidden_widths": metrics["hidden_widths"],
-            "epochs": metrics["epochs"],
-            "seconds": metrics["seconds"]["total"],
+            "parameters": metrics.parameters,
+            "hidden_widths": metrics.hidden_widths,
+            "epochs": metrics.epochs,
+            "seconds": metrics.seconds.total,
         }
         for key, item in record.items():
             trial.set_user_attr(key, item)
         if self.max_params is not None:
-            trial.set_constraint("max_params", metrics["parameters"] - self.max_params)
+            trial.set_constraint("max_params", metrics.parameters - self.max_params)
         if multi:
-            return value, float(metrics["parameters"])
+            return value, float(metrics.parameters)
         return value

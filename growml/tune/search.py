@@ -16,7 +16,6 @@ trials to the study.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import time
@@ -31,6 +30,8 @@ from optuna.trial import TrialState
 from growml import atomic
 from growml.config import FitConfig
 from growml.errors import ConfigError, RunError
+from growml.runs.workdir import claim, partial_of, read_manifest
+from growml.scoring import check_settings, ranking_metric
 from growml.tune.objective import PARAMS, TRIALS, Objective
 from growml.tune.results import (
     best_trials,
@@ -51,6 +52,7 @@ from growml.tune.storage import (
     shown_url,
 )
 from growml.tune.workers import WorkerJob, run_workers
+from growml.version import __version__
 
 TUNE = "tune.json"
 FORMAT_VERSION = 1
@@ -123,9 +125,8 @@ def tune(
         out: the tune directory (default ``runs/tune-<study>``).
         progress: called with a ``TuneProgress`` before the first trial and after each.
     """
-    from growml.compare.summary import choose_metric
     from growml.data import prepare
-    from growml.fitting import check_settings, load_config_table
+    from growml.fitting import load_config_table
 
     settings = settings or TuneConfig()
     if trials < 1:
@@ -142,7 +143,7 @@ def tune(
     table = load_config_table(config)
     check_settings(config, table.task)
     binary = table.task == "classification" and len(set(table.target.to_pylist())) == 2
-    metric = choose_metric(metric, table.task, binary, config.loss.name)
+    metric = ranking_metric(metric, table.task, binary, config.loss.name)
     prepare(table, config.data, config.seed)  # a data set too small to split fails here
     space = build_space(config, settings.space, settings.default_space)
     name = study or table.name
@@ -236,8 +237,6 @@ def _identity(
     metric: str,
 ) -> dict[str, Any]:
     """What makes two searches one study: the data, the settings, the space, the objective."""
-    from growml import __version__
-
     return {
         "growml_version": __version__,
         "data": data,
@@ -251,27 +250,13 @@ def _identity(
 
 def _check_directory(path: Path, header: dict[str, Any]) -> None:
     """``path`` must be new, empty, or the tune directory of this very study and storage."""
-    shown = str(path)
-    if not path.exists():
-        return
     manifest = path / TUNE
-    if not path.is_dir() or (
-        any(path.iterdir()) and not manifest.is_file() and not (path / DATABASE).is_file()
-    ):
-        raise RunError(
-            f"{shown!r} exists and is not a growml tune directory; choose another --out."
-        )
-    if not manifest.is_file():
+    if not claim(path, "tune", [TUNE, DATABASE]) or not manifest.is_file():
         return
-    try:
-        previous = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        previous = None
-    if not isinstance(previous, dict):
-        raise RunError(f"{str(manifest)!r} is damaged; choose another --out.")
+    previous = read_manifest(manifest, "choose another --out")
     if (previous.get("study"), previous.get("storage")) != (header["study"], header["storage"]):
         raise RunError(
-            f"{shown!r} holds study {previous.get('study')!r} of {previous.get('storage')}; "
+            f"{str(path)!r} holds study {previous.get('study')!r} of {previous.get('storage')}; "
             "choose another --out for another study."
         )
 
@@ -282,11 +267,12 @@ def _remove_stale_runs(study: optuna.Study, trials: Path) -> None:
     study no longer counts their trial as running."""
     states = {trial.number: trial.state for trial in study.get_trials(deepcopy=False)}
     for entry in trials.iterdir():
-        match = re.fullmatch(r"\.?trial-(\d+)(\.partial-.*)?", entry.name)
+        partial = partial_of(entry)
+        match = re.fullmatch(r"trial-(\d+)", partial or entry.name)
         if match is None:
             continue
         state = states.get(int(match[1]))
-        if state == TrialState.RUNNING or (state == TrialState.COMPLETE and not match[2]):
+        if state == TrialState.RUNNING or (state == TrialState.COMPLETE and partial is None):
             continue
         shutil.rmtree(entry, ignore_errors=True)
 

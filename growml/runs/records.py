@@ -1,0 +1,90 @@
+"""``metrics.json`` as a typed record: what a run measured, read back by field, not by key.
+
+The sections follow ``growml fit``: ``train``, ``validation`` and ``test`` metrics (by name:
+``accuracy``, ``macro_f1``, ``f1`` and ``f1_at_0.5`` at a binary run's threshold, ``log_loss``;
+``rmse``, ``r2`` for regression), the network's size, the epochs, the timings, and the growth,
+pruning and threshold summaries of the runs that had them. Fields added since the first run
+format are optional, so that every run growml ever wrote still reads; keys this growml does
+not know are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as its JSON: the keys it was made with, in their order."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class Seconds(_Record):
+    """Wall-clock seconds: loading and splitting the data, training, per epoch, in all."""
+
+    data: float
+    train: float
+    per_epoch: float
+    total: float
+
+
+class GrowthSummary(_Record):
+    """What growth did: the steps that added neurons, per layer, what the kept weights hold
+    (they may predate the last steps), and why growth stopped."""
+
+    method: str
+    start_widths: list[int]
+    steps: int
+    neurons_added: list[int]
+    kept_epoch: int | None = None
+    kept_widths: list[int] | None = None
+    neurons_kept: list[int] | None = None
+    seconds: float
+    stopped: str
+
+
+class PruneSummary(_Record):
+    """What pruning removed: prunable weights and parameters before and after."""
+
+    method: str
+    structured: bool
+    when: str
+    weights_before: int
+    weights_after: int
+    compression: float
+    parameters_before: int
+    parameters_after: int
+    hidden_widths: list[int]
+
+
+class ThresholdSummary(_Record):
+    """A binary run's decision threshold, and how it was chosen (``metric`` ``none``: 0.5)."""
+
+    value: float
+    metric: str
+    validation_score: float | None = None
+    gain_over_half: float | None = None
+    gain_spread: float | None = None
+    kept_half: bool | None = None
+
+
+class RunMetrics(_Record):
+    """The content of ``metrics.json``; a split without rows has no section."""
+
+    task: str
+    train: dict[str, float] | None = None
+    validation: dict[str, float] | None = None
+    test: dict[str, float] | None = None
+    parameters: int
+    hidden_widths: list[int]
+    rows: dict[str, int] | None = None
+    epochs: int
+    best_epoch: int | None = None
+    seconds: Seconds | None = None
+    growth: GrowthSummary | None = None
+    prune: PruneSummary | None = None
+    threshold: ThresholdSummary | None = None
