@@ -317,9 +317,8 @@ def report(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Show a run: its model, metrics and training history."""
-    from growml.events import EpochEnd, GrowthStep, TrainEnd
+    from growml.events import EpochEnd, GrowthStep, TrainEnd, kept_epoch
     from growml.runs import load_run
-    from growml.runs.run import kept_epoch
 
     with user_errors():
         loaded = load_run(run)

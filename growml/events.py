@@ -7,7 +7,7 @@ one per kind, told apart by their ``event`` field): ``to_dict`` gives the JSON l
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, field
 from typing import Annotated, Any, Literal
 
@@ -110,3 +110,21 @@ def parse_event(line: dict[str, Any]) -> Event:
 
 
 Observer = Callable[[Event], None]
+
+
+def kept_epoch(history: Sequence[Event], final: bool = False) -> EpochEnd | None:
+    """The epoch event whose weights a training kept (its best epoch): the first training's
+    (the growing one), or with ``final`` the last one's (fine-tuning after pruning, when
+    there is one); None before any epoch."""
+    trainings: list[tuple[list[EpochEnd], int | None]] = []
+    epochs: list[EpochEnd] = []
+    for event in history:
+        if isinstance(event, EpochEnd):
+            epochs.append(event)
+        elif isinstance(event, TrainEnd):
+            trainings.append((epochs, event.best_epoch))
+            epochs = []
+    if epochs or not trainings:
+        trainings.append((epochs, None))  # still training: its latest epoch
+    epochs, best = trainings[-1] if final else trainings[0]
+    return next((e for e in epochs if e.epoch == best), epochs[-1] if epochs else None)

@@ -21,27 +21,24 @@ from growml.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from growml.config import FitConfig
 from growml.data import PreparedData, Table, load_data_table, prepare
 from growml.errors import GrowmlWarning, RunError, TrainingError
-from growml.events import Event, GrowthStep, Observer, TrainEnd, parse_event
+from growml.events import Event, Observer, parse_event
 from growml.growth.engine import GrowthEngine
 from growml.losses import Loss, default_loss, make_loss
 from growml.losses.threshold import choose_threshold
 from growml.nn.mlp import GrowingMLP
 from growml.prune.stage import prune_network
-from growml.runs.plots import growth_plot, threshold_plot
-from growml.runs.run import Run, kept_epoch
+from growml.runs.plots import threshold_plot
+from growml.runs.run import Run, save_run
 from growml.runs.rundir import (
-    CONFIG,
-    METRICS,
-    MODEL_SPEC,
     PLOTS,
-    PREPROCESS,
     RunWriter,
     abandoned_runs,
     default_run_dir,
     interrupted_runs,
 )
+from growml.runs.summary import fit_metrics
 from growml.scoring import check_settings, threshold_metric
-from growml.train.metrics import evaluate, probabilities
+from growml.train.metrics import probabilities
 from growml.train.trainer import Trainer, TrainResult
 
 
@@ -89,113 +86,107 @@ def fit(
     check_settings(config, table.task)
     data = prepare(table, config.data, config.seed)
     loaded = time.perf_counter()
-
-    binary = data.target_encoder.n_outputs == 1
-    events: list[dict[str, Any]] = []
     with _memory_errors_as_user_errors(config):
-        generator = torch.Generator().manual_seed(config.seed)
-        model = GrowingMLP(
-            input_size=data.x_train.shape[1],
-            hidden_widths=config.model.hidden_widths,
-            output_size=data.target_encoder.n_outputs,
-            activation=config.model.activation,
-            init_scale=config.model.init_scale,
-            generator=generator,
-        )
+        model = _network(config, data)
         loss = make_loss(config.loss, data.task, data.target_encoder.n_outputs, data.y_train)
-        warmup = (
-            default_loss(data.task, data.target_encoder.n_outputs)
-            if config.loss.warmup_epochs and getattr(loss, "needs_positives", False)
-            else None
-        )
-        growth = (
-            GrowthEngine(config.growth, loss, seed=config.seed) if config.growth.enabled else None
-        )
-        # No --out: runs/<data>, replaced with overwrite, else the first free runs/<data>-N.
-        if out is not None:
-            path = Path(out)
-        else:
-            path = Path("runs") / table.name if overwrite else default_run_dir(table.name)
-        settings_now = config.model_dump(mode="json")
-        partial, checkpoint = _interrupted(path, settings_now, resume)
+        engine = GrowthEngine(config.growth, loss, config.seed) if config.growth.enabled else None
+        path = _run_path(out, overwrite, table.name)
+        settings = config.model_dump(mode="json")
+        partial, checkpoint = _interrupted(path, settings, resume)
         with RunWriter(path, overwrite=overwrite, resume=partial) as writer:
-            if checkpoint is not None:
-                events.extend(checkpoint.state["events"])
-                writer.replay(events)
-            everyone = [writer.record, lambda event: events.append(event.to_dict()), *observers]
-
-            def emit(event: Event) -> None:
-                for observer in everyone:
-                    observer(event)
-
-            def save(state: Checkpoint) -> None:
-                state.state.update(config=settings_now, events=list(events))
-                write_checkpoint(writer.path, state)
-
+            recorder = _Recorder(writer, settings, observers, checkpoint)
             trainer = Trainer(
                 config.train,
                 loss,
                 data.task,
-                observers=everyone,
+                observers=[recorder],
                 seed=config.seed,
-                growth=growth,
-                warmup=warmup,
+                growth=engine,
+                warmup=_warmup_loss(config, data, loss),
                 warmup_epochs=config.loss.warmup_epochs,
-                checkpoint=save if checkpoints else None,
+                checkpoint=recorder.save_checkpoint if checkpoints else None,
                 resume=checkpoint,
             )
-            train_result, pruning = _train_and_prune(
-                model, data, config, trainer, emit, resumed=checkpoint is not None
+            trained, pruning = _train_and_prune(
+                model, data, config, trainer, recorder, resumed=checkpoint is not None
             )
             threshold = None
-            if data.task == "classification" and binary:
+            if data.task == "classification" and data.target_encoder.n_outputs == 1:
                 threshold = _choose_threshold(model, data, config, loss, writer.path / PLOTS)
             run = Run(
                 model=model,
                 preprocessor=data.preprocessor,
                 target_encoder=data.target_encoder,
                 threshold=threshold["value"] if threshold else None,
-                config=config.model_dump(mode="json"),
+                config=settings,
             )
-            run.metrics = {
-                "task": data.task,
-                **_evaluate_splits(model, data, run.threshold),
-                "parameters": model.n_parameters(),
-                "hidden_widths": model.hidden_widths,
-                "rows": {
-                    "train": len(data.x_train),
-                    "validation": len(data.x_val),
-                    "test": len(data.x_test),
-                },
-                "epochs": train_result.epochs,
-                "best_epoch": train_result.best_epoch,
-                "seconds": {
-                    "data": loaded - started,
-                    "train": train_result.seconds,
-                    "per_epoch": train_result.seconds / max(train_result.epochs, 1),
-                    "total": time.perf_counter() - started,
-                },
-            }
-            writer.write_yaml(CONFIG, run.config)
-            writer.write_weights(model.state_dict())
-            writer.write_json(MODEL_SPEC, run.model_info())
-            writer.write_json(
-                PREPROCESS,
-                {"features": data.preprocessor.to_dict(), "target": data.target_encoder.to_dict()},
+            seconds = {"data": loaded - started, "total": time.perf_counter() - started}
+            run.metrics = fit_metrics(
+                run, config, data, trained, recorder.events, seconds, pruning, threshold
             )
-            history = [parse_event(event) for event in events]
-            if growth is not None:
-                run.metrics["growth"] = _growth_summary(config, history)
-            if pruning is not None:
-                run.metrics["prune"] = pruning
-            if threshold is not None:
-                run.metrics["threshold"] = threshold
-                for split, values in _evaluate_splits(model, data, 0.5).items():
-                    run.metrics[split]["f1_at_0.5"] = values["f1"]
-            writer.write_json(METRICS, run.metrics)
-            growth_plot(history, config.train.monitor, writer.path / PLOTS / "growth.png")
+            save_run(writer, run, recorder.events)
     run.path = writer.out
-    return FitResult(run=run, path=writer.out, train=train_result, data=data)
+    return FitResult(run=run, path=writer.out, train=trained, data=data)
+
+
+class _Recorder:
+    """Where a fit's events go: ``history.jsonl``, the history kept in memory (typed), then
+    the ``observers``; checkpoints carry the settings and the history so far.
+
+    A resumed run starts from its ``checkpoint``'s history, written again into the file."""
+
+    def __init__(
+        self,
+        writer: RunWriter,
+        settings: dict[str, Any],
+        observers: Sequence[Observer],
+        checkpoint: Checkpoint | None,
+    ) -> None:
+        self.writer = writer
+        self.settings = settings
+        self.observers = list(observers)
+        replayed = checkpoint.state["events"] if checkpoint is not None else []
+        writer.replay(replayed)
+        self.events: list[Event] = [parse_event(event) for event in replayed]
+
+    def __call__(self, event: Event) -> None:
+        self.writer.record(event)
+        self.events.append(event)
+        for observer in self.observers:
+            observer(event)
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        events = [event.to_dict() for event in self.events]
+        checkpoint.state.update(config=self.settings, events=events)
+        write_checkpoint(self.writer.path, checkpoint)
+
+
+def _network(config: FitConfig, data: PreparedData) -> GrowingMLP:
+    """The starting network ``model`` describes, seeded by ``seed``."""
+    return GrowingMLP(
+        input_size=data.x_train.shape[1],
+        hidden_widths=config.model.hidden_widths,
+        output_size=data.target_encoder.n_outputs,
+        activation=config.model.activation,
+        init_scale=config.model.init_scale,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+
+
+def _warmup_loss(config: FitConfig, data: PreparedData, loss: Loss) -> Loss | None:
+    """The loss of the first ``loss.warmup_epochs`` epochs: the default loss of the task before
+    a soft-set loss, which needs a trained network to have a gradient."""
+    if config.loss.warmup_epochs and getattr(loss, "needs_positives", False):
+        return default_loss(data.task, data.target_encoder.n_outputs)
+    return None
+
+
+def _run_path(out: str | Path | None, overwrite: bool, name: str) -> Path:
+    """``out``; by default ``runs/<data>``, replaced with ``overwrite``, else the first free
+    ``runs/<data>-N``."""
+    if out is not None:
+        return Path(out)
+    return Path("runs") / name if overwrite else default_run_dir(name)
 
 
 def load_config_table(config: FitConfig) -> Table:
@@ -215,40 +206,6 @@ def _memory_errors_as_user_errors(config: FitConfig) -> Iterator[None]:
             f"the network (hidden widths {config.model.hidden_widths}) does not fit in memory; "
             "use narrower layers or a smaller train.batch_size."
         ) from None
-
-
-def _growth_summary(config: FitConfig, history: Sequence[Event]) -> dict[str, Any]:
-    steps = [event for event in history if isinstance(event, GrowthStep)]
-    added = [event for event in steps if event.added]
-    per_layer = [0] * len(config.model.hidden_widths)
-    for event in added:
-        per_layer[event.layer] += event.added
-    stop = next((event.reason for event in steps if event.finished), None)
-    if stop is None:
-        ends = [event for event in history if isinstance(event, TrainEnd)]
-        stopped_early = bool(ends) and ends[0].stopped_early  # the growing run's
-        stop = (
-            "training stopped early while growing (validation stopped improving)"
-            if stopped_early
-            else "the epoch budget ran out while growing"
-        )
-    kept = kept_epoch(history)
-    kept_widths = kept.hidden_widths if kept else config.model.hidden_widths
-    return {
-        "method": config.growth.method,
-        "start_widths": config.model.hidden_widths,
-        "steps": len(added),
-        "neurons_added": per_layer,
-        # The best validation weights may predate the last steps: what was kept, and when.
-        "kept_epoch": kept.epoch if kept else 0,
-        "kept_widths": kept_widths,
-        "neurons_kept": [
-            width - start
-            for width, start in zip(kept_widths, config.model.hidden_widths, strict=True)
-        ],
-        "seconds": sum(event.seconds for event in steps),
-        "stopped": stop,
-    }
 
 
 def _quiet(event: Event) -> None:
@@ -321,22 +278,6 @@ def _train_and_prune(
         best_validation=tuned.best_validation,
     )
     return combined, pruning
-
-
-def _evaluate_splits(
-    model: GrowingMLP, data: PreparedData, threshold: float | None
-) -> dict[str, dict[str, float]]:
-    splits = {
-        "train": (data.x_train, data.y_train),
-        "validation": (data.x_val, data.y_val),
-        "test": (data.x_test, data.y_test),
-    }
-    # A split without rows (no test part: data.test_size=0) has no metrics.
-    return {
-        split: evaluate(model, x, y, data.target_encoder, threshold)
-        for split, (x, y) in splits.items()
-        if len(x)
-    }
 
 
 def _choose_threshold(

@@ -81,6 +81,8 @@ TARGETS = {  # largest first, so that two jobs end together
         "growml/runs",
         (
             "tests/test_run_directory.py",
+            "tests/test_records.py",
+            "tests/test_workdir.py",
             "tests/test_prediction_inputs.py",
             "tests/test_consistency.py",
             "tests/test_outputs.py",

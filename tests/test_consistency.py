@@ -6,8 +6,7 @@ from growml.cli import app
 from typer.testing import CliRunner
 
 import growml
-from growml.events import EpochEnd
-from growml.runs.run import kept_epoch
+from growml.events import EpochEnd, kept_epoch
 
 
 def _fit(tmp_path, *overrides):

@@ -223,7 +223,7 @@ def test_the_summary_says_what_ended_growth(tmp_path, train, says):
 def test_restoring_pre_growth_weights_keeps_the_optimizer_consistent():
     """Best weights from before growth come back with their shapes; optimizer state that no
     longer fits them is dropped (fused kernels would silently misalign it), the rest is kept."""
-    from growml.nn.optimizer_state import add_neurons, forget_stale_state
+    from growml.nn.optimizer_state import forget_stale_state
     from growml.prune import SynFlow, prune_neurons
     from growml.train import make_optimizer
 
@@ -233,7 +233,7 @@ def test_restoring_pre_growth_weights_keeps_the_optimizer_consistent():
         model(torch.randn(8, 4)).sum().backward()
         optimizer.step()
     best = [p.detach().clone() for p in model.parameters()]
-    add_neurons(model, optimizer, 0, torch.randn(2, 4), torch.zeros(2), torch.zeros(2, 2))
+    model.add_neurons(0, torch.randn(2, 4), torch.zeros(2), torch.zeros(2, 2), optimizer)
     for param, saved in zip(model.parameters(), best, strict=True):
         param.data = saved
     forget_stale_state(optimizer)

@@ -1,6 +1,7 @@
 """Growth methods as classes with their own settings sections, and growable layers: every
 method name has its class, each section reaches its method, old setting paths still work."""
 
+import warnings
 from typing import get_args
 
 import pytest
@@ -101,3 +102,18 @@ def test_a_hidden_layers_sample_is_its_input_its_output_and_the_next_gradient():
     assert sample.below is cache.inputs[1] and sample.current is cache.inputs[2]
     assert sample.gradient is gradients[2]
     assert (second.fan_in, second.width, second.fan_out) == (4, 2, 2)
+
+
+def test_a_run_saved_before_the_sections_loads_its_settings_in_them_without_a_warning():
+    from pathlib import Path
+
+    from growml.runs import load_run
+
+    fixture = Path(__file__).parent / "fixtures" / "format1-iris"
+    assert "max_step" in (fixture / "config.yaml").read_text()  # the old place
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GrowmlWarning)
+        run = load_run(fixture)
+        config = resolve_config(run.config)
+    assert run.config["growth"]["pool"]["max_step"] == config.growth.pool.max_step == 1.0
+    assert "max_step" not in run.config["growth"]

@@ -57,7 +57,7 @@ class Recorder(Hook):
 
 def _observe(log):
     def observer(event):
-        log.append((event.kind, getattr(event, "epoch", None)))
+        log.append((event.event, getattr(event, "epoch", None)))
 
     return observer
 

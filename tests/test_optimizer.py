@@ -6,7 +6,6 @@ import torch
 from growml.config import TrainConfig
 from growml.losses import MeanSquaredError
 from growml.nn import GrowingMLP
-from growml.nn.optimizer_state import add_neurons, remove_neurons
 from growml.train import make_optimizer
 
 OPTIMIZERS = ["adam", "adamw", "sgd"]
@@ -42,7 +41,7 @@ def test_next_step_on_old_parameters_is_unchanged_by_added_neurons(optimizer_nam
     plain, plain_optimizer = _trained(optimizer_name)
     grown, grown_optimizer = _trained(optimizer_name)
     new_rows = torch.randn(2, 3, dtype=torch.float64)
-    add_neurons(grown, grown_optimizer, 1, new_rows, torch.randn(2).double(), torch.zeros(2, 2))
+    grown.add_neurons(1, new_rows, torch.randn(2).double(), torch.zeros(2, 2), grown_optimizer)
     assert grown.hidden_widths == [3, 4]
 
     for grown_param, plain_param in zip(grown.parameters(), plain.parameters(), strict=True):
@@ -77,7 +76,7 @@ def test_removing_neurons_slices_the_moments(optimizer_name):
         name: {k: v.clone() for k, v in optimizer.state[p].items()}
         for name, p in model.named_parameters()
     }
-    remove_neurons(model, optimizer, 0, [1])
+    model.remove_neurons(0, [1], optimizer)
     keep = torch.tensor([0, 2])
     params = dict(model.named_parameters())
     moment = "momentum_buffer" if optimizer_name == "sgd" else "exp_avg"

@@ -12,9 +12,9 @@ import pytest
 import growml
 from growml.checkpoint import CHECKPOINT
 from growml.errors import DataError, GrowmlWarning, RunError
-from growml.events import EpochEnd, GrowthStep, TrainEnd
+from growml.events import EpochEnd, GrowthStep, TrainEnd, kept_epoch
 from growml.runs import plots
-from growml.runs.run import FORMAT_VERSION, Run, kept_epoch, load_run
+from growml.runs.run import FORMAT_VERSION, Run, load_run, save_run
 from growml.runs.rundir import HISTORY, MODEL_SPEC, RunWriter, abandoned_runs, interrupted_runs
 
 FAST = [("data.source", "iris"), ("train.epochs", 3), ("growth.enabled", False)]
@@ -325,3 +325,19 @@ def test_the_history_is_strict_json(tmp_path):
         writer.record(
             EpochEnd(1, nan, {}, hidden_widths=[2], parameters=9, improved=False, seconds=0)
         )
+
+
+def test_save_run_writes_what_load_run_reads_back(fitted, tmp_path):
+    run = load_run(fitted)
+    history = run.history()
+    with RunWriter(tmp_path / "again") as writer:
+        writer.replay([event.to_dict() for event in history])
+        save_run(writer, run, history)
+    again = load_run(tmp_path / "again")
+    for name in ("config.yaml", "model.json", "preprocess.json", "metrics.json", HISTORY):
+        assert (tmp_path / "again" / name).read_bytes() == (fitted / name).read_bytes(), name
+    for name, tensor in run.model.state_dict().items():
+        assert again.model.state_dict()[name].equal(tensor)
+    assert (tmp_path / "again" / "plots" / "growth.png").is_file()
+    rows = growml.data.load_table("iris", None, "auto").features.slice(0, 5)
+    assert (again.predict_proba(rows) == run.predict_proba(rows)).all()

@@ -13,43 +13,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from growml.losses import Loss
-from growml.nn.mlp import ForwardCache, GrowingMLP
+from growml.nn.growable import Candidate, ForwardCache
+from growml.nn.mlp import GrowingMLP
 
 # The effect of TINY's neurons grows like γ², and useful amplitudes reach γ ≈ 64 (γ² ≈ 4096).
 MAX_STEP = 1e4
 ARMIJO_FRACTION = 0.1
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """Neurons to add to hidden layer ``layer`` and a move of the next layer, at step t.
-
-    TINY (``linear`` false): incoming weights √t·α, outgoing √t·ω, the next layer moves by
-    t·ΔW. Linear: incoming α as it is, outgoing t·ω, the move t·ΔW.
-    """
-
-    layer: int
-    alpha: Tensor  # (K, fan_in + 1), bias last
-    omega: Tensor  # (fan_out, K)
-    weight_update: Tensor | None = None  # ΔW of the next layer
-    linear: bool = False
-
-    @property
-    def neurons(self) -> int:
-        return self.alpha.shape[0]
-
-    def scales(self, step: float) -> tuple[float, float]:
-        """The factors of the incoming and outgoing weights at ``step``."""
-        if self.linear:
-            return 1.0, step
-        root = math.sqrt(step)
-        return root, root
 
 
 def extended_loss(

@@ -13,6 +13,7 @@ optimizer that holds it never needs rebuilding; each change yields ``ParamResize
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -21,9 +22,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 if TYPE_CHECKING:
-    from growml.growth.line_search import Candidate
     from growml.nn.activations import Activation
-    from growml.nn.mlp import ForwardCache
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,41 @@ class LayerSample:
     below: Tensor
     current: Tensor
     gradient: Tensor
+
+
+@dataclass
+class ForwardCache:
+    """What the backward pass needs: each layer's input, each hidden pre-activation, the output."""
+
+    inputs: list[Tensor]
+    preactivations: list[Tensor]
+    output: Tensor
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Neurons to add to hidden layer ``layer`` and a move of the next layer, at step t.
+
+    TINY (``linear`` false): incoming weights √t·α, outgoing √t·ω, the next layer moves by
+    t·ΔW. Linear: incoming α as it is, outgoing t·ω, the move t·ΔW.
+    """
+
+    layer: int
+    alpha: Tensor  # (K, fan_in + 1), bias last
+    omega: Tensor  # (fan_out, K)
+    weight_update: Tensor | None = None  # ΔW of the next layer
+    linear: bool = False
+
+    @property
+    def neurons(self) -> int:
+        return self.alpha.shape[0]
+
+    def scales(self, step: float) -> tuple[float, float]:
+        """The factors of the incoming and outgoing weights at ``step``."""
+        if self.linear:
+            return 1.0, step
+        root = math.sqrt(step)
+        return root, root
 
 
 class GrowableLayer(Protocol):

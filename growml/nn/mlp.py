@@ -17,18 +17,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from growml.nn.activations import ACTIVATIONS, Activation, get_activation
-from growml.nn.growable import LayerSample, ParamResize
+from growml.nn.growable import Candidate, ForwardCache, LayerSample, ParamResize
 from growml.nn.optimizer_state import carry_state
-
-if TYPE_CHECKING:
-    from growml.growth.line_search import Candidate
 
 
 @dataclass(frozen=True)
@@ -51,15 +48,6 @@ class ModelSpec:
             output_size=int(data["output_size"]),
             activation=str(data["activation"]),
         )
-
-
-@dataclass
-class ForwardCache:
-    """What the backward pass needs: each layer's input, each hidden pre-activation, the output."""
-
-    inputs: list[Tensor]
-    preactivations: list[Tensor]
-    output: Tensor
 
 
 class GrowingMLP(nn.Module):
@@ -185,7 +173,12 @@ class GrowingMLP(nn.Module):
     # ------------------------------------------------------------------------ shape changes
 
     def add_neurons(
-        self, layer: int, incoming: Tensor, incoming_bias: Tensor, outgoing: Tensor
+        self,
+        layer: int,
+        incoming: Tensor,
+        incoming_bias: Tensor,
+        outgoing: Tensor,
+        optimizer: Optimizer | None = None,
     ) -> list[ParamResize]:
         """Append k neurons to hidden layer ``layer`` (0-based).
 
@@ -194,6 +187,8 @@ class GrowingMLP(nn.Module):
             incoming_bias: (k,) entries of its bias.
             outgoing: (fan_out, k) columns of the next layer's weight. Zero columns leave the
                 network's function unchanged.
+            optimizer: the optimizer training the network: the new neurons' moments start at
+                zero, the others are kept.
         """
         self._check_hidden(layer)
         weight, bias = self._layers[layer]
@@ -218,12 +213,13 @@ class GrowingMLP(nn.Module):
             weight.data = torch.cat([weight.data, incoming.to(weight)], 0)
             bias.data = torch.cat([bias.data, incoming_bias.to(bias)], 0)
             next_weight.data = torch.cat([next_weight.data, outgoing.to(next_weight)], 1)
-        for resize in resizes:
-            resize.param.grad = None
-        return resizes
+        return self._resized(resizes, optimizer)
 
-    def remove_neurons(self, layer: int, indices: Tensor | list[int]) -> list[ParamResize]:
-        """Remove the neurons at ``indices`` from hidden layer ``layer``; at least one must stay."""
+    def remove_neurons(
+        self, layer: int, indices: Tensor | list[int], optimizer: Optimizer | None = None
+    ) -> list[ParamResize]:
+        """Remove the neurons at ``indices`` from hidden layer ``layer``; at least one must stay.
+        ``optimizer``: the optimizer training the network, whose state of them goes too."""
         self._check_hidden(layer)
         weight, bias = self._layers[layer]
         next_weight = self._layers[layer + 1][0]
@@ -245,8 +241,15 @@ class GrowingMLP(nn.Module):
             weight.data = weight.data.index_select(0, keep)
             bias.data = bias.data.index_select(0, keep)
             next_weight.data = next_weight.data.index_select(1, keep)
+        return self._resized(resizes, optimizer)
+
+    def _resized(
+        self, resizes: list[ParamResize], optimizer: Optimizer | None
+    ) -> list[ParamResize]:
         for resize in resizes:
             resize.param.grad = None
+        if optimizer is not None:
+            carry_state(optimizer, resizes)
         return resizes
 
     def _check_hidden(self, layer: int) -> None:
@@ -322,9 +325,7 @@ class HiddenLayer:
     def add_units(
         self, incoming: Tensor, bias: Tensor, outgoing: Tensor, optimizer: Optimizer | None
     ) -> None:
-        resizes = self.model.add_neurons(self.index, incoming, bias, outgoing)
-        if optimizer is not None:
-            carry_state(optimizer, resizes)
+        self.model.add_neurons(self.index, incoming, bias, outgoing, optimizer)
 
     def move_outgoing(self, update: Tensor) -> None:
         weight, bias = self.model.weights[self.index + 1], self.model.biases[self.index + 1]

@@ -9,15 +9,11 @@ growth and pruning all sit above it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from growml.nn.growable import ParamResize
-
-if TYPE_CHECKING:
-    from growml.nn.mlp import GrowingMLP
 
 
 def carry_state(optimizer: torch.optim.Optimizer, resizes: Iterable[ParamResize]) -> None:
@@ -63,29 +59,3 @@ def _resize(value: Tensor, resize: ParamResize) -> Tensor:
         pad_shape[resize.dim] = resize.append
         value = torch.cat([value, value.new_zeros(pad_shape)], resize.dim)
     return value.contiguous()
-
-
-def add_neurons(
-    model: GrowingMLP,
-    optimizer: torch.optim.Optimizer | None,
-    layer: int,
-    incoming: Tensor,
-    incoming_bias: Tensor,
-    outgoing: Tensor,
-) -> None:
-    """Add neurons to hidden ``layer`` of ``model`` and give them zero optimizer moments."""
-    resizes = model.add_neurons(layer, incoming, incoming_bias, outgoing)
-    if optimizer is not None:
-        carry_state(optimizer, resizes)
-
-
-def remove_neurons(
-    model: GrowingMLP,
-    optimizer: torch.optim.Optimizer | None,
-    layer: int,
-    indices: Tensor | list[int],
-) -> None:
-    """Remove neurons from hidden ``layer`` of ``model`` and slice their optimizer state away."""
-    resizes = model.remove_neurons(layer, indices)
-    if optimizer is not None:
-        carry_state(optimizer, resizes)

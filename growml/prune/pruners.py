@@ -14,7 +14,6 @@ import torch
 from torch import Tensor
 
 from growml.nn.mlp import GrowingMLP
-from growml.nn.optimizer_state import remove_neurons
 from growml.prune import scores
 
 
@@ -203,7 +202,7 @@ def prune_neurons(
             removal.setdefault(layer, []).append(index)
             count -= cost
         for layer, indices in removal.items():
-            remove_neurons(model, optimizer, layer, indices)
+            model.remove_neurons(layer, indices, optimizer)
         records.append(
             PruneRecord(
                 iteration=iteration,

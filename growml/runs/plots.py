@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from growml import atomic
-from growml.events import EpochEnd, Event, GrowthStep, TrainEnd
+from growml.events import EpochEnd, Event, GrowthStep, TrainEnd, kept_epoch
 
 if TYPE_CHECKING:
     from growml.losses.threshold import ThresholdChoice
@@ -35,8 +35,6 @@ def save_figure(figure: Any, path: Path) -> None:
 def growth_plot(history: Sequence[Event], monitor: str, path: Path) -> None:
     """Width of every hidden layer (top) and the validation metric (bottom) against the
     growing training's epochs, growth steps marked, and the epoch whose weights were kept."""
-    from growml.runs.run import kept_epoch
-
     plt = pyplot()
     end = next((i for i, event in enumerate(history) if isinstance(event, TrainEnd)), None)
     growing = history if end is None else history[:end]

@@ -16,14 +16,25 @@ from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from growml.config import move_growth_settings
 from growml.data import Preprocessor, TargetEncoder, as_arrow
 from growml.data.preprocess import check_inputs, unknown_inputs
 from growml.errors import RunError
-from growml.events import EpochEnd, Event, TrainEnd, parse_event
+from growml.events import Event, parse_event
 from growml.nn.mlp import GrowingMLP, ModelSpec
 from growml.predictions import prediction_table
+from growml.runs.plots import growth_plot
 from growml.runs.records import RunMetrics
-from growml.runs.rundir import CONFIG, HISTORY, METRICS, MODEL_SPEC, MODEL_WEIGHTS, PREPROCESS
+from growml.runs.rundir import (
+    CONFIG,
+    HISTORY,
+    METRICS,
+    MODEL_SPEC,
+    MODEL_WEIGHTS,
+    PLOTS,
+    PREPROCESS,
+    RunWriter,
+)
 from growml.train.metrics import decide, probabilities
 from growml.version import __version__
 
@@ -143,24 +154,6 @@ class Run:
         return events
 
 
-def kept_epoch(history: Sequence[Event], final: bool = False) -> EpochEnd | None:
-    """The epoch event whose weights a training kept (its best epoch): the first training's
-    (the growing one), or with ``final`` the last one's (fine-tuning after pruning, when
-    there is one); None before any epoch."""
-    trainings: list[tuple[list[EpochEnd], int | None]] = []
-    epochs: list[EpochEnd] = []
-    for event in history:
-        if isinstance(event, EpochEnd):
-            epochs.append(event)
-        elif isinstance(event, TrainEnd):
-            trainings.append((epochs, event.best_epoch))
-            epochs = []
-    if epochs or not trainings:
-        trainings.append((epochs, None))  # still training: its latest epoch
-    epochs, best = trainings[-1] if final else trainings[0]
-    return next((e for e in epochs if e.epoch == best), epochs[-1] if epochs else None)
-
-
 def load_run(path: str | Path) -> Run:
     """Load a run directory written by ``growml fit``; no code is executed while loading."""
     path = Path(path)
@@ -195,6 +188,9 @@ def load_run(path: str | Path) -> Run:
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError, OSError) as exc:
         raise RunError(f"run directory {str(path)!r} is damaged: {exc}.") from None
     config = _read_mapping(path / CONFIG) if (path / CONFIG).is_file() else {}
+    if isinstance(config.get("growth"), dict):
+        # Runs of format 1 keep the growth methods' settings directly under growth.
+        config["growth"] = move_growth_settings(config["growth"])
     metrics = _read_json(path / METRICS) if (path / METRICS).is_file() else {}
     if not isinstance(metrics, dict):
         raise RunError(f"{str(path / METRICS)!r} is not a mapping; the run directory is damaged.")
@@ -216,6 +212,22 @@ def load_run(path: str | Path) -> Run:
         config=config,
         path=path,
     )
+
+
+def save_run(writer: RunWriter, run: Run, history: Sequence[Event]) -> None:
+    """Write ``run`` into ``writer``'s directory: its settings, weights, architecture,
+    preprocessing and metrics, and the growth plot of its ``history`` (the events
+    ``history.jsonl`` already holds); ``load_run`` reads it back."""
+    writer.write_yaml(CONFIG, run.config)
+    writer.write_weights(run.model.state_dict())
+    writer.write_json(MODEL_SPEC, run.model_info())
+    writer.write_json(
+        PREPROCESS,
+        {"features": run.preprocessor.to_dict(), "target": run.target_encoder.to_dict()},
+    )
+    writer.write_json(METRICS, run.metrics)
+    monitor = run.config["train"]["monitor"]
+    growth_plot(history, monitor, writer.path / PLOTS / "growth.png")
 
 
 def _weights_mismatch(model: GrowingMLP, weights: dict[str, torch.Tensor]) -> str | None:

@@ -1,7 +1,7 @@
 """Hooks: work done at fixed points of training, beside the loop's own.
 
-A hook overrides what it needs of ``Hook``; every method does nothing by default. The trainer
-calls its hooks in order, with the ``Loop`` they act on:
+A hook overrides what it needs of ``Hook`` (``train/loop.py``, beside the ``Loop`` it acts
+on); every method does nothing by default. The trainer calls its hooks in order:
 
 * ``on_train_start`` once the loop is set up, or restored from a checkpoint;
 * ``on_epoch_start`` before each epoch (``loop.epoch`` epochs are done);
@@ -22,41 +22,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from growml.checkpoint import Checkpoint
 from growml.events import EpochEnd
+from growml.train.loop import Hook, Loop
 
 if TYPE_CHECKING:
     from growml.growth.engine import GrowthEngine
-    from growml.train.loop import Loop
 
-
-class Hook:
-    """The base of every hook: methods that do nothing until overridden."""
-
-    name: ClassVar[str] = ""
-
-    def on_train_start(self, loop: Loop) -> None:
-        """The loop is set up (or restored); no epoch of this run has started."""
-
-    def on_epoch_start(self, loop: Loop) -> None:
-        """An epoch is about to start; ``loop.epoch`` epochs are done."""
-
-    def on_step_end(self, loop: Loop) -> None:
-        """The optimizer has just stepped."""
-
-    def on_epoch_end(self, loop: Loop, epoch: EpochEnd) -> bool:
-        """``epoch`` is trained and validated; returns whether the network's shape changed."""
-        return False
-
-    def state_dict(self, checkpoint: Checkpoint) -> dict[str, Any]:
-        """The hook's state, JSON-ready (tensors go into ``checkpoint``); kept when ``name``
-        is set."""
-        return {}
-
-    def load_state_dict(self, checkpoint: Checkpoint, state: dict[str, Any]) -> None:
-        """Go on from ``state_dict``'s state, as if never stopped."""
+__all__ = ["Checkpoints", "Growth", "Hook", "PruningMasks"]
 
 
 class Growth(Hook):

@@ -1,10 +1,11 @@
-"""One run of the training loop: what its hooks see, and what a checkpoint keeps of it."""
+"""One run of the training loop: what its hooks see, the ``Hook`` base they implement
+(``train/hooks.py`` holds the hooks), and what a checkpoint keeps of it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -16,12 +17,36 @@ from growml.checkpoint import (
     load_optimizer_state,
     optimizer_state,
 )
-from growml.events import Event
+from growml.events import EpochEnd, Event
 from growml.nn.mlp import GrowingMLP
 from growml.train.stopping import EarlyStopping
 
-if TYPE_CHECKING:
-    from growml.train.hooks import Hook
+
+class Hook:
+    """The base of every hook: methods that do nothing until overridden."""
+
+    name: ClassVar[str] = ""
+
+    def on_train_start(self, loop: Loop) -> None:
+        """The loop is set up (or restored); no epoch of this run has started."""
+
+    def on_epoch_start(self, loop: Loop) -> None:
+        """An epoch is about to start; ``loop.epoch`` epochs are done."""
+
+    def on_step_end(self, loop: Loop) -> None:
+        """The optimizer has just stepped."""
+
+    def on_epoch_end(self, loop: Loop, epoch: EpochEnd) -> bool:
+        """``epoch`` is trained and validated; returns whether the network's shape changed."""
+        return False
+
+    def state_dict(self, checkpoint: Checkpoint) -> dict[str, Any]:
+        """The hook's state, JSON-ready (tensors go into ``checkpoint``); kept when ``name``
+        is set."""
+        return {}
+
+    def load_state_dict(self, checkpoint: Checkpoint, state: dict[str, Any]) -> None:
+        """Go on from ``state_dict``'s state, as if never stopped."""
 
 
 @dataclass

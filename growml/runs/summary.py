@@ -1,0 +1,112 @@
+"""What a finished fit measured, as ``metrics.json`` holds it (``growml.runs.records``).
+
+The sections: every split's metrics at the run's threshold (a split without rows has none),
+the network's size, the epochs and timings, and the summaries of growth, pruning and the
+binary threshold for the runs that had them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from growml.config import FitConfig
+from growml.data import PreparedData
+from growml.events import Event, GrowthStep, TrainEnd, kept_epoch
+from growml.nn.mlp import GrowingMLP
+from growml.runs.run import Run
+from growml.train.metrics import evaluate
+from growml.train.trainer import TrainResult
+
+
+def fit_metrics(
+    run: Run,
+    config: FitConfig,
+    data: PreparedData,
+    trained: TrainResult,
+    history: Sequence[Event],
+    seconds: Mapping[str, float],
+    pruning: dict[str, Any] | None = None,
+    threshold: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The content of ``metrics.json`` for ``run``, trained with ``config`` on ``data`` as
+    ``trained`` and ``history`` say; ``seconds``: the loading and total wall times."""
+    model = run.model
+    metrics: dict[str, Any] = {
+        "task": data.task,
+        **evaluate_splits(model, data, run.threshold),
+        "parameters": model.n_parameters(),
+        "hidden_widths": model.hidden_widths,
+        "rows": {
+            "train": len(data.x_train),
+            "validation": len(data.x_val),
+            "test": len(data.x_test),
+        },
+        "epochs": trained.epochs,
+        "best_epoch": trained.best_epoch,
+        "seconds": {
+            "data": seconds["data"],
+            "train": trained.seconds,
+            "per_epoch": trained.seconds / max(trained.epochs, 1),
+            "total": seconds["total"],
+        },
+    }
+    if config.growth.enabled:
+        metrics["growth"] = growth_summary(config, history)
+    if pruning is not None:
+        metrics["prune"] = pruning
+    if threshold is not None:
+        metrics["threshold"] = threshold
+        for split, values in evaluate_splits(model, data, 0.5).items():
+            metrics[split]["f1_at_0.5"] = values["f1"]
+    return metrics
+
+
+def evaluate_splits(
+    model: GrowingMLP, data: PreparedData, threshold: float | None
+) -> dict[str, dict[str, float]]:
+    """Every split's metrics at ``threshold``; a split without rows (no test part:
+    ``data.test_size=0``) has none."""
+    splits = {
+        "train": (data.x_train, data.y_train),
+        "validation": (data.x_val, data.y_val),
+        "test": (data.x_test, data.y_test),
+    }
+    return {
+        split: evaluate(model, x, y, data.target_encoder, threshold)
+        for split, (x, y) in splits.items()
+        if len(x)
+    }
+
+
+def growth_summary(config: FitConfig, history: Sequence[Event]) -> dict[str, Any]:
+    """What growth did, from the run's ``history``: the steps that added neurons, per layer,
+    what the kept weights hold (they may predate the last steps), and why growth stopped."""
+    start = config.model.hidden_widths
+    steps = [event for event in history if isinstance(event, GrowthStep)]
+    added = [event for event in steps if event.added]
+    per_layer = [0] * len(start)
+    for event in added:
+        per_layer[event.layer] += event.added
+    stop = next((event.reason for event in steps if event.finished), None)
+    if stop is None:
+        ends = [event for event in history if isinstance(event, TrainEnd)]
+        stopped_early = bool(ends) and ends[0].stopped_early  # the growing run's
+        stop = (
+            "training stopped early while growing (validation stopped improving)"
+            if stopped_early
+            else "the epoch budget ran out while growing"
+        )
+    kept = kept_epoch(history)
+    kept_widths = kept.hidden_widths if kept else start
+    return {
+        "method": config.growth.method,
+        "start_widths": start,
+        "steps": len(added),
+        "neurons_added": per_layer,
+        "kept_epoch": kept.epoch if kept else 0,
+        "kept_widths": kept_widths,
+        "neurons_kept": [width - first for width, first in zip(kept_widths, start, strict=True)],
+        "seconds": sum(event.seconds for event in steps),
+        "stopped": stop,
+    }
