@@ -16,6 +16,7 @@ from growml.events import EpochEnd, GrowthStep, TrainEnd, kept_epoch
 from growml.runs import plots
 from growml.runs.run import FORMAT_VERSION, Run, load_run, save_run
 from growml.runs.rundir import HISTORY, MODEL_SPEC, RunWriter, abandoned_runs, interrupted_runs
+from growml.runs.summary import fit_metrics, growth_summary
 
 FAST = [("data.source", "iris"), ("train.epochs", 3), ("growth.enabled", False)]
 
@@ -341,3 +342,51 @@ def test_save_run_writes_what_load_run_reads_back(fitted, tmp_path):
     assert (tmp_path / "again" / "plots" / "growth.png").is_file()
     rows = growml.data.load_table("iris", None, "auto").features.slice(0, 5)
     assert (again.predict_proba(rows) == run.predict_proba(rows)).all()
+
+
+def _growing(**growth):
+    return growml.resolve_config(overrides=[("model.hidden_widths", [1]), *growth.items()])
+
+
+def test_the_growth_summary_counts_the_steps_and_says_what_was_kept():
+    history = [*HISTORY_WITH_FINE_TUNING[:3], replace(_step(2, 0), seconds=0.5), _end(2)]
+    summary = growth_summary(_growing(), history)
+    assert summary["steps"] == 1 and summary["neurons_added"] == [2]
+    assert (summary["kept_epoch"], summary["kept_widths"], summary["neurons_kept"]) == (2, [3], [2])
+    assert summary["seconds"] == 0.5 and summary["method"] == "pool"
+    assert summary["stopped"] == "the epoch budget ran out while growing"
+
+
+def test_the_growth_summary_says_why_growth_stopped():
+    finished = replace(_step(3, 0), reason="validation stopped improving", finished=True)
+    assert growth_summary(_growing(), [_epoch(1, [1]), finished])["stopped"] == (
+        "validation stopped improving"
+    )
+    early = replace(_end(1), stopped_early=True)
+    assert growth_summary(_growing(), [_epoch(1, [1]), early])["stopped"] == (
+        "training stopped early while growing (validation stopped improving)"
+    )
+    # Only the growing training's end counts: fine-tuning stopping early says nothing of it.
+    tuned = [_epoch(1, [1]), _end(1), _epoch(1, [1]), early]
+    assert growth_summary(_growing(), tuned)["stopped"] == "the epoch budget ran out while growing"
+    assert growth_summary(_growing(), [])["stopped"] == "the epoch budget ran out while growing"
+    assert growth_summary(_growing(), [])["kept_widths"] == [1]
+
+
+def test_the_metrics_hold_the_pruning_and_growth_summaries_only_of_runs_that_had_them(fitted):
+    from growml.data import prepare
+    from growml.fitting import load_config_table
+    from growml.train.trainer import TrainResult
+
+    run = load_run(fitted)
+    config = growml.resolve_config(run.config)
+    data = prepare(load_config_table(config), config.data, config.seed)
+    trained = TrainResult(epochs=3, best_epoch=2, stopped_early=False, seconds=1.0)
+    seconds = {"data": 0.25, "total": 2.0}
+    plain = fit_metrics(run, config, data, trained, [], seconds)
+    assert "prune" not in plain and "growth" not in plain and "threshold" not in plain
+    assert plain["seconds"] == {"data": 0.25, "train": 1.0, "per_epoch": 1.0 / 3, "total": 2.0}
+    assert (plain["epochs"], plain["best_epoch"]) == (3, 2)
+    pruned = fit_metrics(run, config, data, trained, [], seconds, pruning={"method": "synflow"})
+    assert pruned["prune"] == {"method": "synflow"}
+    assert plain["test"] == run.metrics["test"]
