@@ -117,3 +117,18 @@ def test_a_run_saved_before_the_sections_loads_its_settings_in_them_without_a_wa
         config = resolve_config(run.config)
     assert run.config["growth"]["pool"]["max_step"] == config.growth.pool.max_step == 1.0
     assert "max_step" not in run.config["growth"]
+
+
+def test_random_growth_adds_even_counts_for_relu_like_tinys_pairs():
+    model = GrowingMLP(3, [2], 2, generator=torch.Generator().manual_seed(0))
+    loss = CrossEntropy(2)
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
+    target = loss.prepare_target((x[:, 0] > 0).long().numpy())
+    measured = make_method(GrowthConfig(method="random")).measure(model, loss, x, target)[0]
+
+    def added(**settings):
+        method = make_method(GrowthConfig(method="random", **settings))
+        return method.propose(measured, 5, torch.Generator()).neurons
+
+    assert added() == 4 and added(random={"pairing": "always"}) == 4
+    assert added(random={"pairing": "never"}) == 5
