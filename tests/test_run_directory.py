@@ -388,6 +388,8 @@ def test_the_metrics_hold_the_pruning_and_growth_summaries_only_of_runs_that_had
     assert "prune" not in plain and "growth" not in plain and "threshold" not in plain
     assert plain["seconds"] == {"data": 0.25, "train": 1.0, "per_epoch": 1.0 / 3, "total": 2.0}
     assert (plain["epochs"], plain["best_epoch"]) == (3, 2)
+    one = replace(trained, epochs=1, best_epoch=1)
+    assert fit_metrics(run, config, data, one, [], seconds)["seconds"]["per_epoch"] == 1.0
     pruned = fit_metrics(run, config, data, trained, [], seconds, pruning={"method": "synflow"})
     assert pruned["prune"] == {"method": "synflow"}
     assert plain["test"] == run.metrics["test"]
