@@ -83,6 +83,7 @@ TARGETS = {  # largest first, so that two jobs end together
             "tests/test_run_directory.py",
             "tests/test_records.py",
             "tests/test_workdir.py",
+            "tests/test_growth_methods.py",
             "tests/test_prediction_inputs.py",
             "tests/test_consistency.py",
             "tests/test_outputs.py",
@@ -373,9 +374,18 @@ def report(names: list[str]) -> int:
     explanations = load_explanations()
     used = set()
     rows, unexplained, explained = [], [], []
+    earlier, kept = _earlier_report()
+    kept_lines: list[str] = []
+    reused = 0
     for name in names:
         mutants = read_session(name)
         if mutants is None:
+            # Not mutated in this build: its figures and survivors from the last report.
+            path = TARGETS[name].path
+            if path in earlier:
+                rows.append(earlier[path].replace(f"| {path} |", f"| {path} (earlier run) |", 1))
+                reused += 1
+                kept_lines.extend(line for line in kept if line.startswith(f"- `{path}"))
             continue
         counts = {
             o: sum(m.outcome == o for m in mutants) for o in ("killed", "survived", "pending")
@@ -412,6 +422,9 @@ def report(names: list[str]) -> int:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *rows,
         "",
+        "A module marked *earlier run* was not mutated in this build: its row and survivors "
+        "are those of the last report.",
+        "",
         f"## Unexplained survivors ({len(unexplained)})",
         "",
     ]
@@ -424,18 +437,33 @@ def report(names: list[str]) -> int:
             "```",
             "",
         ]
-    lines += [f"## Explained survivors ({len(explained)})", ""]
+    lines += [f"## Explained survivors ({len(explained) + len(kept_lines)})", ""]
     for m, explanation in explained:
         lines += [
             f"- `{m.module}:{m.line}` `{m.before}` → `{m.after}` ({explanation.kind}): "
             f"{explanation.reason}"
         ]
+    lines += kept_lines
     stale = sorted(set(explanations) - used)
-    if stale and len(rows) == len(TARGETS):
+    if stale and not reused and len(rows) == len(TARGETS):
         lines += ["", f"## Entries of {EXPLAINED.name} no survivor matches", ""]
         lines += [f"- `{module}` `{before}` → `{after}`" for module, _, before, after in stale]
     REPORT.write_text("\n".join(lines) + "\n")
     return len(unexplained)
+
+
+def _earlier_report() -> tuple[dict[str, str], list[str]]:
+    """The last report's table rows by module path, and its lines of explained survivors."""
+    if not REPORT.exists():
+        return {}, []
+    text = REPORT.read_text().split("## Unexplained survivors", 1)
+    rows = {}
+    for line in text[0].splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if line.startswith("| growml/") and cells:
+            rows[cells[0].removesuffix(" (earlier run)")] = line
+    explained = text[1].split("## Explained survivors", 1)[-1] if len(text) > 1 else ""
+    return rows, [line for line in explained.splitlines() if line.startswith("- `")]
 
 
 def main() -> int:

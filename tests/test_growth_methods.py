@@ -132,3 +132,79 @@ def test_random_growth_adds_even_counts_for_relu_like_tinys_pairs():
 
     assert added() == 4 and added(random={"pairing": "always"}) == 4
     assert added(random={"pairing": "never"}) == 5
+
+
+def test_a_method_class_must_write_its_proposal():
+    from growml.growth.methods import GrowthMethod, _Linearised
+
+    class Unfinished(GrowthMethod):
+        name = "unfinished"
+
+    class NoProposal(_Linearised):
+        name = "no-proposal"
+
+    for incomplete in (Unfinished, NoProposal):
+        with pytest.raises(TypeError, match="abstract"):
+            incomplete(GrowthConfig())
+
+
+def test_what_growth_measures_and_proposes_cannot_be_changed_afterwards():
+    import dataclasses
+
+    from growml.growth.pool import LayerRows, pool_proposal
+    from growml.growth.statistics import collect_rows
+    from growml.growth.tiny import tiny_proposal
+
+    loss = CrossEntropy(2)
+    model = GrowingMLP(3, [2], 2, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(80, 3, generator=torch.Generator().manual_seed(1))
+    target = loss.prepare_target((x[:, 0] * x[:, 1] > 0).long().numpy())
+    measured = make_method(GrowthConfig()).measure(model, loss, x, target)[0]
+    option = make_method(GrowthConfig()).propose(measured, 2, torch.Generator())
+    (rows,) = collect_rows(model, loss, x, target)
+    assert isinstance(rows, LayerRows)
+    proposal = pool_proposal(rows, torch.relu, torch.zeros(0, 4, dtype=torch.float64), 2,
+                             torch.Generator())  # fmt: skip
+    tiny = tiny_proposal(measured.statistics)
+    for record, field in [
+        (measured, "rows"),
+        (option, "gain"),
+        (rows, "below"),
+        (proposal, "bar"),
+        (tiny, "noise_floor"),
+        (measured.statistics, "rows"),
+    ]:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, field, None)
+
+
+def test_the_selection_of_the_pool_cannot_be_changed_afterwards():
+    import dataclasses
+
+    from growml.growth.pool import greedy_selection
+
+    features = torch.randn(30, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    selection = greedy_selection(features, features[:, :2].clone(), 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        selection.gains = []
+
+
+def test_the_measured_rows_hold_no_autograd_graph():
+    from growml.growth.statistics import collect_rows
+
+    loss = CrossEntropy(2)
+    model = GrowingMLP(3, [2], 2, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(40, 3, generator=torch.Generator().manual_seed(1))
+    target = loss.prepare_target((x[:, 0] > 0).long().numpy())
+    (rows,) = collect_rows(model, loss, x, target)
+    assert not any(t.requires_grad for t in (rows.below, rows.current, rows.gradient))
+    (stats,) = collect_statistics(model, loss, x, target)
+    assert not any(t.requires_grad for t in (stats.S1, stats.M, stats.S2, stats.M2, stats.P))
+
+
+def test_a_proposal_without_a_noise_estimate_counts_every_positive_lambda():
+    from growml.growth.tiny import Proposal
+
+    lambdas = torch.tensor([2.0, 0.5, 0.0], dtype=torch.float64)
+    proposal = Proposal(torch.zeros(3, 2), torch.zeros(2, 3), lambdas, None, 0.0, 1.0)
+    assert proposal.noise_floor == 0.0 and proposal.significant(3) == 2

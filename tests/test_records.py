@@ -167,3 +167,10 @@ def test_metrics_of_a_fresh_run_are_the_model_and_a_damaged_file_is_refused(tmp_
     (tmp_path / "run" / METRICS).write_text(json.dumps({**stored, "parameters": "many"}))
     with pytest.raises(RunError, match=r"metrics.json' is not growml metrics \(parameters: "):
         growml.load_run(tmp_path / "run")
+    # Of several problems, the first is named.
+    (tmp_path / "run" / METRICS).write_text(
+        json.dumps({**stored, "parameters": "many", "epochs": "three"})
+    )
+    with pytest.raises(RunError, match=r"is not growml metrics \(parameters: ") as error:
+        growml.load_run(tmp_path / "run")
+    assert "epochs" not in str(error.value)
