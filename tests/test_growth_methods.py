@@ -208,3 +208,16 @@ def test_a_proposal_without_a_noise_estimate_counts_every_positive_lambda():
     lambdas = torch.tensor([2.0, 0.5, 0.0], dtype=torch.float64)
     proposal = Proposal(torch.zeros(3, 2), torch.zeros(2, 3), lambdas, None, 0.0, 1.0)
     assert proposal.noise_floor == 0.0 and proposal.significant(3) == 2
+
+
+def test_a_recipe_setting_both_places_is_refused_by_the_command_line(tmp_path):
+    from growml.cli import app
+    from typer.testing import CliRunner
+
+    recipe = tmp_path / "both.yaml"
+    recipe.write_text("growth:\n  max_step: 0.5\n  pool:\n    max_step: 2\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["fit", "iris", "--recipe", str(recipe), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "error: growth.max_step and growth.pool.max_step are both set" in result.output
+    assert not out.exists()

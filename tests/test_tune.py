@@ -235,6 +235,7 @@ def test_local_workers_share_the_study(tmp_path):
         (["--set", "tune.space={train.lr: {low: -1, high: 1}}"], "greater than 0"),
         (["--set", "tune.space={train.optimizer: {low: 1, high: 2}}"], "not a number"),
         (["--set", "tune.space={seed: [1, 2]}"], "cannot search 'seed'"),
+        (["--set", "tune.space={growth.max_step: [0.5, 1]}"], "moved to 'growth.pool.max_step'"),
         (["--set", "tune.space={model.hidden_widths: [0, 4]}"], "between 1 and"),
         (["--set", "tune.default_space=false"], "leaves nothing to search"),
         (["--set", "tune.pruner=hyperband", "--objective", "metric,params"], "single-objective"),
