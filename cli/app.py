@@ -7,11 +7,12 @@ No logic lives here beyond mapping flags to settings and rendering. User errors
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from growml.cli import render
+from growml.cli import render, runview
 from growml.cli.common import (
     Assignments,
     Data,
@@ -27,6 +28,7 @@ from growml.cli.common import (
 )
 from growml.cli.compare import compare
 from growml.cli.export import export
+from growml.cli.report import report
 from growml.cli.tune import tune
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer ≥ 0.29 carries click
 from typer.core import TyperGroup
@@ -34,7 +36,7 @@ from typer.core import TyperGroup
 from growml.errors import ConfigError
 
 if TYPE_CHECKING:
-    from growml.runs.records import RunMetrics
+    from growml.data import PreparedData, Table
 
 # Value names in --help: what a value is, not its Python type (<str>, <list[str]>).
 _VALUE_NAMES = {
@@ -116,7 +118,8 @@ def _growml(
     """Size neural networks by growing them."""
 
 
-@app.command()
+# Click keeps a paragraph that starts with \b as it is written (the legend's columns).
+@app.command(epilog="\b\n" + "\n".join(runview.GROWTH_LEGEND))
 def fit(
     data: Data = None,
     recipe: Recipe = None,
@@ -159,7 +162,9 @@ def fit(
     ] = False,
 ) -> None:
     """Train a network on DATA and write its run directory."""
-    from growml.data import load_data_table
+    started = time.perf_counter()
+    from growml.data import load_data_table, prepare
+    from growml.scoring import check_settings
 
     with user_errors():
         if start is not None and fixed is not None:
@@ -180,24 +185,60 @@ def fit(
                 "seed": seed,
             },
         )
-        table = load_data_table(config.data)  # a wrong file or column answers before torch loads
+        # Reading and encoding come before torch loads (a second or more): the first line
+        # answers at once, and a wrong file or column before any wait.
+        say = (lambda line: None) if json_output else _say
+        say(f"reading {config.data.source} …")
+        table = load_data_table(config.data)
+        say(_describe_table(table))
+        check_settings(config, table.task)
+        prepared = prepare(table, config.data, config.seed)
+        say(_describe_encoding(prepared))
         from growml.fitting import fit as fit_run
 
-        observers = [] if json_output else [render.FitProgress(stderr)]
+        observers = [] if json_output else [runview.FitProgress(stderr)]
         result = fit_run(
-            config, out=out, overwrite=overwrite, observers=observers, table=table, resume=resume
+            config,
+            out=out,
+            overwrite=overwrite,
+            observers=observers,
+            table=table,
+            resume=resume,
+            started=started,
+            prepared=prepared,
         )
     if json_output:
         print_json({"run": str(result.path), "metrics": result.metrics})
         return
     metrics = result.run.metrics_record
-    stdout.print(render.metrics_table(metrics, title=f"growml fit {config.data.source}"))
-    stdout.print(render.summary_table(render.run_summary(metrics, str(result.path))))
+    kept = runview.kept_title(metrics, config.train.monitor)
+    stdout.print(runview.metrics_table(metrics, title=f"growml fit {config.data.source}: {kept}"))
+    stdout.print(render.summary_table(runview.run_summary(metrics, str(result.path))))
+
+
+def _say(line: str) -> None:
+    stderr.print(line, highlight=False)
+
+
+def _describe_table(table: Table) -> str:
+    columns = table.features.num_columns
+    return (
+        f"read {table.name}: {table.features.num_rows:,} rows, {columns:,} feature "
+        f"column{'s' if columns != 1 else ''}, target {table.target_name!r} ({table.task})"
+    )
+
+
+def _describe_encoding(data: PreparedData) -> str:
+    return (
+        f"encoded {len(data.x_train):,} training rows into {data.x_train.shape[1]:,} inputs "
+        f"({len(data.x_val):,} validation, {len(data.x_test):,} test rows); training …"
+    )
 
 
 app.command()(compare)
 app.command()(tune)
 app.command()(export)
+app.command()(report)
 
 
 @app.command()
@@ -309,112 +350,6 @@ def _check_predictions_file(out: Path, data: str, overwrite: bool) -> None:
         raise DataError(f"--out {str(out)!r} is the input file; write the predictions elsewhere.")
     if out.exists() and not overwrite:
         raise DataError(f"--out {str(out)!r} already exists; pass --overwrite to replace it.")
-
-
-@app.command()
-def report(
-    run: Annotated[Path, typer.Argument(help="A run directory written by `growml fit`.")],
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
-) -> None:
-    """Show a run: its model, metrics and training history."""
-    from growml.events import EpochEnd, GrowthStep, TrainEnd, kept_epoch
-    from growml.runs import load_run
-
-    with user_errors():
-        loaded = load_run(run)
-        info = loaded.model_info()
-        history = loaded.history()
-    if json_output:
-        print_json(
-            {
-                "run": str(run),
-                "model": info,
-                "metrics": loaded.metrics,
-                "history": [event.to_dict() for event in history],
-            }
-        )
-        return
-    metrics = loaded.metrics_record
-    stdout.print(
-        render.summary_table(
-            {
-                "run": str(run),
-                "data": loaded.config.get("data", {}).get("source", "?"),
-                "task": info["task"],
-                "classes": ", ".join(str(c) for c in info["classes"] or []) or "—",
-                "inputs": f"{info['input_size']} ({len(info['feature_names'])} raw columns)",
-                "hidden widths": ", ".join(str(w) for w in info["hidden_widths"]),
-                "activation": info["activation"],
-                "parameters": info["parameters"],
-                "threshold": _describe_threshold(info, metrics),
-            },
-            title="Model",
-        )
-    )
-    if metrics is not None:
-        stdout.print(render.metrics_table(metrics, title="Metrics"))
-    steps = [event for event in history if isinstance(event, GrowthStep)]
-    if steps:
-        growth = metrics.growth if metrics is not None else None
-        stop = next((render.describe_growth(s) for s in steps if s.finished), None)
-        stdout.print(render.growth_table(steps))
-        stdout.print(
-            render.summary_table(
-                {
-                    "start widths": ", ".join(str(w) for w in growth.start_widths)
-                    if growth
-                    else "",
-                    "neurons added": render.added_and_kept(growth) if growth else "",
-                    "growth time": f"{growth.seconds if growth else 0.0:.2f} s",
-                    "stopped": stop or (growth.stopped if growth else "—"),
-                }
-            )
-        )
-    pruning = metrics.prune if metrics is not None else None
-    if pruning:
-        stdout.print(
-            render.summary_table(
-                {
-                    "pruning": f"{pruning.method}, "
-                    f"{'neurons' if pruning.structured else 'weights'}, {pruning.when}",
-                    "prunable weights": f"{pruning.weights_before} → {pruning.weights_after}"
-                    f" ({pruning.compression:.1f}×)",
-                    "parameters": f"{pruning.parameters_before} → {pruning.parameters_after}",
-                    "widths after": ", ".join(str(w) for w in pruning.hidden_widths),
-                },
-                title="Pruning",
-            )
-        )
-    epochs = [event for event in history if isinstance(event, EpochEnd)]
-    end = next((event for event in history if isinstance(event, TrainEnd)), None)
-    if epochs:
-        first, last = epochs[0], epochs[-1]
-        kept = kept_epoch(history, final=True) or last
-        best = metrics.best_epoch if metrics is not None else None
-        stdout.print(
-            render.summary_table(
-                {
-                    "epochs run": metrics.epochs if metrics is not None else len(epochs),
-                    "best epoch": best if best is not None else (end.best_epoch if end else "?"),
-                    "stopped early": end.stopped_early if end else "?",
-                    "train loss": f"{first.train_loss:.4f} → {last.train_loss:.4f}",
-                    "validation loss": f"{first.validation['loss']:.4f} → "
-                    f"{kept.validation['loss']:.4f} kept (last "
-                    f"{last.validation['loss']:.4f})",
-                    "training time": f"{end.seconds if end else 0.0:.2f} s",
-                },
-                title="Training",
-            )
-        )
-
-
-def _describe_threshold(info: dict[str, Any], metrics: RunMetrics | None) -> str:
-    if info["threshold"] is None:
-        return "—"
-    chosen = metrics.threshold if metrics is not None else None
-    if chosen is None or chosen.metric == "none":
-        return f"{info['threshold']:g}"
-    return f"{info['threshold']:g} (maximises validation {chosen.metric})"
 
 
 def main() -> None:

@@ -1,49 +1,20 @@
-"""How results look in a terminal: rich tables and the live training progress."""
+"""How results look in a terminal: rich tables and progress bars (a run's own: ``runview``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from growml.events import EpochEnd, Event, GrowthStep, TrainEnd, TrainStart
 
-if TYPE_CHECKING:  # the run directory's modules import torch, which a CLI start does not
-    from growml.runs.records import GrowthSummary, RunMetrics
-
-_SHORT = {"accuracy": "acc", "macro_f1": "mF1"}
-_METRIC_ORDER = ("accuracy", "macro_f1", "f1", "f1_at_0.5", "log_loss", "rmse", "mae", "r2")
-
-
-def _number(value: Any) -> str:
+def number(value: Any) -> str:
+    """A cell: floats to four decimals, anything else as it prints."""
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
-
-
-def metrics_table(metrics: RunMetrics, title: str = "Result") -> Table:
-    """One row per metric, one column per split."""
-    table = Table(title=title, title_justify="left")
-    table.add_column("metric")
-    splits = {
-        split: values
-        for split, values in (
-            ("train", metrics.train),
-            ("validation", metrics.validation),
-            ("test", metrics.test),
-        )
-        if values is not None
-    }
-    for split in splits:
-        table.add_column(split, justify="right")
-    names = [m for m in _METRIC_ORDER if any(m in values for values in splits.values())]
-    for name in names:
-        table.add_row(name, *(_number(values.get(name, "")) for values in splits.values()))
-    return table
 
 
 def summary_table(rows: dict[str, Any], title: str | None = None) -> Table:
@@ -52,30 +23,8 @@ def summary_table(rows: dict[str, Any], title: str | None = None) -> Table:
     table.add_column(style="bold")
     table.add_column()
     for key, value in rows.items():
-        table.add_row(key, _number(value))
+        table.add_row(key, number(value))
     return table
-
-
-def added_and_kept(growth: GrowthSummary) -> str:
-    """Neurons growth added per layer, and those the kept (best validation) weights hold."""
-    added = ", ".join(str(n) for n in growth.neurons_added)
-    if growth.neurons_kept is None:  # runs written before it was recorded
-        return added
-    kept = ", ".join(str(n) for n in growth.neurons_kept)
-    return f"{added} (kept {kept}, at epoch {growth.kept_epoch})"
-
-
-def run_summary(metrics: RunMetrics, path: str) -> dict[str, Any]:
-    total = metrics.seconds.total if metrics.seconds else 0.0
-    per_epoch = metrics.seconds.per_epoch if metrics.seconds else 0.0
-    return {
-        "run": path,
-        "hidden widths": ", ".join(str(w) for w in metrics.hidden_widths),
-        **({"neurons added": added_and_kept(metrics.growth)} if metrics.growth else {}),
-        "parameters": metrics.parameters,
-        "epochs": f"{metrics.epochs} (best {metrics.best_epoch})",
-        "time": f"{total:.1f} s ({1000 * per_epoch:.1f} ms per epoch)",
-    }
 
 
 def settings_table(rows: list[Any]) -> Table:
@@ -97,7 +46,7 @@ def predictions_table(predictions: Any, limit: int = 20) -> Table:
     for name in predictions.column_names:
         table.add_column(name, justify="right")
     for row in predictions.slice(0, limit).to_pylist():
-        table.add_row(*(_number(value) for value in row.values()))
+        table.add_row(*(number(value) for value in row.values()))
     if predictions.num_rows > limit:
         table.caption = f"first {limit} of {predictions.num_rows} rows; --out FILE writes all"
     return table
@@ -136,43 +85,6 @@ def describe_balance(balance: dict[str, float] | None) -> str:
     return f"{len(balance)} classes, {min(shares):.1%}–{max(shares):.1%}"
 
 
-def describe_growth(step: GrowthStep) -> str:
-    """One line for a growth step."""
-    prefix = f"epoch {step.epoch:>3}: "
-    if step.finished:
-        return prefix + f"growth stopped: {step.reason}"
-    if not step.added:
-        return prefix + f"layer {step.layer + 1} not grown: {step.reason}"
-    widths = ",".join(str(w) for w in step.hidden_widths)
-    return (
-        prefix + f"layer {step.layer + 1} +{step.added} (λ₁ {step.lambdas[0]:.2g}, "
-        f"γ {step.gamma:.2g}) loss {step.loss_before:.3f} → {step.loss_after:.3f}, "
-        f"widths {widths}"
-    )
-
-
-def growth_table(steps: Sequence[GrowthStep]) -> Table:
-    """The growth steps of a run, one row each."""
-    table = Table(title="Growth", title_justify="left")
-    for column in ("epoch", "layer", "added", "λ₁", "FO", "γ", "loss", "widths", "ms"):
-        table.add_column(column, justify="right", no_wrap=column == "loss")
-    for step in steps:
-        if not step.added:
-            continue
-        table.add_row(
-            str(step.epoch),
-            str(step.layer + 1),
-            str(step.added),
-            f"{step.lambdas[0]:.2g}",
-            f"{step.predicted_first_order:.2g}",
-            f"{step.gamma:.2g}",
-            f"{step.loss_before:.3f} → {step.loss_after:.3f}",
-            ",".join(str(w) for w in step.hidden_widths),
-            f"{1000 * step.seconds:.0f}",
-        )
-    return table
-
-
 def progress_bar(console: Console, unit: str, width: int) -> Progress:
     """``unit done/total``, a bar, a status line and the time elapsed."""
     return Progress(
@@ -183,38 +95,6 @@ def progress_bar(console: Console, unit: str, width: int) -> Progress:
         console=console,
         transient=False,
     )
-
-
-class FitProgress:
-    """A rich progress bar fed by the trainer's events (an observer)."""
-
-    def __init__(self, console: Console) -> None:
-        self.progress = progress_bar(console, "epoch", 16)
-        self.task_id: Any = None
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, TrainStart):
-            self.progress.start()
-            widths = ",".join(str(w) for w in event.hidden_widths)
-            self.task_id = self.progress.add_task(
-                "training", total=event.max_epochs, status=f"widths {widths}"
-            )
-        elif isinstance(event, EpochEnd):
-            if self.task_id is None:  # a resumed training: its start was before the checkpoint
-                self.progress.start()
-                self.task_id = self.progress.add_task("training", total=None, status="resumed")
-            status = f"loss {event.train_loss:.4f} · val " + " ".join(
-                f"{_SHORT.get(key, key)} {value:.4f}" for key, value in event.validation.items()
-            )
-            widths = ",".join(str(w) for w in event.hidden_widths)
-            self.progress.update(
-                self.task_id, completed=event.epoch, status=f"{status} · widths {widths}"
-            )
-        elif isinstance(event, GrowthStep):
-            self.progress.console.print(describe_growth(event), highlight=False)
-        elif isinstance(event, TrainEnd):
-            self.progress.update(self.task_id, total=event.epochs, completed=event.epochs)
-            self.progress.stop()
 
 
 _METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "f1": "F1", "r2": "R²"}
@@ -239,7 +119,7 @@ def compare_table(document: dict[str, Any]) -> Table:
     table.add_column(heading, justify="right", no_wrap=True)
     if with_f1:
         table.add_column("F1", justify="right", no_wrap=True)
-    for column in ("widths", "params", "epochs", "train s", "wall s"):
+    for column in ("widths", "params", "epochs", "training s", "wall s"):
         table.add_column(column, justify="right")
     best = document["verdict"].get("best_fixed", {}).get("label")
     for row in rows:
@@ -398,7 +278,7 @@ def tune_summary(document: dict[str, Any], path: str) -> dict[str, Any]:
         "study": f"{document['study']} ({document['storage']})",
         "trials": f"{counts['total']} in the study: {counts['complete']} complete, "
         f"{counts['pruned']} pruned, {counts['fail']} failed",
-        "this run": f"{this_run['trials']} trials in {this_run['seconds']:.1f} s "
+        "this run": f"{this_run['trials']} trials, wall time {this_run['seconds']:.1f} s "
         f"({this_run['jobs']} worker{'s' if this_run['jobs'] > 1 else ''})",
         "best run": document["best_run"] or "—",
         "results": f"{path}/tune.json",

@@ -27,10 +27,10 @@ from growml.losses import Loss, default_loss, make_loss
 from growml.losses.threshold import choose_threshold
 from growml.nn.mlp import GrowingMLP
 from growml.prune.stage import prune_network
+from growml.runs.files import PLOTS
 from growml.runs.plots import threshold_plot
 from growml.runs.run import Run, save_run
 from growml.runs.rundir import (
-    PLOTS,
     RunWriter,
     abandoned_runs,
     default_run_dir,
@@ -64,6 +64,8 @@ def fit(
     table: Table | None = None,
     resume: bool = False,
     checkpoints: bool = True,
+    started: float | None = None,
+    prepared: PreparedData | None = None,
 ) -> FitResult:
     """Train the network ``config`` describes and write its run directory.
 
@@ -79,12 +81,16 @@ def fit(
             settings) instead of starting afresh; it ends as the uninterrupted run would.
         checkpoints: write checkpoints (``train.checkpoint_seconds``, and at every growth
             step); a comparison or a study, which resume whole runs, turns them off.
+        started: the ``time.perf_counter()`` at which the command began (default: now); the
+            run's wall time counts from it, so that ``growml fit``'s is the whole command's.
+        prepared: ``table`` split and encoded already (the command line does it before torch
+            loads, to say what it will train on); by default it is done here.
     """
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     if table is None:
         table = load_config_table(config)
     check_settings(config, table.task)
-    data = prepare(table, config.data, config.seed)
+    data = prepare(table, config.data, config.seed) if prepared is None else prepared
     loaded = time.perf_counter()
     with _memory_errors_as_user_errors(config):
         model = _network(config, data)
@@ -120,7 +126,7 @@ def fit(
                 threshold=threshold["value"] if threshold else None,
                 config=settings,
             )
-            seconds = {"data": loaded - started, "total": time.perf_counter() - started}
+            seconds = {"data": loaded - started, "wall": time.perf_counter() - started}
             run.metrics = fit_metrics(
                 run, config, data, trained, recorder.events, seconds, pruning, threshold
             )

@@ -383,10 +383,10 @@ def test_the_metrics_hold_the_pruning_and_growth_summaries_only_of_runs_that_had
     config = growml.resolve_config(run.config)
     data = prepare(load_config_table(config), config.data, config.seed)
     trained = TrainResult(epochs=3, best_epoch=2, stopped_early=False, seconds=1.0)
-    seconds = {"data": 0.25, "total": 2.0}
+    seconds = {"data": 0.25, "wall": 2.0}
     plain = fit_metrics(run, config, data, trained, [], seconds)
     assert "prune" not in plain and "growth" not in plain and "threshold" not in plain
-    assert plain["seconds"] == {"data": 0.25, "train": 1.0, "per_epoch": 1.0 / 3, "total": 2.0}
+    assert plain["seconds"] == {"data": 0.25, "train": 1.0, "per_epoch": 1.0 / 3, "wall": 2.0}
     assert (plain["epochs"], plain["best_epoch"]) == (3, 2)
     one = replace(trained, epochs=1, best_epoch=1)
     assert fit_metrics(run, config, data, one, [], seconds)["seconds"]["per_epoch"] == 1.0

@@ -141,12 +141,12 @@ def test_the_stop_says_what_validation_reached():
     engine = _engine(max_failures=1, noise_factor=1e-6)
     engine.step(model, optimizer, x, target, 0)
     (event,) = engine.step(model, optimizer, x, target, 1)
-    assert event.finished and event.reason.endswith("best validation not yet measured)")
+    assert event.finished and event.reason.endswith("no validation yet)")
     engine = _engine(max_failures=1, noise_factor=1e-6)
     engine.observe({"loss": 0.5, "accuracy": 0.75})
     engine.step(model, optimizer, x, target, 0)
     (event,) = engine.step(model, optimizer, x, target, 1)
-    assert event.reason.endswith("best validation loss 0.5, accuracy 0.75)")
+    assert event.reason.endswith("best validation while growing: loss 0.5, accuracy 0.75)")
 
 
 def test_a_step_within_a_spent_budget_records_no_evidence():

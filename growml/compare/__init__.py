@@ -7,7 +7,7 @@ and returns one row per configuration with a verdict in words.
 
 from growml.compare.members import Member, parse_widths, plan
 from growml.compare.summary import TOLERANCE, summarise, verdict
-from growml.compare.sweep import DEFAULT_WIDTHS, Comparison, compare
+from growml.compare.sweep import DEFAULT_WIDTHS, Comparison, compare, read_comparison
 
 __all__ = [
     "DEFAULT_WIDTHS",
@@ -17,6 +17,7 @@ __all__ = [
     "compare",
     "parse_widths",
     "plan",
+    "read_comparison",
     "summarise",
     "verdict",
 ]

@@ -154,6 +154,25 @@ def compare(
     return Comparison(path=path, document=document)
 
 
+def read_comparison(path: Path) -> dict[str, Any]:
+    """The finished comparison in ``path``: its ``compare.json``. One still under way or
+    interrupted, or a damaged file, is refused in a sentence that says what to do."""
+    document = read_manifest(path / COMPARE, "run the comparison again with --overwrite")
+    if document.get("status") != "complete":
+        done = len(list((path / MEMBERS).glob("*.json")))
+        raise RunError(
+            f"the comparison in {str(path)!r} has not finished ({done} members recorded); "
+            "run the same growml compare command again to finish it."
+        )
+    missing = [key for key in ("data", "metric", "seeds", "rows", "verdict") if key not in document]
+    if missing:
+        raise RunError(
+            f"{str(path / COMPARE)!r} is damaged (it has no {missing[0]!r}); run the comparison "
+            "again with --overwrite."
+        )
+    return document
+
+
 def _identity(config: FitConfig, table: Table) -> dict[str, Any]:
     """What makes two comparisons the same one: the data and every setting but the seed."""
     settings = config.model_dump(mode="json")

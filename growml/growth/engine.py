@@ -356,10 +356,13 @@ class GrowthEngine:
         )
 
     def _validation_stop(self) -> str:
+        # Labelled as the best seen while growing, each at its own epoch: the kept model's
+        # metrics (one epoch's weights, chosen by train.monitor) may differ from every one.
         shown = ", ".join(f"{key} {value:.4g}" for key, value in self._best.items())
+        best = f"best validation while growing: {shown}" if shown else "no validation yet"
         return (
             f"validation stopped improving ({self._failures} steps in a row without a better "
-            f"validation loss or score; best validation {shown or 'not yet measured'})"
+            f"validation loss or score; {best})"
         )
 
     def _event(

@@ -33,6 +33,11 @@ def save_figure(figure: Any, path: Path) -> None:
 
 
 def growth_plot(history: Sequence[Event], monitor: str, path: Path) -> None:
+    """``growth_figure`` as a PNG at ``path``."""
+    save_figure(growth_figure(history, monitor), path)
+
+
+def growth_figure(history: Sequence[Event], monitor: str) -> Any:
     """Width of every hidden layer (top) and the validation metric (bottom) against the
     growing training's epochs, growth steps marked, and the epoch whose weights were kept."""
     plt = pyplot()
@@ -52,10 +57,12 @@ def growth_plot(history: Sequence[Event], monitor: str, path: Path) -> None:
             where="post",
             label=f"hidden layer {layer + 1}",
         )
-    widths_axis.set_ylabel("width")
+    widths_axis.set_ylabel("width (neurons)")
     metric_axis.plot(x, [event.validation[monitor] for event in epochs], color="tab:green")
     metric_axis.set_ylabel(f"validation {monitor}")
-    metric_axis.set_xlabel("epoch")
+    widths_axis.tick_params(labelbottom=True)  # shared with the metric, shown on both
+    for axis in (widths_axis, metric_axis):
+        axis.set_xlabel("epoch")
     for axis in (widths_axis, metric_axis):
         for step in steps:
             axis.axvline(step.epoch, color="grey", alpha=0.3, linewidth=0.8)
@@ -70,10 +77,15 @@ def growth_plot(history: Sequence[Event], monitor: str, path: Path) -> None:
     if kept is not None:
         title += f"; kept {kept.hidden_widths} (epoch {kept.epoch})"
     widths_axis.set_title(title)
-    save_figure(figure, path)
+    return figure
 
 
 def threshold_plot(choice: ThresholdChoice, metric: str, path: Path) -> None:
+    """``threshold_figure`` as a PNG at ``path``."""
+    save_figure(threshold_figure(choice, metric), path)
+
+
+def threshold_figure(choice: ThresholdChoice, metric: str) -> Any:
     """The validation metric against the decision threshold τ (as measured, and bagged over
     resamples), the chosen τ marked."""
     plt = pyplot()
@@ -87,4 +99,4 @@ def threshold_plot(choice: ThresholdChoice, metric: str, path: Path) -> None:
     axis.set_ylabel(f"validation {metric}")
     axis.legend(loc="lower center", fontsize="small")
     axis.grid(alpha=0.3)
-    save_figure(figure, path)
+    return figure

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class _Record(BaseModel):
@@ -24,12 +24,16 @@ class _Record(BaseModel):
 
 
 class Seconds(_Record):
-    """Wall-clock seconds: loading and splitting the data, training, per epoch, in all."""
+    """Seconds of a fit, two of them shown to users: the *training time* (``train``: training,
+    growth, pruning and fine-tuning) and the *wall time* (``wall``: the whole fit, from reading
+    the data to the run written), beside the training time per epoch and the time until the
+    data was ready for training (``data``). Runs written before the wall time had its name call
+    it ``total``."""
 
     data: float
     train: float
     per_epoch: float
-    total: float
+    wall: float = Field(validation_alias=AliasChoices("wall", "total"))
 
 
 class GrowthSummary(_Record):

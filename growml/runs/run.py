@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,36 +10,31 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import torch
-import yaml
-from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from growml.config import move_growth_settings
 from growml.data import Preprocessor, TargetEncoder, as_arrow
 from growml.data.preprocess import check_inputs, unknown_inputs
 from growml.errors import RunError
-from growml.events import Event, parse_event
+from growml.events import Event
 from growml.nn.mlp import GrowingMLP, ModelSpec
 from growml.predictions import prediction_table
-from growml.runs.plots import growth_plot
-from growml.runs.records import RunMetrics
-from growml.runs.rundir import (
+from growml.runs.files import (
     CONFIG,
-    HISTORY,
+    FORMAT_VERSION,
     METRICS,
     MODEL_SPEC,
     MODEL_WEIGHTS,
     PLOTS,
     PREPROCESS,
-    RunWriter,
+    read_history,
+    read_run_files,
 )
+from growml.runs.plots import growth_plot
+from growml.runs.records import RunMetrics
+from growml.runs.rundir import RunWriter
 from growml.train.metrics import decide, probabilities
 from growml.version import __version__
-
-# 2: metrics.json and history.jsonl are the typed records of growml.runs.records and
-# growml.events. Format 1 (the same files, untyped) loads as format 2.
-FORMAT_VERSION = 2
 
 
 @dataclass
@@ -138,42 +132,15 @@ class Run:
 
     def history(self) -> list[Event]:
         """The events of ``history.jsonl``, typed (``EpochEnd``, ``GrowthStep``...)."""
-        if self.path is None or not (self.path / HISTORY).exists():
-            return []
-        events = []
-        for number, line in enumerate(_read_text(self.path / HISTORY).splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                events.append(parse_event(json.loads(line)))
-            except (json.JSONDecodeError, ValidationError):
-                raise RunError(
-                    f"line {number} of {str(self.path / HISTORY)!r} is not a growml event; "
-                    "the run directory is damaged."
-                ) from None
-        return events
+        return read_history(self.path) if self.path is not None else []
 
 
 def load_run(path: str | Path) -> Run:
     """Load a run directory written by ``growml fit``; no code is executed while loading."""
-    path = Path(path)
-    if not path.is_dir():
-        raise RunError(f"run directory {str(path)!r} does not exist.")
-    for name in (MODEL_SPEC, MODEL_WEIGHTS, PREPROCESS):
-        if not (path / name).is_file():
-            raise RunError(f"{str(path)!r} is not a complete run directory: {name} is missing.")
-    info = _read_json(path / MODEL_SPEC)
-    preprocess = _read_json(path / PREPROCESS)
-    written = info.get("format_version", FORMAT_VERSION) if isinstance(info, dict) else None
-    if isinstance(written, int) and written > FORMAT_VERSION:
-        raise RunError(
-            f"{str(path)!r} was written by a newer growml (run format {written}, and this growml "
-            f"reads format {FORMAT_VERSION} and older); upgrade growml to load it."
-        )
+    files = read_run_files(path)
+    path = files.path
     try:
-        if not isinstance(info, dict) or not isinstance(preprocess, dict):
-            raise TypeError("model.json and preprocess.json must hold mappings")
-        model = GrowingMLP.from_spec(ModelSpec.from_dict(info))
+        model = GrowingMLP.from_spec(ModelSpec.from_dict(files.model))
         weights = load_file(path / MODEL_WEIGHTS)
         mismatch = _weights_mismatch(model, weights)
         if mismatch:
@@ -182,34 +149,17 @@ def load_run(path: str | Path) -> Run:
                 "the run directory is damaged."
             )
         model.load_state_dict(weights)
-        threshold = info.get("threshold")
-        preprocessor = Preprocessor.from_dict(preprocess["features"])
-        target_encoder = TargetEncoder.from_dict(preprocess["target"])
+        preprocessor = Preprocessor.from_dict(files.preprocess["features"])
+        target_encoder = TargetEncoder.from_dict(files.preprocess["target"])
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError, OSError) as exc:
         raise RunError(f"run directory {str(path)!r} is damaged: {exc}.") from None
-    config = _read_mapping(path / CONFIG) if (path / CONFIG).is_file() else {}
-    if isinstance(config.get("growth"), dict):
-        # Runs of format 1 keep the growth methods' settings directly under growth.
-        config["growth"] = move_growth_settings(config["growth"])
-    metrics = _read_json(path / METRICS) if (path / METRICS).is_file() else {}
-    if not isinstance(metrics, dict):
-        raise RunError(f"{str(path / METRICS)!r} is not a mapping; the run directory is damaged.")
-    try:
-        RunMetrics.model_validate(metrics)
-    except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
-        raise RunError(
-            f"{str(path / METRICS)!r} is not growml metrics ({where}: {problem['msg'].lower()}); "
-            "the run directory is damaged."
-        ) from None
     return Run(
         model=model.eval(),
         preprocessor=preprocessor,
         target_encoder=target_encoder,
-        threshold=threshold,
-        metrics=metrics,
-        config=config,
+        threshold=files.model.get("threshold"),
+        metrics=files.metrics,
+        config=files.config,
         path=path,
     )
 
@@ -240,31 +190,3 @@ def _weights_mismatch(model: GrowingMLP, weights: dict[str, torch.Tensor]) -> st
             return f"{name!r} is {tuple(weights[name].shape)} where the model needs {shape}"
     extra = sorted(set(weights) - set(expected))
     return f"it holds a tensor {extra[0]!r} the model does not have" if extra else None
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise RunError(f"{str(path)!r} is not text; the run directory is damaged.") from None
-    except OSError as error:
-        raise RunError(f"cannot read {str(path)!r}: {error.strerror}.") from None
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(_read_text(path))
-    except json.JSONDecodeError:
-        raise RunError(f"{str(path)!r} is not valid JSON; the run directory is damaged.") from None
-
-
-def _read_mapping(path: Path) -> dict[str, Any]:
-    try:
-        content = yaml.safe_load(_read_text(path))
-    except yaml.YAMLError:
-        raise RunError(f"{str(path)!r} is not valid YAML; the run directory is damaged.") from None
-    if content is None:
-        return {}
-    if not isinstance(content, dict):
-        raise RunError(f"{str(path)!r} is not a mapping; the run directory is damaged.")
-    return content

@@ -22,15 +22,8 @@ from growml import atomic
 from growml.checkpoint import CHECKPOINT
 from growml.errors import GrowmlWarning, RunError
 from growml.events import Event
+from growml.runs.files import HISTORY, MODEL_SPEC, MODEL_WEIGHTS
 from growml.runs.workdir import claim, new_partial, partials, refuse_current
-
-CONFIG = "config.yaml"
-MODEL_WEIGHTS = "model.safetensors"
-MODEL_SPEC = "model.json"
-PREPROCESS = "preprocess.json"
-METRICS = "metrics.json"
-HISTORY = "history.jsonl"
-PLOTS = "plots"
 
 
 def default_run_dir(name: str, root: Path = Path("runs")) -> Path:

@@ -30,7 +30,8 @@ def fit_metrics(
     threshold: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The content of ``metrics.json`` for ``run``, trained with ``config`` on ``data`` as
-    ``trained`` and ``history`` say; ``seconds``: the loading and total wall times."""
+    ``trained`` and ``history`` say; ``seconds``: the time of reading and preparing the data
+    (``data``) and the whole command's (``wall``), both counted from the command's start."""
     model = run.model
     metrics: dict[str, Any] = {
         "task": data.task,
@@ -48,7 +49,7 @@ def fit_metrics(
             "data": seconds["data"],
             "train": trained.seconds,
             "per_epoch": trained.seconds / max(trained.epochs, 1),
-            "total": seconds["total"],
+            "wall": seconds["wall"],
         },
     }
     if config.growth.enabled:

@@ -22,6 +22,14 @@ from growml.errors import RunError
 
 _PARTIAL = ".partial-"
 
+# The files that make a folder a growml directory of each kind (a run's are all required; a
+# run missing one is still recognised, to be refused with the name of what is missing).
+KINDS = {
+    "run": ("model.json", "model.safetensors", "preprocess.json"),
+    "comparison": ("compare.json",),
+    "tune": ("tune.json",),
+}
+
 
 def claim(path: Path, kind: str, manifests: Sequence[str]) -> bool:
     """Check that ``path`` can be a growml ``kind`` directory: absent, empty, or holding one
@@ -34,6 +42,22 @@ def claim(path: Path, kind: str, manifests: Sequence[str]) -> bool:
             f"{str(path)!r} exists and is not a growml {kind} directory; choose another --out."
         )
     return found
+
+
+def directory_kind(path: Path) -> str:
+    """Which growml directory ``path`` is: ``run``, ``comparison`` or ``tune`` (``KINDS``);
+    anything else is refused in a sentence."""
+    if not path.exists():
+        raise RunError(
+            f"{str(path)!r} does not exist; give a directory growml fit, compare or tune wrote."
+        )
+    for kind, names in KINDS.items():
+        if path.is_dir() and any((path / name).is_file() for name in names):
+            return kind
+    raise RunError(
+        f"{str(path)!r} is not a run, comparison or tune directory (it holds no model.json, "
+        "compare.json or tune.json); give a directory growml fit, compare or tune wrote."
+    )
 
 
 def refuse_current(path: Path) -> None:

@@ -106,7 +106,7 @@ class Objective:
             "parameters": metrics.parameters,
             "hidden_widths": metrics.hidden_widths,
             "epochs": metrics.epochs,
-            "seconds": metrics.seconds.total,
+            "seconds": metrics.seconds.wall,
         }
         for key, item in record.items():
             trial.set_user_attr(key, item)

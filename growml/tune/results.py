@@ -11,11 +11,35 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from growml.errors import RunError
+from growml.runs.workdir import read_manifest
 from growml.tune.objective import PARAMS
 from growml.tune.storage import quiet_optuna
 
+TUNE = "tune.json"
 BEST_SHOWN = 5
 PLOTS = "plots"
+# What growml report shows of a study: tune.json's keys that tune_table and tune_summary read.
+_SHOWN = ("data", "metric", "directions", "study", "storage", "trials", "best", "this_run")
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """What the study of the tune directory ``path`` found, as its last ``growml tune`` wrote
+    it in ``tune.json``; a study without results yet, or a damaged file, is refused in a
+    sentence that says what to do."""
+    document = read_manifest(path / TUNE, "tune into another --out")
+    if document.get("status") != "complete":
+        raise RunError(
+            f"the study in {str(path)!r} has no results yet (its growml tune is still running "
+            f"or was interrupted); run growml tune with --out {str(path)!r} to add trials."
+        )
+    missing = [key for key in _SHOWN if key not in document]
+    if missing:
+        raise RunError(
+            f"{str(path / TUNE)!r} is damaged (it has no {missing[0]!r}); run growml tune "
+            f"with --out {str(path)!r} to write it again."
+        )
+    return document
 
 
 def count_trials(trials: list[FrozenTrial]) -> dict[str, int]:

@@ -34,6 +34,7 @@ from growml.runs.workdir import claim, partial_of, read_manifest
 from growml.scoring import check_settings, ranking_metric
 from growml.tune.objective import PARAMS, TRIALS, Objective
 from growml.tune.results import (
+    TUNE,
     best_trials,
     count_trials,
     draw_plots,
@@ -54,7 +55,6 @@ from growml.tune.storage import (
 from growml.tune.workers import WorkerJob, run_workers
 from growml.version import __version__
 
-TUNE = "tune.json"
 FORMAT_VERSION = 1
 OBJECTIVES = {"metric": ["metric"], "metric,params": ["metric", PARAMS]}
 

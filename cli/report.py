@@ -1,0 +1,91 @@
+"""``growml report``: show what a run, a comparison or a study wrote, from its files alone.
+
+A run is shown from its records (``growml.runs.files``), without torch, so that a report
+answers at once; a comparison and a study with the tables ``growml compare`` and ``growml tune``
+printed when they finished.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from growml.cli import render, runview
+from growml.cli.common import print_json, stdout, user_errors
+
+from growml.runs.workdir import directory_kind
+
+
+def report(
+    path: Annotated[
+        Path,
+        typer.Argument(help="A directory written by growml fit (a run), compare or tune."),
+    ],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Show a run (its model, metrics and training history), a comparison or a study."""
+    with user_errors():
+        kind = directory_kind(path)
+        if kind == "run":
+            _run(path, json_output)
+        elif kind == "comparison":
+            from growml.compare import read_comparison
+
+            _comparison(read_comparison(path), path, json_output)
+        else:
+            from growml.tune.results import read_results
+
+            _study(read_results(path), path, json_output)
+
+
+def _run(path: Path, json_output: bool) -> None:
+    from growml.events import EpochEnd, GrowthStep
+    from growml.runs.files import read_run_files
+
+    files = read_run_files(path)
+    history = files.history()
+    if json_output:
+        print_json(
+            {
+                "run": str(path),
+                "model": files.model,
+                "metrics": files.metrics,
+                "history": [event.to_dict() for event in history],
+            }
+        )
+        return
+    metrics = files.metrics_record
+    stdout.print(render.summary_table(runview.model_rows(files), title="Model"))
+    if metrics is not None:
+        monitor = files.config.get("train", {}).get("monitor")
+        title = f"Metrics of {runview.kept_title(metrics, monitor)}"
+        stdout.print(runview.metrics_table(metrics, title=title))
+    steps = [event for event in history if isinstance(event, GrowthStep)]
+    if steps:
+        stdout.print(runview.growth_table(steps))
+        stdout.print(render.summary_table(runview.growth_rows(metrics, steps)))
+    if metrics is not None and metrics.prune:
+        stdout.print(render.summary_table(runview.pruning_rows(metrics.prune), title="Pruning"))
+    if any(isinstance(event, EpochEnd) for event in history):
+        stdout.print(
+            render.summary_table(runview.training_rows(metrics, history), title="Training")
+        )
+
+
+def _comparison(document: dict[str, Any], path: Path, json_output: bool) -> None:
+    if json_output:
+        print_json(document)
+        return
+    stdout.print(render.compare_table(document))
+    for line in document["verdict"]["summary"]:
+        stdout.print(line, highlight=False)
+    stdout.print(f"[dim]{path / 'compare.json'} · {path / 'plots/compare.png'}[/]")
+
+
+def _study(document: dict[str, Any], path: Path, json_output: bool) -> None:
+    if json_output:
+        print_json(document)
+        return
+    stdout.print(render.tune_table(document))
+    stdout.print(render.summary_table(render.tune_summary(document, str(path))))

@@ -1,0 +1,256 @@
+"""How a run looks in a terminal: the fit's live progress and summary, and what ``growml report``
+shows of a run directory (model, metrics, growth, pruning, training).
+
+Two times are shown, under the same names everywhere: the *training time* (training, growth,
+pruning and fine-tuning) and the *wall time* (the whole command). The metrics shown are the
+*kept model*'s: the weights of the best validation epoch, which may predate growth's last steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from growml.cli.render import number, progress_bar
+from rich.console import Console
+from rich.table import Table
+
+from growml.events import EpochEnd, Event, GrowthStep, TrainEnd, TrainStart, kept_epoch
+
+if TYPE_CHECKING:
+    from growml.runs.files import RunFiles
+    from growml.runs.records import GrowthSummary, PruneSummary, RunMetrics
+
+_SHORT = {"accuracy": "acc", "macro_f1": "mF1"}
+_METRIC_ORDER = ("accuracy", "macro_f1", "f1", "f1_at_0.5", "log_loss", "rmse", "mae", "r2")
+
+# The symbols of the growth lines and the growth table, explained in `growml fit --help` and
+# docs/growth.md ("Reading the growth lines").
+GROWTH_LEGEND = (
+    "Growth lines read 'epoch E: layer L +N (λ₁ S, γ A) loss B → C, widths W':",
+    "  +N     neurons added to hidden layer L at epoch E; W: the hidden widths after it",
+    "  λ₁     the best new neuron's score: √gain (pool) or top singular value λ (tiny),",
+    "         which must beat the bar of a permutation null to count",
+    "  γ      the new neurons' amplitude the line search chose (1: the full step)",
+    "  B → C  the training loss on the statistics rows before and after the step",
+    "  FO     (growml report) the predicted first-order loss decrease: loss ≈ B − γ²·FO",
+    "The metrics shown are the kept model's: the weights of the best validation epoch.",
+)
+
+
+def metrics_table(metrics: RunMetrics, title: str = "Result") -> Table:
+    """One row per metric, one column per split."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    splits = {
+        split: values
+        for split, values in (
+            ("train", metrics.train),
+            ("validation", metrics.validation),
+            ("test", metrics.test),
+        )
+        if values is not None
+    }
+    for split in splits:
+        table.add_column(split, justify="right")
+    names = [m for m in _METRIC_ORDER if any(m in values for values in splits.values())]
+    for name in names:
+        table.add_row(name, *(number(values.get(name, "")) for values in splits.values()))
+    return table
+
+
+def kept_title(metrics: RunMetrics, monitor: str | None) -> str:
+    """Whose metrics these are: the kept model's, the weights of its best validation epoch."""
+    if metrics.best_epoch is None:
+        return "the kept model"
+    best = f"best validation {monitor}" if monitor else "best validation epoch"
+    return f"the kept model (weights of epoch {metrics.best_epoch}: {best})"
+
+
+def added_and_kept(growth: GrowthSummary) -> str:
+    """Neurons growth added per layer, and those the kept (best validation) weights hold."""
+    added = ", ".join(str(n) for n in growth.neurons_added)
+    if growth.neurons_kept is None:  # runs written before it was recorded
+        return added
+    kept = ", ".join(str(n) for n in growth.neurons_kept)
+    return f"{added} (kept {kept}, at epoch {growth.kept_epoch})"
+
+
+def pruning_line(pruning: PruneSummary) -> str:
+    """What pruning removed: prunable weights before → after with the compression, and the
+    parameters (fewer when whole neurons went; masked weights stay, as zeros)."""
+    weights = (
+        f"prunable weights {pruning.weights_before:,} → {pruning.weights_after:,} "
+        f"({pruning.compression:.1f}×)"
+    )
+    if pruning.parameters_after < pruning.parameters_before:
+        return f"{weights}, parameters {pruning.parameters_before:,} → {pruning.parameters_after:,}"
+    return f"{weights}, masked as zeros among the {pruning.parameters_after:,} parameters"
+
+
+def times(metrics: RunMetrics) -> dict[str, str]:
+    """The training time (with its time per epoch) and the wall time, as every command shows
+    them."""
+    if metrics.seconds is None:
+        return {}
+    seconds = metrics.seconds
+    return {
+        "training time": f"{seconds.train:.2f} s ({1000 * seconds.per_epoch:.1f} ms per epoch)",
+        "wall time": f"{seconds.wall:.2f} s",
+    }
+
+
+def run_summary(metrics: RunMetrics, path: str) -> dict[str, Any]:
+    """The fit's last lines: where the run is, the kept network, its epochs and times."""
+    rows: dict[str, Any] = {
+        "run": path,
+        "hidden widths": ", ".join(str(w) for w in metrics.hidden_widths),
+    }
+    if metrics.growth:
+        rows["neurons added"] = added_and_kept(metrics.growth)
+    rows["parameters"] = f"{metrics.parameters:,}"
+    if metrics.prune:
+        rows["pruning"] = pruning_line(metrics.prune)
+    rows["epochs"] = f"{metrics.epochs} (kept: best validation epoch {metrics.best_epoch})"
+    return {**rows, **times(metrics)}
+
+
+def describe_growth(step: GrowthStep) -> str:
+    """One line for a growth step."""
+    prefix = f"epoch {step.epoch:>3}: "
+    if step.finished:
+        return prefix + f"growth stopped: {step.reason}"
+    if not step.added:
+        return prefix + f"layer {step.layer + 1} not grown: {step.reason}"
+    widths = ",".join(str(w) for w in step.hidden_widths)
+    return (
+        prefix + f"layer {step.layer + 1} +{step.added} (λ₁ {step.lambdas[0]:.2g}, "
+        f"γ {step.gamma:.2g}) loss {step.loss_before:.3f} → {step.loss_after:.3f}, "
+        f"widths {widths}"
+    )
+
+
+def growth_table(steps: Sequence[GrowthStep]) -> Table:
+    """The growth steps of a run, one row each."""
+    table = Table(title="Growth", title_justify="left", caption="symbols: growml fit --help")
+    for column in ("epoch", "layer", "added", "λ₁", "FO", "γ", "loss", "widths", "ms"):
+        table.add_column(column, justify="right", no_wrap=column == "loss")
+    for step in steps:
+        if not step.added:
+            continue
+        table.add_row(
+            str(step.epoch),
+            str(step.layer + 1),
+            str(step.added),
+            f"{step.lambdas[0]:.2g}",
+            f"{step.predicted_first_order:.2g}",
+            f"{step.gamma:.2g}",
+            f"{step.loss_before:.3f} → {step.loss_after:.3f}",
+            ",".join(str(w) for w in step.hidden_widths),
+            f"{1000 * step.seconds:.0f}",
+        )
+    return table
+
+
+class FitProgress:
+    """A rich progress bar fed by the trainer's events (an observer), and a line per growth
+    step."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = progress_bar(console, "epoch", 16)
+        self.task_id: Any = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, TrainStart):
+            self.progress.start()
+            widths = ",".join(str(w) for w in event.hidden_widths)
+            self.task_id = self.progress.add_task(
+                "training", total=event.max_epochs, status=f"widths {widths}"
+            )
+        elif isinstance(event, EpochEnd):
+            if self.task_id is None:  # a resumed training: its start was before the checkpoint
+                self.progress.start()
+                self.task_id = self.progress.add_task("training", total=None, status="resumed")
+            status = f"loss {event.train_loss:.4f} · val " + " ".join(
+                f"{_SHORT.get(key, key)} {value:.4f}" for key, value in event.validation.items()
+            )
+            widths = ",".join(str(w) for w in event.hidden_widths)
+            self.progress.update(
+                self.task_id, completed=event.epoch, status=f"{status} · widths {widths}"
+            )
+        elif isinstance(event, GrowthStep):
+            self.progress.console.print(describe_growth(event), highlight=False)
+        elif isinstance(event, TrainEnd):
+            self.progress.update(self.task_id, total=event.epochs, completed=event.epochs)
+            self.progress.stop()
+
+
+def model_rows(files: RunFiles) -> dict[str, Any]:
+    """The ``Model`` section of a report: the data, the task and the network."""
+    info = files.model
+    metrics = files.metrics_record
+    return {
+        "run": str(files.path),
+        "data": files.config.get("data", {}).get("source", "?"),
+        "task": info["task"],
+        "classes": ", ".join(str(c) for c in info.get("classes") or []) or "—",
+        "inputs": f"{info['input_size']} ({len(info['feature_names'])} raw columns)",
+        "hidden widths": ", ".join(str(w) for w in info["hidden_widths"]),
+        "activation": info["activation"],
+        "parameters": f"{info['parameters']:,}",
+        "threshold": _describe_threshold(info, metrics),
+    }
+
+
+def growth_rows(metrics: RunMetrics | None, steps: Sequence[GrowthStep]) -> dict[str, Any]:
+    """The lines under a report's growth table: where growth started, what it added and kept,
+    its share of the training time, and why it stopped."""
+    growth = metrics.growth if metrics is not None else None
+    stop = next((describe_growth(step) for step in steps if step.finished), None)
+    if growth is None:
+        return {"stopped": stop or "—"}
+    return {
+        "start widths": ", ".join(str(w) for w in growth.start_widths),
+        "neurons added": added_and_kept(growth),
+        "growth steps": f"{growth.seconds:.2f} s of the training time",
+        "stopped": stop or growth.stopped,
+    }
+
+
+def pruning_rows(pruning: PruneSummary) -> dict[str, Any]:
+    """A report's ``Pruning`` section."""
+    return {
+        "pruning": f"{pruning.method}, {'neurons' if pruning.structured else 'weights'}, "
+        f"{pruning.when}",
+        "prunable weights": f"{pruning.weights_before:,} → {pruning.weights_after:,} "
+        f"({pruning.compression:.1f}×)",
+        "parameters": f"{pruning.parameters_before:,} → {pruning.parameters_after:,}",
+        "widths after": ", ".join(str(w) for w in pruning.hidden_widths),
+    }
+
+
+def training_rows(metrics: RunMetrics | None, history: Sequence[Event]) -> dict[str, Any]:
+    """A report's ``Training`` section: epochs, the kept epoch, the losses and the times."""
+    epochs = [event for event in history if isinstance(event, EpochEnd)]
+    end = next((event for event in history if isinstance(event, TrainEnd)), None)
+    first, last = epochs[0], epochs[-1]
+    kept = kept_epoch(history, final=True) or last
+    best = metrics.best_epoch if metrics is not None else None
+    rows = {
+        "epochs run": metrics.epochs if metrics is not None else len(epochs),
+        "kept epoch": best if best is not None else (end.best_epoch if end else "?"),
+        "stopped early": end.stopped_early if end else "?",
+        "train loss": f"{first.train_loss:.4f} → {last.train_loss:.4f}",
+        "validation loss": f"{first.validation['loss']:.4f} → "
+        f"{kept.validation['loss']:.4f} kept (last {last.validation['loss']:.4f})",
+    }
+    return {**rows, **(times(metrics) if metrics is not None else {})}
+
+
+def _describe_threshold(info: dict[str, Any], metrics: RunMetrics | None) -> str:
+    if info.get("threshold") is None:
+        return "—"
+    chosen = metrics.threshold if metrics is not None else None
+    if chosen is None or chosen.metric == "none":
+        return f"{info['threshold']:g}"
+    return f"{info['threshold']:g} (maximises validation {chosen.metric})"
