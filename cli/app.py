@@ -6,6 +6,7 @@ No logic lives here beyond mapping flags to settings and rendering. User errors
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -185,15 +186,16 @@ def fit(
                 "seed": seed,
             },
         )
-        # Reading and encoding come before torch loads (a second or more): the first line
-        # answers at once, and a wrong file or column before any wait.
-        say = (lambda line: None) if json_output else _say
-        say(f"reading {config.data.source} …")
-        table = load_data_table(config.data)
-        say(_describe_table(table))
-        check_settings(config, table.task)
-        prepared = prepare(table, config.data, config.seed)
-        say(_describe_encoding(prepared))
+        # Reading and encoding come before torch loads (a second or more), so that what was
+        # read answers at once, and a wrong file or setting before any wait. The lines come
+        # once all of it succeeded: a user error stays the one line it is.
+        with _reading(config.data.source, quiet=json_output):
+            table = load_data_table(config.data)
+            check_settings(config, table.task)
+            prepared = prepare(table, config.data, config.seed)
+        if not json_output:
+            stderr.print(_describe_table(table), highlight=False)
+            stderr.print(_describe_encoding(prepared), highlight=False)
         from growml.fitting import fit as fit_run
 
         observers = [] if json_output else [runview.FitProgress(stderr)]
@@ -216,8 +218,11 @@ def fit(
     stdout.print(render.summary_table(runview.run_summary(metrics, str(result.path))))
 
 
-def _say(line: str) -> None:
-    stderr.print(line, highlight=False)
+def _reading(source: str, quiet: bool) -> contextlib.AbstractContextManager[Any]:
+    """ "reading SOURCE …" while it is read, on a terminal; it leaves nothing behind."""
+    if quiet:
+        return contextlib.nullcontext()
+    return stderr.status(f"reading {source} …")
 
 
 def _describe_table(table: Table) -> str:

@@ -54,18 +54,27 @@ def iris_run(tmp_path_factory):
     return out, result
 
 
-def test_fit_says_what_it_reads_and_encodes_before_torch_loads(tmp_path):
+def test_fit_says_what_it_read_and_encoded_before_torch_loads(tmp_path):
     done = command("fit", "iris", *FAST, "--out", tmp_path / "run", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stderr.splitlines()
     said = [i for i, line in enumerate(lines) if not line.startswith("import time:")]
-    assert lines[said[0]] == "reading iris …"
-    assert lines[said[1]] == (
+    assert lines[said[0]] == (
         "read iris: 150 rows, 4 feature columns, target 'target' (classification)"
     )
-    assert lines[said[2]].startswith("encoded ") and "rows into 4 inputs" in lines[said[2]]
+    assert lines[said[1]] == (
+        "encoded 90 training rows into 4 inputs (30 validation, 30 test rows); training …"
+    )
     torch = _torch_import(lines)
-    assert torch is not None and said[2] < torch  # reading and encoding done before torch loads
+    assert torch is not None and said[1] < torch  # reading and encoding done before torch loads
+
+
+def test_an_error_in_the_data_is_the_only_line_fit_writes(tmp_path, write_csv):
+    path = write_csv("a,y\n" + "\n".join(f"{i},same" for i in range(40)) + "\n")
+    result = invoke("fit", path, "--target", "y", "--out", tmp_path / "run")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error:") and "single class" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_report_of_a_run_imports_no_torch(iris_run, tmp_path):
