@@ -176,7 +176,8 @@ class CompareProgress:
                 status = f"{record['key']}: failed"
             else:
                 widths = ",".join(str(w) for w in record["hidden_widths"])
-                status = f"{record['key']}: widths {widths}, {record['seconds']['wall']:.1f} s"
+                wall = record["seconds"]["wall"]
+                status = f"{record['key']}: widths {widths}, wall time {wall:.1f} s"
         self.progress.update(self.task_id, completed=done, status=status)
 
     def stop(self) -> None:
@@ -195,7 +196,7 @@ def export_table(result: dict[str, Any]) -> Table:
             "inputs": result["inputs"],
             "max difference": f"{result['max_difference']:.2g} (allowed "
             f"{result['tolerance']:.0e}) on {result['verified_rows']} test rows, {verdict}",
-            "time": f"{result['seconds']:.2f} s",
+            "wall time": f"{result['seconds']:.2f} s",
         },
         title="growml export",
     )
