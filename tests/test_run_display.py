@@ -41,9 +41,10 @@ def command(*args, cwd):
     )
 
 
-def _torch_import(lines):
-    """The index of the line that logs torch's import; None when torch was not imported."""
-    return next((i for i, line in enumerate(lines) if re.search(r"\|\s+torch$", line)), None)
+def _import_line(lines, module):
+    """The index of the line that logs ``module``'s import; None when it was not imported."""
+    pattern = rf"\|\s+{re.escape(module)}$"
+    return next((i for i, line in enumerate(lines) if re.search(pattern, line)), None)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_fit_says_what_it_read_and_encoded_before_torch_loads(tmp_path):
     assert lines[said[1]] == (
         "encoded 90 training rows into 4 inputs (30 validation, 30 test rows); training …"
     )
-    torch = _torch_import(lines)
+    torch = _import_line(lines, "torch")
     assert torch is not None and said[1] < torch  # reading and encoding done before torch loads
 
 
@@ -77,11 +78,13 @@ def test_an_error_in_the_data_is_the_only_line_fit_writes(tmp_path, write_csv):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_report_of_a_run_imports_no_torch(iris_run, tmp_path):
+def test_report_of_a_run_imports_neither_torch_nor_numpy(iris_run, tmp_path):
     run, _ = iris_run
     done = command("report", run, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert _torch_import(done.stderr.splitlines()) is None
+    lines = done.stderr.splitlines()
+    for heavy in ("torch", "numpy", "sklearn", "optuna", "onnx", "matplotlib"):
+        assert _import_line(lines, heavy) is None, heavy
     assert "Metrics of the kept model" in done.stdout and "hidden widths" in done.stdout
 
 

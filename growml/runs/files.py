@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError, deserialize
 
 from growml.config import move_growth_settings
 from growml.errors import RunError
@@ -164,9 +164,9 @@ def _read_metrics(path: Path) -> dict[str, Any]:
 
 
 def _check_weights_file(path: Path) -> None:
-    """Refuse a weights file that is not safetensors; its header is read, not its tensors."""
+    """Refuse a weights file that is not safetensors. Its tensors are parsed as bytes:
+    ``safe_open`` would import numpy, a third of a report's time."""
     try:
-        with safe_open(path, framework="numpy") as weights:
-            weights.keys()
+        deserialize(path.read_bytes())
     except (SafetensorError, OSError) as error:
         raise RunError(f"run directory {str(path.parent)!r} is damaged: {error}.") from None
