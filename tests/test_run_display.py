@@ -70,6 +70,32 @@ def test_fit_says_what_it_read_and_encoded_before_torch_loads(tmp_path):
     assert torch is not None and said[1] < torch  # reading and encoding done before torch loads
 
 
+def test_on_a_terminal_fit_says_it_is_reading_before_anything_loads(tmp_path):
+    pty = pytest.importorskip("pty")
+    import os
+
+    args = [sys.executable, "-X", "importtime", "-m", "growml.cli", "fit", "iris", *FAST]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: growml on a terminal
+        os.chdir(tmp_path)
+        os.execv(sys.executable, [*args, "--out", "run"])
+    written = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 65536)
+        except OSError:  # the child is gone
+            break
+        if not chunk:
+            break
+        written += chunk
+    os.waitpid(pid, 0)
+    lines = written.decode(errors="replace").splitlines()
+    reading = next(i for i, line in enumerate(lines) if "reading iris …" in line)
+    read = next(i for i, line in enumerate(lines) if "read iris: 150 rows" in line)
+    assert reading < _import_line(lines, "sklearn")  # said before the data's heavy imports
+    assert read < _import_line(lines, "torch")
+
+
 def test_an_error_in_the_data_is_the_only_line_fit_writes(tmp_path, write_csv):
     path = write_csv("a,y\n" + "\n".join(f"{i},same" for i in range(40)) + "\n")
     result = invoke("fit", path, "--target", "y", "--out", tmp_path / "run")
