@@ -156,3 +156,16 @@ def test_predictions_through_a_real_pipe_are_csv(iris_run):
     assert done.returncode == 0, done.stderr
     table = pacsv.read_csv(pa.BufferReader(done.stdout.encode()))
     assert table.num_rows == 150 and table.num_columns == 4
+
+
+def test_tables_in_a_pipe_keep_every_column_and_cell_whole():
+    """Written to a pipe, a table is as wide as its widest row: no cell is wrapped or cut."""
+    from growml.config import setting_reference
+    from growml.data import list_datasets
+
+    settings = invoke("settings").stdout.splitlines()
+    for info in setting_reference():
+        line = next(line for line in settings if line.startswith(f"│ {info.path} "))
+        assert info.meaning in line and info.kind in line
+    datasets = invoke("datasets").stdout
+    assert all(info.description in datasets for info in list_datasets())
