@@ -203,7 +203,8 @@ app.command()(export)
 @app.command()
 def settings(
     prefix: Annotated[
-        str | None, typer.Argument(help="Only the settings under this prefix: train, growth...")
+        str | None,
+        typer.Argument(help="Only the settings under this prefix: train, growth.pool, tune..."),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
@@ -211,19 +212,29 @@ def settings(
     from dataclasses import asdict
 
     from growml.config import setting_reference
+    from growml.tune.settings import SECTION, TuneConfig
 
+    reference = setting_reference() + setting_reference(TuneConfig, f"{SECTION}.")
     with user_errors():
-        rows = [
-            info
-            for info in setting_reference()
-            if prefix is None or info.path == prefix or info.path.startswith(prefix + ".")
-        ]
+        rows = [info for info in reference if prefix is None or info.path.startswith(prefix)]
         if not rows:
-            raise ConfigError(f"no setting starts with {prefix!r}; `growml settings` lists all.")
+            raise _unknown_prefix(prefix or "", [info.path for info in reference])
     if json_output:
         print_json([asdict(info) for info in rows])
         return
     stdout.print(render.settings_table(rows))
+
+
+def _unknown_prefix(prefix: str, paths: list[str]) -> ConfigError:
+    """No setting under ``prefix``: the closest section or setting, if one is close."""
+    import difflib
+
+    prefixes = {
+        path.rsplit(".", depth)[0] for path in paths for depth in range(path.count(".") + 1)
+    }
+    close = difflib.get_close_matches(prefix, sorted(prefixes), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "`growml settings` lists all."
+    return ConfigError(f"no setting starts with {prefix!r}; {hint}")
 
 
 @app.command()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
+import annotated_types
 import yaml
 from pydantic import (
     BaseModel,
@@ -20,9 +21,12 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from growml.errors import ConfigError, GrowmlWarning
 
@@ -34,7 +38,23 @@ _Model = TypeVar("_Model", bound=BaseModel)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # Infinity and NaN are refused: `.inf` is valid YAML, and no setting means it.
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_truth_values(cls, value: Any, info: ValidationInfo) -> Any:
+        """``true`` where a number belongs is a mistake, not 1 (pydantic's lax reading)."""
+        field = cls.model_fields[info.field_name or ""]
+        if isinstance(value, bool) and _numeric(field.annotation):
+            raise PydanticCustomError("number_type", "input should be a number, not true or false")
+        return value
+
+
+def _numeric(annotation: Any) -> bool:
+    """Whether a setting of this type is a number (or none), never true or false."""
+    kinds = set(get_args(annotation)) or {annotation}
+    return bool(kinds & {int, float}) and bool not in kinds
 
 
 class DataConfig(_Section):
@@ -80,7 +100,7 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     """The network: hidden widths, activation and initialisation."""
 
-    hidden_widths: list[Annotated[int, Strict()]] = Field(
+    hidden_widths: list[Annotated[int, Strict(), Field(ge=1, le=MAX_WIDTH)]] = Field(
         [1],
         min_length=1,
         description="Width of each hidden layer: where growth starts, or "
@@ -89,10 +109,13 @@ class ModelConfig(_Section):
     activation: Activation = Field("relu", description="The hidden layers' activation.")
     init_scale: float = Field(1.0, gt=0, description="Multiplier on PyTorch's default init.")
 
-    @field_validator("hidden_widths")
+    @field_validator("hidden_widths", mode="before")
     @classmethod
-    def _positive_widths(cls, widths: list[int]) -> list[int]:
-        if any(w < 1 or w > MAX_WIDTH for w in widths):
+    def _widths_in_range(cls, widths: Any) -> Any:
+        """One sentence with every width given, before the item-by-item check."""
+        if isinstance(widths, list) and any(
+            type(w) is int and not 1 <= w <= MAX_WIDTH for w in widths
+        ):
             raise ValueError(f"every hidden width must be between 1 and {MAX_WIDTH} (got {widths})")
         return widths
 
@@ -111,7 +134,8 @@ class TrainConfig(_Section):
     monitor: Literal["loss", "accuracy", "macro_f1", "r2"] = Field(
         "loss", description="Validation metric for early stopping and best-weight selection."
     )
-    threads: int = Field(0, ge=0, description="torch threads; 0 chooses by network size.")
+    # Far above any machine's cores; OpenMP crashes when asked for a hundred thousand.
+    threads: int = Field(0, ge=0, le=1024, description="torch threads; 0 chooses by network size.")
     checkpoint_seconds: float = Field(
         5.0,
         ge=0,
@@ -405,7 +429,7 @@ class FitConfig(_Section):
         return self
 
 
-def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any]]:
+def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, FieldInfo]]:
     """Every (dotted path, field) of ``model``'s settings, nested sections walked in order."""
     leaves = []
     for name, field in model.model_fields.items():
@@ -432,30 +456,73 @@ class SettingInfo:
     meaning: str
 
 
-def setting_reference(model: type[BaseModel] = FitConfig) -> list[SettingInfo]:
-    """Every dotted setting with its default, its choices or kind, and what it means."""
+def setting_reference(model: type[BaseModel] = FitConfig, prefix: str = "") -> list[SettingInfo]:
+    """Every dotted setting (after ``prefix``, like ``tune.``) with its default, its choices or
+    kind, and what it means."""
     return [
         SettingInfo(
             path=path,
             default=field.get_default(call_default_factory=True),
-            kind=_kind(field.annotation),
+            kind=_kind(field.annotation, field.metadata),
             meaning=field.description or "",
         )
-        for path, field in _leaf_fields(model)
+        for path, field in _leaf_fields(model, prefix)
     ]
 
 
-def _kind(annotation: Any) -> str:
-    """``Literal["a", "b"]`` → ``a | b``; ``int | None`` → ``int or none``."""
-    if get_origin(annotation) is Literal:
-        return " | ".join(str(choice) for choice in get_args(annotation))
-    arguments = get_args(annotation)
-    if arguments and type(None) in arguments:
-        rest = [_kind(argument) for argument in arguments if argument is not type(None)]
+_NOUNS = {
+    int: ("integer", "integers"),
+    float: ("number", "numbers"),
+    str: ("text", "texts"),
+    bool: ("true or false", "true or false"),
+}
+
+
+def _kind(annotation: Any, constraints: Sequence[Any] = (), plural: bool = False) -> str:
+    """A setting's type as a user reads it: ``Literal["a", "b"]`` → ``a | b``;
+    ``float | None`` with ``gt=0`` → ``number > 0 or none``; ``list[int]`` with items of
+    ``ge=1`` → ``list of integers ≥ 1``."""
+    origin, arguments = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        base, *extra = arguments
+        return _kind(base, [*constraints, *_flatten(extra)], plural)
+    if origin is Literal:
+        return " | ".join(str(choice) for choice in arguments)
+    if type(None) in arguments:
+        rest = [_kind(a, constraints, plural) for a in arguments if a is not type(None)]
         return " or ".join(rest) + " or none"
-    if arguments:
-        return f"{getattr(annotation, '__name__', str(annotation))} of {_kind(arguments[0])}"
-    return getattr(annotation, "__name__", str(annotation))
+    if origin is list:
+        return "list of " + _kind(arguments[0], plural=True)
+    if origin is dict:
+        return "mapping"
+    noun = _NOUNS[annotation][plural] if annotation in _NOUNS else str(annotation)
+    return " ".join([noun, *_range(constraints)])
+
+
+def _flatten(markers: Sequence[Any]) -> list[Any]:
+    """The constraints of ``Annotated`` markers (a ``Field(ge=1)`` holds its own)."""
+    found: list[Any] = []
+    for marker in markers:
+        found.extend(marker.metadata if isinstance(marker, FieldInfo) else [marker])
+    return found
+
+
+# Bounds as users read them, lower bounds first.
+_BOUNDS = {
+    annotated_types.Ge: ("ge", "≥"),
+    annotated_types.Gt: ("gt", ">"),
+    annotated_types.Le: ("le", "≤"),
+    annotated_types.Lt: ("lt", "<"),
+}
+
+
+def _range(constraints: Sequence[Any]) -> list[str]:
+    """``[Ge(1), Le(8)]`` → ``["from 1 to 8"]``; ``[Gt(0), Lt(1)]`` → ``["> 0 and < 1"]``."""
+    given = {type(c): getattr(c, _BOUNDS[type(c)][0]) for c in constraints if type(c) in _BOUNDS}
+    if annotated_types.Ge in given and annotated_types.Le in given:
+        return [f"from {given[annotated_types.Ge]} to {given[annotated_types.Le]}"]
+    parts = [f"{sign} {given[kind]}" for kind, (_, sign) in _BOUNDS.items() if kind in given]
+    return [" and ".join(parts)] if parts else []
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
