@@ -37,8 +37,10 @@ MAX_WIDTH = 65536
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
-class _Section(BaseModel):
-    # Infinity and NaN are refused: `.inf` is valid YAML, and no setting means it.
+class Section(BaseModel):
+    """A section of settings: an unknown key, infinity or NaN (``.inf`` is valid YAML, and no
+    setting means it), or true or false where a number belongs is refused."""
+
     model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
@@ -57,7 +59,7 @@ def _numeric(annotation: Any) -> bool:
     return bool(kinds & {int, float}) and bool not in kinds
 
 
-class DataConfig(_Section):
+class DataConfig(Section):
     """Where the data comes from and how it is split."""
 
     source: str | None = Field(
@@ -97,7 +99,7 @@ class DataConfig(_Section):
         return self
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     """The network: hidden widths, activation and initialisation."""
 
     hidden_widths: list[Annotated[int, Strict(), Field(ge=1, le=MAX_WIDTH)]] = Field(
@@ -120,7 +122,7 @@ class ModelConfig(_Section):
         return widths
 
 
-class TrainConfig(_Section):
+class TrainConfig(Section):
     """The training loop."""
 
     epochs: int = Field(200, ge=1, description="Maximum number of epochs.")
@@ -151,7 +153,7 @@ _PAIRING = (
 )
 
 
-class PoolSettings(_Section):
+class PoolSettings(Section):
     """``growth.method=pool``: the candidate pool scored by each neuron's exact gain."""
 
     random_directions: int = Field(
@@ -168,7 +170,7 @@ class PoolSettings(_Section):
     )
 
 
-class TinySettings(_Section):
+class TinySettings(Section):
     """``growth.method=tiny`` and ``tiny-noproj``: TINY's linearised optimal neurons."""
 
     noise_factor: float = Field(
@@ -185,7 +187,7 @@ class TinySettings(_Section):
     )
 
 
-class GradMaxSettings(_Section):
+class GradMaxSettings(Section):
     """``growth.method=gradmax``: zero incoming weights, outgoing along the largest gradient."""
 
     noise_factor: float = Field(
@@ -197,7 +199,7 @@ class GradMaxSettings(_Section):
     pairing: Pairing = Field("auto", description=_PAIRING)
 
 
-class RandomSettings(_Section):
+class RandomSettings(Section):
     """``growth.method=random``: neurons drawn like the initialisation (the ablation)."""
 
     pairing: Pairing = Field(
@@ -220,7 +222,7 @@ MOVED_GROWTH_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 
 
-class GrowthConfig(_Section):
+class GrowthConfig(Section):
     """Growing the network: when, where, which neurons, how much, and when to stop; each
     growth method's own settings in its section (``growth.pool``, ``growth.tiny``...)."""
 
@@ -318,7 +320,7 @@ def _warn_moved(path: str, moved: list[str]) -> None:
     )
 
 
-class LossConfig(_Section):
+class LossConfig(Section):
     """The training loss."""
 
     name: Literal[
@@ -347,7 +349,7 @@ class LossConfig(_Section):
     )
 
 
-class ThresholdConfig(_Section):
+class ThresholdConfig(Section):
     """The decision threshold of binary classifiers, chosen on the validation split."""
 
     metric: Literal["auto", "none", "f1", "fbeta", "accuracy"] = Field(
@@ -357,7 +359,7 @@ class ThresholdConfig(_Section):
     )
 
 
-class PruneConfig(_Section):
+class PruneConfig(Section):
     """Pruning by SynFlow (or the magnitude and random baselines), then fine-tuning."""
 
     method: Literal["none", "synflow", "magnitude", "random"] = Field(
@@ -393,7 +395,7 @@ class PruneConfig(_Section):
         return self
 
 
-class FitConfig(_Section):
+class FitConfig(Section):
     """Everything `growml fit` needs; saved as the run's config.yaml."""
 
     seed: int = Field(

@@ -199,6 +199,8 @@ NONSENSE = [
     (["tune", "iris", "--timeout", "-5"], "--timeout"),
     (["tune", "iris", "--epochs", "0"], "train.epochs"),
     (["tune", "iris", "--set", "tune.heartbeat_interval=0"], "tune.heartbeat_interval"),
+    (["tune", "iris", "--set", "tune.seed=99999999999"], "tune.seed"),
+    (["tune", "iris", "--set", "tune.max_params=true"], "not true or false"),
 ]
 
 
