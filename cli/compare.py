@@ -36,7 +36,11 @@ def compare(
     ] = "8,16,32,64,128,256",
     depth: Annotated[
         int | None,
-        typer.Option(min=1, help="Hidden layers of each fixed width (default: the growing run's)."),
+        typer.Option(
+            min=1,
+            max=16,
+            help="Hidden layers of each fixed width, 1 to 16 (default: the growing run's).",
+        ),
     ] = None,
     start: Annotated[
         str | None, typer.Option(help="Grow from these hidden widths (default 1).")

@@ -186,6 +186,7 @@ NONSENSE = [
     (["fit", "iris", "--set", "data.test_size=1.5"], "data.test_size"),
     (["fit", "iris", "--set", "model.init_scale=0"], "model.init_scale"),
     (["compare", "iris", "--depth", "0"], "'--depth'"),
+    (["compare", "iris", "--depth", "17"], "'--depth'"),
     (["compare", "iris", "--seeds", "0"], "--seeds must be between 1 and 100"),
     (["compare", "iris", "--seeds", "101"], "--seeds must be between 1 and 100"),
     (["compare", "iris", "--jobs", "0"], "--jobs must be at least 1"),
