@@ -211,7 +211,7 @@ def settings(
     """List every dotted setting (for --set and recipes): default, choices, meaning."""
     from dataclasses import asdict
 
-    from growml.config import setting_reference
+    from growml.config_reference import setting_reference
     from growml.tune.settings import SECTION, TuneConfig
 
     reference = setting_reference() + setting_reference(TuneConfig, f"{SECTION}.")

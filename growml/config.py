@@ -9,11 +9,9 @@ from __future__ import annotations
 import difflib
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
-import annotated_types
 import yaml
 from pydantic import (
     BaseModel,
@@ -431,13 +429,13 @@ class FitConfig(Section):
         return self
 
 
-def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, FieldInfo]]:
+def setting_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, FieldInfo]]:
     """Every (dotted path, field) of ``model``'s settings, nested sections walked in order."""
     leaves = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            leaves.extend(_leaf_fields(annotation, f"{prefix}{name}."))
+            leaves.extend(setting_fields(annotation, f"{prefix}{name}."))
         else:
             leaves.append((f"{prefix}{name}", field))
     return leaves
@@ -445,86 +443,7 @@ def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Fi
 
 def setting_paths(model: type[BaseModel] = FitConfig) -> list[str]:
     """Every dotted path a recipe or ``--set`` may address."""
-    return [path for path, _ in _leaf_fields(model)]
-
-
-@dataclass(frozen=True)
-class SettingInfo:
-    """One dotted setting as ``growml settings`` lists it."""
-
-    path: str
-    default: Any
-    kind: str  # the choices (a | b | c), or the type of value
-    meaning: str
-
-
-def setting_reference(model: type[BaseModel] = FitConfig, prefix: str = "") -> list[SettingInfo]:
-    """Every dotted setting (after ``prefix``, like ``tune.``) with its default, its choices or
-    kind, and what it means."""
-    return [
-        SettingInfo(
-            path=path,
-            default=field.get_default(call_default_factory=True),
-            kind=_kind(field.annotation, field.metadata),
-            meaning=field.description or "",
-        )
-        for path, field in _leaf_fields(model, prefix)
-    ]
-
-
-_NOUNS = {
-    int: ("integer", "integers"),
-    float: ("number", "numbers"),
-    str: ("text", "texts"),
-    bool: ("true or false", "true or false"),
-}
-
-
-def _kind(annotation: Any, constraints: Sequence[Any] = (), plural: bool = False) -> str:
-    """A setting's type as a user reads it: ``Literal["a", "b"]`` → ``a | b``;
-    ``float | None`` with ``gt=0`` → ``number > 0 or none``; ``list[int]`` with items of
-    ``ge=1`` → ``list of integers ≥ 1``."""
-    origin, arguments = get_origin(annotation), get_args(annotation)
-    if origin is Annotated:
-        base, *extra = arguments
-        return _kind(base, [*constraints, *_flatten(extra)], plural)
-    if origin is Literal:
-        return " | ".join(str(choice) for choice in arguments)
-    if type(None) in arguments:
-        rest = [_kind(a, constraints, plural) for a in arguments if a is not type(None)]
-        return " or ".join(rest) + " or none"
-    if origin is list:
-        return "list of " + _kind(arguments[0], plural=True)
-    if origin is dict:
-        return "mapping"
-    noun = _NOUNS[annotation][plural] if annotation in _NOUNS else str(annotation)
-    return " ".join([noun, *_range(constraints)])
-
-
-def _flatten(markers: Sequence[Any]) -> list[Any]:
-    """The constraints of ``Annotated`` markers (a ``Field(ge=1)`` holds its own)."""
-    found: list[Any] = []
-    for marker in markers:
-        found.extend(marker.metadata if isinstance(marker, FieldInfo) else [marker])
-    return found
-
-
-# Bounds as users read them, lower bounds first.
-_BOUNDS = {
-    annotated_types.Ge: ("ge", "≥"),
-    annotated_types.Gt: ("gt", ">"),
-    annotated_types.Le: ("le", "≤"),
-    annotated_types.Lt: ("lt", "<"),
-}
-
-
-def _range(constraints: Sequence[Any]) -> list[str]:
-    """``[Ge(1), Le(8)]`` → ``["from 1 to 8"]``; ``[Gt(0), Lt(1)]`` → ``["> 0 and < 1"]``."""
-    given = {type(c): getattr(c, _BOUNDS[type(c)][0]) for c in constraints if type(c) in _BOUNDS}
-    if annotated_types.Ge in given and annotated_types.Le in given:
-        return [f"from {given[annotated_types.Ge]} to {given[annotated_types.Le]}"]
-    parts = [f"{sign} {given[kind]}" for kind, (_, sign) in _BOUNDS.items() if kind in given]
-    return [" and ".join(parts)] if parts else []
+    return [path for path, _ in setting_fields(model)]
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -160,7 +160,7 @@ def test_predictions_through_a_real_pipe_are_csv(iris_run):
 
 def test_tables_in_a_pipe_keep_every_column_and_cell_whole():
     """Written to a pipe, a table is as wide as its widest row: no cell is wrapped or cut."""
-    from growml.config import setting_reference
+    from growml.config_reference import setting_reference
     from growml.data import list_datasets
 
     settings = invoke("settings").stdout.splitlines()
