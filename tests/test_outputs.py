@@ -169,3 +169,10 @@ def test_tables_in_a_pipe_keep_every_column_and_cell_whole():
         assert info.meaning in line and info.kind in line
     datasets = invoke("datasets").stdout
     assert all(info.description in datasets for info in list_datasets())
+
+
+@pytest.mark.parametrize("opset", ["0", "-1", "99"])
+def test_an_opset_out_of_range_is_refused_and_writes_nothing(iris_run, opset):
+    result = invoke("export", iris_run, "--opset", opset)
+    assert_user_error(result, f"opset {opset} is not supported; choose one from")
+    assert not (iris_run / "model.onnx").exists()
