@@ -148,7 +148,7 @@ def test_predictions_to_a_pipe_are_every_row_and_column_as_csv(digits_run):
 
 @pytest.mark.slow
 def test_predictions_through_a_real_pipe_are_csv(iris_run):
-    """The installed command in its own process, stdout a pipe (a fresh interpreter: slow)."""
+    """growml in its own process, its stdout a real pipe (a fresh interpreter: slow)."""
     done = subprocess.run(
         [sys.executable, "-m", "growml.cli", "predict", str(iris_run), "iris"],
         capture_output=True,
