@@ -64,6 +64,7 @@ def fit(
     table: Table | None = None,
     resume: bool = False,
     checkpoints: bool = True,
+    sample_weight: np.ndarray | None = None,
 ) -> FitResult:
     """Train the network ``config`` describes and write its run directory.
 
@@ -79,12 +80,15 @@ def fit(
             settings) instead of starting afresh; it ends as the uninterrupted run would.
         checkpoints: write checkpoints (``train.checkpoint_seconds``, and at every growth
             step); a comparison or a study, which resume whole runs, turns them off.
+        sample_weight: one positive weight per row of ``table``: a row of weight 2 counts as
+            the row twice in the training loss, the growth statistics, the validation metrics
+            and the binary threshold; by default every row counts once.
     """
     started = time.perf_counter()
     if table is None:
         table = load_config_table(config)
     check_settings(config, table.task)
-    data = prepare(table, config.data, config.seed)
+    data = prepare(table, config.data, config.seed, sample_weight)
     loaded = time.perf_counter()
     with _memory_errors_as_user_errors(config):
         model = _network(config, data)
@@ -265,11 +269,12 @@ def _train_and_prune(
             model, None, config.prune, when, config.seed, _quiet if resumed else emit
         )
     arrays = (data.x_train, data.y_train, data.x_val, data.y_val)
-    result = trainer.run(model, *arrays)
+    weights = {"train_weights": data.w_train, "validation_weights": data.w_val}
+    result = trainer.run(model, *arrays, **weights)
     if when != "after-growth":
         return result, pruning
     pruning = prune_network(model, trainer.optimizer_, config.prune, when, config.seed, emit)
-    tuned = trainer.fine_tuning().run(model, *arrays, optimizer=trainer.optimizer_)
+    tuned = trainer.fine_tuning().run(model, *arrays, optimizer=trainer.optimizer_, **weights)
     combined = TrainResult(
         epochs=result.epochs + tuned.epochs,
         best_epoch=result.epochs + tuned.best_epoch,
@@ -294,7 +299,13 @@ def _choose_threshold(
     averaged = getattr(loss, "needs_positives", False) and config.loss.tau is None
     bounds = (0.1, 0.9) if averaged else (0.01, 0.99)
     choice = choose_threshold(
-        probability, data.y_val, metric, config.loss.beta, bounds, seed=config.seed
+        probability,
+        data.y_val,
+        metric,
+        config.loss.beta,
+        bounds,
+        seed=config.seed,
+        sample_weight=data.w_val,
     )
     threshold_plot(choice, metric, plots / "threshold.png")
     if choice.kept_half:
