@@ -44,13 +44,13 @@ def weighted_rows(
 
 def _check_kept(target: pa.ChunkedArray, task: str) -> None:
     """The rows of weight above 0 must still make a training set."""
-    if len(target) < MIN_ROWS:
-        raise ValueError(
-            f"sample_weight leaves {len(target)} rows with a weight above 0; growml needs at "
-            f"least {MIN_ROWS}."
-        )
     if task == "classification" and len(pc.unique(target)) < 2:
         raise ValueError(
             "sample_weight leaves rows of a single class with a weight above 0; a classifier "
             "needs at least two classes."
+        )
+    if len(target) < MIN_ROWS:
+        raise ValueError(
+            f"sample_weight leaves {len(target)} rows with a weight above 0; growml needs at "
+            f"least {MIN_ROWS}."
         )
