@@ -61,14 +61,11 @@ def split_weights(output: Tensor, target: Tensor) -> tuple[Tensor, Tensor | None
     return target, None
 
 
-def weight_total(weights: Tensor) -> Tensor:
-    """Σ wᵢ of a batch, never 0: a batch of zero-weight rows has loss and gradient 0."""
-    return weights.sum().clamp_min(torch.finfo(weights.dtype).tiny)
+def row_shares(weights: Tensor) -> Tensor:
+    """What each row's loss counts for in the batch's weighted mean: ``wᵢ / Σ w`` (a batch of
+    zero-weight rows has loss and gradient 0)."""
+    return weights / weights.sum().clamp_min(_TINY)
 
 
-def row_shares(output: Tensor, weights: Tensor | None) -> float | Tensor:
-    """What each row's loss counts for in the batch mean: ``1 / n``, or ``wᵢ / Σ w`` as a
-    column (n, 1)."""
-    if weights is None:
-        return 1.0 / output.shape[0]
-    return (weights / weight_total(weights)).to(output.dtype)[:, None]
+# The smallest positive float32: Σ w of a batch is never divided by 0.
+_TINY = float(torch.finfo(torch.float32).tiny)

@@ -32,32 +32,31 @@ class CrossEntropy(Loss):
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
         target, weights = split_weights(output, target)
         log_p = _log_softmax(output)
-        row_weights = self._row_weights(output, target, weights)
+        row_weights = self._row_weights(target, weights)
         if row_weights is not None:
-            shares = row_shares(output, row_weights)[:, 0]
-            return -(shares * (log_p * target).sum(1)).sum()
+            return -(log_p * target).sum(1).dot(row_shares(row_weights))
         return torch.dot(log_p.reshape(-1), target.reshape(-1)) / -output.shape[0]
 
     def value_and_grad(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         target, weights = split_weights(output, target)
         log_p = _log_softmax(output)
-        row_weights = self._row_weights(output, target, weights)
+        row_weights = self._row_weights(target, weights)
         if row_weights is not None:
             # Weighted mean Σ w_i ℓ_i / Σ w_i: each row's softmax(z) − y scaled by w_i / Σ w.
-            shares = row_shares(output, row_weights)
-            value = -(shares[:, 0] * (log_p * target).sum(1)).sum()
-            return value, log_p.exp_().sub_(target).mul_(shares)
+            shares = row_shares(row_weights)
+            value = -(log_p * target).sum(1).dot(shares)
+            return value, log_p.exp_().sub_(target).mul_(shares[:, None])
         scale = 1.0 / output.shape[0]
         value = torch.dot(log_p.view(-1), target.view(-1)).mul_(-scale)
         # ∂/∂z of −Σ y log softmax(z) is softmax(z) − y.
         return value, log_p.exp_().sub_(target).mul_(scale)
 
-    def _row_weights(self, output: Tensor, target: Tensor, weights: Tensor | None) -> Tensor | None:
+    def _row_weights(self, target: Tensor, weights: Tensor | None) -> Tensor | None:
         """Each row's weight: its class's weight times its own; None when rows count alike."""
         if self.class_weights is None:
             return weights
-        by_class = target @ self.class_weights.to(output.dtype)
-        return by_class if weights is None else by_class * weights.to(output.dtype)
+        by_class = target @ self.class_weights.to(target.dtype)
+        return by_class if weights is None else by_class * weights
 
 
 class BinaryCrossEntropy(Loss):
@@ -80,12 +79,12 @@ class BinaryCrossEntropy(Loss):
         losses = F.binary_cross_entropy_with_logits(
             output, target, pos_weight=self._pos_weight(output), reduction="none"
         )
-        return (losses * row_shares(output, weights)).sum()
+        return losses[:, 0].dot(row_shares(weights))
 
     def value_and_grad(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         value = self(output, target)
         target, weights = split_weights(output, target)
-        scale = row_shares(output, weights)
+        scale = 1.0 / output.shape[0] if weights is None else row_shares(weights)[:, None]
         sigmoid = torch.sigmoid(output)
         if self.positive_weight == 1.0:
             return value, sigmoid.sub_(target).mul_(scale)
@@ -112,14 +111,15 @@ class MeanSquaredError(Loss):
         if weights is None:
             return F.mse_loss(output, target)
         squares = (output - target) ** 2
-        return (squares * row_shares(output, weights)).sum() / output.shape[1]
+        return squares.sum(1).dot(row_shares(weights)) / output.shape[1]
 
     def value_and_grad(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         target, weights = split_weights(output, target)
         residual = output - target
         if weights is not None:
-            shares = row_shares(output, weights).div_(output.shape[1])
-            value = (residual * residual * shares).sum()
+            # Σ_i w_i Σ_j r_ij² / (Σ w · outputs): the mean over outputs of the weighted mean.
+            shares = row_shares(weights).div_(output.shape[1])[:, None]
+            value = (residual * residual).sum(1).dot(shares[:, 0])
             return value, residual.mul_(shares).mul_(2.0)
         value = torch.dot(residual.view(-1), residual.view(-1)).div_(residual.numel())
         return value, residual.mul_(2.0 / residual.numel())
