@@ -81,8 +81,8 @@ def fit(
         checkpoints: write checkpoints (``train.checkpoint_seconds``, and at every growth
             step); a comparison or a study, which resume whole runs, turns them off.
         sample_weight: one positive weight per row of ``table``: a row of weight 2 counts as
-            the row twice in the training loss, the growth statistics, the validation metrics
-            and the binary threshold; by default every row counts once.
+            the row twice in the training loss, the growth statistics, the validation metrics,
+            the binary threshold and metrics.json; by default every row counts once.
     """
     started = time.perf_counter()
     if table is None:

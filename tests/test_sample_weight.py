@@ -9,7 +9,8 @@ import torch
 from sklearn.datasets import make_blobs
 from sklearn.metrics import f1_score
 
-from growml.config import TrainConfig
+from growml.config import DataConfig, TrainConfig
+from growml.data import load_table, prepare
 from growml.events import EpochEnd
 from growml.growth.pool import LayerRows, pool_proposal
 from growml.growth.statistics import collect_statistics, statistics_of
@@ -19,6 +20,7 @@ from growml.losses.threshold import GRID, choose_threshold, threshold_curves
 from growml.nn import GrowingMLP
 from growml.sklearn import GrowingMLPClassifier, GrowingMLPRegressor
 from growml.train import Trainer
+from growml.train.metrics import evaluate
 
 ROWS = 12
 COUNTS = np.array([1, 2, 3, 1, 1, 2, 4, 1, 3, 2, 1, 2])  # integer weights: repeatable rows
@@ -183,6 +185,20 @@ def test_validation_metrics_count_weighted_rows_as_repeated_rows() -> None:
         assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-5)
         assert mine["accuracy"] == pytest.approx(theirs["accuracy"], abs=1e-6)
     assert weighted[0]["accuracy"] != validation(x[60:], y[60:])[0]["accuracy"]
+
+
+@pytest.mark.parametrize("dataset", ["wine", "friedman"])
+def test_reported_metrics_count_weighted_rows_as_repeated_rows(dataset) -> None:
+    data = prepare(load_table(dataset), DataConfig(), seed=0)
+    n_outputs = data.target_encoder.n_outputs
+    model = GrowingMLP(data.x_val.shape[1], [6], n_outputs, generator=torch.Generator())
+    counts = np.random.default_rng(0).integers(1, 4, len(data.y_val))
+    index = np.repeat(np.arange(len(counts)), counts)
+    encoder = data.target_encoder
+    weighted = evaluate(model, data.x_val, data.y_val, encoder, sample_weight=counts)
+    repeated = evaluate(model, data.x_val[index], data.y_val[index], encoder)
+    assert weighted == pytest.approx(repeated, rel=1e-6)
+    assert weighted != pytest.approx(evaluate(model, data.x_val, data.y_val, encoder), rel=1e-6)
 
 
 # The estimators ------------------------------------------------------------------------------

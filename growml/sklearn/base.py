@@ -94,7 +94,8 @@ class GrowingMLPBase(BaseEstimator):
             One non-negative weight per row; None: every row weighs 1. A row of weight w
             counts as the row repeated w times in the training loss (a weighted mean; for the
             soft-set losses, weighted soft counts), the growth statistics, the validation
-            metrics behind early stopping and growth decisions, and the binary threshold.
+            metrics behind early stopping and growth decisions, the binary threshold and
+            the figures in ``metrics_``.
             Rows of weight 0 are left out before anything is fitted; weights that are all
             alike change nothing. The preprocessing (means, scales, kept categories) is fitted
             on the rows unweighted.
