@@ -10,7 +10,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import f1_score
 
 from growml.config import DataConfig, TrainConfig
-from growml.data import load_table, prepare
+from growml.data import load_table, prepare, split_indices
 from growml.events import EpochEnd
 from growml.growth.pool import LayerRows, pool_proposal
 from growml.growth.statistics import collect_statistics, statistics_of
@@ -255,6 +255,21 @@ def test_a_weighted_regressor_follows_the_heavy_rows() -> None:
     settings = {**FAST, "epochs": 40, "grow": False}
     prediction = GrowingMLPRegressor(**settings).fit(X, y, sample_weight=weights).predict(X)
     assert prediction.mean() > 2.0  # the weighted mean, 20·3 − 3 over 21, is 2.71
+
+
+def test_a_weighted_soft_f1_fit_chooses_its_threshold_on_weighted_validation_rows() -> None:
+    X, y = make_blobs(240, centers=2, cluster_std=4.0, random_state=2)
+    weights = np.random.default_rng(0).integers(1, 5, len(y)).astype(float)
+    estimator = GrowingMLPClassifier(**FAST, loss="soft-f1", prune="synflow", compression=2.0).fit(
+        X, y, sample_weight=weights
+    )
+    _, validation, _ = split_indices(y, len(y), 0.0, 0.2, seed=0)
+    X_val, y_val, w_val = X[validation], y[validation], weights[validation]
+    f1 = f1_score(y_val, estimator.predict(X_val), sample_weight=w_val)
+    assert estimator.metrics_["validation"]["f1"] == pytest.approx(f1, abs=1e-9)
+    chosen = estimator.predict_proba(X_val)[:, 1] >= estimator.threshold_
+    expected = f1_score(y_val, chosen, sample_weight=w_val)
+    assert estimator.metrics_["threshold"]["validation_score"] == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.parametrize(
