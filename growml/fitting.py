@@ -92,7 +92,8 @@ def fit(
     loaded = time.perf_counter()
     with _memory_errors_as_user_errors(config):
         model = _network(config, data)
-        loss = make_loss(config.loss, data.task, data.target_encoder.n_outputs, data.y_train)
+        n_outputs = data.target_encoder.n_outputs
+        loss = make_loss(config.loss, data.task, n_outputs, data.y_train, data.w_train)
         engine = GrowthEngine(config.growth, loss, config.seed) if config.growth.enabled else None
         path = _run_path(out, overwrite, table.name)
         settings = config.model_dump(mode="json")

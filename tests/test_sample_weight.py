@@ -9,12 +9,12 @@ import torch
 from sklearn.datasets import make_blobs
 from sklearn.metrics import f1_score
 
-from growml.config import DataConfig, TrainConfig
+from growml.config import DataConfig, LossConfig, TrainConfig
 from growml.data import load_table, prepare, split_indices
 from growml.events import EpochEnd
 from growml.growth.pool import LayerRows, pool_proposal
 from growml.growth.statistics import collect_statistics, statistics_of
-from growml.losses import BinaryCrossEntropy, CrossEntropy, Loss, MeanSquaredError
+from growml.losses import BinaryCrossEntropy, CrossEntropy, Loss, MeanSquaredError, make_loss
 from growml.losses.softset import MacroSoftF1, SoftSetLoss
 from growml.losses.threshold import GRID, choose_threshold, threshold_curves
 from growml.nn import GrowingMLP
@@ -73,6 +73,17 @@ def test_weighted_closed_form_gradient_equals_autograd(loss, n_outputs, labels) 
     reference_value, reference_grad = Loss.value_and_grad(loss, output.clone(), target)
     torch.testing.assert_close(value, reference_value, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grad, reference_grad, rtol=1e-12, atol=1e-12)
+
+
+def test_balanced_class_weights_count_weighted_rows_as_repeated_rows() -> None:
+    balanced = LossConfig(class_weight="balanced")
+    weighted = make_loss(balanced, "classification", 3, LABELS3, COUNTS)
+    repeated = make_loss(balanced, "classification", 3, LABELS3[REPEATED])
+    torch.testing.assert_close(weighted.class_weights, repeated.class_weights)
+    binary = LossConfig(name="bce", class_weight="balanced")
+    assert make_loss(binary, "classification", 1, LABELS2, COUNTS).positive_weight == (
+        pytest.approx(make_loss(binary, "classification", 1, LABELS2[REPEATED]).positive_weight)
+    )
 
 
 def test_weights_of_zero_leave_rows_out_of_the_loss() -> None:
