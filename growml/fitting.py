@@ -20,7 +20,7 @@ import torch
 from growml.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from growml.config import FitConfig
 from growml.data import PreparedData, Table, load_data_table, prepare
-from growml.errors import GrowmlWarning, RunError, TrainingError
+from growml.errors import DataError, GrowmlWarning, RunError, TrainingError
 from growml.events import Event, Observer, parse_event
 from growml.growth.engine import GrowthEngine
 from growml.losses import Loss, default_loss, make_loss
@@ -88,6 +88,7 @@ def fit(
     if table is None:
         table = load_config_table(config)
     check_settings(config, table.task)
+    _check_weights(sample_weight, table)
     data = prepare(table, config.data, config.seed, sample_weight)
     loaded = time.perf_counter()
     with _memory_errors_as_user_errors(config):
@@ -176,6 +177,19 @@ def _network(config: FitConfig, data: PreparedData) -> GrowingMLP:
         init_scale=config.model.init_scale,
         generator=torch.Generator().manual_seed(config.seed),
     )
+
+
+def _check_weights(sample_weight: np.ndarray | None, table: Table) -> None:
+    """Row weights ``fit`` can train with: one positive, finite number per row of ``table``."""
+    if sample_weight is None:
+        return
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    rows = table.features.num_rows
+    if weights.shape != (rows,) or not np.all(np.isfinite(weights) & (weights > 0)):
+        raise DataError(
+            f"sample_weight must hold one positive, finite weight for each of the {rows} rows; "
+            "leave rows of weight 0 out of the table."
+        )
 
 
 def _warmup_loss(config: FitConfig, data: PreparedData, loss: Loss) -> Loss | None:

@@ -9,8 +9,10 @@ import torch
 from sklearn.datasets import make_blobs
 from sklearn.metrics import f1_score
 
+import growml
 from growml.config import DataConfig, LossConfig, TrainConfig
 from growml.data import load_table, prepare, split_indices
+from growml.errors import DataError
 from growml.events import EpochEnd
 from growml.growth.pool import LayerRows, pool_proposal
 from growml.growth.statistics import collect_statistics, statistics_of
@@ -210,6 +212,18 @@ def test_reported_metrics_count_weighted_rows_as_repeated_rows(dataset) -> None:
     repeated = evaluate(model, data.x_val[index], data.y_val[index], encoder)
     assert weighted == pytest.approx(repeated, rel=1e-6)
     assert weighted != pytest.approx(evaluate(model, data.x_val, data.y_val, encoder), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "sample_weight", [np.ones(10), np.r_[np.ones(177), 0.0], np.r_[np.ones(177), np.inf]]
+)
+def test_growml_fit_refuses_weights_that_are_not_one_positive_number_per_row(
+    sample_weight, tmp_path
+) -> None:
+    config = growml.resolve_config({"data": {"source": "wine"}, "train": {"epochs": 1}})
+    with pytest.raises(DataError, match="one positive, finite weight for each of the 178 rows"):
+        growml.fit(config, out=tmp_path / "run", sample_weight=sample_weight)
+    assert not (tmp_path / "run").exists()
 
 
 # The estimators ------------------------------------------------------------------------------
