@@ -47,6 +47,15 @@ def _import_line(lines, module):
     return next((i for i, line in enumerate(lines) if re.search(pattern, line)), None)
 
 
+def _copy_run(run, copy):
+    """The files of ``run`` in a new directory ``copy``, to edit."""
+    copy.mkdir()
+    for path in run.iterdir():
+        if path.is_file():
+            (copy / path.name).write_bytes(path.read_bytes())
+    return copy
+
+
 @pytest.fixture(scope="module")
 def iris_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("display") / "iris"
@@ -114,6 +123,26 @@ def test_report_of_a_run_imports_neither_torch_nor_numpy(iris_run, tmp_path):
     assert "Metrics of the kept model" in done.stdout and "hidden widths" in done.stdout
 
 
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda model: model.pop("task"), "task: field required"),
+        (lambda model: model.update(hidden_widths="five"), "hidden_widths: input should be"),
+        (lambda model: model.update(task="clustering"), "task: input should be"),
+    ],
+    ids=["no task", "widths not a list", "unknown task"],
+)
+def test_report_refuses_a_model_description_it_cannot_show(iris_run, tmp_path, edit, problem):
+    copy = _copy_run(iris_run[0], tmp_path / "run")
+    model = json.loads((copy / "model.json").read_text())
+    edit(model)
+    (copy / "model.json").write_text(json.dumps(model))
+    result = invoke("report", copy)
+    assert result.exit_code == 2, result.output
+    assert "is not a growml model description" in result.stderr and problem in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_training_time_and_wall_time_have_one_name_everywhere(iris_run):
     run, fitted = iris_run
     seconds = json.loads((run / "metrics.json").read_text())["seconds"]
@@ -127,13 +156,8 @@ def test_training_time_and_wall_time_have_one_name_everywhere(iris_run):
 
 
 def test_a_run_written_with_the_old_name_of_the_wall_time_reports_it(tmp_path, iris_run):
-    run, _ = iris_run
-    old = tmp_path / "old"
-    old.mkdir()
-    for path in run.iterdir():
-        if path.is_file():
-            (old / path.name).write_bytes(path.read_bytes())
-    metrics = json.loads((run / "metrics.json").read_text())
+    old = _copy_run(iris_run[0], tmp_path / "old")
+    metrics = json.loads((old / "metrics.json").read_text())
     metrics["seconds"]["total"] = 12.5
     del metrics["seconds"]["wall"]
     (old / "metrics.json").write_text(json.dumps(metrics))

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from safetensors import SafetensorError, deserialize
 
 from growml.config import move_growth_settings
@@ -34,6 +34,22 @@ PLOTS = "plots"
 # 2: metrics.json and history.jsonl are the typed records of growml.runs.records and
 # growml.events. Format 1 (the same files, untyped) loads as format 2.
 FORMAT_VERSION = 2
+
+
+class _ModelDescription(BaseModel):
+    """What ``model.json`` must hold for a run to be shown; ``load_run`` checks the rest
+    against the weights."""
+
+    model_config = ConfigDict(extra="allow")
+
+    input_size: int
+    hidden_widths: list[int]
+    activation: str
+    task: Literal["classification", "regression"]
+    classes: list[Any] | None = None
+    threshold: float | None = None
+    feature_names: list[str]
+    parameters: int
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,7 @@ def read_run_files(path: str | Path) -> RunFiles:
     for name, content in ((MODEL_SPEC, model), (PREPROCESS, preprocess)):
         if not isinstance(content, dict):
             raise RunError(f"{str(path / name)!r} is not a mapping; the run directory is damaged.")
+    _validate(_ModelDescription, model, path / MODEL_SPEC, "a growml model description")
     _check_weights_file(path / MODEL_WEIGHTS)
     return RunFiles(
         path=path,
@@ -151,16 +168,21 @@ def _read_metrics(path: Path) -> dict[str, Any]:
     metrics = _read_json(path) if path.is_file() else {}
     if not isinstance(metrics, dict):
         raise RunError(f"{str(path)!r} is not a mapping; the run directory is damaged.")
+    _validate(RunMetrics, metrics, path, "growml metrics")
+    return metrics
+
+
+def _validate(record: type[BaseModel], content: dict[str, Any], path: Path, what: str) -> None:
+    """Refuse ``content`` that ``record`` does not validate, naming its first problem."""
     try:
-        RunMetrics.model_validate(metrics)
+        record.model_validate(content)
     except ValidationError as error:
         problem = error.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
         raise RunError(
-            f"{str(path)!r} is not growml metrics ({where}: {problem['msg'].lower()}); "
+            f"{str(path)!r} is not {what} ({where}: {problem['msg'].lower()}); "
             "the run directory is damaged."
         ) from None
-    return metrics
 
 
 def _check_weights_file(path: Path) -> None:
