@@ -58,8 +58,7 @@ def _run(path: Path, json_output: bool) -> None:
     metrics = files.metrics_record
     stdout.print(render.summary_table(runview.model_rows(files), title="Model"))
     if metrics is not None:
-        monitor = files.config.get("train", {}).get("monitor")
-        title = f"Metrics of {runview.kept_title(metrics, monitor)}"
+        title = f"Metrics of {runview.kept_title(metrics, files.setting('train.monitor'))}"
         stdout.print(runview.metrics_table(metrics, title=title))
     steps = [event for event in history if isinstance(event, GrowthStep)]
     if steps:

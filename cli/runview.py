@@ -191,7 +191,7 @@ def model_rows(files: RunFiles) -> dict[str, Any]:
     metrics = files.metrics_record
     return {
         "run": str(files.path),
-        "data": files.config.get("data", {}).get("source", "?"),
+        "data": files.setting("data.source") or "?",
         "task": info["task"],
         "classes": ", ".join(str(c) for c in info.get("classes") or []) or "—",
         "inputs": f"{info['input_size']} ({len(info['feature_names'])} raw columns)",

@@ -143,6 +143,16 @@ def test_report_refuses_a_model_description_it_cannot_show(iris_run, tmp_path, e
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_report_shows_a_run_whose_settings_lack_what_it_names(iris_run, tmp_path):
+    copy = _copy_run(iris_run[0], tmp_path / "run")
+    (copy / "config.yaml").write_text("data: 5\ntrain: [1]\n")
+    result = invoke("report", copy)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"data\s+\?", result.stdout)
+    best = json.loads((copy / "metrics.json").read_text())["best_epoch"]
+    assert f"the kept model (weights of epoch {best}: best validation epoch)" in result.stdout
+
+
 def test_training_time_and_wall_time_have_one_name_everywhere(iris_run):
     run, fitted = iris_run
     seconds = json.loads((run / "metrics.json").read_text())["seconds"]

@@ -80,6 +80,14 @@ class RunFiles:
         """The events of ``history.jsonl``, typed (``EpochEnd``, ``GrowthStep``...)."""
         return read_history(self.path)
 
+    def setting(self, path: str) -> Any:
+        """The setting at the dotted ``path`` (``train.monitor``) of ``config.yaml``; None when
+        the run's settings do not have it."""
+        value: Any = self.config
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
+
 
 def read_run_files(path: str | Path) -> RunFiles:
     """The records of the run directory ``path``; a missing, damaged or newer-format file is
