@@ -162,6 +162,8 @@ class FitProgress:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, TrainStart):
+            if self.task_id is not None:  # fine-tuning after pruning: its own bar, shown once
+                self.progress.remove_task(self.task_id)
             self.progress.start()
             widths = ",".join(str(w) for w in event.hidden_widths)
             self.task_id = self.progress.add_task(

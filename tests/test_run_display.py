@@ -356,3 +356,13 @@ def test_the_python_api_measures_the_wall_time_of_its_own_call(tmp_path):
     config = growml.resolve_config(overrides=[("data.source", "iris"), ("train.epochs", 2)])
     metrics = growml.fit(config, out=tmp_path / "run").metrics
     assert 0 < metrics["seconds"]["train"] <= metrics["seconds"]["wall"] < 60
+
+
+def test_fine_tuning_after_pruning_has_its_own_progress_line_written_once(tmp_path):
+    result = invoke(
+        "fit", "iris", "--epochs", "12", "--prune", "synflow", "--set", "prune.structured=true",
+        "--set", "prune.compression=1.5", "--out", tmp_path / "run",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    bars = [line for line in result.stderr.splitlines() if line.startswith("epoch  12/12")]
+    assert len(bars) == len(set(bars)) == 2  # the growing training's, then fine-tuning's
