@@ -2,8 +2,9 @@
 shows of a run directory (model, metrics, growth, pruning, training).
 
 Two times are shown, under the same names everywhere: the *training time* (training, growth,
-pruning and fine-tuning) and the *wall time* (the whole command). The metrics shown are the
-*kept model*'s: the weights of the best validation epoch, which may predate growth's last steps.
+pruning and fine-tuning) and the *wall time* (the fit, from reading the data to the trained
+network measured). The metrics shown are the *kept model*'s: the weights of the best validation
+epoch, which may predate growth's last steps.
 """
 
 from __future__ import annotations

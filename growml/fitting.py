@@ -86,7 +86,7 @@ def fit(
             the row twice in the training loss, the growth statistics, the validation metrics,
             the binary threshold and metrics.json; by default every row counts once.
         started: the ``time.perf_counter()`` at which the command began (default: now); the
-            run's wall time counts from it, so that ``growml fit``'s is the whole command's.
+            run's wall time counts from it, so that ``growml fit``'s counts its reading of the data.
         prepared: ``table`` split and encoded already, with ``sample_weight`` (the command
             line does it before torch loads, to say what it will train on); by default it is
             done here.

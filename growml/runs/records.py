@@ -25,10 +25,10 @@ class _Record(BaseModel):
 
 class Seconds(_Record):
     """Seconds of a fit, two of them shown to users: the *training time* (``train``: training,
-    growth, pruning and fine-tuning) and the *wall time* (``wall``: the whole fit, from reading
-    the data to the run written), beside the training time per epoch and the time until the
-    data was ready for training (``data``). Runs written before the wall time had its name call
-    it ``total``."""
+    growth, pruning and fine-tuning) and the *wall time* (``wall``: the fit from reading the
+    data to the trained network measured; writing the run's files follows it), beside the
+    training time per epoch and the time until the data was ready for training (``data``).
+    Runs written before the wall time had its name call it ``total``."""
 
     data: float
     train: float

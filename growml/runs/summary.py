@@ -31,7 +31,7 @@ def fit_metrics(
 ) -> dict[str, Any]:
     """The content of ``metrics.json`` for ``run``, trained with ``config`` on ``data`` as
     ``trained`` and ``history`` say; ``seconds``: the time of reading and preparing the data
-    (``data``) and the whole command's (``wall``), both counted from the command's start."""
+    (``data``) and the fit's (``wall``), both counted from the command's start."""
     model = run.model
     metrics: dict[str, Any] = {
         "task": data.task,
