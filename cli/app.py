@@ -183,10 +183,19 @@ def fit(
         table = load_data_table(config.data)  # a wrong file or column answers before torch loads
         from growml.fitting import fit as fit_run
 
-        observers = [] if json_output else [render.FitProgress(stderr)]
-        result = fit_run(
-            config, out=out, overwrite=overwrite, observers=observers, table=table, resume=resume
-        )
+        progress = None if json_output else render.FitProgress(stderr)
+        try:
+            result = fit_run(
+                config,
+                out=out,
+                overwrite=overwrite,
+                observers=[progress] if progress else [],
+                table=table,
+                resume=resume,
+            )
+        finally:
+            if progress is not None:
+                progress.stop()
     if json_output:
         print_json({"run": str(result.path), "metrics": result.metrics})
         return

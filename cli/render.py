@@ -221,7 +221,15 @@ class FitProgress:
             self.progress.console.print(describe_growth(event), highlight=False)
         elif isinstance(event, TrainEnd):
             self.progress.update(self.task_id, total=event.epochs, completed=event.epochs)
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop the display on any way out of training: a refresh thread left running would
+        go on drawing while the interpreter shuts down (and, on a terminal, keep the cursor
+        hidden)."""
+        if self.task_id is not None:  # a bar never started would print an empty line
             self.progress.stop()
+            self.task_id = None
 
 
 _METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "f1": "F1", "r2": "R²"}
