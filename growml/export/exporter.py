@@ -22,6 +22,7 @@ from growml.export.graph import (
     build_model,
     grouped_numbers,
     input_types,
+    number_type,
 )
 from growml.export.runtime import OnnxModel
 from growml.export.verify import Parity, compare, held_out_rows
@@ -31,13 +32,15 @@ from growml.version import __version__
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What ``export_run`` wrote: the file, its opset, size and nodes, and its parity."""
+    """What ``export_run`` wrote: the file, its opset, size, nodes and inputs (the numeric
+    ones' element type), and its parity."""
 
     path: Path
     opset: int
     size_bytes: int
     nodes: int
     inputs: int
+    number_type: str
     parity: Parity
     seconds: float
 
@@ -48,6 +51,7 @@ class ExportResult:
             "size_bytes": self.size_bytes,
             "nodes": self.nodes,
             "inputs": self.inputs,
+            "number_type": self.number_type,
             "verified_rows": self.parity.rows,
             "max_difference": self.parity.max_difference,
             "tolerance": self.parity.tolerance,
@@ -61,13 +65,14 @@ def export_run(
     out: str | Path | None = None,
     opset: int = DEFAULT_OPSET,
     data: str | None = None,
-    grouped: bool = False,
+    grouped: bool = True,
 ) -> ExportResult:
     """Export the run at ``run_dir`` to ``out`` (default ``run_dir/model.onnx``).
 
     ``opset`` is the ONNX opset (default 18); ``data`` the training data's source when it
     has moved since the run was trained (default: ``config.yaml``'s ``data.source``);
-    ``grouped`` takes the numeric columns as one ``numbers`` input (see ``build_model``). Raises
+    ``grouped`` takes the numeric columns as one float32 ``numbers`` input, and without it
+    each is an input of its own (see ``build_model``). Raises
     ``ExportError`` (and writes nothing) when the exported model does not reproduce the run.
     """
     started = time.perf_counter()
@@ -99,12 +104,13 @@ def export_run(
         size_bytes=len(content),
         nodes=len(model.graph.node),
         inputs=len(model.graph.input),
+        number_type=onnx.helper.tensor_dtype_to_np_dtype(number_type(run.preprocessor)).name,
         parity=parity,
         seconds=time.perf_counter() - started,
     )
 
 
-def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = False) -> onnx.ModelProto:
+def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = True) -> onnx.ModelProto:
     """The ONNX model of a loaded run, unchecked and unverified."""
     network = NetworkWeights(
         layers=[

@@ -17,7 +17,7 @@ from typing import Any
 NUMBER, TEXT = "number", "text"  # the kinds of input column
 MIN_OPSET = 13  # Squeeze/Softmax/Gemm in their current form; the latest is the installed onnx's
 DEFAULT_OPSET = 18
-# The one float64 input of every numeric column, in the grouped layout.
+# The one float32 input of every numeric column, in the grouped layout (the default).
 NUMBERS_INPUT = "numbers"
 
 # Every key growml writes; a model without them was not exported by growml.
