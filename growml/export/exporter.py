@@ -26,7 +26,8 @@ from growml.export.graph import (
 )
 from growml.export.runtime import OnnxModel
 from growml.export.verify import Parity, compare, held_out_rows
-from growml.runs import Run, load_run
+from growml.runs import Run, digests, load_run
+from growml.runs.layout import SOURCE_FILES
 from growml.version import __version__
 
 
@@ -96,6 +97,8 @@ def export_run(
         )
     try:
         atomic.write_bytes(out, content)
+        if out.resolve() == (run_dir / MODEL_FILE).resolve():
+            digests.add(run_dir, MODEL_FILE)
     except OSError as error:
         raise ExportError(f"cannot write {str(out)!r}: {error.strerror}.") from None
     return ExportResult(
@@ -136,6 +139,7 @@ def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = True) 
             "activation": info["activation"],
             "parameters": info["parameters"],
             "test_metrics": run.metrics.get("test", {}),
+            "source": digests.of(run.path, SOURCE_FILES) if run.path is not None else {},
         }
     )
     return build_model(

@@ -6,7 +6,8 @@ ever stored. ``inputs`` lists every source column with its kind (``number`` or `
 ``numbers_input`` the columns of the grouped ``numbers`` input, in order (empty when every
 column is an input of its own); ``categories`` each categorical column's known values and
 ``target`` the target column's name (absent from models exported before they were written:
-nothing is then checked).
+nothing is then checked); ``source`` the SHA-256 of the run files it was exported from
+(weights, architecture, preprocessing), by name, so that a model is matched to its run.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def decode(properties: dict[str, str]) -> dict[str, Any] | None:
         }
         info["categories"] = json.loads(properties.get("categories", "{}"))
         info["target"] = properties.get("target") or None  # text, like the version
+        info["source"] = json.loads(properties.get("source", "{}"))
         return info
     except json.JSONDecodeError:
         return None
