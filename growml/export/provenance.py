@@ -31,8 +31,10 @@ _DIGESTS_FORMAT = 3
 def check_provenance(model: OnnxModel, run_dir: Path) -> None:
     """Refuse ``model`` (the run's ``model.onnx``) unless it is the export of the run at
     ``run_dir`` as the run is now, in one sentence naming what differs."""
+    digests.check(run_dir)
     record = _run_description(run_dir)
-    digests.check(run_dir, required=record.format_version >= _DIGESTS_FORMAT)
+    if record.format_version >= _DIGESTS_FORMAT:
+        digests.require(run_dir)
     digests.check(run_dir, [EXPORT])
     difference = _difference(model.info, record, run_dir)
     if difference:

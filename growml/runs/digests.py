@@ -65,17 +65,21 @@ def read(directory: Path) -> dict[str, str] | None:
     return files
 
 
-def check(directory: Path, names: Iterable[str] | None = None, required: bool = False) -> None:
+def require(directory: Path) -> None:
+    """Refuse a run whose format has digests but whose ``digests.json`` is missing."""
+    if not (directory / DIGESTS).is_file():
+        raise RunError(
+            f"{DIGESTS} is missing from the run {str(directory)!r}, so its files cannot be "
+            "checked; restore it, or fit the run again."
+        )
+
+
+def check(directory: Path, names: Iterable[str] | None = None) -> None:
     """Refuse the first file of the run at ``directory`` (of ``names``, or every file it
-    lists but ``model.onnx``) that changed since growml wrote it, in one sentence naming it.
-    ``required``: the run's format has digests, so a run without ``digests.json`` is refused."""
+    lists but ``model.onnx``) that changed since growml wrote it, in one sentence naming it;
+    a run without ``digests.json`` is not checked."""
     files = read(directory)
     if files is None:
-        if required:
-            raise RunError(
-                f"{DIGESTS} is missing from the run {str(directory)!r}, so its files cannot be "
-                "checked; restore it, or fit the run again."
-            )
         return
     wanted = [name for name in files if name != EXPORT] if names is None else names
     for name in wanted:

@@ -167,6 +167,7 @@ def load_run(path: str | Path) -> Run:
     for name in (MODEL_SPEC, MODEL_WEIGHTS, PREPROCESS):
         if not (path / name).is_file():
             raise RunError(f"{str(path)!r} is not a complete run directory: {name} is missing.")
+    digests.check(path)
     info = _read_json(path / MODEL_SPEC)
     preprocess = _read_json(path / PREPROCESS)
     written = info.get("format_version", FORMAT_VERSION) if isinstance(info, dict) else None
@@ -175,7 +176,8 @@ def load_run(path: str | Path) -> Run:
             f"{str(path)!r} was written by a newer growml (run format {written}, and this growml "
             f"reads format {FORMAT_VERSION} and older); upgrade growml to load it."
         )
-    digests.check(path, required=isinstance(written, int) and written >= DIGESTS_FORMAT)
+    if isinstance(written, int) and written >= DIGESTS_FORMAT:
+        digests.require(path)
     record = read_description(info, path / MODEL_SPEC, ACTIVATIONS)
     try:
         if not isinstance(preprocess, dict):
