@@ -35,11 +35,12 @@ def load_predictor(run_dir: str | Path, engine: str = "auto") -> Run | OnnxModel
                 f"{run_dir} or predict with --engine torch."
             )
         # onnxruntime: only when it predicts
-        from growml.export.provenance import check_provenance
+        from growml.export.provenance import check_files, check_provenance
         from growml.export.runtime import load_onnx
 
+        record = check_files(run_dir)
         model = load_onnx(exported)
-        check_provenance(model, run_dir)
+        check_provenance(model, record, run_dir)
         return model
     from growml.runs import load_run
 

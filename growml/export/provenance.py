@@ -28,14 +28,20 @@ from growml.version import __version__
 _DIGESTS_FORMAT = 3
 
 
-def check_provenance(model: OnnxModel, run_dir: Path) -> None:
-    """Refuse ``model`` (the run's ``model.onnx``) unless it is the export of the run at
-    ``run_dir`` as the run is now, in one sentence naming what differs."""
+def check_files(run_dir: Path) -> ModelRecord:
+    """Refuse a file of the run at ``run_dir`` (``model.onnx`` included) that changed since
+    growml wrote it; returns the run's ``model.json``, read back typed."""
     digests.check(run_dir)
     record = _run_description(run_dir)
     if record.format_version >= _DIGESTS_FORMAT:
         digests.require(run_dir)
     digests.check(run_dir, [EXPORT])
+    return record
+
+
+def check_provenance(model: OnnxModel, record: ModelRecord, run_dir: Path) -> None:
+    """Refuse ``model`` (the run's ``model.onnx``) unless it is the export of the run at
+    ``run_dir`` (whose ``model.json`` is ``record``), in one sentence naming what differs."""
     difference = _difference(model.info, record, run_dir)
     if difference:
         raise ExportError(
