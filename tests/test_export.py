@@ -13,6 +13,7 @@ from growml.cli import app
 from typer.testing import CliRunner
 
 import growml
+from growml.errors import ExportError
 from growml.export.graph import MAX_OPSET, MIN_OPSET
 from growml.nn import ACTIVATIONS
 
@@ -372,10 +373,13 @@ def test_out_path_that_is_a_directory(iris_run, tmp_path):
 def test_corrupt_model_onnx_at_predict_time(iris_run):
     assert invoke("export", iris_run).exit_code == 0
     (iris_run / "model.onnx").write_bytes(b"\x08\x07 not a model")
-    assert_user_error(invoke("predict", iris_run, "iris"), "not a valid ONNX model")
+    assert_user_error(invoke("predict", iris_run, "iris"), "has changed since growml export")
+    with pytest.raises(ExportError, match="not a valid ONNX model"):
+        growml.load_onnx(iris_run / "model.onnx")
     assert invoke("predict", iris_run, "iris", "--engine", "torch").exit_code == 0
     (iris_run / "model.onnx").write_bytes(_identity_model().SerializeToString())
-    assert_user_error(invoke("predict", iris_run, "iris"), "not written by growml export")
+    with pytest.raises(ExportError, match="not written by growml export"):
+        growml.load_onnx(iris_run / "model.onnx")
 
 
 def _identity_model():
