@@ -25,8 +25,13 @@ What is in the graph:
   64 inputs takes 58 µs, one ``[1, 64]`` input 4 µs — the cost is onnxruntime's Python binding,
   about 0.9 µs per input and call, not a node;
 * the float32 numbers are cast to float64 inside the graph and standardised there, so no
-  rounding is added to the input's own; a model whose column values need more digits than
-  float32 holds (``FLOAT32_MEAN_TO_STD``: a year, a price in millions) takes ``tensor(double)``;
+  rounding is added to the input's own. Measured on 10^5 values with two decimals, largest
+  error in standard deviations: age (40 ± 12) 3.1e-7 this way against 3.9e-7 standardised in
+  float32, income (35,000 ± 30,000) 2.5e-7 against 4.7e-7, a year (2010 ± 3) 2.0e-5 either
+  way, a price (2.5e6 ± 40) 3.0e-3 either way: beyond the input's own rounding, float32
+  arithmetic doubles the error, and for the last two the input's rounding alone breaks the
+  1e-5 parity. So a model whose column values need more digits than float32 holds
+  (``FLOAT32_MEAN_TO_STD``) takes ``tensor(double)`` numbers;
 * ``tensor(string)`` for categories and booleans, one input each, the empty string standing
   for a missing value as it does in a CSV;
 * numbers: non-finite values are missing (``IsNaN(x - x)`` catches NaN and ±inf in one

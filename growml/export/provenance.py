@@ -24,17 +24,13 @@ from growml.runs.layout import EXPORT, MODEL_SPEC
 from growml.runs.records import ModelRecord
 from growml.version import __version__
 
-# The run format from which every run has digests.json (growml.runs.run.DIGESTS_FORMAT).
-_DIGESTS_FORMAT = 3
-
 
 def check_files(run_dir: Path) -> ModelRecord:
     """Refuse a file of the run at ``run_dir`` (``model.onnx`` included) that changed since
     growml wrote it; returns the run's ``model.json``, read back typed."""
     digests.check(run_dir)
     record = _run_description(run_dir)
-    if record.format_version >= _DIGESTS_FORMAT:
-        digests.require(run_dir)
+    digests.require(run_dir, record.format_version)
     digests.check(run_dir, [EXPORT])
     return record
 

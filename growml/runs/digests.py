@@ -21,6 +21,8 @@ from growml.runs.layout import EXPORT
 
 DIGESTS = "digests.json"
 ALGORITHM = "sha256"
+# The run format from which every run has digests.json (growml.runs.run.FORMAT_VERSION).
+SINCE_FORMAT = 3
 
 
 def file_digest(path: Path) -> str:
@@ -65,9 +67,11 @@ def read(directory: Path) -> dict[str, str] | None:
     return files
 
 
-def require(directory: Path) -> None:
-    """Refuse a run whose format has digests but whose ``digests.json`` is missing."""
-    if not (directory / DIGESTS).is_file():
+def require(directory: Path, run_format: object) -> None:
+    """Refuse a run of format ``run_format`` (``model.json``'s ``format_version``), one with
+    digests, whose ``digests.json`` is missing."""
+    has_digests = isinstance(run_format, int) and run_format >= SINCE_FORMAT
+    if has_digests and not (directory / DIGESTS).is_file():
         raise RunError(
             f"{DIGESTS} is missing from the run {str(directory)!r}, so its files cannot be "
             "checked; restore it, or fit the run again."

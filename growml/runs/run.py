@@ -45,7 +45,6 @@ from growml.version import __version__
 # growml.events. Format 1 (the same files, untyped) loads as format 2.
 # 3: digests.json lists the SHA-256 of every file; runs of formats 1 and 2 load unchecked.
 FORMAT_VERSION = 3
-DIGESTS_FORMAT = 3
 
 
 @dataclass
@@ -176,8 +175,7 @@ def load_run(path: str | Path) -> Run:
             f"{str(path)!r} was written by a newer growml (run format {written}, and this growml "
             f"reads format {FORMAT_VERSION} and older); upgrade growml to load it."
         )
-    if isinstance(written, int) and written >= DIGESTS_FORMAT:
-        digests.require(path)
+    digests.require(path, written)
     record = read_description(info, path / MODEL_SPEC, ACTIVATIONS)
     try:
         if not isinstance(preprocess, dict):
