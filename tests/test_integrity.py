@@ -261,3 +261,39 @@ def test_load_run_and_the_estimators_refuse_an_edited_run(run, tmp_path):
     flip_a_byte(run / "preprocess.json")
     with pytest.raises(RunError, match="preprocess.json in the run .* has changed"):
         growml.load_run(run)
+
+
+def test_a_run_of_format_2_loads_without_digests(run):
+    """Format 2 had no digests.json: such a run is read with the checks of content only."""
+    (run / "digests.json").unlink()
+    (run / "model.onnx").unlink()
+    edit_model_json(run, format_version=2)
+    assert invoke("report", run).exit_code == 0
+    assert invoke("predict", run, "iris").exit_code == 0
+    assert invoke("export", run).exit_code == 0 and not (run / "digests.json").exists()
+    assert invoke("predict", run, "iris").exit_code == 0  # its model.onnx: by its metadata
+    edit_model_json(run, format_version=3)
+    assert_refused(invoke("report", run), "digests.json is missing")
+
+
+def test_predicting_with_onnx_checks_the_run_without_importing_torch(exported, tmp_path):
+    import subprocess
+    import sys
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n5.1,3.5,1.4,0.2\n"
+    )
+    code = (
+        "import sys\n"
+        "from growml.cli import main\n"
+        f"sys.argv = ['growml', 'predict', {str(exported)!r}, {str(rows)!r}, '--json']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('torch' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert json.loads(done.stdout)["rows"] == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "False", done.stderr
