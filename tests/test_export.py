@@ -138,6 +138,7 @@ def test_numbers_are_one_float32_input_and_agree_fed_as_float32(mixed_run):
     model = growml.load_onnx(exported.path)
     assert model.info["numbers_input"] == ["age", "income"]
     assert model.feature_names == run.preprocessor.feature_names
+    assert model.feeds(result.data.raw_test)["numbers"].dtype == np.float32  # growml predict's
     assert_parity(run, model, result.data.raw_test)
     feeds = {
         "numbers": np.array([[31.0, 5e4]], np.float32),
