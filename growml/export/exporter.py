@@ -15,15 +15,9 @@ import onnx
 from growml import atomic
 from growml.errors import ExportError
 from growml.export import metadata
+from growml.export.columns import grouped_numbers, input_types, number_type
 from growml.export.engines import MODEL_FILE
-from growml.export.graph import (
-    DEFAULT_OPSET,
-    NetworkWeights,
-    build_model,
-    grouped_numbers,
-    input_types,
-    number_type,
-)
+from growml.export.graph import DEFAULT_OPSET, NetworkWeights, build_model
 from growml.export.runtime import OnnxModel
 from growml.export.verify import Parity, compare, held_out_rows
 from growml.runs import Run, digests, load_run
