@@ -161,6 +161,17 @@ def test_an_old_run_whose_classes_were_reversed_is_refused(tmp_path):
         assert_refused(invoke(*command), "model.json", "disagrees with preprocess.json", "classes")
 
 
+def test_an_old_run_whose_activation_was_edited_is_not_exported(tmp_path):
+    """Without digests, the run's own test metrics tell: the edit changes them."""
+    run = old_run(tmp_path)
+    edit_model_json(run, activation="tanh")
+    assert_refused(
+        invoke("export", run),
+        "no longer gives the test accuracy its metrics.json recorded (0.666667 against 0.8)",
+    )
+    assert not (run / "model.onnx").exists()
+
+
 def test_an_unknown_activation_is_refused_by_name(tmp_path):
     run = old_run(tmp_path)
     edit_model_json(run, activation="swish")

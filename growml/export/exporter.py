@@ -19,7 +19,7 @@ from growml.export.columns import grouped_numbers, input_types, number_type
 from growml.export.engines import MODEL_FILE
 from growml.export.graph import DEFAULT_OPSET, NetworkWeights, build_model
 from growml.export.runtime import OnnxModel
-from growml.export.verify import Parity, compare, held_out_rows
+from growml.export.verify import Parity, check_recorded_metrics, compare, held_out_rows
 from growml.runs import Run, digests, load_run
 from growml.runs.layout import SOURCE_FILES
 from growml.version import __version__
@@ -82,7 +82,9 @@ def export_run(
     # A model the checker rejects is a bug in growml, not the user's to fix: it propagates.
     onnx.checker.check_model(model, full_check=True)
     content = model.SerializeToString()
-    parity = compare(OnnxModel(content, str(out)), run, held_out_rows(run, data))
+    rows, target = held_out_rows(run, data)
+    check_recorded_metrics(run, rows, target)
+    parity = compare(OnnxModel(content, str(out)), run, rows)
     if not parity.agrees:
         raise ExportError(
             f"the ONNX model disagrees with the run on {parity.rows} test rows (largest "
