@@ -166,16 +166,7 @@ def load_run(path: str | Path) -> Run:
     for name in (MODEL_SPEC, MODEL_WEIGHTS, PREPROCESS):
         if not (path / name).is_file():
             raise RunError(f"{str(path)!r} is not a complete run directory: {name} is missing.")
-    digests.check(path)
-    info = _read_json(path / MODEL_SPEC)
-    preprocess = _read_json(path / PREPROCESS)
-    written = info.get("format_version", FORMAT_VERSION) if isinstance(info, dict) else None
-    if isinstance(written, int) and written > FORMAT_VERSION:
-        raise RunError(
-            f"{str(path)!r} was written by a newer growml (run format {written}, and this growml "
-            f"reads format {FORMAT_VERSION} and older); upgrade growml to load it."
-        )
-    digests.require(path, written)
+    info, preprocess = _read_descriptions(path)
     record = read_description(info, path / MODEL_SPEC, ACTIVATIONS)
     try:
         if not isinstance(preprocess, dict):
@@ -236,6 +227,31 @@ def save_run(writer: RunWriter, run: Run, history: Sequence[Event]) -> None:
     writer.write_json(METRICS, run.metrics)
     monitor = run.config["train"]["monitor"]
     growth_plot(history, monitor, writer.path / PLOTS / "growth.png")
+
+
+def _read_descriptions(path: Path) -> tuple[Any, Any]:
+    """The JSON of ``model.json`` and ``preprocess.json`` of the run at ``path``, once the run
+    is known to be of a format this growml reads and its files to be as growml wrote them."""
+    written = _written_format(path / MODEL_SPEC)
+    if written is not None and written > FORMAT_VERSION:
+        raise RunError(
+            f"{str(path)!r} was written by a newer growml (run format {written}, and this growml "
+            f"reads format {FORMAT_VERSION} and older); upgrade growml to load it."
+        )
+    digests.check(path)
+    digests.require(path, written)
+    return _read_json(path / MODEL_SPEC), _read_json(path / PREPROCESS)
+
+
+def _written_format(spec: Path) -> int | None:
+    """The run format ``model.json`` declares, read leniently (None when it cannot tell): a
+    newer format is refused before anything else, its digests included."""
+    try:
+        info = json.loads(spec.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    written = info.get("format_version", FORMAT_VERSION) if isinstance(info, dict) else None
+    return written if isinstance(written, int) else None
 
 
 def _weights_mismatch(model: GrowingMLP, weights: dict[str, torch.Tensor]) -> str | None:
