@@ -308,3 +308,16 @@ def test_predicting_with_onnx_checks_the_run_without_importing_torch(exported, t
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert json.loads(done.stdout)["rows"] == 1, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "False", done.stderr
+
+
+def test_an_export_elsewhere_leaves_the_run_alone_and_names_its_source(run, tmp_path):
+    import hashlib
+
+    before = (run / "digests.json").read_bytes()
+    assert invoke("export", run, "--out", tmp_path / "elsewhere.onnx").exit_code == 0
+    assert (run / "digests.json").read_bytes() == before
+    model = growml.load_onnx(tmp_path / "elsewhere.onnx")
+    assert model.info["source"] == {
+        name: hashlib.sha256((run / name).read_bytes()).hexdigest()
+        for name in ("model.json", "model.safetensors", "preprocess.json")
+    }
