@@ -343,10 +343,12 @@ def report(
 ) -> None:
     """Show a run: its model, metrics and training history."""
     from growml.events import EpochEnd, GrowthStep, TrainEnd, kept_epoch
-    from growml.runs import load_run
+    from growml.runs import digests, load_run
+    from growml.runs.layout import EXPORT
 
     with user_errors():
         loaded = load_run(run)
+        digests.check(run, [EXPORT])
         info = loaded.model_info()
         history = loaded.history()
     if json_output:

@@ -328,7 +328,7 @@ def export_table(result: dict[str, Any]) -> Table:
             "opset": result["opset"],
             "size": f"{result['size_bytes'] / 1024:.1f} KiB",
             "nodes": result["nodes"],
-            "inputs": result["inputs"],
+            "inputs": f"{result['inputs']} (numbers as {result['number_type']})",
             "max difference": f"{result['max_difference']:.2g} (allowed "
             f"{result['tolerance']:.0e}) on {result['verified_rows']} test rows, {verdict}",
             "time": f"{result['seconds']:.2f} s",

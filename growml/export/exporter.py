@@ -15,29 +15,27 @@ import onnx
 from growml import atomic
 from growml.errors import ExportError
 from growml.export import metadata
+from growml.export.columns import grouped_numbers, input_types, number_type
 from growml.export.engines import MODEL_FILE
-from growml.export.graph import (
-    DEFAULT_OPSET,
-    NetworkWeights,
-    build_model,
-    grouped_numbers,
-    input_types,
-)
+from growml.export.graph import DEFAULT_OPSET, NetworkWeights, build_model
 from growml.export.runtime import OnnxModel
-from growml.export.verify import Parity, compare, held_out_rows
-from growml.runs import Run, load_run
+from growml.export.verify import Parity, check_recorded_metrics, compare, held_out_rows
+from growml.runs import Run, digests, load_run
+from growml.runs.layout import SOURCE_FILES
 from growml.version import __version__
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What ``export_run`` wrote: the file, its opset, size and nodes, and its parity."""
+    """What ``export_run`` wrote: the file, its opset, size, nodes and inputs (the numeric
+    ones' element type), and its parity."""
 
     path: Path
     opset: int
     size_bytes: int
     nodes: int
     inputs: int
+    number_type: str
     parity: Parity
     seconds: float
 
@@ -48,6 +46,7 @@ class ExportResult:
             "size_bytes": self.size_bytes,
             "nodes": self.nodes,
             "inputs": self.inputs,
+            "number_type": self.number_type,
             "verified_rows": self.parity.rows,
             "max_difference": self.parity.max_difference,
             "tolerance": self.parity.tolerance,
@@ -61,13 +60,14 @@ def export_run(
     out: str | Path | None = None,
     opset: int = DEFAULT_OPSET,
     data: str | None = None,
-    grouped: bool = False,
+    grouped: bool = True,
 ) -> ExportResult:
     """Export the run at ``run_dir`` to ``out`` (default ``run_dir/model.onnx``).
 
     ``opset`` is the ONNX opset (default 18); ``data`` the training data's source when it
     has moved since the run was trained (default: ``config.yaml``'s ``data.source``);
-    ``grouped`` takes the numeric columns as one ``numbers`` input (see ``build_model``). Raises
+    ``grouped`` takes the numeric columns as one float32 ``numbers`` input, and without it
+    each is an input of its own (see ``build_model``). Raises
     ``ExportError`` (and writes nothing) when the exported model does not reproduce the run.
     """
     started = time.perf_counter()
@@ -82,7 +82,9 @@ def export_run(
     # A model the checker rejects is a bug in growml, not the user's to fix: it propagates.
     onnx.checker.check_model(model, full_check=True)
     content = model.SerializeToString()
-    parity = compare(OnnxModel(content, str(out)), run, held_out_rows(run, data))
+    rows, target = held_out_rows(run, data)
+    check_recorded_metrics(run, rows, target)
+    parity = compare(OnnxModel(content, str(out)), run, rows)
     if not parity.agrees:
         raise ExportError(
             f"the ONNX model disagrees with the run on {parity.rows} test rows (largest "
@@ -91,6 +93,8 @@ def export_run(
         )
     try:
         atomic.write_bytes(out, content)
+        if out.resolve() == (run_dir / MODEL_FILE).resolve():
+            digests.add(run_dir, MODEL_FILE)
     except OSError as error:
         raise ExportError(f"cannot write {str(out)!r}: {error.strerror}.") from None
     return ExportResult(
@@ -99,12 +103,13 @@ def export_run(
         size_bytes=len(content),
         nodes=len(model.graph.node),
         inputs=len(model.graph.input),
+        number_type=onnx.helper.tensor_dtype_to_np_dtype(number_type(run.preprocessor)).name,
         parity=parity,
         seconds=time.perf_counter() - started,
     )
 
 
-def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = False) -> onnx.ModelProto:
+def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = True) -> onnx.ModelProto:
     """The ONNX model of a loaded run, unchecked and unverified."""
     network = NetworkWeights(
         layers=[
@@ -130,6 +135,7 @@ def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = False)
             "activation": info["activation"],
             "parameters": info["parameters"],
             "test_metrics": run.metrics.get("test", {}),
+            "source": digests.of(run.path, SOURCE_FILES) if run.path is not None else {},
         }
     )
     return build_model(

@@ -2,8 +2,9 @@
 
 ``load_onnx(path)`` gives an ``OnnxModel`` that takes raw rows as ``growml predict`` does (a
 pyarrow Table, a pandas DataFrame, a dict of columns, a list of dicts, a 2-D array) and turns
-each source column into the input the graph expects: float64 with NaN for a missing number,
-text with ``""`` for a missing category or boolean.
+each source column into the input the graph expects: float32 with NaN for a missing number
+(float64 for models exported before growml took float32), text with ``""`` for a missing
+category or boolean.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from growml.errors import DataError, ExportError
 from growml.export import metadata
 from growml.export.metadata import NUMBER, NUMBERS_INPUT
 from growml.predictions import prediction_table
+
+# The numpy type of each kind of graph input (onnxruntime's names).
+_INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 
 _LOAD_ERRORS = (
     ort_state.Fail,
@@ -65,6 +69,9 @@ class OnnxModel:
         self._kinds = {entry["name"]: entry["type"] for entry in info["inputs"]}
         self._numbers = list(info["numbers_input"])
         self._outputs = [value.name for value in self.session.get_outputs()]
+        self._dtypes = {
+            value.name: _INPUT_DTYPES.get(value.type, object) for value in self.session.get_inputs()
+        }
 
     @property
     def task(self) -> str:
@@ -102,7 +109,12 @@ class OnnxModel:
         if self._numbers:
             columns = [numeric_values(table.column(name), name) for name in self._numbers]
             feeds[NUMBERS_INPUT] = np.column_stack(columns)
-        return feeds
+        # A number beyond float32's range becomes ±inf, which the graph reads as missing.
+        with np.errstate(over="ignore"):
+            return {
+                name: values.astype(self._dtypes[name], copy=False)
+                for name, values in feeds.items()
+            }
 
     def run(self, rows: Any, strict: bool = False) -> dict[str, np.ndarray]:
         """Every output of the graph for raw ``rows``, by name."""

@@ -1,6 +1,28 @@
-"""The run directory: atomic writes, save and load (safetensors + JSON, no pickle)."""
+"""The run directory: atomic writes, save and load (safetensors + JSON, no pickle).
 
-from growml.runs.run import Run, load_run
-from growml.runs.rundir import RunWriter, default_run_dir
+``Run``, ``load_run`` and ``RunWriter`` need torch, so they are imported on first use: the
+torch-free parts (``digests``, ``workdir``, ``records``) serve ``growml predict`` on ONNX.
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from growml.runs.run import Run, load_run
+    from growml.runs.rundir import RunWriter, default_run_dir
+
+_LAZY = {
+    "Run": "growml.runs.run",
+    "load_run": "growml.runs.run",
+    "RunWriter": "growml.runs.rundir",
+    "default_run_dir": "growml.runs.rundir",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'growml.runs' has no attribute {name!r}")
+
 
 __all__ = ["Run", "RunWriter", "default_run_dir", "load_run"]

@@ -21,11 +21,12 @@ from growml.data import Preprocessor, TargetEncoder, as_arrow
 from growml.data.preprocess import check_inputs, unknown_inputs
 from growml.errors import RunError
 from growml.events import Event, parse_event
+from growml.nn import ACTIVATIONS
 from growml.nn.mlp import GrowingMLP, ModelSpec
 from growml.predictions import prediction_table
-from growml.runs.plots import growth_plot
-from growml.runs.records import RunMetrics
-from growml.runs.rundir import (
+from growml.runs import digests
+from growml.runs.description import check_agreement, read_description
+from growml.runs.layout import (
     CONFIG,
     HISTORY,
     METRICS,
@@ -33,14 +34,17 @@ from growml.runs.rundir import (
     MODEL_WEIGHTS,
     PLOTS,
     PREPROCESS,
-    RunWriter,
 )
+from growml.runs.plots import growth_plot
+from growml.runs.records import RunMetrics
+from growml.runs.rundir import RunWriter
 from growml.train.metrics import decide, probabilities
 from growml.version import __version__
 
 # 2: metrics.json and history.jsonl are the typed records of growml.runs.records and
 # growml.events. Format 1 (the same files, untyped) loads as format 2.
-FORMAT_VERSION = 2
+# 3: digests.json lists the SHA-256 of every file; runs of formats 1 and 2 load unchecked.
+FORMAT_VERSION = 3
 
 
 @dataclass
@@ -162,17 +166,11 @@ def load_run(path: str | Path) -> Run:
     for name in (MODEL_SPEC, MODEL_WEIGHTS, PREPROCESS):
         if not (path / name).is_file():
             raise RunError(f"{str(path)!r} is not a complete run directory: {name} is missing.")
-    info = _read_json(path / MODEL_SPEC)
-    preprocess = _read_json(path / PREPROCESS)
-    written = info.get("format_version", FORMAT_VERSION) if isinstance(info, dict) else None
-    if isinstance(written, int) and written > FORMAT_VERSION:
-        raise RunError(
-            f"{str(path)!r} was written by a newer growml (run format {written}, and this growml "
-            f"reads format {FORMAT_VERSION} and older); upgrade growml to load it."
-        )
+    info, preprocess = _read_descriptions(path)
+    record = read_description(info, path / MODEL_SPEC, ACTIVATIONS)
     try:
-        if not isinstance(info, dict) or not isinstance(preprocess, dict):
-            raise TypeError("model.json and preprocess.json must hold mappings")
+        if not isinstance(preprocess, dict):
+            raise TypeError("preprocess.json must hold a mapping")
         model = GrowingMLP.from_spec(ModelSpec.from_dict(info))
         weights = load_file(path / MODEL_WEIGHTS)
         mismatch = _weights_mismatch(model, weights)
@@ -187,6 +185,7 @@ def load_run(path: str | Path) -> Run:
         target_encoder = TargetEncoder.from_dict(preprocess["target"])
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError, OSError) as exc:
         raise RunError(f"run directory {str(path)!r} is damaged: {exc}.") from None
+    check_agreement(record, path / MODEL_SPEC, preprocess["target"], preprocessor.feature_names)
     config = _read_mapping(path / CONFIG) if (path / CONFIG).is_file() else {}
     if isinstance(config.get("growth"), dict):
         # Runs of format 1 keep the growth methods' settings directly under growth.
@@ -228,6 +227,31 @@ def save_run(writer: RunWriter, run: Run, history: Sequence[Event]) -> None:
     writer.write_json(METRICS, run.metrics)
     monitor = run.config["train"]["monitor"]
     growth_plot(history, monitor, writer.path / PLOTS / "growth.png")
+
+
+def _read_descriptions(path: Path) -> tuple[Any, Any]:
+    """The JSON of ``model.json`` and ``preprocess.json`` of the run at ``path``, once the run
+    is known to be of a format this growml reads and its files to be as growml wrote them."""
+    written = _written_format(path / MODEL_SPEC)
+    if written is not None and written > FORMAT_VERSION:
+        raise RunError(
+            f"{str(path)!r} was written by a newer growml (run format {written}, and this growml "
+            f"reads format {FORMAT_VERSION} and older); upgrade growml to load it."
+        )
+    digests.check(path)
+    digests.require(path, written)
+    return _read_json(path / MODEL_SPEC), _read_json(path / PREPROCESS)
+
+
+def _written_format(spec: Path) -> int | None:
+    """The run format ``model.json`` declares, read leniently (None when it cannot tell): a
+    newer format is refused before anything else, its digests included."""
+    try:
+        info = json.loads(spec.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    written = info.get("format_version", FORMAT_VERSION) if isinstance(info, dict) else None
+    return written if isinstance(written, int) else None
 
 
 def _weights_mismatch(model: GrowingMLP, weights: dict[str, torch.Tensor]) -> str | None:

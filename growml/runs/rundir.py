@@ -22,15 +22,33 @@ from growml import atomic
 from growml.checkpoint import CHECKPOINT
 from growml.errors import GrowmlWarning, RunError
 from growml.events import Event
+from growml.runs import digests
+from growml.runs.layout import (
+    CONFIG,
+    HISTORY,
+    METRICS,
+    MODEL_SPEC,
+    MODEL_WEIGHTS,
+    PLOTS,
+    PREPROCESS,
+    RUN_FILES,
+)
 from growml.runs.workdir import claim, new_partial, partials, refuse_current
 
-CONFIG = "config.yaml"
-MODEL_WEIGHTS = "model.safetensors"
-MODEL_SPEC = "model.json"
-PREPROCESS = "preprocess.json"
-METRICS = "metrics.json"
-HISTORY = "history.jsonl"
-PLOTS = "plots"
+# The file names are re-exported: a run's writer is where they have always been imported from.
+__all__ = [
+    "CONFIG",
+    "HISTORY",
+    "METRICS",
+    "MODEL_SPEC",
+    "MODEL_WEIGHTS",
+    "PLOTS",
+    "PREPROCESS",
+    "RunWriter",
+    "abandoned_runs",
+    "default_run_dir",
+    "interrupted_runs",
+]
 
 
 def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
@@ -134,6 +152,7 @@ class RunWriter:
         """Move the finished run into place; on failure nothing is left behind."""
         self._history.close()
         (self.path / CHECKPOINT).unlink(missing_ok=True)  # a finished run needs none
+        digests.record(self.path, self._written())
         target = self._target
         trash = None
         try:
@@ -153,6 +172,12 @@ class RunWriter:
             if trash is not None:
                 shutil.rmtree(trash, ignore_errors=True)
         return self.out
+
+    def _written(self) -> list[str]:
+        """The run's files, by their paths relative to the run directory."""
+        names = [name for name in RUN_FILES if (self.path / name).is_file()]
+        plots = sorted(path for path in (self.path / PLOTS).rglob("*") if path.is_file())
+        return names + [path.relative_to(self.path).as_posix() for path in plots]
 
     def abort(self) -> None:
         self._history.close()
