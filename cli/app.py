@@ -195,7 +195,7 @@ def fit(
             )
         finally:
             if progress is not None:
-                progress.stop()
+                progress.close()
     if json_output:
         print_json({"run": str(result.path), "metrics": result.metrics})
         return

@@ -221,14 +221,16 @@ class FitProgress:
             self.progress.console.print(describe_growth(event), highlight=False)
         elif isinstance(event, TrainEnd):
             self.progress.update(self.task_id, total=event.epochs, completed=event.epochs)
-            self.stop()
-
-    def stop(self) -> None:
-        """Stop the display on any way out of training: a refresh thread left running would
-        go on drawing while the interpreter shuts down (and, on a terminal, keep the cursor
-        hidden)."""
-        if self.task_id is not None:  # a bar never started would print an empty line
             self.progress.stop()
+            self.task_id = None
+
+    def close(self) -> None:
+        """Take down a display that training left running (it stopped with an error): the
+        bar goes, so that the error is the only line, and so does its refresh thread, which
+        would otherwise go on drawing while the interpreter shuts down."""
+        if self.task_id is not None:
+            self.progress.remove_task(self.task_id)
+            self.progress.live.stop()
             self.task_id = None
 
 
