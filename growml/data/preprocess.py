@@ -22,66 +22,63 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from growml.data import numbers
+from growml.data.columns import ColumnReading, as_chunked, is_numeric_type, is_text_type
 from growml.errors import DataError, GrowmlWarning
 
 _FORMAT_VERSION = 1
-# How pyarrow's CSV reader (pyarrow.csv.ConvertOptions defaults) reads text: the words of
-# booleans, and the texts of a missing value. Numbers given as text (records from
-# csv.DictReader) are read the same way, so that they mean what the same file would.
+# The words of booleans as pyarrow's CSV reader (pyarrow.csv.ConvertOptions defaults) reads
+# them. Numbers given as text (records from csv.DictReader) are read the same way, so that
+# they mean what the same file would.
 TRUE_WORDS = ("1", "True", "TRUE", "true")
 FALSE_WORDS = ("0", "False", "FALSE", "false")
-MISSING_WORDS = (
-    *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"),
-    *("1.#QNAN", "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null"),
-)
 
 
-def is_numeric_type(dtype: pa.DataType) -> bool:
-    """Whether a column of this arrow type is preprocessed as numbers (booleans included)."""
-    return (
-        pa.types.is_integer(dtype)
-        or pa.types.is_floating(dtype)
-        or pa.types.is_boolean(dtype)
-        or pa.types.is_decimal(dtype)
-        or pa.types.is_null(dtype)
-    )
+def numeric_values(column: pa.ChunkedArray, name: str, decimal_comma: bool = False) -> np.ndarray:
+    """The column as float64, with NaN wherever a value is missing or not finite.
 
-
-def as_chunked(values: Any) -> pa.ChunkedArray:
-    """An arrow column from a ChunkedArray, Array, numpy array or list, dictionaries decoded."""
-    if isinstance(values, pa.Array):
-        values = pa.chunked_array([values])
-    elif not isinstance(values, pa.ChunkedArray):
-        values = pa.chunked_array([pa.array(np.asarray(values))])
-    if pa.types.is_dictionary(values.type):
-        values = values.cast(values.type.value_type)
-    return values
-
-
-def numeric_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
-    """The column as float64, with NaN wherever a value is missing or not finite; text is
-    read as the CSV reader reads a file (``MISSING_WORDS``, ``TRUE_WORDS``, ``FALSE_WORDS``)."""
+    Text is read as numbers written with a decimal point (``decimal_comma``: a decimal comma)
+    and thousands separators, the missing marks and boolean words as a CSV file means them
+    (``growml.data.numbers``); other text counts as missing with a warning, and a column with
+    text but no number at all is refused.
+    """
     column = as_chunked(column)
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        column = _numbers_from_text(column)
+    if is_text_type(column.type):
+        return _numbers_from_text(column, name, decimal_comma)
     try:
-        values = pc.cast(column, pa.float64()).to_numpy()
+        values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise DataError(
-            f"column {name!r} must hold numbers, as it did in training, but holds "
-            f"{column.type} values that are not numbers."
-        ) from None
+        raise _not_numbers(name, column.type) from None
     values = np.array(values, dtype=np.float64)
     values[~np.isfinite(values)] = np.nan
     return values
 
 
-def _numbers_from_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    text = pc.utf8_trim_whitespace(column)
-    missing = pa.scalar(None, pa.string())
-    text = pc.if_else(pc.is_in(text, pa.array(MISSING_WORDS, pa.string())), missing, text)
+def _numbers_from_text(column: pa.ChunkedArray, name: str, decimal_comma: bool) -> np.ndarray:
+    text = numbers.without_missing_marks(column)
     text = pc.if_else(pc.is_in(text, pa.array(TRUE_WORDS[1:], pa.string())), "1", text)
-    return pc.if_else(pc.is_in(text, pa.array(FALSE_WORDS[1:], pa.string())), "0", text)
+    text = pc.if_else(pc.is_in(text, pa.array(FALSE_WORDS[1:], pa.string())), "0", text)
+    values = numbers.parse(text, numbers.COMMA if decimal_comma else numbers.POINT)
+    stray = pc.is_valid(text).to_numpy(zero_copy_only=False) & np.isnan(values)
+    if stray.any():
+        if stray.sum() == len(text) - text.null_count:
+            raise _not_numbers(name, column.type)
+        shown = ", ".join(map(repr, list(numbers.value_counts(text.filter(pa.array(stray))))[:3]))
+        warnings.warn(
+            f"column {name!r} holds {int(stray.sum())} values that are not numbers ({shown}); "
+            "they count as missing.",
+            GrowmlWarning,
+            stacklevel=4,
+        )
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+def _not_numbers(name: str, dtype: pa.DataType) -> DataError:
+    return DataError(
+        f"column {name!r} must hold numbers, as it did in training, but holds {dtype} values "
+        "that are not numbers."
+    )
 
 
 def mean_and_std(values: np.ndarray) -> tuple[float, float]:
@@ -101,8 +98,9 @@ def mean_and_std(values: np.ndarray) -> tuple[float, float]:
 
 
 def string_values(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
-    """The column as text, as categories are matched; the empty text is missing (null), as
-    it is in a CSV file, so every reader of the data (the ONNX model too) agrees on it."""
+    """The column as text, as categories are matched: trimmed, and the empty text and the
+    other missing marks (``?``, ``NA``...) missing (null), as in a CSV file, so every reader of
+    the data (the ONNX model too) agrees on them."""
     try:
         strings = pc.cast(as_chunked(column), pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -110,7 +108,7 @@ def string_values(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
             f"column {name!r} holds {column.type} values, which growml cannot use as "
             "categories; drop the column or convert it to text."
         ) from None
-    return pc.if_else(pc.equal(strings, ""), pa.scalar(None, pa.string()), strings)
+    return numbers.without_missing_marks(strings)
 
 
 @dataclass(frozen=True)
@@ -118,7 +116,8 @@ class NumericColumn:
     """A numeric input column: ``(x - mean) / std``, missing values imputed with ``mean``.
 
     ``boolean`` records that the training column held booleans (read as 0/1), so that the
-    ONNX export can take them as text the way a CSV writes them.
+    ONNX export can take them as text the way a CSV writes them; ``decimal_comma`` that its
+    numbers were written as text with a decimal comma, so rows to predict on are read so too.
     """
 
     name: str
@@ -126,21 +125,22 @@ class NumericColumn:
     std: float
     missing_indicator: bool
     boolean: bool = False
+    decimal_comma: bool = False
 
     @property
     def output_names(self) -> list[str]:
         return [self.name] + ([f"{self.name}_missing"] if self.missing_indicator else [])
 
     @classmethod
-    def fit(cls, name: str, column: pa.ChunkedArray) -> NumericColumn:
-        values = numeric_values(column, name)
+    def fit(cls, name: str, column: pa.ChunkedArray, decimal_comma: bool = False) -> NumericColumn:
+        values = numeric_values(column, name, decimal_comma)
         present = values[~np.isnan(values)]
         mean, std = mean_and_std(present)
         boolean = pa.types.is_boolean(as_chunked(column).type)
-        return cls(name, mean, std, bool(present.size < values.size), boolean)
+        return cls(name, mean, std, bool(present.size < values.size), boolean, decimal_comma)
 
     def write(self, column: pa.ChunkedArray, out: np.ndarray) -> None:
-        values = numeric_values(column, self.name)
+        values = numeric_values(column, self.name, self.decimal_comma)
         missing = np.isnan(values)
         values[missing] = self.mean
         out[:, 0] = (values - self.mean) / self.std
@@ -240,26 +240,40 @@ def check_inputs(found: Sequence[UnknownInput], strict: bool) -> None:
 
 
 class Preprocessor:
-    """Turns raw feature columns into a float32 matrix; build it with ``Preprocessor.fit``."""
+    """Turns raw feature columns into a float32 matrix; build it with ``Preprocessor.fit``.
 
-    def __init__(self, columns: Sequence[InputColumn]) -> None:
+    ``readings`` record how each input column was read (``growml.data.columns``), the dropped
+    ones too; empty for runs written before they were recorded.
+    """
+
+    def __init__(
+        self, columns: Sequence[InputColumn], readings: Sequence[ColumnReading] = ()
+    ) -> None:
         self.columns = tuple(columns)
+        self.readings = tuple(readings)
 
     @classmethod
-    def fit(cls, features: pa.Table, max_categories: int = 50) -> Preprocessor:
+    def fit(
+        cls,
+        features: pa.Table,
+        max_categories: int = 50,
+        readings: Sequence[ColumnReading] = (),
+    ) -> Preprocessor:
         """Learn every column's statistics from ``features``, the training rows only.
 
         ``max_categories`` is how many of the most frequent categories each categorical column
-        one-hot encodes; rarer ones become all zeros.
+        one-hot encodes; rarer ones become all zeros. ``readings``: how ``read_columns`` read
+        the columns (numbers written with a decimal comma are read so at prediction too).
         """
+        decimal_comma = {reading.name for reading in readings if reading.decimal_comma}
         columns: list[InputColumn] = []
         for name in features.column_names:
             column = features.column(name)
             if is_numeric_type(column.type):
-                columns.append(NumericColumn.fit(name, column))
+                columns.append(NumericColumn.fit(name, column, name in decimal_comma))
             else:
                 columns.append(CategoricalColumn.fit(name, column, max_categories))
-        return cls(columns)
+        return cls(columns, readings)
 
     @property
     def feature_names(self) -> list[str]:
@@ -306,13 +320,15 @@ class Preprocessor:
                     "mean": column.mean,
                     "std": column.std,
                     "boolean": column.boolean,
+                    "decimal_comma": column.decimal_comma,
                 }
             else:
                 entry = {"kind": "categorical", "categories": list(column.categories)}
             columns.append(
                 {"name": column.name, **entry, "missing_indicator": column.missing_indicator}
             )
-        return {"version": _FORMAT_VERSION, "columns": columns}
+        reading = [entry.model_dump() for entry in self.readings]
+        return {"version": _FORMAT_VERSION, "columns": columns, "reading": reading}
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> Preprocessor:
@@ -327,18 +343,20 @@ class Preprocessor:
                     mean, std = float(entry["mean"]), float(entry["std"])
                     # Runs written before booleans were recorded read them as numbers.
                     boolean = bool(entry.get("boolean", False))
-                    columns.append(NumericColumn(name, mean, std, indicator, boolean))
+                    comma = bool(entry.get("decimal_comma", False))
+                    columns.append(NumericColumn(name, mean, std, indicator, boolean, comma))
                 elif entry["kind"] == "categorical":
                     categories = tuple(str(value) for value in entry["categories"])
                     columns.append(CategoricalColumn(name, categories, indicator))
                 else:
                     raise KeyError("kind")
+            readings = [ColumnReading.model_validate(e) for e in settings.get("reading", [])]
         except (KeyError, TypeError, ValueError):
             raise DataError(
                 "the saved preprocessing is incomplete or from another growml version; "
                 "train the model again."
             ) from None
-        return cls(columns)
+        return cls(columns, readings)
 
     def __repr__(self) -> str:
         return f"Preprocessor({len(self.columns)} columns -> {self.n_outputs} outputs)"

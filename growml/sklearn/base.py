@@ -85,7 +85,9 @@ class GrowingMLPBase(BaseEstimator):
         """
         config = self.fit_config()
         features, target = training_columns(self, X, y, self._task)
-        table = table_from_columns(type(self).__name__, features, target, _TARGET, self._task)
+        table = table_from_columns(
+            type(self).__name__, features, target, _TARGET, self._task, config.data.infinite
+        )
         if self.run_dir is not None:
             result = fit_run(
                 config, out=self.run_dir, overwrite=True, table=table, checkpoints=False

@@ -1,0 +1,127 @@
+"""Numbers and missing values as people write them in text: thousands separators, decimal
+commas, and the marks spreadsheets and statistics packages leave for a missing value.
+
+pyarrow's CSV reader types a column as numbers only when every value is a plain number, so
+``"1,234.50"``, ``"1,5"`` (a decimal comma) or a ``?`` among numbers leaves the whole column as
+text. The functions here read such text the way its writer meant, with every step vectorised
+in pyarrow (a column of a million values is parsed without a Python loop).
+
+A value is read in one of two conventions:
+
+* decimal point: ``1234.5``, ``1,234.5``, ``1 234.5``, ``1'234.5``;
+* decimal comma: ``1234,5``, ``1.234,5``, ``1 234,5``, ``1'234,5``.
+
+Thousands separators must group exactly three digits, so ``1,5`` is never a thousands number.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# pyarrow's CSV null values (pyarrow.csv.ConvertOptions defaults), and the marks people type
+# for "unknown" (R's NA, SAS's ".", the "?" of the UCI files, a dash); compared ignoring case.
+MISSING_MARKS = tuple(
+    sorted(
+        {
+            *("", "#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan", "1.#ind", "1.#qnan"),
+            *("n/a", "na", "null", "nan", "none", "nil", "missing", "?", "-", "--", "."),
+        }
+    )
+)
+# Spaces that spreadsheets put between groups of thousands: a space, a no-break space and a
+# narrow no-break space (the French and Swiss conventions), and the Swiss apostrophe.
+_SPACES = "'\u00a0\u202f "
+_INFINITY = r"^[+-]?(?i:inf|infinity)$"
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How one column writes its numbers: its decimal mark and its thousands separators."""
+
+    decimal_comma: bool
+
+    @property
+    def decimal(self) -> str:
+        return "," if self.decimal_comma else "."
+
+    @property
+    def separators(self) -> str:
+        return ("." if self.decimal_comma else ",") + _SPACES
+
+    @property
+    def pattern(self) -> str:
+        """A regular expression (RE2) that matches a whole number in this convention."""
+        decimal = "," if self.decimal_comma else r"\."
+        separator = "[" + self.separators.replace(".", r"\.") + "]"
+        digits = rf"(?:\d+|\d{{1,3}}(?:{separator}\d{{3}})+)"
+        return rf"^[+-]?(?:{digits}(?:{decimal}\d*)?|{decimal}\d+)(?:[eE][+-]?\d+)?$"
+
+
+POINT, COMMA = Convention(decimal_comma=False), Convention(decimal_comma=True)
+
+
+def without_missing_marks(text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``text`` trimmed of surrounding spaces, with every missing mark made null."""
+    trimmed = pc.utf8_trim_whitespace(text)
+    marks = pc.is_in(pc.utf8_lower(trimmed), pa.array(MISSING_MARKS, pa.string()))
+    return pc.if_else(marks, pa.scalar(None, pa.string()), trimmed)
+
+
+def missing_marks_found(text: pa.ChunkedArray) -> dict[str, int]:
+    """Each missing mark in ``text`` (as written, trimmed) with how often it occurs."""
+    trimmed = pc.utf8_trim_whitespace(text.drop_null())
+    marks = pc.filter(trimmed, pc.is_in(pc.utf8_lower(trimmed), pa.array(MISSING_MARKS)))
+    return value_counts(marks)
+
+
+def is_number(text: pa.ChunkedArray, convention: Convention) -> pa.ChunkedArray:
+    """Per value: whether it is a number (or an infinity) written in ``convention``; null
+    values are not numbers."""
+    number = pc.match_substring_regex(text, convention.pattern)
+    infinite = pc.match_substring_regex(text, _INFINITY)
+    return pc.fill_null(pc.or_(number, infinite), False)
+
+
+def parse(text: pa.ChunkedArray, convention: Convention) -> np.ndarray:
+    """float64 values of ``text`` (trimmed, missing marks already null) in ``convention``;
+    NaN where a value is missing or not a number. Infinities stay infinite."""
+    numbers = pc.if_else(is_number(text, convention), text, pa.scalar(None, pa.string()))
+    separator = "[" + convention.separators.replace(".", r"\.") + "]"
+    plain = pc.replace_substring_regex(numbers, separator, "")
+    if convention.decimal_comma:
+        plain = pc.replace_substring(plain, ",", ".")
+    values = pc.cast(pc.utf8_lower(plain), pa.float64()).to_numpy(zero_copy_only=False)
+    return np.array(values, dtype=np.float64)
+
+
+def separators_used(text: pa.ChunkedArray, convention: Convention) -> str:
+    """The thousands separators that numbers of ``text`` use, in ``convention``'s order."""
+    numbers = pc.filter(text, is_number(text, convention))
+    integer_parts = pc.replace_substring_regex(numbers, re.escape(convention.decimal) + ".*$", "")
+    return "".join(
+        separator
+        for separator in convention.separators
+        if pc.any(pc.match_substring(integer_parts, separator)).as_py()
+    )
+
+
+def evidence(text: pa.ChunkedArray) -> tuple[int, int]:
+    """How many values of ``text`` are numbers only with a decimal point, and how many only
+    with a decimal comma; values such as ``1,234`` or ``12`` read in both and count for neither.
+    """
+    point, comma = is_number(text, POINT), is_number(text, COMMA)
+    only_point = pc.sum(pc.and_(point, pc.invert(comma))).as_py() or 0
+    only_comma = pc.sum(pc.and_(comma, pc.invert(point))).as_py() or 0
+    return int(only_point), int(only_comma)
+
+
+def value_counts(values: pa.ChunkedArray | pa.Array) -> dict[str, int]:
+    """Each distinct value with how often it occurs, most frequent first (ties by value)."""
+    counts = pc.value_counts(values)
+    pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+    return dict(sorted(pairs, key=lambda pair: (-pair[1], pair[0])))
