@@ -290,6 +290,17 @@ class Preprocessor:
         return len(self.output_names)
 
     @property
+    def dropped(self) -> list[str]:
+        """The columns training read and left out (dates, identifiers...): rows to predict on
+        may hold them without remark."""
+        return [reading.name for reading in self.readings if reading.read_as == "dropped"]
+
+    @property
+    def decimal_comma(self) -> list[str]:
+        """The numeric columns whose numbers, given as text, are written with a decimal comma."""
+        return [c.name for c in self.columns if isinstance(c, NumericColumn) and c.decimal_comma]
+
+    @property
     def categories(self) -> dict[str, tuple[str, ...]]:
         """Each categorical column's known values."""
         return {c.name: c.categories for c in self.columns if isinstance(c, CategoricalColumn)}

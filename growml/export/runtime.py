@@ -64,6 +64,7 @@ class OnnxModel:
         self.info = info
         self._kinds = {entry["name"]: entry["type"] for entry in info["inputs"]}
         self._numbers = list(info["numbers_input"])
+        self._decimal_comma = set(info["decimal_comma"])
         self._outputs = [value.name for value in self.session.get_outputs()]
 
     @property
@@ -91,16 +92,22 @@ class OnnxModel:
                 f"{', '.join(self.feature_names)}."
             )
         found = unknown_inputs(
-            table, self.feature_names, self.info["categories"], self.info["target"]
+            table,
+            [*self.feature_names, *self.info["dropped"]],
+            self.info["categories"],
+            self.info["target"],
         )
         check_inputs(found, strict)
         feeds = {
-            name: _as_input(table.column(name), name, kind).reshape(-1, 1)
+            name: _as_input(table.column(name), name, kind, self._decimal_comma).reshape(-1, 1)
             for name, kind in self._kinds.items()
             if name not in self._numbers
         }
         if self._numbers:
-            columns = [numeric_values(table.column(name), name) for name in self._numbers]
+            columns = [
+                numeric_values(table.column(name), name, name in self._decimal_comma)
+                for name in self._numbers
+            ]
             feeds[NUMBERS_INPUT] = np.column_stack(columns)
         return feeds
 
@@ -149,8 +156,8 @@ def load_onnx(path: str | Path, threads: int = 1) -> OnnxModel:
     return OnnxModel(model, str(path), threads)
 
 
-def _as_input(column: pa.ChunkedArray, name: str, kind: str) -> np.ndarray:
+def _as_input(column: pa.ChunkedArray, name: str, kind: str, decimal_comma: set[str]) -> np.ndarray:
     if kind == NUMBER:
-        return numeric_values(column, name)
+        return numeric_values(column, name, name in decimal_comma)
     text = pc.fill_null(string_values(column, name), "")
     return np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)

@@ -96,7 +96,7 @@ class Run:
         table = as_arrow(rows, self.preprocessor.feature_names)
         found = unknown_inputs(
             table,
-            self.preprocessor.feature_names,
+            [*self.preprocessor.feature_names, *self.preprocessor.dropped],
             self.preprocessor.categories,
             self.target_encoder.name,
         )
