@@ -160,7 +160,8 @@ def read_columns(
         if warning:
             notes.append(warning)
         if reading.read_as == "dropped":
-            notes.append(f"dropped column {name!r} of {source!r}: {reading.reason}.")
+            advice = _DATES_ADVICE if reading.reason == _DATES_REASON else ""
+            notes.append(f"dropped column {name!r} of {source!r}: {reading.reason}{advice}.")
         else:
             kept[name] = values if values is not None else column
     return ReadColumns(pa.table(kept), tuple(readings), tuple(notes))
@@ -242,7 +243,7 @@ def _read_words(
         return _dropped(name, _DATES_REASON)
     distinct = pc.count_distinct(values).as_py()
     if distinct == present and present >= MIN_IDENTIFIER_VALUES:
-        reason = f"its {present} values all differ, as an identifier's do (nothing to learn from)"
+        reason = f"its {present} values all differ, as an identifier's do"
         return _dropped(name, reason)
     missing = len(text) - present
     return ColumnReading(
@@ -250,7 +251,8 @@ def _read_words(
     )
 
 
-_DATES_REASON = "its values are dates or times; convert them to numbers to use them"
+_DATES_REASON = "its values are dates or times"
+_DATES_ADVICE = "; convert them to numbers to use them"
 
 
 def _read_typed(
