@@ -281,3 +281,18 @@ def test_estimator_and_command_line_read_a_table_alike(tmp_path):
     readings = estimator.run_.preprocessor.readings
     assert readings == from_file.readings
     assert [r.read_as for r in readings] == ["number", "dropped", "dropped", "category", "number"]
+
+
+def test_boolean_words_in_memory_are_booleans_as_in_a_file():
+    result = read({"member": ["True", "false", None, "TRUE"] * 3})
+    assert result.readings[0].read_as == "boolean"
+    assert result.features.column("member").to_pylist()[:4] == [True, False, None, True]
+
+
+def test_a_target_written_with_decimal_commas_is_a_quantity(write_csv):
+    rows = [f"{i};{1000 + 250.5 * i:.2f}".replace(".", ",") for i in range(30)]
+    rows[3] = "3;?"
+    with pytest.warns(GrowmlWarning, match="dropped 1 of 30 rows"):
+        table = load_table(str(write_csv("x;price\n" + "\n".join(rows) + "\n")), "price")
+    assert table.task == "regression"
+    assert table.target.to_pylist()[:3] == [1000.0, 1250.5, 1501.0]

@@ -51,6 +51,9 @@ _DATE = (
     r"|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{1,2}:\d{2}(?::\d{2})?)$"
 )
 
+# The words pyarrow's CSV reader reads as booleans, so text in memory reads as a file would.
+_BOOLEAN_WORDS = ("True", "TRUE", "true", "False", "FALSE", "false")
+
 ReadAs = Literal["number", "boolean", "category", "dropped"]
 
 
@@ -207,6 +210,10 @@ def _read_text(
     present = len(text) - text.null_count
     if present == 0:
         return _dropped(name, "every value is missing"), None, ""
+    if pc.all(pc.is_in(text.drop_null(), pa.array(_BOOLEAN_WORDS))).as_py():
+        reading = ColumnReading(name=name, read_as="boolean", missing=len(text) - present)
+        true = pc.is_in(text, pa.array(_BOOLEAN_WORDS[:3]))
+        return reading, pc.if_else(pc.is_valid(text), true, pa.scalar(None, pa.bool_())), ""
     convention = column_convention(text, fallback)
     values = numbers.parse(text, convention)
     is_value = pc.is_valid(text).to_numpy(zero_copy_only=False)
