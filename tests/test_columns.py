@@ -47,6 +47,10 @@ def invoke(*args):
         ("1.234.567", None, 1234567.0),
         ("1,234", 1234.0, 1.234),
         ("-inf", -np.inf, -np.inf),
+        ("$1,234.50", 1234.5, None),
+        ("-$5", -5.0, -5.0),
+        ("12,50 €", None, 12.5),
+        ("12%", 0.12, 0.12),
         ("12 apples", None, None),
         ("1,23,456", None, None),
     ],
@@ -128,9 +132,10 @@ def test_identifiers_are_dropped_but_distinct_integers_are_kept():
 
 def test_dates_written_as_text_are_dropped_like_typed_dates():
     days = [f"2024-02-{day:02d}" for day in range(1, 13)]
-    result = read({"day": days, "when": [f"{d}/03/2024" for d in range(1, 13)], "x": [1.0] * 12})
-    assert result.features.column_names == ["x"]
-    assert [r.reason for r in result.readings[:2]] == ["its values are dates or times"] * 2
+    written = [f"Mar {d}, 2024" for d in range(1, 13)]
+    result = read({"day": days, "when": [f"{d}/03/2024" for d in range(1, 13)], "on": written})
+    assert result.features.column_names == []
+    assert [r.reason for r in result.readings] == ["its values are dates or times"] * 3
 
 
 def test_infinite_numbers_are_refused_naming_the_column_and_row():
@@ -296,3 +301,12 @@ def test_a_target_written_with_decimal_commas_is_a_quantity(write_csv):
         table = load_table(str(write_csv("x;price\n" + "\n".join(rows) + "\n")), "price")
     assert table.task == "regression"
     assert table.target.to_pylist()[:3] == [1000.0, 1250.5, 1501.0]
+
+
+def test_currency_and_percentages_are_numbers_and_the_report_says_so():
+    result = read({"price": ["$1,234.50", "$5.25"] * 6, "share": ["12%", "3.5%"] * 6})
+    assert result.features.column("price").to_pylist()[:2] == [1234.5, 5.25]
+    assert result.features.column("share").to_pylist()[:2] == [0.12, 0.035]
+    price, share = (reading.description() for reading in result.readings)
+    assert "currency '$'" in price and "thousands ','" in price
+    assert "percentages as fractions" in share

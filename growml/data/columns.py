@@ -48,7 +48,8 @@ SHOWN_VALUES = 5
 DELIMITER_KEY = b"growml.delimiter"
 _DATE = (
     r"^(?:\d{4}-\d{1,2}-\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
-    r"|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{1,2}:\d{2}(?::\d{2})?)$"
+    r"|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{1,2}:\d{2}(?::\d{2})?"
+    r"|\d{1,2}[ -][A-Za-z]{3,9}\.?[ -]\d{2,4}|[A-Za-z]{3,9}\.? \d{1,2},? \d{4})$"
 )
 
 # The words pyarrow's CSV reader reads as booleans, so text in memory reads as a file would.
@@ -67,6 +68,7 @@ class ColumnReading(BaseModel):
     from_text: bool = Field(False, description="numbers read from text")
     decimal_comma: bool = False
     thousands: str = Field("", description="the thousands separators the numbers used")
+    symbols: str = Field("", description="currency symbols and % the numbers carried")
     missing: int = Field(0, description="values missing once read")
     missing_marks: dict[str, int] = Field(default_factory=dict)
     not_numbers: dict[str, int] = Field(
@@ -88,6 +90,10 @@ class ColumnReading(BaseModel):
         if self.thousands:
             shown = ", ".join(repr(separator) for separator in self.thousands)
             details.append(f"thousands {shown}")
+        if self.symbols.strip("%"):
+            details.append(f"currency {', '.join(map(repr, self.symbols.strip('%')))}")
+        if "%" in self.symbols:
+            details.append("percentages as fractions")
         return f"number ({', '.join(details)})"
 
     def made_missing(self) -> str:
@@ -228,6 +234,7 @@ def _read_text(
         from_text=True,
         decimal_comma=convention.decimal_comma,
         thousands=numbers.separators_used(text, convention),
+        symbols=numbers.symbols_used(text, convention),
         missing=int(np.isnan(values).sum()),
         missing_marks=marks,
         not_numbers=not_numbers,

@@ -12,6 +12,8 @@ A value is read in one of two conventions:
 * decimal comma: ``1234,5``, ``1.234,5``, ``1 234,5``, ``1'234,5``.
 
 Thousands separators must group exactly three digits, so ``1,5`` is never a thousands number.
+A currency symbol (``$1,234.50``, ``12,50 €``) is left out, and a percentage is read as the
+fraction a spreadsheet holds (``12%`` is 0.12).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ MISSING_MARKS = tuple(
 # narrow no-break space (the French and Swiss conventions), and the Swiss apostrophe.
 _SPACES = "'\u00a0\u202f "
 _INFINITY = r"^[+-]?(?i:inf|infinity)$"
+# Currency symbols a spreadsheet writes before or after a formatted amount.
+CURRENCIES = "$€£¥"
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,18 @@ class Convention:
     def pattern(self) -> str:
         """A regular expression (RE2) that matches a whole number in this convention."""
         decimal = "," if self.decimal_comma else r"\."
-        separator = "[" + self.separators.replace(".", r"\.") + "]"
+        separator = self.separator_class
         digits = rf"(?:\d+|\d{{1,3}}(?:{separator}\d{{3}})+)"
-        return rf"^[+-]?(?:{digits}(?:{decimal}\d*)?|{decimal}\d+)(?:[eE][+-]?\d+)?$"
+        number = rf"(?:{digits}(?:{decimal}\d*)?|{decimal}\d+)(?:[eE][+-]?\d+)?"
+        symbol = f"[{CURRENCIES}]"
+        space = "[ \u00a0\u202f]?"
+        before = f"(?:{symbol}{space})?"
+        after = f"(?:{space}[{CURRENCIES}%])?"
+        return f"^{before}[+-]?{before}{number}{after}$"
+
+    @property
+    def separator_class(self) -> str:
+        return "[" + self.separators.replace(".", r"\.") + "]"
 
 
 POINT, COMMA = Convention(decimal_comma=False), Convention(decimal_comma=True)
@@ -91,12 +104,24 @@ def parse(text: pa.ChunkedArray, convention: Convention) -> np.ndarray:
     """float64 values of ``text`` (trimmed, missing marks already null) in ``convention``;
     NaN where a value is missing or not a number. Infinities stay infinite."""
     numbers = pc.if_else(is_number(text, convention), text, pa.scalar(None, pa.string()))
-    separator = "[" + convention.separators.replace(".", r"\.") + "]"
-    plain = pc.replace_substring_regex(numbers, separator, "")
+    percent = pc.fill_null(pc.ends_with(numbers, "%"), False).to_numpy(zero_copy_only=False)
+    plain = pc.replace_substring_regex(numbers, f"[{CURRENCIES}%]", "")
+    plain = pc.replace_substring_regex(plain, convention.separator_class, "")
     if convention.decimal_comma:
         plain = pc.replace_substring(plain, ",", ".")
     values = pc.cast(pc.utf8_lower(plain), pa.float64()).to_numpy(zero_copy_only=False)
-    return np.array(values, dtype=np.float64)
+    values = np.array(values, dtype=np.float64)
+    # A spreadsheet shows 0.12 formatted as a percentage as 12 %, and writes that to CSV.
+    values[percent] /= 100
+    return values
+
+
+def symbols_used(text: pa.ChunkedArray, convention: Convention) -> str:
+    """The currency symbols and ``%`` that numbers of ``text`` carry."""
+    numbers = pc.filter(text, is_number(text, convention))
+    return "".join(
+        symbol for symbol in CURRENCIES + "%" if pc.any(pc.match_substring(numbers, symbol)).as_py()
+    )
 
 
 def separators_used(text: pa.ChunkedArray, convention: Convention) -> str:
