@@ -17,8 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
+from growml.data.checks import check_inputs, unknown_inputs
 from growml.data.files import as_arrow
-from growml.data.preprocess import check_inputs, numeric_values, string_values, unknown_inputs
+from growml.data.preprocess import numeric_values, string_values
 from growml.errors import DataError, ExportError
 from growml.export import metadata
 from growml.export.metadata import NUMBER, NUMBERS_INPUT

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from growml.config import move_growth_settings
 from growml.data import Preprocessor, TargetEncoder, as_arrow
-from growml.data.preprocess import check_inputs, unknown_inputs
+from growml.data.checks import check_inputs, unknown_inputs
 from growml.errors import RunError
 from growml.events import Event, parse_event
 from growml.nn.mlp import GrowingMLP, ModelSpec
