@@ -310,3 +310,10 @@ def test_currency_and_percentages_are_numbers_and_the_report_says_so():
     price, share = (reading.description() for reading in result.readings)
     assert "currency '$'" in price and "thousands ','" in price
     assert "percentages as fractions" in share
+
+
+def test_infinite_numbers_to_predict_on_are_missing_with_a_warning():
+    preprocessor = Preprocessor.fit(pa.table({"x": [1.0, 2.0, 3.0]}))
+    with pytest.warns(GrowmlWarning, match=r"column 'x' holds 2 infinite numbers"):
+        out = preprocessor.transform(pa.table({"x": [np.inf, 2.0, -np.inf]}))
+    assert out[0, 0] == out[2, 0] == 0.0  # imputed with the training mean

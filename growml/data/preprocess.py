@@ -51,7 +51,20 @@ def numeric_values(column: pa.ChunkedArray, name: str, decimal_comma: bool = Fal
         values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise _not_numbers(name, column.type) from None
-    values = np.array(values, dtype=np.float64)
+    return _finite(np.array(values, dtype=np.float64), name)
+
+
+def _finite(values: np.ndarray, name: str) -> np.ndarray:
+    """``values`` with NaN for every infinite number, which a warning counts: training refuses
+    them (or reads them as missing, ``data.infinite``), so rows to predict on should not hold
+    them unremarked."""
+    infinite = int(np.isinf(values).sum())
+    if infinite:
+        warnings.warn(
+            f"column {name!r} holds {infinite} infinite numbers; they count as missing.",
+            GrowmlWarning,
+            stacklevel=4,
+        )
     values[~np.isfinite(values)] = np.nan
     return values
 
@@ -72,8 +85,7 @@ def _numbers_from_text(column: pa.ChunkedArray, name: str, decimal_comma: bool) 
             GrowmlWarning,
             stacklevel=4,
         )
-    values[~np.isfinite(values)] = np.nan
-    return values
+    return _finite(values, name)
 
 
 def _not_numbers(name: str, dtype: pa.DataType) -> DataError:
