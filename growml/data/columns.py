@@ -153,13 +153,15 @@ def read_columns(
         for name in features.column_names
         if is_text_type(as_chunked(features.column(name)).type)
     }
-    fallback = table_convention(list(texts.values()), delimiter)
+    evidences = {name: numbers.evidence(text) for name, text in texts.items()}
+    fallback = table_convention(list(evidences.values()), delimiter)
     kept: dict[str, pa.ChunkedArray] = {}
     readings, notes = [], []
     for name in features.column_names:
         column = as_chunked(features.column(name))
         if name in texts:
-            reading, values, warning = _read_text(name, column, texts[name], fallback, source)
+            convention = column_convention(evidences[name], fallback)
+            reading, values, warning = _read_text(name, column, texts[name], convention, source)
         else:
             reading, values, warning = _read_typed(name, column, source)
         if reading.read_as == "number":
@@ -182,34 +184,35 @@ def read_numbers_from_text(
     """``text`` as float64 when every present value is a number (a target such as ``1,5``),
     else None; missing marks become null."""
     text = numbers.without_missing_marks(as_chunked(text))
-    convention = column_convention(text, table_convention([text], delimiter))
+    evidence = numbers.evidence(text)
+    convention = column_convention(evidence, table_convention([evidence], delimiter))
     values = numbers.parse(text, convention)
     if np.isnan(values[pc.is_valid(text).to_numpy(zero_copy_only=False)]).any():
         return None
     return pa.chunked_array([pa.array(values, from_pandas=True)])
 
 
-def table_convention(texts: list[pa.ChunkedArray], delimiter: str | None) -> Convention:
-    """The decimal convention of a table's columns that do not show their own."""
-    only_point = only_comma = 0
-    for text in texts:
-        point, comma = numbers.evidence(text)
-        only_point, only_comma = only_point + point, only_comma + comma
+def table_convention(evidences: list[tuple[int, int]], delimiter: str | None) -> Convention:
+    """The decimal convention of a table's columns that do not show their own, from each text
+    column's ``numbers.evidence``."""
+    only_point = sum(point for point, _ in evidences)
+    only_comma = sum(comma for _, comma in evidences)
     if only_point != only_comma:
         return POINT if only_point > only_comma else COMMA
     return COMMA if delimiter == ";" else POINT
 
 
-def column_convention(text: pa.ChunkedArray, fallback: Convention) -> Convention:
-    """The decimal convention ``text``'s own values show, else ``fallback``."""
-    only_point, only_comma = numbers.evidence(text)
+def column_convention(evidence: tuple[int, int], fallback: Convention) -> Convention:
+    """The decimal convention a column's own values show (its ``numbers.evidence``), else
+    ``fallback``."""
+    only_point, only_comma = evidence
     if only_point == only_comma:
         return fallback
     return POINT if only_point > only_comma else COMMA
 
 
 def _read_text(
-    name: str, column: pa.ChunkedArray, text: pa.ChunkedArray, fallback: Convention, source: str
+    name: str, column: pa.ChunkedArray, text: pa.ChunkedArray, convention: Convention, source: str
 ) -> tuple[ColumnReading, pa.ChunkedArray | None, str]:
     marks = numbers.missing_marks_found(column)
     marks.pop("", None)  # an empty field is plainly missing; the record lists the other marks
@@ -220,8 +223,8 @@ def _read_text(
         reading = ColumnReading(name=name, read_as="boolean", missing=len(text) - present)
         true = pc.is_in(text, pa.array(_BOOLEAN_WORDS[:3]))
         return reading, pc.if_else(pc.is_valid(text), true, pa.scalar(None, pa.bool_())), ""
-    convention = column_convention(text, fallback)
-    values = numbers.parse(text, convention)
+    amounts = numbers.numbers_only(text, convention)
+    values = numbers.to_floats(amounts, convention)
     is_value = pc.is_valid(text).to_numpy(zero_copy_only=False)
     stray = is_value & np.isnan(values)
     found = present - int(stray.sum())
@@ -233,8 +236,8 @@ def _read_text(
         read_as="number",
         from_text=True,
         decimal_comma=convention.decimal_comma,
-        thousands=numbers.separators_used(text, convention),
-        symbols=numbers.symbols_used(text, convention),
+        thousands=numbers.separators_used(amounts, convention),
+        symbols=numbers.symbols_used(amounts),
         missing=int(np.isnan(values).sum()),
         missing_marks=marks,
         not_numbers=not_numbers,

@@ -18,7 +18,6 @@ fraction a spreadsheet holds (``12%`` is 0.12).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,13 +99,22 @@ def is_number(text: pa.ChunkedArray, convention: Convention) -> pa.ChunkedArray:
     return pc.fill_null(pc.or_(number, infinite), False)
 
 
+def numbers_only(text: pa.ChunkedArray, convention: Convention) -> pa.ChunkedArray:
+    """``text`` with every value that is not a number in ``convention`` made null."""
+    return pc.if_else(is_number(text, convention), text, pa.scalar(None, pa.string()))
+
+
 def parse(text: pa.ChunkedArray, convention: Convention) -> np.ndarray:
     """float64 values of ``text`` (trimmed, missing marks already null) in ``convention``;
     NaN where a value is missing or not a number. Infinities stay infinite."""
-    numbers = pc.if_else(is_number(text, convention), text, pa.scalar(None, pa.string()))
+    return to_floats(numbers_only(text, convention), convention)
+
+
+def to_floats(numbers: pa.ChunkedArray, convention: Convention) -> np.ndarray:
+    """float64 values of ``numbers`` (as ``numbers_only`` leaves them), NaN where null."""
     percent = pc.fill_null(pc.ends_with(numbers, "%"), False).to_numpy(zero_copy_only=False)
-    plain = pc.replace_substring_regex(numbers, f"[{CURRENCIES}%]", "")
-    plain = pc.replace_substring_regex(plain, convention.separator_class, "")
+    # Plain replacements of the characters present: a regular expression costs ten times more.
+    plain = _without(numbers, CURRENCIES + "%" + convention.separators)
     if convention.decimal_comma:
         plain = pc.replace_substring(plain, ",", ".")
     values = pc.cast(pc.utf8_lower(plain), pa.float64()).to_numpy(zero_copy_only=False)
@@ -116,23 +124,34 @@ def parse(text: pa.ChunkedArray, convention: Convention) -> np.ndarray:
     return values
 
 
-def symbols_used(text: pa.ChunkedArray, convention: Convention) -> str:
-    """The currency symbols and ``%`` that numbers of ``text`` carry."""
-    numbers = pc.filter(text, is_number(text, convention))
+def symbols_used(numbers: pa.ChunkedArray) -> str:
+    """The currency symbols and ``%`` that ``numbers`` (``numbers_only``'s) carry."""
+    return _present(numbers, CURRENCIES + "%")
+
+
+def separators_used(numbers: pa.ChunkedArray, convention: Convention) -> str:
+    """The thousands separators that ``numbers`` (``numbers_only``'s) use, in
+    ``convention``'s order; a space beside a currency symbol or ``%`` is not one."""
+    amounts = pc.utf8_trim(_without(numbers, CURRENCIES + "%"), " \u00a0\u202f")
+    return _present(amounts, convention.separators)
+
+
+def _present(text: pa.ChunkedArray, characters: str) -> str:
+    """The ``characters`` some value of ``text`` holds."""
+    # A byte search of the values' buffer rules most characters out in microseconds (the
+    # buffer may hold bytes of no value, so a hit is confirmed by pyarrow's scan, 10x slower).
+    data = b"".join(
+        chunk.buffers()[2].to_pybytes() for chunk in text.chunks if chunk.buffers()[2] is not None
+    )
     return "".join(
-        symbol for symbol in CURRENCIES + "%" if pc.any(pc.match_substring(numbers, symbol)).as_py()
+        c for c in characters if c.encode() in data and pc.any(pc.match_substring(text, c)).as_py()
     )
 
 
-def separators_used(text: pa.ChunkedArray, convention: Convention) -> str:
-    """The thousands separators that numbers of ``text`` use, in ``convention``'s order."""
-    numbers = pc.filter(text, is_number(text, convention))
-    integer_parts = pc.replace_substring_regex(numbers, re.escape(convention.decimal) + ".*$", "")
-    return "".join(
-        separator
-        for separator in convention.separators
-        if pc.any(pc.match_substring(integer_parts, separator)).as_py()
-    )
+def _without(text: pa.ChunkedArray, characters: str) -> pa.ChunkedArray:
+    for character in _present(text, characters):
+        text = pc.replace_substring(text, character, "")
+    return text
 
 
 def evidence(text: pa.ChunkedArray) -> tuple[int, int]:
