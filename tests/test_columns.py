@@ -317,3 +317,21 @@ def test_infinite_numbers_to_predict_on_are_missing_with_a_warning():
     with pytest.warns(GrowmlWarning, match=r"column 'x' holds 2 infinite numbers"):
         out = preprocessor.transform(pa.table({"x": [np.inf, 2.0, -np.inf]}))
     assert out[0, 0] == out[2, 0] == 0.0  # imputed with the training mean
+
+
+def test_estimator_drops_typed_date_and_time_columns_of_a_dataframe():
+    pandas = pytest.importorskip("pandas")
+    from growml.sklearn import GrowingMLPClassifier
+
+    frame = pandas.DataFrame(
+        {
+            "day": pandas.date_range("2024-01-01", periods=30, tz="UTC"),
+            "wait": pandas.to_timedelta(np.arange(30), unit="D"),
+            "x": np.arange(30.0),
+        }
+    )
+    estimator = GrowingMLPClassifier(epochs=2, random_state=0)
+    with pytest.warns(GrowmlWarning, match="dropped column 'day'.*dates or times"):
+        estimator.fit(frame, np.arange(30) % 2)
+    assert estimator.run_.preprocessor.feature_names == ["x"]
+    assert estimator.predict(frame).shape == (30,)
