@@ -52,6 +52,8 @@ _DATE = (
     r"|\d{1,2}[ -][A-Za-z]{3,9}\.?[ -]\d{2,4}|[A-Za-z]{3,9}\.? \d{1,2},? \d{4})$"
 )
 
+_DATES_REASON = "its values are dates or times"
+_DATES_ADVICE = "; convert them to numbers to use them"
 # The words pyarrow's CSV reader reads as booleans, so text in memory reads as a file would.
 _BOOLEAN_WORDS = ("True", "TRUE", "true", "False", "FALSE", "false")
 
@@ -163,7 +165,7 @@ def read_columns(
             convention = column_convention(evidences[name], fallback)
             reading, values, warning = _read_text(name, column, texts[name], convention, source)
         else:
-            reading, values, warning = _read_typed(name, column, source)
+            reading, values, warning = _read_typed(name, column), None, ""
         if reading.read_as == "number":
             values = column if values is None else values
             reading, values = _finite(reading, values, source, infinite)
@@ -268,36 +270,28 @@ def _read_words(
     )
 
 
-_DATES_REASON = "its values are dates or times"
-_DATES_ADVICE = "; convert them to numbers to use them"
-
-
-def _read_typed(
-    name: str, column: pa.ChunkedArray, source: str
-) -> tuple[ColumnReading, pa.ChunkedArray | None, str]:
+def _read_typed(name: str, column: pa.ChunkedArray) -> ColumnReading:
+    """A column whose values arrive typed (numbers, booleans, dates...), kept as it is."""
     dtype = column.type
     if pa.types.is_nested(dtype):
-        return _dropped(name, f"its {dtype} values cannot be used as features"), None, ""
+        return _dropped(name, f"its {dtype} values cannot be used as features")
     if pa.types.is_temporal(dtype):
         # One-hot encoding dates would treat each day as a category; a number (days since a
         # reference date, hour of day...) is what the user should decide on.
-        return _dropped(name, _DATES_REASON), None, ""
+        return _dropped(name, _DATES_REASON)
     if column.null_count == len(column) or pa.types.is_null(dtype):
-        return _dropped(name, "every value is missing"), None, ""
+        return _dropped(name, "every value is missing")
     if pa.types.is_boolean(dtype):
-        return ColumnReading(name=name, read_as="boolean", missing=column.null_count), None, ""
+        return ColumnReading(name=name, read_as="boolean", missing=column.null_count)
     if is_numeric_type(dtype):
-        values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-        values = np.array(values, dtype=np.float64)
+        values = np.array(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False))
         if np.isnan(values).all():
-            return _dropped(name, "every value is missing"), None, ""
-        reading = ColumnReading(name=name, read_as="number", missing=int(np.isnan(values).sum()))
-        return reading, None, ""
+            return _dropped(name, "every value is missing")
+        return ColumnReading(name=name, read_as="number", missing=int(np.isnan(values).sum()))
     distinct = pc.count_distinct(column).as_py()
-    reading = ColumnReading(
+    return ColumnReading(
         name=name, read_as="category", missing=column.null_count, categories=distinct
     )
-    return reading, None, ""
 
 
 def _finite(
