@@ -335,3 +335,33 @@ def test_estimator_drops_typed_date_and_time_columns_of_a_dataframe():
         estimator.fit(frame, np.arange(30) % 2)
     assert estimator.run_.preprocessor.feature_names == ["x"]
     assert estimator.predict(frame).shape == (30,)
+
+
+def test_fit_says_when_a_column_has_more_categories_than_are_kept(tmp_path, write_csv):
+    rows = [f"city{i % 12},{i % 2}" for i in range(60)]
+    data = write_csv("city,y\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    result = invoke(
+        "fit", data, "--target", "y", *FAST, "--out", out, "--set", "data.max_categories=5"
+    )
+    assert result.exit_code == 0, result.output
+    assert "column 'city' has 12 categories; the 5 most frequent" in result.stderr
+    (city,) = json.loads((out / "preprocess.json").read_text())["features"]["columns"]
+    assert len(city["categories"]) == 5
+
+
+def test_predict_with_onnx_reads_a_decimal_comma_file_as_torch_does(tmp_path, write_csv):
+    comma, _ = spreadsheet_rows()
+    data, out = write_csv(comma, "c.csv"), tmp_path / "run"
+    assert invoke("fit", data, "--target", "y", *FAST, "--out", out).exit_code == 0
+    exported = invoke("export", out)
+    assert exported.exit_code == 0, exported.output
+    by_torch = invoke("predict", out, data, "--json", "--engine", "torch")
+    by_onnx = invoke("predict", out, data, "--json", "--engine", "onnx")
+    assert by_onnx.exit_code == 0, by_onnx.output
+    torch_rows = json.loads(by_torch.stdout)["predictions"]
+    onnx_rows = json.loads(by_onnx.stdout)["predictions"]
+    assert [r["prediction"] for r in onnx_rows] == [r["prediction"] for r in torch_rows]
+    np.testing.assert_allclose(
+        [r["probability_1"] for r in onnx_rows], [r["probability_1"] for r in torch_rows], atol=1e-5
+    )

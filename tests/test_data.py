@@ -456,7 +456,8 @@ def test_unknown_category_is_all_zeros_and_columns_are_found_by_name() -> None:
 
 def test_max_categories_keeps_the_most_frequent() -> None:
     column = ["a"] * 5 + ["b"] * 3 + ["c"] * 3 + ["d"]
-    preprocessor = Preprocessor.fit(pa.table({"k": column}), max_categories=2)
+    with pytest.warns(GrowmlWarning, match=r"column 'k' has 4 categories; the 2 most frequent"):
+        preprocessor = Preprocessor.fit(pa.table({"k": column}), max_categories=2)
     # "b" and "c" tie; the tie goes to the smaller value.
     assert preprocessor.output_names == ["k=a", "k=b"]
     np.testing.assert_array_equal(preprocessor.transform(pa.table({"k": ["c", "d"]})), 0.0)

@@ -185,6 +185,14 @@ class CategoricalColumn:
         present = [(value, count) for value, count in pairs if value is not None]
         # Most frequent first, ties by value, so the kept set never depends on row order.
         kept = sorted(present, key=lambda pair: (-pair[1], pair[0]))[:max_categories]
+        if len(present) > max_categories:
+            warnings.warn(
+                f"column {name!r} has {len(present)} categories; the {max_categories} most "
+                "frequent are one-hot encoded and the others count as none (raise "
+                "data.max_categories to keep more).",
+                GrowmlWarning,
+                stacklevel=3,
+            )
         return cls(name, tuple(sorted(value for value, _ in kept)), strings.null_count > 0)
 
     def write(self, column: pa.ChunkedArray, out: np.ndarray) -> None:
