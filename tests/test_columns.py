@@ -52,7 +52,8 @@ def invoke(*args):
         ("12,50 €", None, 12.5),
         ("12%", 0.12, 0.12),
         ("12 apples", None, None),
-        ("1,23,456", None, None),
+        ("12,34,567.5", 1234567.5, None),
+        ("1,23", None, 1.23),
     ],
 )
 def test_numbers_are_read_in_each_convention(written, point, comma):
@@ -65,8 +66,8 @@ def test_numbers_are_read_in_each_convention(written, point, comma):
 
 
 def test_missing_marks_are_missing_whatever_their_case_and_spaces():
-    marks = text("?", " NA ", "N/A", "null", "-", "", "None", "nan", "#N/A", "4")
-    assert without_missing_marks(marks).to_pylist() == [None] * 9 + ["4"]
+    marks = text("?", " NA ", "N/A", "null", "-", "", "None", "nan", "#N/A", "<NA>", "4")
+    assert without_missing_marks(marks).to_pylist() == [None] * 10 + ["4"]
 
 
 def test_only_values_that_read_one_way_are_evidence():
@@ -365,3 +366,11 @@ def test_predict_with_onnx_reads_a_decimal_comma_file_as_torch_does(tmp_path, wr
     np.testing.assert_allclose(
         [r["probability_1"] for r in onnx_rows], [r["probability_1"] for r in torch_rows], atol=1e-5
     )
+
+
+def test_a_column_mostly_of_numbers_read_as_categories_says_why():
+    result = read({"size": ["1", "2", "3", "big"] * 3})
+    assert result.readings[0].read_as == "category"
+    (note,) = result.notes
+    assert "column 'size'" in note and "9 of its 12 values are numbers" in note
+    assert "'big' (3)" in note

@@ -230,9 +230,19 @@ def _read_text(
     is_value = pc.is_valid(text).to_numpy(zero_copy_only=False)
     stray = is_value & np.isnan(values)
     found = present - int(stray.sum())
-    if stray.any() and not (found >= MIN_NUMBERS and found >= NUMBER_SHARE * present):
-        return _read_words(name, text, marks, present), text, ""
     not_numbers = numbers.value_counts(pc.filter(text, pa.array(stray)))
+    if stray.any() and not (found >= MIN_NUMBERS and found >= NUMBER_SHARE * present):
+        reading = _read_words(name, text, marks, present)
+        warning = ""
+        if reading.read_as == "category" and found >= present / 2:
+            # Mostly numbers, yet too few to read as numbers: say so rather than one-hot
+            # encode a quantity in silence.
+            warning = (
+                f"column {name!r} of {source!r} is read as categories although {found} of its "
+                f"{present} values are numbers; the others are {_shown(not_numbers)} (write "
+                "them as numbers, or leave them empty, to read the column as numbers)."
+            )
+        return reading, text, warning
     reading = ColumnReading(
         name=name,
         read_as="number",

@@ -30,7 +30,7 @@ MISSING_MARKS = tuple(
     sorted(
         {
             *("", "#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan", "1.#ind", "1.#qnan"),
-            *("n/a", "na", "null", "nan", "none", "nil", "missing", "?", "-", "--", "."),
+            *("n/a", "na", "<na>", "null", "nan", "none", "nil", "missing", "?", "-", "--", "."),
         }
     )
 )
@@ -61,7 +61,9 @@ class Convention:
         """A regular expression (RE2) that matches a whole number in this convention."""
         decimal = "," if self.decimal_comma else r"\."
         separator = self.separator_class
-        digits = rf"(?:\d+|\d{{1,3}}(?:{separator}\d{{3}})+)"
+        thousands = rf"\d{{1,3}}(?:{separator}\d{{3}})+"
+        lakhs = rf"\d{{1,2}}(?:{separator}\d{{2}})+{separator}\d{{3}}"  # India: 12,34,567
+        digits = rf"(?:\d+|{thousands}|{lakhs})"
         number = rf"(?:{digits}(?:{decimal}\d*)?|{decimal}\d+)(?:[eE][+-]?\d+)?"
         symbol = f"[{CURRENCIES}]"
         space = "[ \u00a0\u202f]?"
