@@ -130,9 +130,7 @@ def load_table(
             )
         columns = read_file(source)
         target_name = _target_column(columns.column_names, target, source)
-        features = columns.drop_columns([target_name]).replace_schema_metadata(
-            columns.schema.metadata
-        )
+        features = columns.drop_columns([target_name])
         target_values = _target_from_text(columns.column(target_name), features)
         table, notes = _checked(
             Path(source).stem, features, target_values, target_name, task, source, infinite
