@@ -374,3 +374,10 @@ def test_a_column_mostly_of_numbers_read_as_categories_says_why():
     (note,) = result.notes
     assert "column 'size'" in note and "9 of its 12 values are numbers" in note
     assert "'big' (3)" in note
+
+
+def test_a_semicolon_file_of_three_decimals_reads_its_commas_as_decimal_marks(write_csv):
+    rows = [f"{i % 4},{(i * 37) % 1000:03d};{i % 2}" for i in range(20)]
+    table = load_table(str(write_csv("weight;y\n" + "\n".join(rows) + "\n")), "y")
+    assert table.features.column("weight").to_pylist()[:3] == [0.0, 1.037, 2.074]
+    assert table.readings[0].decimal_comma
