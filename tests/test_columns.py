@@ -381,3 +381,14 @@ def test_a_semicolon_file_of_three_decimals_reads_its_commas_as_decimal_marks(wr
     table = load_table(str(write_csv("weight;y\n" + "\n".join(rows) + "\n")), "y")
     assert table.features.column("weight").to_pylist()[:3] == [0.0, 1.037, 2.074]
     assert table.readings[0].decimal_comma
+
+
+def test_missing_marks_in_a_category_column_are_missing_not_categories():
+    result = read({"colour": ["red", "?", " blue ", "-"] * 3})
+    (reading,) = result.readings
+    assert (reading.read_as, reading.categories, reading.missing) == ("category", 2, 6)
+    assert reading.missing_marks == {"-": 3, "?": 3}
+    preprocessor = Preprocessor.fit(result.features)
+    assert preprocessor.output_names == ["colour=blue", "colour=red", "colour_missing"]
+    rows = preprocessor.transform(pa.table({"colour": ["N/A", "blue"]}))
+    np.testing.assert_array_equal(rows, [[0, 0, 1], [1, 0, 0]])
