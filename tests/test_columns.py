@@ -271,22 +271,27 @@ def test_estimator_and_command_line_read_a_table_alike(tmp_path):
     pandas = pytest.importorskip("pandas")
     from growml.sklearn import GrowingMLPClassifier
 
-    lines = ["price,day,code,colour,rate,y"]
+    lines = ["price,day,code,colour,rate,visits,y"]
     for i in range(40):
         price, day, colour = f'"{1000 + 37 * i:,}.50"', f"2024-01-{i % 28 + 1:02d}", "rb"[i % 2]
-        rate = "?" if i % 5 == 0 else str(i)
-        lines.append(f"{price},{day},C{100000 + i},{colour},{rate},{i % 2}")
+        rate, visits = "?" if i % 5 == 0 else str(i), "n/k" if i == 9 else str(i % 6)
+        lines.append(f"{price},{day},C{100000 + i},{colour},{rate},{visits},{i % 2}")
     path = tmp_path / "shop.csv"
     path.write_text("\n".join(lines) + "\n")
+    fitted = invoke("fit", path, "--target", "y", *FAST, "--out", tmp_path / "run")
+    assert fitted.exit_code == 0, fitted.output
+    assert "column 'visits'" in fitted.stderr and "'n/k' (1)" in fitted.stderr
+    preprocess = json.loads((tmp_path / "run" / "preprocess.json").read_text())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GrowmlWarning)
-        from_file = load_table(str(path), "y")
         frame = pandas.read_csv(path, dtype=str, keep_default_na=False)
         estimator = GrowingMLPClassifier(epochs=2, random_state=0)
         estimator.fit(frame.drop(columns="y"), frame["y"])
-    readings = estimator.run_.preprocessor.readings
-    assert readings == from_file.readings
-    assert [r.read_as for r in readings] == ["number", "dropped", "dropped", "category", "number"]
+    readings = [reading.model_dump() for reading in estimator.run_.preprocessor.readings]
+    assert readings == preprocess["features"]["reading"]
+    kinds = [reading["read_as"] for reading in readings]
+    assert kinds == ["number", "dropped", "dropped", "category", "number", "number"]
+    assert readings[0]["thousands"] == ","
 
 
 def test_boolean_words_in_memory_are_booleans_as_in_a_file():
