@@ -203,27 +203,38 @@ app.command()(export)
 @app.command()
 def settings(
     prefix: Annotated[
-        str | None, typer.Argument(help="Only the settings under this prefix: train, growth...")
+        str | None,
+        typer.Argument(help="Only the settings under this prefix: train, growth.pool, tune..."),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """List every dotted setting (for --set and recipes): default, choices, meaning."""
     from dataclasses import asdict
 
-    from growml.config import setting_reference
+    from growml.config_reference import setting_reference
+    from growml.tune.settings import SECTION, TuneConfig
 
+    reference = setting_reference() + setting_reference(TuneConfig, f"{SECTION}.")
     with user_errors():
-        rows = [
-            info
-            for info in setting_reference()
-            if prefix is None or info.path == prefix or info.path.startswith(prefix + ".")
-        ]
+        rows = [info for info in reference if prefix is None or info.path.startswith(prefix)]
         if not rows:
-            raise ConfigError(f"no setting starts with {prefix!r}; `growml settings` lists all.")
+            raise _unknown_prefix(prefix or "", [info.path for info in reference])
     if json_output:
         print_json([asdict(info) for info in rows])
         return
     stdout.print(render.settings_table(rows))
+
+
+def _unknown_prefix(prefix: str, paths: list[str]) -> ConfigError:
+    """No setting under ``prefix``: the closest section or setting, if one is close."""
+    import difflib
+
+    prefixes = {
+        path.rsplit(".", depth)[0] for path in paths for depth in range(path.count(".") + 1)
+    }
+    close = difflib.get_close_matches(prefix, sorted(prefixes), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "`growml settings` lists all."
+    return ConfigError(f"no setting starts with {prefix!r}; {hint}")
 
 
 @app.command()
@@ -248,7 +259,11 @@ def predict(
     run: Annotated[Path, typer.Argument(help="A run directory written by `growml fit`.")],
     data: Annotated[str, typer.Argument(help="A CSV/Parquet file (or built-in dataset) of rows.")],
     out: Annotated[
-        Path | None, typer.Option(help="Write the predictions as CSV here (default: show them).")
+        Path | None,
+        typer.Option(
+            help="Write the predictions here, in the format of the extension: .csv, .parquet "
+            "or .jsonl (default: a table on a terminal, CSV to a pipe or file)."
+        ),
     ] = None,
     engine: Annotated[
         str,
@@ -268,11 +283,9 @@ def predict(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Predict the target of DATA's rows with a trained run (raw rows: the run preprocesses)."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
     from growml.data import read_rows
     from growml.export import load_predictor
+    from growml.predictions import encode_predictions, write_predictions
 
     with user_errors():
         if out is not None:
@@ -280,11 +293,7 @@ def predict(
         predictor = load_predictor(run, engine)
         predictions = predictor.prediction_table(read_rows(data), strict=strict)
         if out is not None:
-            from growml.atomic import write_bytes
-
-            buffer = pa.BufferOutputStream()
-            pacsv.write_csv(predictions, buffer)
-            write_bytes(out, buffer.getvalue().to_pybytes())
+            write_predictions(predictions, out)
     if json_output:
         print_json(
             {
@@ -294,21 +303,28 @@ def predict(
         )
     elif out is not None:
         stdout.print(f"{predictions.num_rows} predictions written to {out}")
-    else:
+    elif sys.stdout.isatty():
         stdout.print(render.predictions_table(predictions))
+    else:  # a pipe or a file gets every row and column, for the next program to read
+        sys.stdout.write(encode_predictions(predictions).decode("utf-8"))
 
 
 def _check_predictions_file(out: Path, data: str, overwrite: bool) -> None:
-    """Refuse an --out that would destroy data: a directory, the input rows, an existing file
-    (unless ``overwrite``)."""
+    """Refuse an --out that would destroy data or that cannot be written: a directory, the
+    input rows, an existing file (unless ``overwrite``), an unknown format."""
     from growml.errors import DataError
+    from growml.predictions import prediction_format
 
     if out.is_dir():
-        raise DataError(f"--out {str(out)!r} is a directory; give a file name for the CSV.")
+        raise DataError(f"--out {str(out)!r} is a directory; give a file name for the predictions.")
+    prediction_format(out)
     if Path(data).exists() and out.resolve() == Path(data).resolve():
         raise DataError(f"--out {str(out)!r} is the input file; write the predictions elsewhere.")
     if out.exists() and not overwrite:
         raise DataError(f"--out {str(out)!r} already exists; pass --overwrite to replace it.")
+    folder = next((parent for parent in out.parents if parent.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise DataError(f"--out {str(out)!r} lies below the file {str(folder)!r}; choose a folder.")
 
 
 @app.command()

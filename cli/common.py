@@ -26,8 +26,9 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, soft_wrap=True, width=PIPE_WIDTH)
 
 
-# The width of tables written to a file or a pipe: wide enough that none wraps a cell.
-PIPE_WIDTH = 160
+# The width of a file or a pipe: rich shrinks, wraps and cuts a table's columns to fit the
+# console, so a pipe is given more room than any table takes; tables do not expand to it.
+PIPE_WIDTH = 100_000
 stdout = _console()
 stderr = _console(stderr=True)
 

@@ -36,7 +36,11 @@ def compare(
     ] = "8,16,32,64,128,256",
     depth: Annotated[
         int | None,
-        typer.Option(help="Hidden layers of each fixed width (default: the growing run's)."),
+        typer.Option(
+            min=1,
+            max=16,
+            help="Hidden layers of each fixed width, 1 to 16 (default: the growing run's).",
+        ),
     ] = None,
     start: Annotated[
         str | None, typer.Option(help="Grow from these hidden widths (default 1).")
@@ -58,7 +62,8 @@ def compare(
         bool, typer.Option(help="Also train scikit-learn's MLP at each width on the same data.")
     ] = False,
     jobs: Annotated[
-        int | None, typer.Option(help="Worker processes (default: the number of cores).")
+        int | None,
+        typer.Option(help="Worker processes (default: the number of cores)."),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Comparison directory (default: runs/compare-<data>).")

@@ -87,9 +87,16 @@ def settings_table(rows: list[Any]) -> Table:
     table.add_column("choices or kind")
     table.add_column("meaning")
     for info in rows:
-        default = "none" if info.default is None else str(info.default)
+        default = _default_value(info.default)
         table.add_row(info.path, default, info.kind, info.meaning)
     return table
+
+
+def _default_value(value: Any) -> str:
+    """A default as a recipe writes it: none, true, false."""
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def predictions_table(predictions: Any, limit: int = 20) -> Table:
@@ -301,7 +308,8 @@ class CompareProgress:
         self.progress.update(self.task_id, completed=done, status=status)
 
     def stop(self) -> None:
-        self.progress.stop()
+        if self.task_id is not None:  # a bar never started would print an empty line
+            self.progress.stop()
 
 
 def export_table(result: dict[str, Any]) -> Table:
@@ -338,7 +346,8 @@ class TuneProgressBar:
         self.progress.update(self.task_id, completed=state.done, status=status)
 
     def stop(self) -> None:
-        self.progress.stop()
+        if self.task_id is not None:  # a bar never started would print an empty line
+            self.progress.stop()
 
 
 def tune_table(document: dict[str, Any]) -> Table:

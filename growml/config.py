@@ -9,9 +9,8 @@ from __future__ import annotations
 import difflib
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -20,9 +19,12 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from growml.errors import ConfigError, GrowmlWarning
 
@@ -33,11 +35,29 @@ MAX_WIDTH = 65536
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+class Section(BaseModel):
+    """A section of settings: an unknown key, infinity or NaN (``.inf`` is valid YAML, and no
+    setting means it), or true or false where a number belongs is refused."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_truth_values(cls, value: Any, info: ValidationInfo) -> Any:
+        """``true`` where a number belongs is a mistake, not 1 (pydantic's lax reading)."""
+        field = cls.model_fields[info.field_name or ""]
+        if isinstance(value, bool) and _numeric(field.annotation):
+            raise PydanticCustomError("number_type", "input should be a number, not true or false")
+        return value
 
 
-class DataConfig(_Section):
+def _numeric(annotation: Any) -> bool:
+    """Whether a setting of this type is a number (or none), never true or false."""
+    kinds = set(get_args(annotation)) or {annotation}
+    return bool(kinds & {int, float}) and bool not in kinds
+
+
+class DataConfig(Section):
     """Where the data comes from and how it is split."""
 
     source: str | None = Field(
@@ -82,10 +102,10 @@ class DataConfig(_Section):
         return self
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     """The network: hidden widths, activation and initialisation."""
 
-    hidden_widths: list[Annotated[int, Strict()]] = Field(
+    hidden_widths: list[Annotated[int, Strict(), Field(ge=1, le=MAX_WIDTH)]] = Field(
         [1],
         min_length=1,
         description="Width of each hidden layer: where growth starts, or "
@@ -94,15 +114,18 @@ class ModelConfig(_Section):
     activation: Activation = Field("relu", description="The hidden layers' activation.")
     init_scale: float = Field(1.0, gt=0, description="Multiplier on PyTorch's default init.")
 
-    @field_validator("hidden_widths")
+    @field_validator("hidden_widths", mode="before")
     @classmethod
-    def _positive_widths(cls, widths: list[int]) -> list[int]:
-        if any(w < 1 or w > MAX_WIDTH for w in widths):
+    def _widths_in_range(cls, widths: Any) -> Any:
+        """One sentence with every width given, before the item-by-item check."""
+        if isinstance(widths, list) and any(
+            type(w) is int and not 1 <= w <= MAX_WIDTH for w in widths
+        ):
             raise ValueError(f"every hidden width must be between 1 and {MAX_WIDTH} (got {widths})")
         return widths
 
 
-class TrainConfig(_Section):
+class TrainConfig(Section):
     """The training loop."""
 
     epochs: int = Field(200, ge=1, description="Maximum number of epochs.")
@@ -116,7 +139,8 @@ class TrainConfig(_Section):
     monitor: Literal["loss", "accuracy", "macro_f1", "r2"] = Field(
         "loss", description="Validation metric for early stopping and best-weight selection."
     )
-    threads: int = Field(0, ge=0, description="torch threads; 0 chooses by network size.")
+    # Far above any machine's cores; OpenMP crashes when asked for a hundred thousand.
+    threads: int = Field(0, ge=0, le=1024, description="torch threads; 0 chooses by network size.")
     checkpoint_seconds: float = Field(
         5.0,
         ge=0,
@@ -132,7 +156,7 @@ _PAIRING = (
 )
 
 
-class PoolSettings(_Section):
+class PoolSettings(Section):
     """``growth.method=pool``: the candidate pool scored by each neuron's exact gain."""
 
     random_directions: int = Field(
@@ -149,7 +173,7 @@ class PoolSettings(_Section):
     )
 
 
-class TinySettings(_Section):
+class TinySettings(Section):
     """``growth.method=tiny`` and ``tiny-noproj``: TINY's linearised optimal neurons."""
 
     noise_factor: float = Field(
@@ -166,7 +190,7 @@ class TinySettings(_Section):
     )
 
 
-class GradMaxSettings(_Section):
+class GradMaxSettings(Section):
     """``growth.method=gradmax``: zero incoming weights, outgoing along the largest gradient."""
 
     noise_factor: float = Field(
@@ -178,7 +202,7 @@ class GradMaxSettings(_Section):
     pairing: Pairing = Field("auto", description=_PAIRING)
 
 
-class RandomSettings(_Section):
+class RandomSettings(Section):
     """``growth.method=random``: neurons drawn like the initialisation (the ablation)."""
 
     pairing: Pairing = Field(
@@ -201,7 +225,7 @@ MOVED_GROWTH_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 
 
-class GrowthConfig(_Section):
+class GrowthConfig(Section):
     """Growing the network: when, where, which neurons, how much, and when to stop; each
     growth method's own settings in its section (``growth.pool``, ``growth.tiny``...)."""
 
@@ -299,7 +323,7 @@ def _warn_moved(path: str, moved: list[str]) -> None:
     )
 
 
-class LossConfig(_Section):
+class LossConfig(Section):
     """The training loss."""
 
     name: Literal[
@@ -328,7 +352,7 @@ class LossConfig(_Section):
     )
 
 
-class ThresholdConfig(_Section):
+class ThresholdConfig(Section):
     """The decision threshold of binary classifiers, chosen on the validation split."""
 
     metric: Literal["auto", "none", "f1", "fbeta", "accuracy"] = Field(
@@ -338,7 +362,7 @@ class ThresholdConfig(_Section):
     )
 
 
-class PruneConfig(_Section):
+class PruneConfig(Section):
     """Pruning by SynFlow (or the magnitude and random baselines), then fine-tuning."""
 
     method: Literal["none", "synflow", "magnitude", "random"] = Field(
@@ -374,7 +398,7 @@ class PruneConfig(_Section):
         return self
 
 
-class FitConfig(_Section):
+class FitConfig(Section):
     """Everything `growml fit` needs; saved as the run's config.yaml."""
 
     seed: int = Field(
@@ -410,13 +434,13 @@ class FitConfig(_Section):
         return self
 
 
-def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any]]:
+def setting_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, FieldInfo]]:
     """Every (dotted path, field) of ``model``'s settings, nested sections walked in order."""
     leaves = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            leaves.extend(_leaf_fields(annotation, f"{prefix}{name}."))
+            leaves.extend(setting_fields(annotation, f"{prefix}{name}."))
         else:
             leaves.append((f"{prefix}{name}", field))
     return leaves
@@ -424,43 +448,7 @@ def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, An
 
 def setting_paths(model: type[BaseModel] = FitConfig) -> list[str]:
     """Every dotted path a recipe or ``--set`` may address."""
-    return [path for path, _ in _leaf_fields(model)]
-
-
-@dataclass(frozen=True)
-class SettingInfo:
-    """One dotted setting as ``growml settings`` lists it."""
-
-    path: str
-    default: Any
-    kind: str  # the choices (a | b | c), or the type of value
-    meaning: str
-
-
-def setting_reference(model: type[BaseModel] = FitConfig) -> list[SettingInfo]:
-    """Every dotted setting with its default, its choices or kind, and what it means."""
-    return [
-        SettingInfo(
-            path=path,
-            default=field.get_default(call_default_factory=True),
-            kind=_kind(field.annotation),
-            meaning=field.description or "",
-        )
-        for path, field in _leaf_fields(model)
-    ]
-
-
-def _kind(annotation: Any) -> str:
-    """``Literal["a", "b"]`` → ``a | b``; ``int | None`` → ``int or none``."""
-    if get_origin(annotation) is Literal:
-        return " | ".join(str(choice) for choice in get_args(annotation))
-    arguments = get_args(annotation)
-    if arguments and type(None) in arguments:
-        rest = [_kind(argument) for argument in arguments if argument is not type(None)]
-        return " or ".join(rest) + " or none"
-    if arguments:
-        return f"{getattr(annotation, '__name__', str(annotation))} of {_kind(arguments[0])}"
-    return getattr(annotation, "__name__", str(annotation))
+    return [path for path, _ in setting_fields(model)]
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -20,7 +20,7 @@ import torch
 from growml.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from growml.config import FitConfig
 from growml.data import PreparedData, Table, load_data_table, prepare
-from growml.errors import GrowmlWarning, RunError, TrainingError
+from growml.errors import DataError, GrowmlWarning, RunError, TrainingError
 from growml.events import Event, Observer, parse_event
 from growml.growth.engine import GrowthEngine
 from growml.losses import Loss, default_loss, make_loss
@@ -64,6 +64,7 @@ def fit(
     table: Table | None = None,
     resume: bool = False,
     checkpoints: bool = True,
+    sample_weight: np.ndarray | None = None,
 ) -> FitResult:
     """Train the network ``config`` describes and write its run directory.
 
@@ -79,16 +80,21 @@ def fit(
             settings) instead of starting afresh; it ends as the uninterrupted run would.
         checkpoints: write checkpoints (``train.checkpoint_seconds``, and at every growth
             step); a comparison or a study, which resume whole runs, turns them off.
+        sample_weight: one positive weight per row of ``table``: a row of weight 2 counts as
+            the row twice in the training loss, the growth statistics, the validation metrics,
+            the binary threshold and metrics.json; by default every row counts once.
     """
     started = time.perf_counter()
     if table is None:
         table = load_config_table(config)
     check_settings(config, table.task)
-    data = prepare(table, config.data, config.seed)
+    _check_weights(sample_weight, table)
+    data = prepare(table, config.data, config.seed, sample_weight)
     loaded = time.perf_counter()
     with _memory_errors_as_user_errors(config):
         model = _network(config, data)
-        loss = make_loss(config.loss, data.task, data.target_encoder.n_outputs, data.y_train)
+        n_outputs = data.target_encoder.n_outputs
+        loss = make_loss(config.loss, data.task, n_outputs, data.y_train, data.w_train)
         engine = GrowthEngine(config.growth, loss, config.seed) if config.growth.enabled else None
         path = _run_path(out, overwrite, table.name)
         settings = config.model_dump(mode="json")
@@ -171,6 +177,19 @@ def _network(config: FitConfig, data: PreparedData) -> GrowingMLP:
         init_scale=config.model.init_scale,
         generator=torch.Generator().manual_seed(config.seed),
     )
+
+
+def _check_weights(sample_weight: np.ndarray | None, table: Table) -> None:
+    """Row weights ``fit`` can train with: one positive, finite number per row of ``table``."""
+    if sample_weight is None:
+        return
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    rows = table.features.num_rows
+    if weights.shape != (rows,) or not np.all(np.isfinite(weights) & (weights > 0)):
+        raise DataError(
+            f"sample_weight must hold one positive, finite weight for each of the {rows} rows; "
+            "leave rows of weight 0 out of the table."
+        )
 
 
 def _warmup_loss(config: FitConfig, data: PreparedData, loss: Loss) -> Loss | None:
@@ -265,11 +284,12 @@ def _train_and_prune(
             model, None, config.prune, when, config.seed, _quiet if resumed else emit
         )
     arrays = (data.x_train, data.y_train, data.x_val, data.y_val)
-    result = trainer.run(model, *arrays)
+    weights = {"train_weights": data.w_train, "validation_weights": data.w_val}
+    result = trainer.run(model, *arrays, **weights)
     if when != "after-growth":
         return result, pruning
     pruning = prune_network(model, trainer.optimizer_, config.prune, when, config.seed, emit)
-    tuned = trainer.fine_tuning().run(model, *arrays, optimizer=trainer.optimizer_)
+    tuned = trainer.fine_tuning().run(model, *arrays, optimizer=trainer.optimizer_, **weights)
     combined = TrainResult(
         epochs=result.epochs + tuned.epochs,
         best_epoch=result.epochs + tuned.best_epoch,
@@ -294,7 +314,13 @@ def _choose_threshold(
     averaged = getattr(loss, "needs_positives", False) and config.loss.tau is None
     bounds = (0.1, 0.9) if averaged else (0.01, 0.99)
     choice = choose_threshold(
-        probability, data.y_val, metric, config.loss.beta, bounds, seed=config.seed
+        probability,
+        data.y_val,
+        metric,
+        config.loss.beta,
+        bounds,
+        seed=config.seed,
+        sample_weight=data.w_val,
     )
     threshold_plot(choice, metric, plots / "threshold.png")
     if choice.kept_half:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 import growml
 from growml.config import setting_paths
 from growml.errors import ConfigError
+from growml.tune.settings import TuneConfig
 
 
 def invoke(*args):
@@ -58,7 +59,8 @@ def test_help_names_values_not_python_types():
 
 def test_settings_lists_every_setting_with_default_and_meaning():
     listed = json.loads(invoke("settings", "--json").stdout)
-    assert [row["path"] for row in listed] == setting_paths()
+    tune = [f"tune.{name}" for name in TuneConfig.model_fields]
+    assert [row["path"] for row in listed] == setting_paths() + tune
     by_path = {row["path"]: row for row in listed}
     assert by_path["growth.method"]["default"] == "pool"
     assert (
@@ -124,3 +126,88 @@ def test_output_to_a_pipe_keeps_each_message_on_one_line(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines and all(line.startswith(("epoch", "warning:")) for line in lines), lines
     assert len(set(lines)) == len(lines)
+
+
+def test_every_section_of_settings_lists_its_settings_and_a_near_miss_names_the_section():
+    paths = [row["path"] for row in json.loads(invoke("settings", "--json").stdout)]
+    sections = {path.rsplit(".", 1)[0] for path in paths if "." in path}
+    assert {"tune", "growth.pool", "data", "prune"} <= sections
+    for section in sections:
+        shown = json.loads(invoke("settings", section, "--json").stdout)
+        assert [row["path"] for row in shown] == [p for p in paths if p.startswith(section)]
+    assert_one_sentence(invoke("settings", "trian"), "did you mean 'train'?")
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("model.hidden_widths", "list of integers from 1 to 65536"),
+        ("train.epochs", "integer ≥ 1"),
+        ("train.lr", "number > 0"),
+        ("train.momentum", "number ≥ 0 and < 1"),
+        ("train.early_stopping", "true or false"),
+        ("growth.pool.max_step", "number > 0 or none"),
+        ("loss.tau", "number > 0 and < 1 or none"),
+        ("seed", "integer from 0 to 4294967295"),
+        ("tune.heartbeat_interval", "integer ≥ 1"),
+        ("tune.pruner", "median | hyperband | none"),
+    ],
+)
+def test_setting_kinds_read_as_words_with_their_ranges(path, kind):
+    listed = {row["path"]: row for row in json.loads(invoke("settings", "--json").stdout)}
+    assert listed[path]["kind"] == kind
+    words = " ".join(row["kind"] for row in listed.values())
+    for python in ("Annotated", "typing", "<class", "int", "float", "str", "dict", "NoneType"):
+        assert python not in words.replace("integer", ""), python
+
+
+def test_settings_table_shows_defaults_as_a_recipe_writes_them():
+    line = next(
+        line for line in invoke("settings", "train").stdout.splitlines() if "early_" in line
+    )
+    assert "│ true " in line and "True" not in line
+
+
+# Nonsense numbers are refused before any work, naming the flag or setting, for every command.
+NONSENSE = [
+    (["fit", "iris", "--epochs", "0"], "train.epochs"),
+    (["fit", "iris", "--epochs", "-3"], "train.epochs"),
+    (["fit", "iris", "--seed", "-1"], "seed"),
+    (["fit", "iris", "--start", "0"], "between 1 and 65536"),
+    (["fit", "iris", "--fixed", "0,4"], "between 1 and 65536"),
+    (["fit", "iris", "--fixed", "-4"], "between 1 and 65536"),
+    (["fit", "iris", "--set", "train.lr=-1"], "greater than 0"),
+    (["fit", "iris", "--set", "train.lr=.inf"], "finite number"),
+    (["fit", "iris", "--set", "train.lr=.nan"], "finite number"),
+    (["fit", "iris", "--set", "train.epochs=true"], "not true or false"),
+    (["fit", "iris", "--set", "train.batch_size=0"], "train.batch_size"),
+    (["fit", "iris", "--set", "train.threads=100000"], "train.threads"),
+    (["fit", "iris", "--set", "growth.max_new_neurons=0"], "growth.max_new_neurons"),
+    (["fit", "iris", "--set", "data.test_size=1.5"], "data.test_size"),
+    (["fit", "iris", "--set", "model.init_scale=0"], "model.init_scale"),
+    (["compare", "iris", "--depth", "0"], "'--depth'"),
+    (["compare", "iris", "--depth", "17"], "'--depth'"),
+    (["compare", "iris", "--seeds", "0"], "--seeds must be between 1 and 100"),
+    (["compare", "iris", "--seeds", "101"], "--seeds must be between 1 and 100"),
+    (["compare", "iris", "--jobs", "0"], "--jobs must be at least 1"),
+    (["compare", "iris", "--widths", "0,8"], "out of range"),
+    (["compare", "iris", "--widths", "8x0"], "out of range"),
+    (["compare", "iris", "--epochs", "0"], "train.epochs"),
+    (["tune", "iris", "--trials", "0"], "--trials must be at least 1"),
+    (["tune", "iris", "--trials", "-1"], "--trials must be at least 1"),
+    (["tune", "iris", "--jobs", "0"], "--jobs must be at least 1"),
+    (["tune", "iris", "--timeout", "0"], "--timeout"),
+    (["tune", "iris", "--timeout", "-5"], "--timeout"),
+    (["tune", "iris", "--epochs", "0"], "train.epochs"),
+    (["tune", "iris", "--set", "tune.heartbeat_interval=0"], "tune.heartbeat_interval"),
+    (["tune", "iris", "--set", "tune.seed=99999999999"], "tune.seed"),
+    (["tune", "iris", "--set", "tune.max_params=true"], "not true or false"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), NONSENSE, ids=[" ".join(a) for a, _ in NONSENSE])
+def test_nonsense_numbers_are_refused_in_one_sentence(args, expected, tmp_path):
+    result = invoke(*args, "--out", tmp_path / "out")
+    assert_one_sentence(result, expected)
+    assert result.stderr.startswith("error:")  # not after an empty progress line
+    assert list(tmp_path.iterdir()) == []

@@ -27,7 +27,20 @@ from growml.sklearn import GrowingMLPClassifier, GrowingMLPRegressor
 FAST = {"epochs": 5, "lr": 0.05, "start": 4, "random_state": 0}
 
 
-@parametrize_with_checks([GrowingMLPClassifier(**FAST), GrowingMLPRegressor(**FAST)])
+# The validation split and the batches are drawn over rows, so a row of weight w and w copies
+# of it land in different parts: the fits agree in expectation, not to 1e-7 (reordering the
+# rows of one weighted fit alone moves its probabilities by 0.1; scikit-learn's own MLP passes
+# this check only with its full-batch lbfgs solver). Its 15 rows also keep fewer than the 10
+# rows growml needs once those of weight 0 are left out.
+SAMPLE_WEIGHT_EQUIVALENCE = {
+    "check_sample_weight_equivalence_on_dense_data": "the split and batches are drawn over rows"
+}
+
+
+@parametrize_with_checks(
+    [GrowingMLPClassifier(**FAST), GrowingMLPRegressor(**FAST)],
+    expected_failed_checks=lambda estimator: SAMPLE_WEIGHT_EQUIVALENCE,
+)
 def test_scikit_learn_checks(estimator, check) -> None:
     check(estimator)
 

@@ -314,6 +314,7 @@ class PreparedData:
 
     ``x_*`` are float32 matrices; ``y_*`` are int64 class indices (classification) or float32
     standardised values (regression). ``raw_test`` holds the test rows before preprocessing.
+    ``w_*`` are the rows' weights (float32), or None when every row counts alike.
     """
 
     table_name: str
@@ -328,6 +329,9 @@ class PreparedData:
     x_test: np.ndarray
     y_test: np.ndarray
     raw_test: pa.Table
+    w_train: np.ndarray | None = None
+    w_val: np.ndarray | None = None
+    w_test: np.ndarray | None = None
 
 
 def split_rows(
@@ -345,11 +349,14 @@ def split_rows(
         return split_indices(None, *sizes)
 
 
-def prepare(table: Table, config: DataConfig, seed: int) -> PreparedData:
+def prepare(
+    table: Table, config: DataConfig, seed: int, weights: np.ndarray | None = None
+) -> PreparedData:
     """Split ``table`` (stratified for classification, by ``seed``) and build the arrays.
 
     The preprocessing and the regression target's scale are fitted on the training rows only;
     the class list comes from every row so that no validation or test label is unknown.
+    ``weights`` (one positive number per row of ``table``) go with their rows into each part.
     """
     classification = table.task == "classification"
     train, validation, test = split_rows(table, config, seed)
@@ -382,4 +389,13 @@ def prepare(table: Table, config: DataConfig, seed: int) -> PreparedData:
         x_test=x_test,
         y_test=y_test,
         raw_test=table.features.take(test),
+        **_split_weights(weights, train, validation, test),
     )
+
+
+def _split_weights(weights: np.ndarray | None, *parts: np.ndarray) -> dict[str, np.ndarray | None]:
+    """``w_train``, ``w_val`` and ``w_test`` of ``prepare``: the rows' weights by part."""
+    if weights is None:
+        return {}
+    weights = np.asarray(weights, dtype=np.float32)
+    return dict(zip(("w_train", "w_val", "w_test"), (weights[rows] for rows in parts), strict=True))

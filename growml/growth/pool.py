@@ -57,16 +57,23 @@ class LayerRows:
     """The statistics rows of one hidden layer that may receive neurons (float64).
 
     ``below`` is the layer's input with a column of ones appended (B2), ``current`` its output
-    with ones (B1), ``gradient`` each row's gradient of the loss at the next pre-activation (G).
+    with ones (B1), ``gradient`` each row's gradient of the loss at the next pre-activation (G),
+    ``weights`` each row's weight (None: every row counts once).
     """
 
     below: Tensor
     current: Tensor
     gradient: Tensor
+    weights: Tensor | None = None
 
     @property
     def rows(self) -> int:
         return self.below.shape[0]
+
+    @property
+    def total_weight(self) -> float:
+        """Σ wᵢ: the number of rows the weighted rows stand for."""
+        return self.rows if self.weights is None else float(self.weights.sum())
 
 
 @dataclass(frozen=True)
@@ -262,14 +269,16 @@ def pool_proposal(
     are scored in (default: the rows').
     """
     n = rows.rows
-    desired = -rows.gradient
-    basis = span_basis(rows.current)
+    root = _root_weights(rows)
+    desired = _weigh(-rows.gradient, root)
+    basis = span_basis(_weigh(rows.current, root))
     residual = orthogonal_part(desired, basis)
     alpha = candidate_directions(rows.below, tiny_alpha, random_directions, offsets, generator)
     # Scoring hundreds of candidates is the step's main cost: float32 halves it and ranks them
     # alike; the fit below is float64.
     scoring = score_dtype or rows.below.dtype
     features = activation(rows.below.to(scoring) @ alpha.to(scoring).T)
+    features = _weigh(features, None if root is None else root.to(scoring))
     supported = effective_rows(features) >= max(MIN_SUPPORT * n, MIN_SUPPORT_ROWS)
     alpha, features = alpha[supported], features[:, supported]
     basis_scored, residual_scored = basis.to(scoring), residual.to(scoring)
@@ -277,7 +286,7 @@ def pool_proposal(
     bar = permutation_bar(projected, residual_scored, basis_scored, generator, permutations)
     selection = greedy_selection(projected, residual_scored, max_neurons, bar)
     picked = alpha[selection.indices]
-    inputs = torch.cat([rows.current, activation(rows.below @ picked.T)], 1)
+    inputs = _weigh(torch.cat([rows.current, activation(rows.below @ picked.T)], 1), root)
     solution = torch.linalg.lstsq(inputs, desired, driver="gelsd").solution
     fitted = inputs @ solution
     width = rows.current.shape[1]
@@ -294,3 +303,17 @@ def pool_proposal(
         bottleneck=float((residual * residual).sum()) / n,
         candidates=alpha.shape[0],
     )
+
+
+def _root_weights(rows: LayerRows) -> Tensor | None:
+    """√(wᵢ / mean w) as a column, None for unweighted rows. Every row of the features, the
+    desired update and the layer's output is scaled by it, so that each mean over the rows
+    (a gain, the first-order decrease, the least-squares fit) is the weighted mean, as over
+    rows repeated wᵢ times; the candidates are still drawn from the rows as they are."""
+    if rows.weights is None:
+        return None
+    return (rows.weights * (rows.rows / rows.total_weight)).sqrt()[:, None]
+
+
+def _weigh(matrix: Tensor, root: Tensor | None) -> Tensor:
+    return matrix if root is None else matrix * root

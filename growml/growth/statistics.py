@@ -5,6 +5,11 @@ Per-sample gradients come for free: the network's backward pass returns ∂L/∂
 loss, so multiplying by the batch size gives each row's own gradient ``g``. Every matrix is a
 batched matmul (``B1ᵀB1``, ``B1ᵀG``...) accumulated in float64: at these widths it costs nothing
 and keeps the pseudo-inverses honest.
+
+Weighted rows (a weight column in the prepared target, ``losses/base.py``) make every average a
+weighted one, ``E[·] = Σ wᵢ (·)ᵢ / Σ wᵢ``, with ``g`` each row's own, unweighted gradient
+(the batch loss's gradient × Σ w / wᵢ): these are exactly the averages over the rows repeated
+``wᵢ`` times, so TINY's formulas apply to them unchanged (docs/growth.md).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from torch import Tensor
 from growml.growth.pool import LayerRows
 from growml.growth.tiny import LayerStatistics
 from growml.losses import Loss
+from growml.losses.base import split_weights
 from growml.nn.growable import GrowableLayer, LayerSample
 from growml.nn.mlp import GrowingMLP
 
@@ -27,26 +33,34 @@ _NAMES = ("S1", "M", "S2", "M2", "P")
 
 
 class _Sums:
-    """Running sums over some of the rows, for every candidate layer."""
+    """Running sums over some of the rows, for every candidate layer; ``rows`` counts the rows
+    (their total weight when they are weighted)."""
 
     def __init__(self, n_candidates: int) -> None:
         self.layers: list[dict[str, Tensor | float]] = [
             dict.fromkeys(_NAMES, 0.0) for _ in range(n_candidates)
         ]
         self.gradient_norms = [0.0] * n_candidates
-        self.rows = 0
+        self.rows: float = 0
 
-    def add(self, samples: list[LayerSample]) -> None:
-        self.rows += samples[0].below.shape[0]
+    def add(self, samples: list[LayerSample], weights: Tensor | None) -> None:
+        self.rows += samples[0].below.shape[0] if weights is None else float(weights.sum())
         for k, (sums, sample) in enumerate(zip(self.layers, samples, strict=True)):
             b2, b1 = _with_ones(sample.below), _with_ones(sample.current)
             g = sample.gradient.double()
-            sums["S1"] = sums["S1"] + b1.T @ b1
-            sums["M"] = sums["M"] + b1.T @ g
-            sums["S2"] = sums["S2"] + b2.T @ b2
-            sums["M2"] = sums["M2"] + b2.T @ g
-            sums["P"] = sums["P"] + b2.T @ b1
-            self.gradient_norms[k] += float((g * g).sum())
+            # Σ wᵢ xᵢ yᵢᵀ = (w ⊙ x)ᵀ y: the weights go on the left factor of every product.
+            b2w, b1w, gw = (b2, b1, g) if weights is None else _weighted(weights, b2, b1, g)
+            sums["S1"] = sums["S1"] + b1w.T @ b1
+            sums["M"] = sums["M"] + b1w.T @ g
+            sums["S2"] = sums["S2"] + b2w.T @ b2
+            sums["M2"] = sums["M2"] + b2w.T @ g
+            sums["P"] = sums["P"] + b2w.T @ b1
+            self.gradient_norms[k] += float((gw * g).sum())
+
+
+def _weighted(weights: Tensor, *rows: Tensor) -> tuple[Tensor, ...]:
+    column = weights.double()[:, None]
+    return tuple(column * matrix for matrix in rows)
 
 
 def _averaged(
@@ -82,15 +96,8 @@ def collect_statistics(
     parts = [_Sums(len(layers)) for _ in range(n_groups)]
     for part, start, stop in zip(parts, bounds[:-1], bounds[1:], strict=True):
         for batch in range(start, stop, batch_size):
-            part.add(
-                _samples(
-                    model,
-                    layers,
-                    loss,
-                    x[batch : min(batch + batch_size, stop)],
-                    target[batch : min(batch + batch_size, stop)],
-                )
-            )
+            rows = slice(batch, min(batch + batch_size, stop))
+            part.add(*_samples(model, layers, loss, x[rows], target[rows]))
     result = []
     for k in range(len(layers)):
         groups = tuple(_averaged([part], k) for part in parts) if n_groups > 1 else ()
@@ -102,8 +109,9 @@ def collect_statistics(
 def collect_rows(
     model: GrowingMLP, loss: Loss, x: Tensor, target: Tensor, batch_size: int = 512
 ) -> list[LayerRows]:
-    """Every growable layer's statistics rows (B2, B1, G in float64) over the rows ``x``:
-    what the candidate-pool step scores its candidates on."""
+    """Every growable layer's statistics rows (B2, B1, G in float64, and the rows' weights
+    when they are weighted) over the rows ``x``: what the candidate-pool step scores its
+    candidates on."""
     layers = model.growable_layers()
     batches = [
         _samples(
@@ -111,11 +119,13 @@ def collect_rows(
         )
         for start in range(0, len(x), batch_size)
     ]
+    weighted = batches[0][1] is not None
     return [
         LayerRows(
-            below=torch.cat([_with_ones(samples[k].below) for samples in batches]),
-            current=torch.cat([_with_ones(samples[k].current) for samples in batches]),
-            gradient=torch.cat([samples[k].gradient.double() for samples in batches]),
+            below=torch.cat([_with_ones(samples[k].below) for samples, _ in batches]),
+            current=torch.cat([_with_ones(samples[k].current) for samples, _ in batches]),
+            gradient=torch.cat([samples[k].gradient.double() for samples, _ in batches]),
+            weights=torch.cat([w.double() for _, w in batches]) if weighted else None,
         )
         for k in range(len(layers))
     ]
@@ -123,24 +133,37 @@ def collect_rows(
 
 def _samples(
     model: GrowingMLP, layers: list[GrowableLayer], loss: Loss, x: Tensor, target: Tensor
-) -> list[LayerSample]:
-    """Every growable layer's sample of one batch: a forward and a backward pass."""
+) -> tuple[list[LayerSample], Tensor | None]:
+    """Every growable layer's sample of one batch (a forward and a backward pass), and the
+    rows' weights (None when unweighted)."""
     cache = model.forward_cached(x)
     _, output_grad = loss.value_and_grad(cache.output, target)
-    # The batch-mean loss's gradient × batch rows = each row's own gradient.
-    gradients = model.backward(cache, output_grad * x.shape[0], parameter_grads=False)
-    return [layer.sample(cache, gradients) for layer in layers]
+    _, weights = split_weights(cache.output, target)
+    if weights is None:
+        # The batch-mean loss's gradient × batch rows = each row's own gradient.
+        per_row = output_grad * x.shape[0]
+    else:
+        # Row i's share of the weighted mean is wᵢ / Σ w; a row of weight 0 has no gradient
+        # to recover and counts for nothing in the averages.
+        positive = weights > 0
+        scale = torch.where(positive, weights.sum() / weights.where(positive, 1.0), 0.0)
+        per_row = output_grad * scale.to(output_grad.dtype)[:, None]
+    gradients = model.backward(cache, per_row, parameter_grads=False)
+    return [layer.sample(cache, gradients) for layer in layers], weights
 
 
 def statistics_of(rows: LayerRows) -> LayerStatistics:
-    """TINY's five averages computed from a layer's rows (no noise groups)."""
-    b2, b1, g, n = rows.below, rows.current, rows.gradient, rows.rows
+    """TINY's five averages computed from a layer's rows (no noise groups), weighted by the
+    rows' weights when they have them."""
+    b2, b1, g = rows.below, rows.current, rows.gradient
+    b2w, b1w, gw = (b2, b1, g) if rows.weights is None else _weighted(rows.weights, b2, b1, g)
+    n = rows.total_weight
     return LayerStatistics(
-        S1=b1.T @ b1 / n,
-        M=b1.T @ g / n,
-        S2=b2.T @ b2 / n,
-        M2=b2.T @ g / n,
-        P=b2.T @ b1 / n,
-        gradient_norm=float((g * g).sum()) / n,
+        S1=b1w.T @ b1 / n,
+        M=b1w.T @ g / n,
+        S2=b2w.T @ b2 / n,
+        M2=b2w.T @ g / n,
+        P=b2w.T @ b1 / n,
+        gradient_norm=float((gw * g).sum()) / n,
         rows=n,
     )

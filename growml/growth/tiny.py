@@ -50,7 +50,7 @@ class LayerStatistics:
     M2: Tensor
     P: Tensor
     gradient_norm: float  # E‖g‖²
-    rows: int
+    rows: float  # how many rows (their total weight when they are weighted)
     groups: tuple[LayerStatistics, ...] = ()
 
 

@@ -21,9 +21,15 @@ def default_loss(task: str, n_outputs: int) -> Loss:
     return CrossEntropy(n_outputs)
 
 
-def make_loss(config: LossConfig, task: str, n_outputs: int, labels: np.ndarray) -> Loss:
+def make_loss(
+    config: LossConfig,
+    task: str,
+    n_outputs: int,
+    labels: np.ndarray,
+    weights: np.ndarray | None = None,
+) -> Loss:
     """The loss ``config`` names, for a task with ``n_outputs`` outputs; ``labels`` are the
-    encoded training targets (for class weights)."""
+    encoded training targets and ``weights`` their rows' weights (for class weights)."""
     name = config.name
     if name == "auto":
         name = "mse" if task == "regression" else "cross-entropy"
@@ -35,26 +41,35 @@ def make_loss(config: LossConfig, task: str, n_outputs: int, labels: np.ndarray)
         raise ConfigError("loss.name='bce' is for binary targets; use cross-entropy.")
     if name.startswith("soft-") and n_outputs != 1 and name != "soft-f1":
         raise ConfigError(f"loss.name={name!r} is for binary targets; multi-class has soft-f1.")
-    weights = (
-        _class_weights(labels, max(n_outputs, 2)) if config.class_weight == "balanced" else None
+    class_weights = (
+        _class_weights(labels, max(n_outputs, 2), weights)
+        if config.class_weight == "balanced"
+        else None
     )
     if name == "mse":
         return MeanSquaredError()
     if name in ("cross-entropy", "bce"):
         if n_outputs == 1:
-            positive_weight = float(weights[1] / weights[0]) if weights is not None else 1.0
+            positive_weight = (
+                float(class_weights[1] / class_weights[0]) if class_weights is not None else 1.0
+            )
             return BinaryCrossEntropy(positive_weight)
-        return CrossEntropy(n_outputs, weights)
+        return CrossEntropy(n_outputs, class_weights)
     if n_outputs != 1:
         return MacroSoftF1(n_outputs, config.tau, config.delta)
     metric = name.removeprefix("soft-")
     return SoftSetLoss(metric, config.beta, config.tau, config.delta)
 
 
-def _class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
-    """n / (classes × count of each class), as scikit-learn's class_weight="balanced"."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(float)
-    return torch.as_tensor(len(labels) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
+def _class_weights(
+    labels: np.ndarray, n_classes: int, weights: np.ndarray | None = None
+) -> torch.Tensor:
+    """n / (classes × count of each class), as scikit-learn's class_weight="balanced"; with
+    row ``weights``, n and the counts are their sums (a row of weight 2 counts twice)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(labels, weights=weights, minlength=n_classes).astype(float)
+    total = len(labels) if weights is None else float(np.sum(weights))
+    return torch.as_tensor(total / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
 
 
 __all__ = ["BinaryCrossEntropy", "CrossEntropy", "Loss", "MeanSquaredError", "default_loss"]

@@ -8,8 +8,9 @@ through the knots (0, 0), (τ − τm/2, δ), (τ, ½), (τ + τm/2, 1 − δ), 
 
 so TP + FN is exactly the number of positives, and a metric M gives the loss 1 − M. This is the
 clean definition: the released package reflects H on one side of τ, which breaks TP + FN for
-τ ≠ ½; both agree at τ = ½. The losses are not sums over rows, so their gradient comes from
-autograd (``Loss.value_and_grad``).
+τ ≠ ½; both agree at τ = ½. Weighted rows count ``wᵢ`` times in every soft count (TP = Σ w y s,
+...), as rows repeated ``wᵢ`` times would. The losses are not sums over rows, so their gradient
+comes from autograd (``Loss.value_and_grad``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from growml.losses.base import Loss
+from growml.losses.base import Loss, split_weights
 
 # The package's default δ, and the τ grid the released losses average over.
 DELTA = 0.2
@@ -49,14 +50,20 @@ class SoftConfusion:
     tn: Tensor
 
 
-def soft_confusion(p: Tensor, y: Tensor, tau: float, delta: float = DELTA) -> SoftConfusion:
-    """The soft confusion matrix of probabilities ``p`` against 0/1 labels ``y`` at τ."""
+def soft_confusion(
+    p: Tensor, y: Tensor, tau: float, delta: float = DELTA, weights: Tensor | None = None
+) -> SoftConfusion:
+    """The soft confusion matrix of probabilities ``p`` against 0/1 labels ``y`` at τ, each
+    row counted ``weights`` times (once by default)."""
     s = heaviside(p, tau, delta)
+    positive, negative = y, 1 - y
+    if weights is not None:
+        positive, negative = positive * weights, negative * weights
     return SoftConfusion(
-        tp=(y * s).sum(),
-        fn=(y * (1 - s)).sum(),
-        fp=((1 - y) * s).sum(),
-        tn=((1 - y) * (1 - s)).sum(),
+        tp=(positive * s).sum(),
+        fn=(positive * (1 - s)).sum(),
+        fp=(negative * s).sum(),
+        tn=(negative * (1 - s)).sum(),
     )
 
 
@@ -71,11 +78,17 @@ def accuracy(counts: SoftConfusion) -> Tensor:
     return (counts.tp + counts.tn) / (counts.tp + counts.tn + counts.fp + counts.fn)
 
 
-def auroc(p: Tensor, y: Tensor, taus: tuple[float, ...], delta: float = DELTA) -> Tensor:
+def auroc(
+    p: Tensor,
+    y: Tensor,
+    taus: tuple[float, ...],
+    delta: float = DELTA,
+    weights: Tensor | None = None,
+) -> Tensor:
     """Trapezoid area under the soft (FPR, TPR) points at ``taus``, with (0, 0) and (1, 1)."""
     rates = []
     for tau in taus:
-        counts = soft_confusion(p, y, tau, delta)
+        counts = soft_confusion(p, y, tau, delta, weights)
         tpr = counts.tp / (counts.tp + counts.fn + _EPSILON)
         fpr = counts.fp / (counts.fp + counts.tn + _EPSILON)
         rates.append((fpr, tpr))
@@ -106,15 +119,18 @@ class SoftSetLoss(Loss):
         self.metric, self.beta, self.tau, self.delta = metric, beta, tau, delta
         self.name = f"soft-{metric}"
 
-    def prepare_target(self, target: np.ndarray) -> Tensor:
+    def encode_target(self, target: np.ndarray) -> Tensor:
         return torch.as_tensor(target, dtype=torch.float32).reshape(-1, 1)
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
+        target, weights = split_weights(output, target)
         p, y = torch.sigmoid(output).reshape(-1), target.reshape(-1).to(output.dtype)
+        if weights is not None:
+            weights = weights.to(output.dtype)
         if self.metric == "auroc":
-            return 1 - auroc(p, y, THRESHOLD_GRID, self.delta)
+            return 1 - auroc(p, y, THRESHOLD_GRID, self.delta, weights)
         taus = THRESHOLD_GRID if self.tau is None else (self.tau,)
-        values = [self._metric(soft_confusion(p, y, tau, self.delta)) for tau in taus]
+        values = [self._metric(soft_confusion(p, y, tau, self.delta, weights)) for tau in taus]
         return 1 - torch.stack(values).mean()
 
     def _metric(self, counts: SoftConfusion) -> Tensor:
@@ -132,15 +148,18 @@ class MacroSoftF1(Loss):
     def __init__(self, n_classes: int, tau: float | None = None, delta: float = DELTA) -> None:
         self.n_classes, self.tau, self.delta = n_classes, tau, delta
 
-    def prepare_target(self, target: np.ndarray) -> Tensor:
+    def encode_target(self, target: np.ndarray) -> Tensor:
         return F.one_hot(torch.as_tensor(target, dtype=torch.long), self.n_classes).float()
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
+        target, weights = split_weights(output, target)
         probabilities = torch.softmax(output, 1)
         target = target.to(output.dtype)
+        if weights is not None:
+            weights = weights.to(output.dtype)
         taus = THRESHOLD_GRID if self.tau is None else (self.tau,)
         scores = [
-            f_beta(soft_confusion(probabilities[:, c], target[:, c], tau, self.delta))
+            f_beta(soft_confusion(probabilities[:, c], target[:, c], tau, self.delta, weights))
             for c in range(self.n_classes)
             for tau in taus
         ]

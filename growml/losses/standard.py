@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from growml.losses.base import Loss
+from growml.losses.base import Loss, row_shares, split_weights
 
 
 def _log_softmax(output: Tensor) -> Tensor:
@@ -26,28 +26,37 @@ class CrossEntropy(Loss):
         self.n_classes = n_classes
         self.class_weights = class_weights
 
-    def prepare_target(self, target: np.ndarray) -> Tensor:
+    def encode_target(self, target: np.ndarray) -> Tensor:
         return F.one_hot(torch.as_tensor(target, dtype=torch.long), self.n_classes).float()
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
+        target, weights = split_weights(output, target)
         log_p = _log_softmax(output)
-        if self.class_weights is not None:
-            row_weights = target @ self.class_weights.to(output.dtype)
-            return -(row_weights * (log_p * target).sum(1)).sum() / row_weights.sum()
+        row_weights = self._row_weights(target, weights)
+        if row_weights is not None:
+            return -(log_p * target).sum(1).dot(row_shares(row_weights))
         return torch.dot(log_p.reshape(-1), target.reshape(-1)) / -output.shape[0]
 
     def value_and_grad(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        target, weights = split_weights(output, target)
         log_p = _log_softmax(output)
-        if self.class_weights is not None:
+        row_weights = self._row_weights(target, weights)
+        if row_weights is not None:
             # Weighted mean Σ w_i ℓ_i / Σ w_i: each row's softmax(z) − y scaled by w_i / Σ w.
-            row_weights = target @ self.class_weights.to(output.dtype)
-            total = row_weights.sum()
-            value = -(row_weights * (log_p * target).sum(1)).sum() / total
-            return value, log_p.exp_().sub_(target).mul_((row_weights / total)[:, None])
+            shares = row_shares(row_weights)
+            value = -(log_p * target).sum(1).dot(shares)
+            return value, log_p.exp_().sub_(target).mul_(shares[:, None])
         scale = 1.0 / output.shape[0]
         value = torch.dot(log_p.view(-1), target.view(-1)).mul_(-scale)
         # ∂/∂z of −Σ y log softmax(z) is softmax(z) − y.
         return value, log_p.exp_().sub_(target).mul_(scale)
+
+    def _row_weights(self, target: Tensor, weights: Tensor | None) -> Tensor | None:
+        """Each row's weight: its class's weight times its own; None when rows count alike."""
+        if self.class_weights is None:
+            return weights
+        by_class = target @ self.class_weights.to(target.dtype)
+        return by_class if weights is None else by_class * weights
 
 
 class BinaryCrossEntropy(Loss):
@@ -58,17 +67,24 @@ class BinaryCrossEntropy(Loss):
     def __init__(self, positive_weight: float = 1.0) -> None:
         self.positive_weight = positive_weight
 
-    def prepare_target(self, target: np.ndarray) -> Tensor:
+    def encode_target(self, target: np.ndarray) -> Tensor:
         return torch.as_tensor(target, dtype=torch.float32).reshape(-1, 1)
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
-        return F.binary_cross_entropy_with_logits(
-            output, target, pos_weight=self._pos_weight(output)
+        target, weights = split_weights(output, target)
+        if weights is None:
+            return F.binary_cross_entropy_with_logits(
+                output, target, pos_weight=self._pos_weight(output)
+            )
+        losses = F.binary_cross_entropy_with_logits(
+            output, target, pos_weight=self._pos_weight(output), reduction="none"
         )
+        return losses[:, 0].dot(row_shares(weights))
 
     def value_and_grad(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-        scale = 1.0 / output.shape[0]
         value = self(output, target)
+        target, weights = split_weights(output, target)
+        scale = 1.0 / output.shape[0] if weights is None else row_shares(weights)[:, None]
         sigmoid = torch.sigmoid(output)
         if self.positive_weight == 1.0:
             return value, sigmoid.sub_(target).mul_(scale)
@@ -87,13 +103,23 @@ class MeanSquaredError(Loss):
 
     name = "mse"
 
-    def prepare_target(self, target: np.ndarray) -> Tensor:
+    def encode_target(self, target: np.ndarray) -> Tensor:
         return torch.as_tensor(target, dtype=torch.float32).reshape(len(target), -1)
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
-        return F.mse_loss(output, target)
+        target, weights = split_weights(output, target)
+        if weights is None:
+            return F.mse_loss(output, target)
+        squares = (output - target) ** 2
+        return squares.sum(1).dot(row_shares(weights)) / output.shape[1]
 
     def value_and_grad(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        target, weights = split_weights(output, target)
         residual = output - target
+        if weights is not None:
+            # Σ_i w_i Σ_j r_ij² / (Σ w · outputs): the mean over outputs of the weighted mean.
+            shares = row_shares(weights).div_(output.shape[1])[:, None]
+            value = (residual * residual).sum(1).dot(shares[:, 0])
+            return value, residual.mul_(shares).mul_(2.0)
         value = torch.dot(residual.view(-1), residual.view(-1)).div_(residual.numel())
         return value, residual.mul_(2.0 / residual.numel())

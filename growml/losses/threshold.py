@@ -61,8 +61,9 @@ def threshold_curves(
     weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """The metric at each τ of ``GRID`` for positive-class ``probability`` against 0/1
-    ``labels``; ``weights`` (resamples × rows, counts of each row) gives one curve per row of
-    weights, none the plain curve. ``metric``: ``accuracy``, ``f1`` or ``fbeta`` (``beta``)."""
+    ``labels``; ``weights`` (resamples × rows, how often each row counts) gives one curve
+    per row of weights, none the plain curve. ``metric``: ``accuracy``, ``f1`` or ``fbeta``
+    (``beta``)."""
     predicted = (probability[:, None] >= GRID[None, :]).astype(np.float64)  # rows × τ
     positive = np.asarray(labels, np.float64)
     plain = weights is None
@@ -91,12 +92,16 @@ def choose_threshold(
     beta: float = 1.0,
     bounds: tuple[float, float] = (0.01, 0.99),
     seed: int = 0,
+    sample_weight: np.ndarray | None = None,
 ) -> ThresholdChoice:
     """The τ within ``bounds`` that maximises the bagged ``metric`` (the middle of a tied
-    plateau), or ½ when the validation rows cannot tell it from ½."""
+    plateau), or ½ when the validation rows cannot tell it from ½. ``sample_weight``: each
+    row counts that many times (in every resample it is drawn into)."""
     rows = len(labels)
     generator = np.random.default_rng(seed)
     weights = generator.multinomial(rows, np.full(rows, 1.0 / rows), size=RESAMPLES)
+    if sample_weight is not None:
+        weights = weights * np.asarray(sample_weight, np.float64)[None, :]
     resampled = threshold_curves(probability, labels, metric, beta, weights)
     bagged = resampled.mean(0)
     grid = GRID
@@ -112,5 +117,9 @@ def choose_threshold(
         gain, spread = float(gains.mean()), float(gains.std())
         if gain <= MARGIN * spread:
             value, kept_half = HALF, True
-    curve = threshold_curves(probability, labels, metric, beta)
+    if sample_weight is None:
+        curve = threshold_curves(probability, labels, metric, beta)
+    else:
+        weighted = np.asarray(sample_weight, np.float64)[None, :]
+        curve = threshold_curves(probability, labels, metric, beta, weighted)[0]
     return ThresholdChoice(value, grid, curve, bagged, gain, spread, kept_half)

@@ -65,16 +65,16 @@ def fit_metrics(
 def evaluate_splits(
     model: GrowingMLP, data: PreparedData, threshold: float | None
 ) -> dict[str, dict[str, float]]:
-    """Every split's metrics at ``threshold``; a split without rows (no test part:
-    ``data.test_size=0``) has none."""
+    """Every split's metrics at ``threshold`` (weighted when its rows are); a split without
+    rows (no test part: ``data.test_size=0``) has none."""
     splits = {
-        "train": (data.x_train, data.y_train),
-        "validation": (data.x_val, data.y_val),
-        "test": (data.x_test, data.y_test),
+        "train": (data.x_train, data.y_train, data.w_train),
+        "validation": (data.x_val, data.y_val, data.w_val),
+        "test": (data.x_test, data.y_test, data.w_test),
     }
     return {
-        split: evaluate(model, x, y, data.target_encoder, threshold)
-        for split, (x, y) in splits.items()
+        split: evaluate(model, x, y, data.target_encoder, threshold, weights)
+        for split, (x, y, weights) in splits.items()
         if len(x)
     }
 

@@ -24,7 +24,9 @@ from growml.runs import Run, load_run
 from growml.runs.rundir import RunWriter
 from growml.sklearn import files
 from growml.sklearn.inputs import prediction_rows, training_columns
+from growml.sklearn.progress import Progress
 from growml.sklearn.settings import fit_config, parameters_of
+from growml.sklearn.weights import weighted_rows
 
 _TARGET = "target"
 
@@ -55,6 +57,7 @@ class GrowingMLPBase(BaseEstimator):
         random_state: int | np.random.RandomState | None = None,
         run_dir: str | Path | None = None,
         set: Mapping[str, Any] | None = None,  # noqa: A002 - the name of growml fit --set
+        verbose: int = 0,
     ) -> None:
         self.start = start
         self.grow = grow
@@ -74,29 +77,53 @@ class GrowingMLPBase(BaseEstimator):
         self.random_state = random_state
         self.run_dir = run_dir
         self.set = set
+        self.verbose = verbose
 
     # Fitting ---------------------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any) -> GrowingMLPBase:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> GrowingMLPBase:
         """Grow and train the network on ``X`` and ``y``; returns the estimator.
 
-        ``X``: a 2-D array, a pandas DataFrame (numeric, categorical and text columns; missing
-        values allowed) or a pyarrow Table. ``y``: one target per row.
+        Parameters
+        ----------
+        X : array-like, pandas DataFrame or pyarrow Table of shape (n_samples, n_features)
+            The training rows: numeric, categorical and text columns, missing values allowed.
+        y : array-like of shape (n_samples,)
+            One target per row.
+        sample_weight : array-like of shape (n_samples,), default=None
+            One non-negative weight per row; None: every row weighs 1. A row of weight w
+            counts as the row repeated w times in the training loss (a weighted mean; for the
+            soft-set losses, weighted soft counts), the growth statistics, the validation
+            metrics behind early stopping and growth decisions, the binary threshold and
+            the figures in ``metrics_``.
+            Rows of weight 0 are left out before anything is fitted; weights that are all
+            alike change nothing. The preprocessing (means, scales, kept categories) is fitted
+            on the rows unweighted.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
         """
         config = self.fit_config()
         features, target = training_columns(self, X, y, self._task)
+        features, target, weights = weighted_rows(sample_weight, features, target, self._task)
         table = table_from_columns(
             type(self).__name__, features, target, _TARGET, self._task, config.data.infinite
         )
+        options = {
+            "table": table,
+            "checkpoints": False,
+            "sample_weight": weights,
+            "observers": [Progress()] if self.verbose else [],
+        }
         if self.run_dir is not None:
-            result = fit_run(
-                config, out=self.run_dir, overwrite=True, table=table, checkpoints=False
-            )
+            result = fit_run(config, out=self.run_dir, overwrite=True, **options)
             self._learn(result.run, files.read_run_files(result.path))
             self._write_record(result.path)
             return self
         with tempfile.TemporaryDirectory(prefix="growml-") as scratch:
-            result = fit_run(config, out=Path(scratch) / "run", table=table, checkpoints=False)
+            result = fit_run(config, out=Path(scratch) / "run", **options)
             self._learn(result.run, files.read_run_files(result.path))
         result.run.path = None
         return self

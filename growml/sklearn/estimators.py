@@ -64,6 +64,10 @@ _PARAMETERS_DOC = """
         ``{"growth.max_new_neurons": 4, "train.optimizer": "adamw"}``. The settings of the
         parameters above are set through those, and the data settings the estimator owns
         (``data.source``, ``data.target``, ``data.task``, ``data.test_size``) not at all.
+    verbose : int, default=0
+        0: ``fit`` prints nothing. 1 or more: ``fit`` prints its progress to stderr as plain
+        lines, one per epoch (training loss, validation metrics, widths), one per growth or
+        pruning step, and one when training ends.
 """
 
 _ATTRIBUTES_DOC = """

@@ -77,7 +77,8 @@ class Loop:
         model: the network being trained.
         optimizer: its optimizer.
         x: the training rows.
-        target: the training loss's prepared target for ``x``.
+        target: the training loss's prepared target for ``x`` (each row's weight its last
+            column when the rows are weighted).
         generator: draws the batch order.
         stopping: the best epoch so far, and when to stop.
         hooks: the hooks, in the order they are called.

@@ -37,44 +37,56 @@ def evaluate(
     y: np.ndarray,
     encoder: TargetEncoder,
     threshold: float | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Accuracy, macro-F1, log-loss (and F1 of the positive class when binary, at
-    ``threshold``) for classification; RMSE, MAE and R² in the target's units for regression."""
+    ``threshold``) for classification; RMSE, MAE and R² in the target's units for regression;
+    each row counted by its ``sample_weight`` when given."""
     output = model(torch.as_tensor(x))
     if encoder.task == "regression":
-        return regression_metrics(encoder.decode(y), encoder.decode(output.squeeze(1).numpy()))
+        predicted = encoder.decode(output.squeeze(1).numpy())
+        return regression_metrics(encoder.decode(y), predicted, sample_weight)
     proba = probabilities(output.double(), encoder.n_outputs).numpy()
-    return classification_metrics(y, decide(output, threshold).numpy(), proba)
+    return classification_metrics(y, decide(output, threshold).numpy(), proba, sample_weight)
 
 
 def classification_metrics(
-    y: np.ndarray, predicted: np.ndarray, proba: np.ndarray
+    y: np.ndarray,
+    predicted: np.ndarray,
+    proba: np.ndarray,
+    sample_weight: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The metrics of class indices ``predicted`` (and probabilities ``proba``, rows × classes)
-    against the true indices ``y``: the figures every classifier in growml is reported by."""
+    against the true indices ``y``, each row counted by its ``sample_weight`` when given: the
+    figures every classifier in growml is reported by."""
     # scikit-learn is imported here, not at module level: sklearn.metrics imports rich, which
     # `import growml` must not pull in.
     from sklearn import metrics as skm
 
     labels = list(range(proba.shape[1]))
+    weights = {"sample_weight": sample_weight}
     result = {
-        "accuracy": float(skm.accuracy_score(y, predicted)),
+        "accuracy": float(skm.accuracy_score(y, predicted, **weights)),
         "macro_f1": float(
-            skm.f1_score(y, predicted, average="macro", labels=labels, zero_division=0)
+            skm.f1_score(y, predicted, average="macro", labels=labels, zero_division=0, **weights)
         ),
-        "log_loss": float(skm.log_loss(y, proba, labels=labels)),
+        "log_loss": float(skm.log_loss(y, proba, labels=labels, **weights)),
     }
     if len(labels) == 2:
-        result["f1"] = float(skm.f1_score(y, predicted, pos_label=1, zero_division=0))
+        result["f1"] = float(skm.f1_score(y, predicted, pos_label=1, zero_division=0, **weights))
     return result
 
 
-def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """RMSE, MAE and R² of ``predicted`` against ``actual`` (both in the target's units)."""
+def regression_metrics(
+    actual: np.ndarray, predicted: np.ndarray, sample_weight: np.ndarray | None = None
+) -> dict[str, float]:
+    """RMSE, MAE and R² of ``predicted`` against ``actual`` (both in the target's units), each
+    row counted by its ``sample_weight`` when given."""
     from sklearn import metrics as skm
 
+    weights = {"sample_weight": sample_weight}
     return {
-        "rmse": float(np.sqrt(skm.mean_squared_error(actual, predicted))),
-        "mae": float(skm.mean_absolute_error(actual, predicted)),
-        "r2": float(skm.r2_score(actual, predicted)),
+        "rmse": float(np.sqrt(skm.mean_squared_error(actual, predicted, **weights))),
+        "mae": float(skm.mean_absolute_error(actual, predicted, **weights)),
+        "r2": float(skm.r2_score(actual, predicted, **weights)),
     }

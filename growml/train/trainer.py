@@ -147,15 +147,19 @@ class Trainer:
         x_val: np.ndarray,
         y_val: np.ndarray,
         optimizer: torch.optim.Optimizer | None = None,
+        train_weights: np.ndarray | None = None,
+        validation_weights: np.ndarray | None = None,
     ) -> TrainResult:
         """Train ``model`` in place on encoded data; the best validation weights are kept.
 
         ``optimizer`` continues an earlier run's optimizer (its state carried across pruning);
-        by default a new one is made from the settings.
+        by default a new one is made from the settings. ``train_weights`` and
+        ``validation_weights`` weight the rows (one number per row, none: all alike) in the
+        training loss, the growth statistics and the validation metrics.
         """
         config = self.config
-        loop = self._loop(model, x_train, y_train, optimizer)
-        validation = _Validation(self, x_val, y_val)
+        loop = self._loop(model, x_train, y_train, optimizer, train_weights)
+        validation = _Validation(self, x_val, y_val, validation_weights)
         started = time.perf_counter()
         if self.resume is None:
             self._emit(self._start_event(loop, validation_rows=len(x_val)))
@@ -198,10 +202,12 @@ class Trainer:
         x_train: np.ndarray,
         y_train: np.ndarray,
         optimizer: torch.optim.Optimizer | None,
+        weights: np.ndarray | None,
     ) -> Loop:
         """The loop's state before its first epoch: tensors, batches, optimizer, hooks."""
         config = self.config
         x = torch.as_tensor(x_train, dtype=torch.float32)
+        self._weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
         self.optimizer_ = optimizer or make_optimizer(model.parameters(), config)
         self._labels = None
         self.batch_size_ = config.batch_size
@@ -211,7 +217,7 @@ class Trainer:
             self.batch_size_ = min(
                 max(config.batch_size, math.ceil(MIN_POSITIVES / max(rarest, 1e-12))), len(x)
             )
-        self._warmup_target = self.warmup.prepare_target(y_train) if self.warmup else None
+        self._warmup_target = self.warmup.prepare_target(y_train, weights) if self.warmup else None
         hooks: list[Hook] = []
         if self.growth is not None:
             hooks.append(Growth(self.growth))
@@ -223,7 +229,7 @@ class Trainer:
             model=model,
             optimizer=self.optimizer_,
             x=x,
-            target=self.loss.prepare_target(y_train),
+            target=self.loss.prepare_target(y_train, weights),
             generator=torch.Generator().manual_seed(self.seed),
             stopping=EarlyStopping(config.monitor, config.patience, config.early_stopping),
             hooks=[*hooks, *self.hooks],
@@ -270,7 +276,8 @@ class Trainer:
         return event
 
     def _train_epoch(self, loop: Loop, target: Tensor, loss: Loss) -> float:
-        """One pass over the training rows in a fresh random order; returns the mean loss."""
+        """One pass over the training rows in a fresh random order; returns the mean loss
+        (weighted by the rows' weights when they have them)."""
         model, x, optimizer = loop.model, loop.x, loop.optimizer
         n, batch_size = len(x), self.batch_size_
         if self._labels is None:
@@ -287,6 +294,13 @@ class Trainer:
             for hook in loop.hooks:
                 hook.on_step_end(loop)
             values.append(value)
+        if self._weights is not None:
+            # Each batch's mean counts by its rows' total weight, as the rows count in it.
+            order_weights = self._weights.index_select(0, order)
+            sizes = torch.stack(
+                [order_weights[i : i + batch_size].sum() for i in range(0, n, batch_size)]
+            )
+            return float(torch.stack(values).dot(sizes) / sizes.sum())
         sizes = torch.full((len(values),), float(batch_size))
         sizes[-1] = n - batch_size * (len(values) - 1)
         return float(torch.stack(values).dot(sizes)) / n
@@ -311,16 +325,20 @@ def stratified_order(labels: Tensor, generator: torch.Generator) -> Tensor:
 
 
 class _Validation:
-    """Cheap per-epoch validation metrics, computed in torch on the encoded targets."""
+    """Cheap per-epoch validation metrics, computed in torch on the encoded targets; weighted
+    rows count by their weights in each (as repeated rows would)."""
 
-    def __init__(self, trainer: Trainer, x_val: np.ndarray, y_val: np.ndarray) -> None:
+    def __init__(
+        self, trainer: Trainer, x_val: np.ndarray, y_val: np.ndarray, weights: np.ndarray | None
+    ) -> None:
         self.trainer = trainer
         self.x = torch.as_tensor(x_val, dtype=torch.float32)
-        self.target = trainer.loss.prepare_target(y_val)
+        self.target = trainer.loss.prepare_target(y_val, weights)
         self.labels = torch.as_tensor(y_val)
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
         if trainer.task == "regression":
-            centred = self.labels.float().reshape(len(self.labels), -1)
-            self.total_variance = float(((centred - centred.mean(0)) ** 2).sum())
+            values = self.labels.float().reshape(len(self.labels), -1)
+            self.total_variance = self._total((values - self._mean(values)) ** 2)
 
     def __call__(self, model: GrowingMLP) -> dict[str, float]:
         # No train/eval switch: the network has no dropout or normalisation, and the switch
@@ -329,14 +347,36 @@ class _Validation:
         metrics = {"loss": float(self.trainer.loss(output, self.target))}
         if self.trainer.task == "regression":
             residual = output - self.labels.float().reshape_as(output)
-            metrics["r2"] = 1.0 - float((residual**2).sum()) / max(self.total_variance, 1e-12)
+            metrics["r2"] = 1.0 - self._total(residual**2) / max(self.total_variance, 1e-12)
             return metrics
         predicted = decide(output)
-        metrics["accuracy"] = int(predicted.eq(self.labels).sum()) / len(self.labels)
+        correct = predicted.eq(self.labels)
+        if self.weights is None:
+            metrics["accuracy"] = int(correct.sum()) / len(self.labels)
+        else:
+            metrics["accuracy"] = self._total(correct.float()) / float(self.weights.sum())
         if self.trainer.config.monitor == "macro_f1":
             from sklearn.metrics import f1_score  # imports rich: keep it out of `import growml`
 
+            weights = None if self.weights is None else self.weights.numpy()
             metrics["macro_f1"] = float(
-                f1_score(self.labels.numpy(), predicted.numpy(), average="macro", zero_division=0)
+                f1_score(
+                    self.labels.numpy(),
+                    predicted.numpy(),
+                    average="macro",
+                    zero_division=0,
+                    sample_weight=weights,
+                )
             )
         return metrics
+
+    def _total(self, values: Tensor) -> float:
+        """Σ over rows (and outputs) of ``values``, each row counted by its weight."""
+        if self.weights is None:
+            return float(values.sum())
+        return float((self.weights.reshape(-1, *[1] * (values.ndim - 1)) * values).sum())
+
+    def _mean(self, values: Tensor) -> Tensor:
+        if self.weights is None:
+            return values.mean(0)
+        return (self.weights[:, None] * values).sum(0) / self.weights.sum()

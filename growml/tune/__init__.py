@@ -6,10 +6,35 @@ SQLite beside the results or in any database Optuna supports, where workers on m
 join it.
 """
 
-from growml.tune.objective import Objective, TrialPruning
-from growml.tune.search import TuneProgress, Tuning, tune
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from growml.tune.settings import TuneConfig, resolve_tune_config
-from growml.tune.space import SearchSpace, build_space, default_space
+
+if TYPE_CHECKING:
+    from growml.tune.objective import Objective, TrialPruning
+    from growml.tune.search import TuneProgress, Tuning, tune
+    from growml.tune.space import SearchSpace, build_space, default_space
+
+# Imported on first use: the settings alone (``growml settings tune``) need neither torch nor
+# Optuna.
+_LAZY = {
+    "Objective": "growml.tune.objective",
+    "TrialPruning": "growml.tune.objective",
+    "TuneProgress": "growml.tune.search",
+    "Tuning": "growml.tune.search",
+    "tune": "growml.tune.search",
+    "SearchSpace": "growml.tune.space",
+    "build_space": "growml.tune.space",
+    "default_space": "growml.tune.space",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'growml.tune' has no attribute {name!r}")
+
 
 __all__ = [
     "Objective",

@@ -19,17 +19,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from growml.config import FitConfig, resolve_config, unknown_setting, validate_section
+from growml.config import FitConfig, Section, resolve_config, unknown_setting, validate_section
 
 SECTION = "tune"
 
 
-class TuneConfig(BaseModel):
+class TuneConfig(Section):
     """How a study searches: the space, a parameter budget, trial pruning, the sampler's seed."""
-
-    model_config = ConfigDict(extra="forbid")
 
     space: dict[str, Any] = Field(
         default_factory=dict,
@@ -46,7 +44,7 @@ class TuneConfig(BaseModel):
         "median", description="Stops hopeless trials from their validation metric per epoch."
     )
     seed: int | None = Field(
-        None, ge=0, description="Seed of the sampler (none: the `seed` setting)."
+        None, ge=0, le=2**32 - 1, description="Seed of the sampler (none: the `seed` setting)."
     )
     heartbeat_interval: int = Field(
         60,
