@@ -357,6 +357,7 @@ def report(
                 "run": str(run),
                 "model": info,
                 "metrics": loaded.metrics,
+                "columns": [reading.model_dump() for reading in loaded.preprocessor.readings],
                 "history": [event.to_dict() for event in history],
             }
         )
@@ -378,6 +379,8 @@ def report(
             title="Model",
         )
     )
+    if loaded.preprocessor.readings:
+        stdout.print(render.columns_table(loaded.preprocessor.readings))
     if metrics is not None:
         stdout.print(render.metrics_table(metrics, title="Metrics"))
     steps = [event for event in history if isinstance(event, GrowthStep)]

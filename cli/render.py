@@ -13,6 +13,7 @@ from rich.table import Table
 from growml.events import EpochEnd, Event, GrowthStep, TrainEnd, TrainStart
 
 if TYPE_CHECKING:  # the run directory's modules import torch, which a CLI start does not
+    from growml.data.columns import ColumnReading
     from growml.runs.records import GrowthSummary, RunMetrics
 
 _SHORT = {"accuracy": "acc", "macro_f1": "mF1"}
@@ -427,3 +428,17 @@ def tune_summary(document: dict[str, Any], path: str) -> dict[str, Any]:
     for reason, count in list(document["failures"].items())[:3]:
         rows.setdefault("failed because", f"{reason} ({count}×)")
     return rows
+
+
+def columns_table(readings: Sequence[ColumnReading]) -> Table:
+    """How each input column was read: as what, how many values missing, and what besides
+    empty fields was read as missing (marks such as ``?``, stray text, infinite numbers)."""
+    table = Table(title="Columns", title_justify="left")
+    table.add_column("column")
+    table.add_column("read as")
+    table.add_column("missing", justify="right")
+    table.add_column("read as missing")
+    for reading in readings:
+        missing = "" if reading.read_as == "dropped" else str(reading.missing)
+        table.add_row(reading.name, reading.description(), missing, reading.made_missing())
+    return table

@@ -130,6 +130,8 @@ def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = True) 
             ],
             "numbers_input": grouped_numbers(run.preprocessor) if grouped else [],
             "categories": {k: list(v) for k, v in run.preprocessor.categories.items()},
+            "decimal_comma": run.preprocessor.decimal_comma,
+            "dropped": run.preprocessor.dropped,
             "target": run.target_encoder.name or "",
             "hidden_widths": info["hidden_widths"],
             "activation": info["activation"],

@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
+from growml.data.checks import check_inputs, unknown_inputs
 from growml.data.files import as_arrow
-from growml.data.preprocess import check_inputs, numeric_values, string_values, unknown_inputs
+from growml.data.preprocess import numeric_values, string_values
 from growml.errors import DataError, ExportError
 from growml.export import metadata
 from growml.export.metadata import NUMBER, NUMBERS_INPUT
@@ -68,6 +69,7 @@ class OnnxModel:
         self.info = info
         self._kinds = {entry["name"]: entry["type"] for entry in info["inputs"]}
         self._numbers = list(info["numbers_input"])
+        self._decimal_comma = set(info["decimal_comma"])
         self._outputs = [value.name for value in self.session.get_outputs()]
         self._dtypes = {
             value.name: _INPUT_DTYPES.get(value.type, object) for value in self.session.get_inputs()
@@ -98,16 +100,22 @@ class OnnxModel:
                 f"{', '.join(self.feature_names)}."
             )
         found = unknown_inputs(
-            table, self.feature_names, self.info["categories"], self.info["target"]
+            table,
+            [*self.feature_names, *self.info["dropped"]],
+            self.info["categories"],
+            self.info["target"],
         )
         check_inputs(found, strict)
         feeds = {
-            name: _as_input(table.column(name), name, kind).reshape(-1, 1)
+            name: _as_input(table.column(name), name, kind, self._decimal_comma).reshape(-1, 1)
             for name, kind in self._kinds.items()
             if name not in self._numbers
         }
         if self._numbers:
-            columns = [numeric_values(table.column(name), name) for name in self._numbers]
+            columns = [
+                numeric_values(table.column(name), name, name in self._decimal_comma)
+                for name in self._numbers
+            ]
             feeds[NUMBERS_INPUT] = np.column_stack(columns)
         # A number beyond float32's range becomes ±inf, which the graph reads as missing.
         with np.errstate(over="ignore"):
@@ -161,8 +169,8 @@ def load_onnx(path: str | Path, threads: int = 1) -> OnnxModel:
     return OnnxModel(model, str(path), threads)
 
 
-def _as_input(column: pa.ChunkedArray, name: str, kind: str) -> np.ndarray:
+def _as_input(column: pa.ChunkedArray, name: str, kind: str, decimal_comma: set[str]) -> np.ndarray:
     if kind == NUMBER:
-        return numeric_values(column, name)
+        return numeric_values(column, name, name in decimal_comma)
     text = pc.fill_null(string_values(column, name), "")
     return np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)

@@ -21,7 +21,7 @@ import pyarrow as pa
 import torch
 
 from growml.config import resolve_config
-from growml.data import load_table, split_rows
+from growml.data import load_data_table, split_rows
 from growml.errors import ConfigError, ExportError
 from growml.export.runtime import OnnxModel
 from growml.train.metrics import evaluate
@@ -74,7 +74,7 @@ def held_out_rows(run: Run, source: str | None = None) -> tuple[pa.Table, pa.Chu
             "the run has no test split to verify the export on (data.test_size=0, as in a "
             "scikit-learn estimator's run); export the estimator with its to_onnx method."
         )
-    table = load_table(data.source, data.target, data.task)
+    table = load_data_table(data)
     test = split_rows(table, data, config.seed)[2]
     expected = run.metrics.get("rows", {}).get("test")
     if expected is not None and len(test) != expected:

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from growml.config import move_growth_settings
 from growml.data import Preprocessor, TargetEncoder, as_arrow
-from growml.data.preprocess import check_inputs, unknown_inputs
+from growml.data.checks import check_inputs, unknown_inputs
 from growml.errors import RunError
 from growml.events import Event, parse_event
 from growml.nn import ACTIVATIONS
@@ -100,7 +100,7 @@ class Run:
         table = as_arrow(rows, self.preprocessor.feature_names)
         found = unknown_inputs(
             table,
-            self.preprocessor.feature_names,
+            [*self.preprocessor.feature_names, *self.preprocessor.dropped],
             self.preprocessor.categories,
             self.target_encoder.name,
         )
