@@ -449,3 +449,17 @@ def test_a_column_named_like_an_output_is_refused(tmp_path, column):
 def test_a_run_without_a_test_split_says_how_to_export(tmp_path):
     fit(tmp_path / "run", "iris", ("data.test_size", 0), ("model.hidden_widths", [3]))
     assert_user_error(invoke("export", tmp_path / "run"), "no test split")
+
+
+@pytest.mark.parametrize("name", ["model.json", "config.yaml", "model.txt", "model"])
+def test_export_out_must_name_an_onnx_file_and_never_a_run_file(iris_run, name):
+    before = {p.name: p.read_bytes() for p in iris_run.iterdir() if p.is_file()}
+    out = iris_run / name
+    shown = invoke("export", iris_run, "--out", out)
+    assert shown.exit_code == 2, shown.output
+    assert shown.stderr.strip() == (
+        f"error: --out {str(out)!r} must name an .onnx file (like 'model.onnx'); nothing was "
+        "written."
+    )
+    assert {p.name: p.read_bytes() for p in iris_run.iterdir() if p.is_file()} == before
+    assert invoke("predict", iris_run, "iris", "--json").exit_code == 0

@@ -73,10 +73,7 @@ def export_run(
     started = time.perf_counter()
     run_dir = Path(run_dir)
     out = run_dir / MODEL_FILE if out is None else Path(out)
-    if out.is_dir():
-        raise ExportError(
-            f"{str(out)!r} is a directory; give a file path such as {str(out / MODEL_FILE)!r}."
-        )
+    _check_out(out)
     run = load_run(run_dir)
     model = build_run_model(run, opset, grouped)
     # A model the checker rejects is a bug in growml, not the user's to fix: it propagates.
@@ -107,6 +104,20 @@ def export_run(
         parity=parity,
         seconds=time.perf_counter() - started,
     )
+
+
+def _check_out(out: Path) -> None:
+    """An ONNX file's path: named ``.onnx`` (so no run file, ``model.json`` say, is ever
+    written over)."""
+    if out.is_dir():
+        raise ExportError(
+            f"{str(out)!r} is a directory; give a file path such as {str(out / MODEL_FILE)!r}."
+        )
+    if out.suffix.lower() != ".onnx":
+        raise ExportError(
+            f"--out {str(out)!r} must name an .onnx file (like {MODEL_FILE!r}); nothing was "
+            "written."
+        )
 
 
 def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = True) -> onnx.ModelProto:
