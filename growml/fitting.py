@@ -92,6 +92,7 @@ def fit(
     data = prepare(table, config.data, config.seed, sample_weight)
     loaded = time.perf_counter()
     with _memory_errors_as_user_errors(config):
+        _check_memory(config, data)
         model = _network(config, data)
         n_outputs = data.target_encoder.n_outputs
         loss = make_loss(config.loss, data.task, n_outputs, data.y_train, data.w_train)
@@ -211,6 +212,39 @@ def _run_path(out: str | Path | None, overwrite: bool, name: str) -> Path:
 def load_config_table(config: FitConfig) -> Table:
     """The table ``config.data`` names, loaded and checked."""
     return load_data_table(config.data)
+
+
+# What training holds per parameter (the weights, their gradients, Adam's two moments, the
+# best weights so far and a checkpoint's copy), in float32 bytes.
+_BYTES_PER_PARAMETER = 6 * 4
+
+
+def _check_memory(config: FitConfig, data: PreparedData) -> None:
+    """Refuse a starting network that cannot fit in the memory available now: allocation
+    itself would not fail (memory is promised lazily), the process would be killed instead."""
+    sizes = [data.x_train.shape[1], *config.model.hidden_widths, data.target_encoder.n_outputs]
+    parameters = sum((a + 1) * b for a, b in zip(sizes, sizes[1:], strict=False))
+    activations = config.train.batch_size * sum(sizes) * 4 * 3
+    needed = parameters * _BYTES_PER_PARAMETER + activations
+    available = _available_memory()
+    if available is not None and needed > available:
+        raise TrainingError(
+            f"the network (hidden widths {config.model.hidden_widths}, {parameters:,} "
+            f"parameters) needs about {needed / 2**30:.1f} GiB to train but "
+            f"{available / 2**30:.1f} GiB of memory is available; use narrower layers."
+        )
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable), if known."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 @contextlib.contextmanager

@@ -242,6 +242,7 @@ BAD_INPUT = {
     "seed out of range": (["iris", "--seed", "4294967296"], "seed"),
     "width too large": (["iris", "--fixed", "100000000"], "between 1 and"),
     "width zero": (["iris", "--fixed", "0"], "between 1 and"),
+    "network larger than memory": (["iris", "--fixed", "65536,65536,65536"], "GiB of memory"),
     "pruning without a target": (["iris", "--prune", "synflow"], "prune.compression"),
     "unknown pruner": (["iris", "--prune", "snip", "--set", "prune.compression=10"], "prune"),
     "pruning after growth that is off": (
