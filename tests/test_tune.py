@@ -481,15 +481,15 @@ def _finish(process, timeout=300):
 @pytest.mark.slow
 def test_workers_started_together_on_a_new_sqlite_study_all_work(tmp_path):
     out = tmp_path / "together"
-    workers = [_tune_process(out, "--trials", 1, "--epochs", 3) for _ in range(4)]
+    workers = [_tune_process(out, "--trials", 1, "--epochs", 3) for _ in range(3)]
     documents = [_finish(worker) for worker in workers]
     assert all(document["this_run"]["trials"] == 1 for document in documents)
     trials = trial_summary(out)
-    assert [number for number, *_ in trials] == [0, 1, 2, 3]
-    # Each worker samples with its own seed: four different trials, not one four times.
-    assert len({json.dumps(params, sort_keys=True) for _, _, params, _ in trials}) == 4
+    assert [number for number, *_ in trials] == [0, 1, 2]
+    # Each worker samples with its own seed: three different trials, not one three times.
+    assert len({json.dumps(params, sort_keys=True) for _, _, params, _ in trials}) == 3
     final = json.loads((out / "tune.json").read_text())
-    assert final["trials"]["total"] == 4 and final["trials"]["running"] == 0
+    assert final["trials"]["total"] == 3 and final["trials"]["running"] == 0
     assert final["status"] == "complete"
 
 
