@@ -7,13 +7,13 @@ period must outlast the longest gap between two heartbeats of a live trial, or a
 failed under its worker.
 
 * ``write``: milliseconds per heartbeat written to a new SQLite study (the default storage).
-* ``overhead``: the same seeded study (iris, one worker, no pruning) with heartbeats every
-  second and with none during a trial (an interval longer than the study), seconds per trial,
-  the runs alternated.
+* ``overhead``: the same seeded study (iris, one worker, no pruning) with heartbeats at the
+  default interval and with none during a trial (an interval longer than the study), seconds
+  per trial, the runs alternated.
 * ``gaps``: the longest gap between two heartbeats of a study with heartbeats every second
   while ``--load`` processes per core spin beside it, and two workers write to the storage.
 
-    .venv/bin/python benchmarks/tune_heartbeat.py [--trials 6] [--load 2]
+    .venv/bin/python benchmarks/tune_heartbeat.py [--trials 6] [--load 2] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from optuna.storages import RDBStorage
 
 import growml
 from growml.tune import TuneConfig, tune
+from growml.tune.settings import HEARTBEAT_INTERVAL
 
 RESULTS = Path(__file__).parent / "results"
 NEVER = 3600  # an interval longer than the study: one heartbeat as a trial starts, no more
@@ -96,12 +97,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--load", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        times: dict[int, list[float]] = {1: [], NEVER: []}
+        times: dict[int, list[float]] = {HEARTBEAT_INTERVAL: [], NEVER: []}
         for round_ in range(args.rounds):
             for interval in times:
                 name = f"overhead-{interval}-{round_}"
@@ -109,7 +110,9 @@ def main() -> None:
         result = {
             "write_ms": write_cost(work),
             "seconds_per_trial": {
-                "heartbeat every 1 s": statistics.median(times[1]),
+                f"heartbeat every {HEARTBEAT_INTERVAL} s": statistics.median(
+                    times[HEARTBEAT_INTERVAL]
+                ),
                 "no heartbeat during a trial": statistics.median(times[NEVER]),
             },
             "longest_gap_seconds_at_1_s": longest_gap(work, args.trials, args.load),

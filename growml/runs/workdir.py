@@ -31,7 +31,7 @@ from growml.errors import RunError
 
 _PARTIAL = ".partial-"
 # A partial directory younger than this may be one whose writer has not yet taken its lock.
-_UNLOCKED_SECONDS = 10.0
+_UNLOCKED_SECONDS = 2.0
 
 
 def claim(path: Path, kind: str, manifests: Sequence[str]) -> bool:

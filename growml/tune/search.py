@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 from growml import atomic
 from growml.config import FitConfig
 from growml.errors import ConfigError, RunError
-from growml.runs.workdir import claim, exclusive, partial_of, read_manifest
+from growml.runs.workdir import claim, exclusive, held, partial_of, read_manifest
 from growml.scoring import check_settings, ranking_metric
 from growml.tune.objective import PARAMS, TRIALS, Objective
 from growml.tune.results import (
@@ -298,6 +298,8 @@ def _remove_stale_runs(study: optuna.Study, trials: Path) -> None:
         state = states.get(int(match[1]))
         if state == TrialState.RUNNING or (state == TrialState.COMPLETE and partial is None):
             continue
+        if partial is not None and held(entry):
+            continue  # a worker still writes it, though its trial was taken for killed
         shutil.rmtree(entry, ignore_errors=True)
 
 

@@ -1,9 +1,10 @@
 """Where a study lives: Optuna's RDB storage, SQLite by default, PostgreSQL to scale out.
 
 Every worker, on this machine or another, opens the storage itself from its URL and joins the
-study by name (``load_if_exists``). Heartbeats let a worker that dies mid-trial (``kill -9``,
-a lost machine) be noticed: a running trial silent for two heartbeat intervals is marked failed
-by the next worker that starts a trial, and retried once (Optuna's
+study by name (``load_if_exists``); workers that may meet on a new database take turns
+(``turn``) to create it. Heartbeats let a worker that dies mid-trial (``kill -9``, a lost
+machine) be noticed: a running trial silent for the grace period is marked failed by the next
+worker that starts, or starts a trial, and retried once (Optuna's
 ``RetryHeartbeatStaleTrialCallback``).
 """
 
