@@ -25,9 +25,9 @@ from growml.config import FitConfig, resolve_config, unknown_setting, validate_s
 
 SECTION = "tune"
 # Heartbeats: a killed worker's trial is retried GRACE_PERIOD seconds after its last one. Measured
-# with benchmarks/tune_heartbeat.py (README, Tune): a heartbeat costs a SQLite study 3 ms (0.06 %
-# of a trial's time every 5 s), and under load one came 0.6 s late; 20 s leaves a live trial 15 s
-# of lateness before it would be taken for killed.
+# with benchmarks/tune_heartbeat.py (README, Tune): a heartbeat costs a SQLite study 1.4 to 3 ms
+# (under 0.1 % of a trial's time every 5 s), and under load one came 0.6 s late; 20 s leaves a
+# live trial 15 s of lateness before it would be taken for killed.
 HEARTBEAT_INTERVAL = 5
 GRACE_PERIOD = 20
 
