@@ -236,6 +236,9 @@ def test_cli_prints_the_best_trials_and_json_is_one_document(tmp_path):
     document = json.loads(again.stdout)
     assert document["trials"]["total"] == 4 and document["study"] == "wine"
     assert Path(document["best_run"]).is_dir()
+    # The command that continues the study says after how many trials.
+    assert document["this_run"]["earlier"] == 3
+    assert render.tune_summary(document, str(out))["this run"].endswith(", after 3 earlier")
 
 
 @pytest.mark.slow
@@ -274,6 +277,10 @@ def test_local_workers_share_the_study(tmp_path):
         (["--set", "tune.space={model.hidden_widths: [0, 4]}"], "between 1 and"),
         (["--set", "tune.default_space=false"], "leaves nothing to search"),
         (["--set", "tune.pruner=hyperband", "--objective", "metric,params"], "single-objective"),
+        (
+            ["--set", "tune.heartbeat_interval=30", "--set", "tune.grace_period=20"],
+            "tune.grace_period (20 s) must be longer than tune.heartbeat_interval (30 s)",
+        ),
         (["--set", "train.nope=1"], "unknown setting 'train.nope'"),
     ],
 )
