@@ -120,7 +120,20 @@ def main() -> None:
         }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "tune_heartbeat.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    (RESULTS / "tune_heartbeat.md").write_text(markdown(result))
+    print(markdown(result), end="")
+
+
+def markdown(result: dict) -> str:
+    seconds = result["seconds_per_trial"]
+    lines = ["| measure | value |", "|---|---:|"]
+    lines.append(f"| heartbeat written to SQLite | {result['write_ms']:.1f} ms |")
+    lines += [f"| seconds per trial, {name} | {value:.2f} s |" for name, value in seconds.items()]
+    lines.append(
+        f"| longest gap between heartbeats every 1 s, {result['load_processes_per_core']} "
+        f"spinning process per core | {result['longest_gap_seconds_at_1_s']:.2f} s |"
+    )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -97,15 +97,24 @@ def main() -> None:
             rows += measure(data, args.trials, args.top, Path(work))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "tune_pruning.json").write_text(json.dumps(rows, indent=2) + "\n")
-    columns = ["data", "settle epochs", "trials", "pruned", f"top {args.top} pruned"]
-    print("| " + " | ".join([*columns, "best pruned", "epochs saved"]) + " |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    table = markdown(rows, args.top)
+    (RESULTS / "tune_pruning.md").write_text(table)
+    print(table, end="")
+
+
+def markdown(rows: list[dict], top: int) -> str:
+    columns = ["data", "settle epochs", "trials", "pruned", f"top {top} pruned", "best pruned"]
+    lines = [
+        "| " + " | ".join([*columns, "epochs saved"]) + " |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
-        print(
+        lines.append(
             f"| {row['data']} | {row['settle_epochs']} | {row['trials']} | {row['pruned']} | "
-            f"{row[f'top_{args.top}_pruned']} | {'yes' if row['best_pruned'] else 'no'} | "
+            f"{row[f'top_{top}_pruned']} | {'yes' if row['best_pruned'] else 'no'} | "
             f"{100 * row['epochs_saved']:.0f} % |"
         )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
