@@ -401,7 +401,8 @@ def _postgres_trials(url, study):
 
 def _worker(url, study, out, trials, *settings):
     command = [GROWML, "tune", "iris", "--storage", url, "--study", study, "--out", out]
-    command += ["--trials", str(trials), "--set", "tune.heartbeat_interval=1", "--json"]
+    command += ["--trials", str(trials), "--json"]
+    command += ["--set", "tune.heartbeat_interval=1", "--set", "tune.grace_period=2"]
     for setting in settings:
         command += ["--set", setting]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -449,11 +450,12 @@ def test_a_worker_killed_mid_trial_leaves_the_study_usable(postgres_url, tmp_pat
     before = _postgres_trials(postgres_url, "kill")
     killed = [t.number for t in before if t.state == TrialState.RUNNING]
     assert len(killed) == 1, [t.state for t in before]
-    time.sleep(2.5)  # two heartbeat intervals: the running trial is now stale
+    time.sleep(2.5)  # past the grace period: the running trial is now stale
     settings = [item for setting in slow for item in ("--set", setting)]
     result = invoke(
         *("tune", "iris", "--storage", postgres_url, "--study", "kill", "--out", out),
         *("--trials", "2", "--set", "tune.heartbeat_interval=1", *settings, "--json"),
+        *("--set", "tune.grace_period=2"),
     )
     assert result.exit_code == 0, result.output
     after = {t.number: t for t in _postgres_trials(postgres_url, "kill")}
@@ -546,7 +548,7 @@ def test_the_worker_that_ends_first_says_how_many_trials_still_run(tmp_path):
 def test_a_killed_worker_trial_is_failed_and_retried_by_the_next_sqlite_worker(tmp_path):
     out = tmp_path / "killed"
     settings = [
-        *("--set", "train.epochs=3000", "--set", "train.early_stopping=false"),
+        *("--set", "train.epochs=1500", "--set", "train.early_stopping=false"),
         *("--set", "tune.pruner=none", "--set", "tune.space={train.batch_size: 128}"),
         *("--set", "tune.heartbeat_interval=1", "--set", "tune.grace_period=2"),
     ]
