@@ -209,6 +209,10 @@ class FitProgress:
             )
         elif isinstance(event, EpochEnd):
             if self.task_id is None:  # a resumed training: its start was before the checkpoint
+                widths = ",".join(str(w) for w in event.hidden_widths)
+                self.progress.console.print(
+                    f"resumed after epoch {event.epoch - 1}, hidden widths {widths}"
+                )
                 self.progress.start()
                 self.task_id = self.progress.add_task("training", total=None, status="resumed")
             status = f"loss {event.train_loss:.4f} · val " + " ".join(
@@ -349,6 +353,10 @@ class TuneProgressBar:
 
     def __call__(self, state: Any) -> None:
         if self.task_id is None:
+            if state.earlier:
+                self.progress.console.print(
+                    f"continuing the study after its {state.earlier} trials"
+                )
             self.progress.start()
             self.task_id = self.progress.add_task("tune", total=state.total, status="")
         best = "—" if state.best is None else f"{state.best:.4f}"
@@ -417,9 +425,11 @@ def tune_summary(document: dict[str, Any], path: str) -> dict[str, Any]:
     rows = {
         "study": f"{document['study']} ({document['storage']})",
         "trials": f"{counts['total']} in the study: {counts['complete']} complete, "
-        f"{counts['pruned']} pruned, {counts['fail']} failed",
+        f"{counts['pruned']} pruned, {counts['fail']} failed"
+        + (f", {counts['running']} still running elsewhere" if counts["running"] else ""),
         "this run": f"{this_run['trials']} trials in {this_run['seconds']:.1f} s "
-        f"({this_run['jobs']} worker{'s' if this_run['jobs'] > 1 else ''})",
+        f"({this_run['jobs']} worker{'s' if this_run['jobs'] > 1 else ''})"
+        + (f", after {this_run['earlier']} earlier" if this_run.get("earlier") else ""),
         "best run": document["best_run"] or "—",
         "results": f"{path}/tune.json",
     }

@@ -32,9 +32,9 @@ from growml.runs.run import Run, save_run
 from growml.runs.rundir import (
     PLOTS,
     RunWriter,
-    abandoned_runs,
     default_run_dir,
     interrupted_runs,
+    remove_abandoned,
 )
 from growml.runs.summary import fit_metrics
 from growml.scoring import check_settings, threshold_metric
@@ -269,16 +269,10 @@ def _interrupted(
     path: Path, settings: dict[str, Any], resume: bool
 ) -> tuple[Path | None, Checkpoint | None]:
     """The interrupted run of ``path`` to resume and its checkpoint (None, None: start
-    afresh). Without ``resume``, an interrupted run is named in a warning, never dropped."""
+    afresh). Without ``resume``, an interrupted run is named in a warning, never dropped;
+    what a run killed before its first checkpoint left is removed."""
+    remove_abandoned(path)
     found = interrupted_runs(path)
-    stale = [p for p in abandoned_runs(path) if p not in found]
-    if stale:
-        warnings.warn(
-            f"{str(stale[0])!r} is what an interrupted run of {str(path)!r} left before its "
-            "first checkpoint: nothing there can be resumed; delete it.",
-            GrowmlWarning,
-            stacklevel=3,
-        )
     if not found:
         return None, None
     if not resume:

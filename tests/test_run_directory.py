@@ -15,7 +15,7 @@ from growml.errors import DataError, GrowmlWarning, RunError
 from growml.events import EpochEnd, GrowthStep, TrainEnd, kept_epoch
 from growml.runs import digests, plots
 from growml.runs.run import FORMAT_VERSION, Run, load_run, save_run
-from growml.runs.rundir import HISTORY, MODEL_SPEC, RunWriter, abandoned_runs, interrupted_runs
+from growml.runs.rundir import HISTORY, MODEL_SPEC, RunWriter, interrupted_runs, remove_abandoned
 from growml.runs.summary import fit_metrics, growth_summary
 
 FAST = [("data.source", "iris"), ("train.epochs", 3), ("growth.enabled", False)]
@@ -262,7 +262,7 @@ def test_an_interrupted_run_keeps_its_checkpoint_and_a_failed_one_leaves_nothing
     assert not failed.path.exists() and not (tmp_path / "other").exists()
 
 
-def test_interrupted_runs_come_newest_first_and_abandoned_ones_are_the_quiet_ones(tmp_path):
+def test_interrupted_runs_come_newest_first_and_abandoned_ones_are_removed(tmp_path):
     out = tmp_path / "run"
     partials = []
     for age in (300, 30, 3000):
@@ -272,11 +272,18 @@ def test_interrupted_runs_come_newest_first_and_abandoned_ones_are_the_quiet_one
         moment = time.time() - age
         os.utime(partial / CHECKPOINT, (moment, moment))
         partials.append(partial)
-    running = tmp_path / ".run.partial-running"  # no checkpoint yet: not resumable
-    running.mkdir()
-    (running / HISTORY).write_text("")
+    killed = tmp_path / ".run.partial-killed"  # no checkpoint yet: not resumable
+    killed.mkdir()
+    (killed / HISTORY).write_text("")
+    os.utime(killed, (time.time() - 60, time.time() - 60))
     assert interrupted_runs(out) == [partials[1], partials[0], partials[2]]
-    assert abandoned_runs(out, quiet_seconds=600) == [partials[2]]
+    with RunWriter(out) as writer:  # a run under way is neither resumed nor removed
+        (writer.path / CHECKPOINT).write_bytes(b"state")
+        os.utime(writer.path, (time.time() - 60, time.time() - 60))
+        assert writer.path not in interrupted_runs(out)
+        remove_abandoned(out)
+        assert writer.path.is_dir() and not killed.exists()
+        assert all(partial.is_dir() for partial in partials)
 
 
 def test_a_failed_move_keeps_the_old_run_whole(fitted, tmp_path, monkeypatch):

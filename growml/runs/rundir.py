@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,7 +32,7 @@ from growml.runs.layout import (
     PREPROCESS,
     RUN_FILES,
 )
-from growml.runs.workdir import claim, new_partial, partials, refuse_current
+from growml.runs.workdir import claim, held, hold, in_use, new_partial, partials, refuse_current
 
 # The file names are re-exported: a run's writer is where they have always been imported from.
 __all__ = [
@@ -45,9 +44,9 @@ __all__ = [
     "PLOTS",
     "PREPROCESS",
     "RunWriter",
-    "abandoned_runs",
     "default_run_dir",
     "interrupted_runs",
+    "remove_abandoned",
 ]
 
 
@@ -60,21 +59,20 @@ def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
     return candidate
 
 
-def abandoned_runs(out: Path, quiet_seconds: float = 600.0) -> list[Path]:
-    """Partial directories of ``out`` nothing has written to for ``quiet_seconds`` (a run
-    still going writes its history every epoch)."""
-    now = time.time()
-    return [
-        path
-        for path in partials(Path(out))
-        if now - max((f.stat().st_mtime for f in path.iterdir()), default=0.0) > quiet_seconds
-    ]
+def remove_abandoned(out: Path) -> None:
+    """Remove the partial directories of ``out`` that no process is writing and that hold no
+    checkpoint to resume from: what runs killed before their first checkpoint left."""
+    for path in partials(Path(out)):
+        if not (path / CHECKPOINT).is_file() and not in_use(path):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def interrupted_runs(out: Path) -> list[Path]:
-    """The partial directories of interrupted runs of ``out`` that hold a checkpoint, the
-    newest first."""
-    found = [path for path in partials(Path(out)) if (path / CHECKPOINT).is_file()]
+    """The partial directories of interrupted runs of ``out`` that hold a checkpoint (and that
+    no process is still writing), the newest first."""
+    found = [
+        path for path in partials(Path(out)) if (path / CHECKPOINT).is_file() and not held(path)
+    ]
     return sorted(found, key=lambda path: (path / CHECKPOINT).stat().st_mtime, reverse=True)
 
 
@@ -108,25 +106,29 @@ class RunWriter:
             raise RunError(
                 f"cannot create the run directory {shown!r}: {error.strerror}."
             ) from None
+        self._lock = hold(self.path)  # the run is under way: no other process removes it
         os.chmod(self.path, atomic.DIRECTORY_MODE)
         self._target = target
         self._history: TextIO = open(self.path / HISTORY, "w", encoding="utf-8")  # noqa: SIM115
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.commit()
-        elif exc_type is KeyboardInterrupt and (self.path / CHECKPOINT).is_file():
-            # Interrupted (Ctrl-C, SIGTERM) with a checkpoint: keep it for --resume.
-            self._history.close()
-            warnings.warn(
-                f"interrupted; the run so far is kept in {str(self.path)!r}: the same command "
-                "with --resume continues it.",
-                GrowmlWarning,
-                stacklevel=2,
-            )
-        else:
-            self.abort()
+        try:
+            if exc_type is None:
+                self.commit()
+            elif exc_type is KeyboardInterrupt and (self.path / CHECKPOINT).is_file():
+                # Interrupted (Ctrl-C, SIGTERM) with a checkpoint: keep it for --resume.
+                self._history.close()
+                warnings.warn(
+                    f"interrupted; the run so far is kept in {str(self.path)!r}: the same "
+                    "command with --resume continues it.",
+                    GrowmlWarning,
+                    stacklevel=2,
+                )
+            else:
+                self.abort()
+        finally:
+            os.close(self._lock)
 
     def replay(self, events: list[dict[str, Any]]) -> None:
         """Start ``history.jsonl`` again from ``events`` (a resumed run's, up to its
