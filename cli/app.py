@@ -198,17 +198,21 @@ def fit(
             stderr.print(_describe_encoding(prepared), highlight=False)
         from growml.fitting import fit as fit_run
 
-        observers = [] if json_output else [runview.FitProgress(stderr)]
-        result = fit_run(
-            config,
-            out=out,
-            overwrite=overwrite,
-            observers=observers,
-            table=table,
-            resume=resume,
-            started=started,
-            prepared=prepared,
-        )
+        progress = None if json_output else runview.FitProgress(stderr)
+        try:
+            result = fit_run(
+                config,
+                out=out,
+                overwrite=overwrite,
+                observers=[progress] if progress else [],
+                table=table,
+                resume=resume,
+                started=started,
+                prepared=prepared,
+            )
+        finally:
+            if progress is not None:
+                progress.close()
     if json_output:
         print_json({"run": str(result.path), "metrics": result.metrics})
         return

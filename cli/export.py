@@ -30,10 +30,10 @@ def export(
     group_numbers: Annotated[
         bool,
         typer.Option(
-            help="Take the numeric columns as one [N, k] float64 input named `numbers` instead "
-            "of one input each (faster single rows for wide numeric tables)."
+            help="Take the numeric columns as one [N, k] float32 input named `numbers` "
+            "(--no-group-numbers: one [N, 1] input each, slower for single rows of wide tables)."
         ),
-    ] = False,
+    ] = True,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Write RUN as one ONNX model, preprocessing included, verified in onnxruntime."""

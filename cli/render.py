@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from growml.data.columns import ColumnReading
 
 
 def number(value: Any) -> str:
@@ -201,7 +205,7 @@ def export_table(result: dict[str, Any]) -> Table:
             "opset": result["opset"],
             "size": f"{result['size_bytes'] / 1024:.1f} KiB",
             "nodes": result["nodes"],
-            "inputs": result["inputs"],
+            "inputs": f"{result['inputs']} (numbers as {result['number_type']})",
             "max difference": f"{result['max_difference']:.2g} (allowed "
             f"{result['tolerance']:.0e}) on {result['verified_rows']} test rows, {verdict}",
             "wall time": f"{result['seconds']:.2f} s",
@@ -219,6 +223,10 @@ class TuneProgressBar:
 
     def __call__(self, state: Any) -> None:
         if self.task_id is None:
+            if state.earlier:
+                self.progress.console.print(
+                    f"continuing the study after its {state.earlier} trials"
+                )
             self.progress.start()
             self.task_id = self.progress.add_task("tune", total=state.total, status="")
         best = "—" if state.best is None else f"{state.best:.4f}"
@@ -287,9 +295,11 @@ def tune_summary(document: dict[str, Any], path: str) -> dict[str, Any]:
     rows = {
         "study": f"{document['study']} ({document['storage']})",
         "trials": f"{counts['total']} in the study: {counts['complete']} complete, "
-        f"{counts['pruned']} pruned, {counts['fail']} failed",
+        f"{counts['pruned']} pruned, {counts['fail']} failed"
+        + (f", {counts['running']} still running elsewhere" if counts["running"] else ""),
         "this run": f"{this_run['trials']} trials, wall time {this_run['seconds']:.1f} s "
-        f"({this_run['jobs']} worker{'s' if this_run['jobs'] > 1 else ''})",
+        f"({this_run['jobs']} worker{'s' if this_run['jobs'] > 1 else ''})"
+        + (f", after {this_run['earlier']} earlier" if this_run.get("earlier") else ""),
         "best run": document["best_run"] or "—",
         "results": f"{path}/tune.json",
     }
@@ -298,3 +308,17 @@ def tune_summary(document: dict[str, Any], path: str) -> dict[str, Any]:
     for reason, count in list(document["failures"].items())[:3]:
         rows.setdefault("failed because", f"{reason} ({count}×)")
     return rows
+
+
+def columns_table(readings: Sequence[ColumnReading]) -> Table:
+    """How each input column was read: as what, how many values missing, and what besides
+    empty fields was read as missing (marks such as ``?``, stray text, infinite numbers)."""
+    table = Table(title="Columns", title_justify="left")
+    table.add_column("column")
+    table.add_column("read as")
+    table.add_column("missing", justify="right")
+    table.add_column("read as missing")
+    for reading in readings:
+        missing = "" if reading.read_as == "dropped" else str(reading.missing)
+        table.add_row(reading.name, reading.description(), missing, reading.made_missing())
+    return table

@@ -41,22 +41,29 @@ def report(
 
 def _run(path: Path, json_output: bool) -> None:
     from growml.events import EpochEnd, GrowthStep
+    from growml.runs import digests
     from growml.runs.files import read_run_files
+    from growml.runs.layout import EXPORT
 
     files = read_run_files(path)
+    digests.check(path, [EXPORT])
     history = files.history()
+    readings = files.preprocessor.readings
     if json_output:
         print_json(
             {
                 "run": str(path),
                 "model": files.model,
                 "metrics": files.metrics,
+                "columns": [reading.model_dump() for reading in readings],
                 "history": [event.to_dict() for event in history],
             }
         )
         return
     metrics = files.metrics_record
     stdout.print(render.summary_table(runview.model_rows(files), title="Model"))
+    if readings:
+        stdout.print(render.columns_table(readings))
     if metrics is not None:
         title = f"Metrics of {runview.kept_title(metrics, files.setting('train.monitor'))}"
         stdout.print(runview.metrics_table(metrics, title=title))

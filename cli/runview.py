@@ -155,7 +155,7 @@ def growth_table(steps: Sequence[GrowthStep]) -> Table:
 
 class FitProgress:
     """A rich progress bar fed by the trainer's events (an observer), and a line per growth
-    step."""
+    step; each training (fine-tuning after pruning is a second one) has its own bar."""
 
     def __init__(self, console: Console) -> None:
         self.progress = progress_bar(console, "epoch", 16)
@@ -163,8 +163,6 @@ class FitProgress:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, TrainStart):
-            if self.task_id is not None:  # fine-tuning after pruning: its own bar, shown once
-                self.progress.remove_task(self.task_id)
             self.progress.start()
             widths = ",".join(str(w) for w in event.hidden_widths)
             self.task_id = self.progress.add_task(
@@ -172,6 +170,10 @@ class FitProgress:
             )
         elif isinstance(event, EpochEnd):
             if self.task_id is None:  # a resumed training: its start was before the checkpoint
+                widths = ",".join(str(w) for w in event.hidden_widths)
+                self.progress.console.print(
+                    f"resumed after epoch {event.epoch - 1}, hidden widths {widths}"
+                )
                 self.progress.start()
                 self.task_id = self.progress.add_task("training", total=None, status="resumed")
             status = f"loss {event.train_loss:.4f} · val " + " ".join(
@@ -186,22 +188,34 @@ class FitProgress:
         elif isinstance(event, TrainEnd):
             self.progress.update(self.task_id, total=event.epochs, completed=event.epochs)
             self.progress.stop()
+            # Shown once: the next training's bar must not draw this one again.
+            self.progress.remove_task(self.task_id)
+            self.task_id = None
+
+    def close(self) -> None:
+        """Take down a display that training left running (it stopped with an error): the
+        bar goes, so that the error is the only line, and so does its refresh thread, which
+        would otherwise go on drawing while the interpreter shuts down."""
+        if self.task_id is not None:
+            self.progress.remove_task(self.task_id)
+            self.progress.live.stop()
+            self.task_id = None
 
 
 def model_rows(files: RunFiles) -> dict[str, Any]:
     """The ``Model`` section of a report: the data, the task and the network."""
-    info = files.model
-    metrics = files.metrics_record
+    model = files.description
+    columns = len(files.preprocessor.feature_names)
     return {
         "run": str(files.path),
         "data": files.setting("data.source") or "?",
-        "task": info["task"],
-        "classes": ", ".join(str(c) for c in info.get("classes") or []) or "—",
-        "inputs": f"{info['input_size']} ({len(info['feature_names'])} raw columns)",
-        "hidden widths": ", ".join(str(w) for w in info["hidden_widths"]),
-        "activation": info["activation"],
-        "parameters": f"{info['parameters']:,}",
-        "threshold": _describe_threshold(info, metrics),
+        "task": model.task,
+        "classes": ", ".join(str(c) for c in model.classes or []) or "—",
+        "inputs": f"{model.input_size} ({columns} raw columns)",
+        "hidden widths": ", ".join(str(w) for w in model.hidden_widths),
+        "activation": model.activation,
+        "parameters": "?" if model.parameters is None else f"{model.parameters:,}",
+        "threshold": _describe_threshold(model.threshold, files.metrics_record),
     }
 
 
@@ -250,10 +264,10 @@ def training_rows(metrics: RunMetrics | None, history: Sequence[Event]) -> dict[
     return {**rows, **(times(metrics) if metrics is not None else {})}
 
 
-def _describe_threshold(info: dict[str, Any], metrics: RunMetrics | None) -> str:
-    if info.get("threshold") is None:
+def _describe_threshold(threshold: float | None, metrics: RunMetrics | None) -> str:
+    if threshold is None:
         return "—"
     chosen = metrics.threshold if metrics is not None else None
     if chosen is None or chosen.metric == "none":
-        return f"{info['threshold']:g}"
-    return f"{info['threshold']:g} (maximises validation {chosen.metric})"
+        return f"{threshold:g}"
+    return f"{threshold:g} (maximises validation {chosen.metric})"

@@ -80,6 +80,11 @@ class DataConfig(Section):
     max_categories: int = Field(
         50, ge=1, description="Most frequent categories one-hot encoded per column; others → 0."
     )
+    infinite: Literal["error", "missing"] = Field(
+        "error",
+        description="An infinite number (inf) in a feature column: error (refused, naming the "
+        "column and row), or missing (imputed like any missing value).",
+    )
     stratify: Literal["always", "when-possible"] = Field(
         "always",
         description="Classification splits keep the class proportions: always (a class too "

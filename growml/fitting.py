@@ -27,14 +27,14 @@ from growml.losses import Loss, default_loss, make_loss
 from growml.losses.threshold import choose_threshold
 from growml.nn.mlp import GrowingMLP
 from growml.prune.stage import prune_network
-from growml.runs.files import PLOTS
 from growml.runs.plots import threshold_plot
 from growml.runs.run import Run, save_run
 from growml.runs.rundir import (
+    PLOTS,
     RunWriter,
-    abandoned_runs,
     default_run_dir,
     interrupted_runs,
+    remove_abandoned,
 )
 from growml.runs.summary import fit_metrics
 from growml.scoring import check_settings, threshold_metric
@@ -101,6 +101,7 @@ def fit(
     data = prepared
     loaded = time.perf_counter()
     with _memory_errors_as_user_errors(config):
+        _check_memory(config, data)
         model = _network(config, data)
         n_outputs = data.target_encoder.n_outputs
         loss = make_loss(config.loss, data.task, n_outputs, data.y_train, data.w_train)
@@ -222,6 +223,39 @@ def load_config_table(config: FitConfig) -> Table:
     return load_data_table(config.data)
 
 
+# What training holds per parameter (the weights, their gradients, Adam's two moments, the
+# best weights so far and a checkpoint's copy), in float32 bytes.
+_BYTES_PER_PARAMETER = 6 * 4
+
+
+def _check_memory(config: FitConfig, data: PreparedData) -> None:
+    """Refuse a starting network that cannot fit in the memory available now: allocation
+    itself would not fail (memory is promised lazily), the process would be killed instead."""
+    sizes = [data.x_train.shape[1], *config.model.hidden_widths, data.target_encoder.n_outputs]
+    parameters = sum((a + 1) * b for a, b in zip(sizes, sizes[1:], strict=False))
+    activations = config.train.batch_size * sum(sizes) * 4 * 3
+    needed = parameters * _BYTES_PER_PARAMETER + activations
+    available = _available_memory()
+    if available is not None and needed > available:
+        raise TrainingError(
+            f"the network (hidden widths {config.model.hidden_widths}, {parameters:,} "
+            f"parameters) needs about {needed / 2**30:.1f} GiB to train but "
+            f"{available / 2**30:.1f} GiB of memory is available; use narrower layers."
+        )
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable), if known."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 @contextlib.contextmanager
 def _memory_errors_as_user_errors(config: FitConfig) -> Iterator[None]:
     """A network too large for memory is a setting to change, not a crash."""
@@ -244,16 +278,10 @@ def _interrupted(
     path: Path, settings: dict[str, Any], resume: bool
 ) -> tuple[Path | None, Checkpoint | None]:
     """The interrupted run of ``path`` to resume and its checkpoint (None, None: start
-    afresh). Without ``resume``, an interrupted run is named in a warning, never dropped."""
+    afresh). Without ``resume``, an interrupted run is named in a warning, never dropped;
+    what a run killed before its first checkpoint left is removed."""
+    remove_abandoned(path)
     found = interrupted_runs(path)
-    stale = [p for p in abandoned_runs(path) if p not in found]
-    if stale:
-        warnings.warn(
-            f"{str(stale[0])!r} is what an interrupted run of {str(path)!r} left before its "
-            "first checkpoint: nothing there can be resumed; delete it.",
-            GrowmlWarning,
-            stacklevel=3,
-        )
     if not found:
         return None, None
     if not resume:

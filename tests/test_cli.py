@@ -37,6 +37,7 @@ def test_fit_writes_a_complete_run_directory(tmp_path):
             "metrics.json",
             "history.jsonl",
             "plots",
+            "digests.json",
         ]
     )
     metrics = json.loads((out / "metrics.json").read_text())
@@ -241,6 +242,7 @@ BAD_INPUT = {
     "seed out of range": (["iris", "--seed", "4294967296"], "seed"),
     "width too large": (["iris", "--fixed", "100000000"], "between 1 and"),
     "width zero": (["iris", "--fixed", "0"], "between 1 and"),
+    "network larger than memory": (["iris", "--fixed", "65536,65536,65536"], "GiB of memory"),
     "pruning without a target": (["iris", "--prune", "synflow"], "prune.compression"),
     "unknown pruner": (["iris", "--prune", "snip", "--set", "prune.compression=10"], "prune"),
     "pruning after growth that is off": (
@@ -405,7 +407,8 @@ def test_damaged_run_directory_is_reported_not_crashed_on(tmp_path, name, conten
     (out / name).write_text(content)
     result = invoke("report", out)
     assert result.exit_code == 2, result.output
-    assert "damaged" in result.stderr or "not a growml event" in result.stderr
+    assert f"{name} in the run {str(out)!r} has changed since growml wrote it" in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
 def test_huge_feature_values_are_standardised_to_finite_numbers(tmp_path, write_csv):

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -166,6 +167,7 @@ def test_resume_skips_finished_members_and_clears_partial_runs(tmp_path):
     (out / "members" / "grown-s0.json").write_text("{ half a reco")  # killed mid-write
     partial = out / "runs" / ".fixed-5-s1.partial-abc"
     partial.mkdir()
+    os.utime(partial, (time.time() - 60, time.time() - 60))  # left by a run killed a minute ago
     kept = (out / "members" / "fixed-3-s0.json").stat().st_mtime_ns
     calls = []
     again = compare(

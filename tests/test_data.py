@@ -1,5 +1,6 @@
 """growml.data: built-in datasets, files, checks, splits and preprocessing."""
 
+import dataclasses
 import json
 import random
 import warnings
@@ -15,7 +16,6 @@ import growml.data.files as files
 from growml.config import DataConfig
 from growml.data import (
     Preprocessor,
-    Table,
     TargetEncoder,
     as_arrow,
     infer_task,
@@ -222,10 +222,10 @@ def test_column_types_are_widened_when_later_rows_disagree(
     # pyarrow infers types from the first block; later blocks may need a wider type.
     monkeypatch.setattr(files, "_BLOCK_SIZE", 64)
     rows = [f"{i},{i % 2},{i}" for i in range(40)] + ["1.5,0,x", "2,1,y"]
-    table = load_table(save_csv(tmp_path / "m.csv", "a,y,b\n" + "\n".join(rows)), target="y")
-    assert table.features.schema.field("a").type == pa.float64()
-    assert table.features.schema.field("b").type == pa.string()
-    assert table.features.num_rows == 42
+    table = files.read_file(save_csv(tmp_path / "m.csv", "a,y,b\n" + "\n".join(rows)))
+    assert table.schema.field("a").type == pa.float64()
+    assert table.schema.field("b").type == pa.string()
+    assert table.num_rows == 42
 
 
 @pytest.mark.parametrize(
@@ -456,7 +456,8 @@ def test_unknown_category_is_all_zeros_and_columns_are_found_by_name() -> None:
 
 def test_max_categories_keeps_the_most_frequent() -> None:
     column = ["a"] * 5 + ["b"] * 3 + ["c"] * 3 + ["d"]
-    preprocessor = Preprocessor.fit(pa.table({"k": column}), max_categories=2)
+    with pytest.warns(GrowmlWarning, match=r"column 'k' has 4 categories; the 2 most frequent"):
+        preprocessor = Preprocessor.fit(pa.table({"k": column}), max_categories=2)
     # "b" and "c" tie; the tie goes to the smaller value.
     assert preprocessor.output_names == ["k=a", "k=b"]
     np.testing.assert_array_equal(preprocessor.transform(pa.table({"k": ["c", "d"]})), 0.0)
@@ -497,7 +498,7 @@ def test_preprocessing_is_fitted_on_training_rows_only() -> None:
     columns = {
         name: table.features.column(name).to_numpy() * scale for name in table.features.column_names
     }
-    altered = Table(table.name, pa.table(columns), table.target, table.target_name, table.task)
+    altered = dataclasses.replace(table, features=pa.table(columns))
     assert (
         prepare(altered, config, seed=0).preprocessor.to_dict() == prepared.preprocessor.to_dict()
     )

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from growml.cli import app
 from typer.testing import CliRunner
 
 import growml
+from growml.errors import ExportError
 from growml.export.graph import MAX_OPSET, MIN_OPSET
 from growml.nn import ACTIVATIONS
 
@@ -112,7 +114,7 @@ def test_unseen_categories_missing_and_odd_values_follow_the_torch_path(mixed_ru
         {"age": 30.0, "income": 1e4, "colour": "purple", "member": True},  # unseen category
         {"age": None, "income": 2e4, "colour": None, "member": None},  # every kind missing
         {"age": float("inf"), "income": float("nan"), "colour": "red", "member": False},
-        {"age": -1e300, "income": 0.0, "colour": "red", "member": True},
+        {"age": -1e30, "income": 0.0, "colour": "red", "member": True},
         {"age": 50.0, "income": 1e4, "colour": "", "member": None},  # "" is missing text
         {"age": 50.0, "income": 1e4, "colour": None, "member": None},
     ]
@@ -120,17 +122,64 @@ def test_unseen_categories_missing_and_odd_values_follow_the_torch_path(mixed_ru
     np.testing.assert_array_equal(*model.predict_proba(rows[-2:]))
 
 
-def test_grouped_numbers_take_one_input_and_agree(mixed_run, tmp_path):
+def test_numbers_are_one_float32_input_and_agree_fed_as_float32(mixed_run):
+    """The default layout follows scikit-learn's converters: the numeric columns as one
+    float32 ``[N, k]`` input; categories and booleans stay text."""
     result, exported = mixed_run
     run = growml.load_run(exported.path.parent)
-    grouped = growml.export_run(exported.path.parent, tmp_path / "grouped.onnx", grouped=True)
-    proto = onnx.load(grouped.path)
-    assert [i.name for i in proto.graph.input] == ["numbers", "colour", "member"]
-    model = growml.load_onnx(grouped.path)
+    proto = onnx.load(exported.path)
+    types = {i.name: i.type.tensor_type.elem_type for i in proto.graph.input}
+    assert types == {
+        "numbers": onnx.TensorProto.FLOAT,
+        "colour": onnx.TensorProto.STRING,
+        "member": onnx.TensorProto.STRING,
+    }
+    assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:]] == [2]
+    model = growml.load_onnx(exported.path)
     assert model.info["numbers_input"] == ["age", "income"]
     assert model.feature_names == run.preprocessor.feature_names
+    assert model.feeds(result.data.raw_test)["numbers"].dtype == np.float32  # growml predict's
+    assert_parity(run, model, result.data.raw_test)
+    feeds = {
+        "numbers": np.array([[31.0, 5e4]], np.float32),
+        "colour": np.array([["red"]], object),
+        "member": np.array([["true"]], object),
+    }
+    (probabilities,) = ort.InferenceSession(str(exported.path)).run(["probabilities"], feeds)
+    row = {"age": [31.0], "income": [5e4], "colour": ["red"], "member": [True]}
+    np.testing.assert_allclose(probabilities, run.predict_proba(row), atol=TOLERANCE)
+
+
+def test_one_float32_input_per_column_agrees(mixed_run, tmp_path):
+    result, exported = mixed_run
+    run = growml.load_run(exported.path.parent)
+    columns = growml.export_run(exported.path.parent, tmp_path / "columns.onnx", grouped=False)
+    proto = onnx.load(columns.path)
+    assert [i.name for i in proto.graph.input] == run.preprocessor.feature_names
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    model = growml.load_onnx(columns.path)
+    assert model.info["numbers_input"] == []
     assert_parity(run, model, result.data.raw_test)
     assert_parity(run, model, result.data.raw_test.slice(3, 1))
+
+
+def test_large_numbers_with_a_small_spread_keep_parity(tmp_path):
+    """A year or a price read as float32 is standardised in float64 inside the graph."""
+    rng = np.random.default_rng(1)
+    years = rng.normal(2010.0, 3.0, 300)
+    prices = rng.normal(2.5e6, 40.0, 300)
+    lines = ["year,price,label"] + [
+        f"{y:.2f},{p:.2f},{'a' if (y - 2010) + (p - 2.5e6) / 13 > 0 else 'b'}"
+        for y, p in zip(years, prices, strict=True)
+    ]
+    source = tmp_path / "years.csv"
+    source.write_text("\n".join(lines) + "\n")
+    fit(tmp_path / "run", source, ("model.hidden_widths", [8]), target="label")
+    exported = growml.export_run(tmp_path / "run")
+    assert exported.number_type == "float64"
+    assert exported.parity.agrees and exported.parity.max_difference <= TOLERANCE
+    proto = onnx.load(exported.path)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
 
 
 def test_batch_of_one_and_of_many(mixed_run):
@@ -223,7 +272,7 @@ def test_metadata_round_trips_and_holds_no_machine_path(mixed_run):
     assert root.encode() not in content and b"/tmp" not in content
     onnx.checker.check_model(onnx.load(exported.path), full_check=True)
     proto = onnx.load(exported.path)
-    assert [i.name for i in proto.graph.input] == run.preprocessor.feature_names
+    assert [i.name for i in proto.graph.input] == ["numbers", "colour", "member"]
     assert [o.name for o in proto.graph.output] == ["probabilities", "label"]
     assert all(i.type.tensor_type.shape.dim[0].dim_param == "N" for i in proto.graph.input)
 
@@ -270,6 +319,7 @@ def test_export_command_prints_the_table_and_json(iris_run):
         assert word in shown.stdout
     document = json.loads(invoke("export", iris_run, "--opset", "17", "--json").stdout)
     assert document["opset"] == 17 and document["verified_rows"] == 30
+    assert document["number_type"] == "float32" and "numbers as float32" in shown.stdout
     assert document["max_difference"] <= 1e-5 and document["label_mismatches"] == 0
     assert document["path"] == str(iris_run / "model.onnx")
     assert document["size_bytes"] == (iris_run / "model.onnx").stat().st_size
@@ -324,10 +374,13 @@ def test_out_path_that_is_a_directory(iris_run, tmp_path):
 def test_corrupt_model_onnx_at_predict_time(iris_run):
     assert invoke("export", iris_run).exit_code == 0
     (iris_run / "model.onnx").write_bytes(b"\x08\x07 not a model")
-    assert_user_error(invoke("predict", iris_run, "iris"), "not a valid ONNX model")
+    assert_user_error(invoke("predict", iris_run, "iris"), "has changed since growml export")
+    with pytest.raises(ExportError, match="not a valid ONNX model"):
+        growml.load_onnx(iris_run / "model.onnx")
     assert invoke("predict", iris_run, "iris", "--engine", "torch").exit_code == 0
     (iris_run / "model.onnx").write_bytes(_identity_model().SerializeToString())
-    assert_user_error(invoke("predict", iris_run, "iris"), "not written by growml export")
+    with pytest.raises(ExportError, match="not written by growml export"):
+        growml.load_onnx(iris_run / "model.onnx")
 
 
 def _identity_model():
@@ -396,3 +449,17 @@ def test_a_column_named_like_an_output_is_refused(tmp_path, column):
 def test_a_run_without_a_test_split_says_how_to_export(tmp_path):
     fit(tmp_path / "run", "iris", ("data.test_size", 0), ("model.hidden_widths", [3]))
     assert_user_error(invoke("export", tmp_path / "run"), "no test split")
+
+
+@pytest.mark.parametrize("name", ["model.json", "config.yaml", "model.txt", "model"])
+def test_export_out_must_name_an_onnx_file_and_never_a_run_file(iris_run, name):
+    before = {p.name: p.read_bytes() for p in iris_run.iterdir() if p.is_file()}
+    out = iris_run / name
+    shown = invoke("export", iris_run, "--out", out)
+    assert shown.exit_code == 2, shown.output
+    assert shown.stderr.strip() == (
+        f"error: --out {str(out)!r} must name an .onnx file (like 'model.onnx'); nothing was "
+        "written."
+    )
+    assert {p.name: p.read_bytes() for p in iris_run.iterdir() if p.is_file()} == before
+    assert invoke("predict", iris_run, "iris", "--json").exit_code == 0

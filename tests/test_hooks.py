@@ -2,7 +2,6 @@
 where checkpoints are taken, and a resume from the loop's saved state that is exact."""
 
 import json
-import math
 
 import pytest
 import torch
@@ -115,7 +114,7 @@ def test_a_hook_that_changes_the_network_restarts_the_patience(moons):
     assert changed.epochs >= plain.epochs + 2  # three more epochs of patience from there
 
 
-def _grow(data, epochs, checkpoint=None, resume=None, seconds=math.inf, patience=20):
+def _grow(data, epochs, checkpoint=None, resume=None, seconds=1e9, patience=20):
     """A growing run on ``data``; returns its events, result and final weights."""
     loss = default_loss("classification", 1)
     events = []

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import growml
 from growml.errors import DataError, GrowmlWarning, RunError
+from growml.runs import digests
 
 ENGINES = ("torch", "onnx")
 
@@ -140,6 +141,7 @@ def test_weights_that_do_not_match_the_model_are_named(trained, tmp_path):
     name = next(name for name, tensor in weights.items() if tensor.dim() == 2)
     weights[name] = weights[name][:, :-1].contiguous()
     save_file(weights, damaged / "model.safetensors")
+    digests.record(damaged, digests.read(damaged))  # as if written so: only the shapes tell
     with pytest.raises(RunError, match="model.safetensors does not match model.json") as caught:
         growml.load_run(damaged)
     assert name in str(caught.value) and "\n" not in str(caught.value)

@@ -16,9 +16,9 @@ from growml.data import prepare
 from growml.errors import RunError
 from growml.events import EpochEnd, GrowthStep, PruneStep, TrainEnd, TrainStart, parse_event
 from growml.fitting import load_config_table
-from growml.runs.files import HISTORY, METRICS, MODEL_SPEC
+from growml.runs import digests
 from growml.runs.records import RunMetrics
-from growml.runs.rundir import RunWriter
+from growml.runs.rundir import HISTORY, METRICS, MODEL_SPEC, RunWriter
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FORMAT_1 = [FIXTURES / "format1-iris", FIXTURES / "format1-binary-pruned"]
@@ -169,12 +169,14 @@ def test_metrics_of_a_fresh_run_are_the_model_and_a_damaged_file_is_refused(tmp_
     stored = json.loads((tmp_path / "run" / METRICS).read_text())
     assert RunMetrics.model_validate(stored).to_dict() == stored
     (tmp_path / "run" / METRICS).write_text(json.dumps({**stored, "parameters": "many"}))
+    digests.record(tmp_path / "run", digests.read(tmp_path / "run"))  # damaged as written
     with pytest.raises(RunError, match=r"metrics.json' is not growml metrics \(parameters: "):
         growml.load_run(tmp_path / "run")
     # Of several problems, the first is named.
     (tmp_path / "run" / METRICS).write_text(
         json.dumps({**stored, "parameters": "many", "epochs": "three"})
     )
+    digests.record(tmp_path / "run", digests.read(tmp_path / "run"))
     with pytest.raises(RunError, match=r"is not growml metrics \(parameters: ") as error:
         growml.load_run(tmp_path / "run")
     assert "epochs" not in str(error.value)

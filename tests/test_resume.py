@@ -2,6 +2,7 @@
 exactly where the uninterrupted run ends: killed real `growml fit` processes, resumed."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -9,8 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from growml.cli import app
+from typer.testing import CliRunner
 
 from growml.checkpoint import CHECKPOINT, read_checkpoint
+from growml.runs.workdir import hold
 
 GROWML = str(Path(sys.executable).parent / "growml")
 FIT = ["fit", "digits", "--set", "train.checkpoint_seconds=0", "--set", "train.threads=1"]
@@ -88,6 +92,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(
     assert code == -signal.SIGKILL and not out.exists() and len(_partials(out)) == 1
     resumed = _growml(*FIT, "--out", out, "--resume")
     assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed after epoch {reached}, hidden widths" in resumed.stderr
     _assert_same_run(out, uninterrupted)
 
 
@@ -112,3 +117,22 @@ def test_an_interrupted_run_is_never_left_silently_and_settings_must_match(tmp_p
     assert fresh.returncode == 0
     assert "an interrupted run of" in fresh.stderr and "--resume" in fresh.stderr
     assert (out / "metrics.json").is_file() and len(_partials(out)) == 1
+
+
+def test_what_a_run_killed_before_its_first_checkpoint_left_is_removed_at_the_next_start(
+    tmp_path,
+):
+    out = tmp_path / "run"
+    left, running = tmp_path / ".run.partial-left", tmp_path / ".run.partial-running"
+    for partial in (left, running):
+        partial.mkdir()
+        (partial / "history.jsonl").write_text("")
+        os.utime(partial, (time.time() - 60, time.time() - 60))
+    lock = hold(running)  # a run of the same --out still under way in another process
+    try:
+        result = CliRunner().invoke(app, ["fit", "iris", "--epochs", "2", "--out", str(out)])
+    finally:
+        os.close(lock)
+    assert result.exit_code == 0, result.output
+    assert "interrupted" not in result.output and "delete" not in result.output
+    assert _partials(out) == [running] and (out / "metrics.json").is_file()

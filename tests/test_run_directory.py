@@ -13,9 +13,9 @@ import growml
 from growml.checkpoint import CHECKPOINT
 from growml.errors import DataError, GrowmlWarning, RunError
 from growml.events import EpochEnd, GrowthStep, TrainEnd, kept_epoch
-from growml.runs import plots
+from growml.runs import digests, plots
 from growml.runs.run import FORMAT_VERSION, Run, load_run, save_run
-from growml.runs.rundir import HISTORY, MODEL_SPEC, RunWriter, abandoned_runs, interrupted_runs
+from growml.runs.rundir import HISTORY, MODEL_SPEC, RunWriter, interrupted_runs, remove_abandoned
 from growml.runs.summary import fit_metrics, growth_summary
 
 FAST = [("data.source", "iris"), ("train.epochs", 3), ("growth.enabled", False)]
@@ -35,15 +35,22 @@ def _copy(run, tmp_path):
     return tmp_path / "run"
 
 
+def _as_written(run):
+    """Take the digests of the run's files as they are now: a file damaged before growml
+    listed it, which only the checks of its content can catch."""
+    digests.record(run, digests.read(run))
+
+
 def test_model_json_declares_the_format_this_growml_reads(fitted):
-    assert json.loads((fitted / MODEL_SPEC).read_text())["format_version"] == 2 == FORMAT_VERSION
+    assert json.loads((fitted / MODEL_SPEC).read_text())["format_version"] == 3 == FORMAT_VERSION
 
 
 def test_a_run_of_a_newer_format_is_refused_with_the_reason(fitted, tmp_path):
     run = _copy(fitted, tmp_path)
     info = json.loads((run / MODEL_SPEC).read_text())
     (run / MODEL_SPEC).write_text(json.dumps({**info, "format_version": FORMAT_VERSION + 1}))
-    with pytest.raises(RunError, match="run format 3, and this growml reads format 2 and older"):
+    newer = f"run format {FORMAT_VERSION + 1}, and this growml reads format {FORMAT_VERSION} and"
+    with pytest.raises(RunError, match=newer):
         load_run(run)
 
 
@@ -74,6 +81,7 @@ def test_a_run_without_one_of_its_files_is_incomplete(fitted, tmp_path, name):
 def test_a_file_that_is_not_a_mapping_is_damage(fitted, tmp_path, name, content):
     run = _copy(fitted, tmp_path)
     (run / name).write_text(content)
+    _as_written(run)
     with pytest.raises(RunError, match="is damaged"):
         load_run(run)
 
@@ -86,6 +94,7 @@ def test_extra_tensors_are_named_first_in_order(fitted, tmp_path):
     extra = {"zz": tensors["weights.0"].clone(), "aa": tensors["weights.0"].clone()}
     save_file({**tensors, **extra}, run / "w")
     os.replace(run / "w", run / "model.safetensors")
+    _as_written(run)
     with pytest.raises(RunError, match="holds a tensor 'aa' the model does not have"):
         load_run(run)
 
@@ -95,6 +104,7 @@ def test_history_reads_every_event_across_blank_lines(fitted, tmp_path):
     events = load_run(run).history()
     lines = [json.dumps(e.to_dict()) for e in events]
     (run / HISTORY).write_text(lines[0] + "\n\n" + "\n".join(lines[1:]) + "\n")
+    _as_written(run)
     assert load_run(run).history() == events
     in_memory = Run(load_run(run).model, load_run(run).preprocessor, load_run(run).target_encoder)
     assert in_memory.history() == []  # not saved anywhere yet
@@ -104,9 +114,11 @@ def test_a_damaged_history_line_is_named_by_its_number_and_binary_is_not_text(fi
     run = _copy(fitted, tmp_path)
     lines = (run / HISTORY).read_text().splitlines()
     (run / HISTORY).write_text(lines[0] + "\nnot json\n")
+    _as_written(run)
     with pytest.raises(RunError, match="line 2 of .* is not a growml event"):
         load_run(run).history()
     (run / HISTORY).write_bytes(b"\xff\xfe\x00")
+    _as_written(run)
     with pytest.raises(RunError, match="is not text; the run directory is damaged"):
         load_run(run).history()
 
@@ -250,7 +262,7 @@ def test_an_interrupted_run_keeps_its_checkpoint_and_a_failed_one_leaves_nothing
     assert not failed.path.exists() and not (tmp_path / "other").exists()
 
 
-def test_interrupted_runs_come_newest_first_and_abandoned_ones_are_the_quiet_ones(tmp_path):
+def test_interrupted_runs_come_newest_first_and_abandoned_ones_are_removed(tmp_path):
     out = tmp_path / "run"
     partials = []
     for age in (300, 30, 3000):
@@ -260,11 +272,18 @@ def test_interrupted_runs_come_newest_first_and_abandoned_ones_are_the_quiet_one
         moment = time.time() - age
         os.utime(partial / CHECKPOINT, (moment, moment))
         partials.append(partial)
-    running = tmp_path / ".run.partial-running"  # no checkpoint yet: not resumable
-    running.mkdir()
-    (running / HISTORY).write_text("")
+    killed = tmp_path / ".run.partial-killed"  # no checkpoint yet: not resumable
+    killed.mkdir()
+    (killed / HISTORY).write_text("")
+    os.utime(killed, (time.time() - 60, time.time() - 60))
     assert interrupted_runs(out) == [partials[1], partials[0], partials[2]]
-    assert abandoned_runs(out, quiet_seconds=600) == [partials[2]]
+    with RunWriter(out) as writer:  # a run under way is neither resumed nor removed
+        (writer.path / CHECKPOINT).write_bytes(b"state")
+        os.utime(writer.path, (time.time() - 60, time.time() - 60))
+        assert writer.path not in interrupted_runs(out)
+        remove_abandoned(out)
+        assert writer.path.is_dir() and not killed.exists()
+        assert all(partial.is_dir() for partial in partials)
 
 
 def test_a_failed_move_keeps_the_old_run_whole(fitted, tmp_path, monkeypatch):

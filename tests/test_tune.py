@@ -23,7 +23,10 @@ from typer.testing import CliRunner
 import growml
 from growml.data import load_table
 from growml.errors import ConfigError
-from growml.tune import Objective, build_space, resolve_tune_config, tune
+from growml.events import EpochEnd, GrowthStep
+from growml.runs.workdir import partial_of
+from growml.tune import Objective, TrialPruning, build_space, resolve_tune_config, tune
+from growml.tune.objective import SETTLE_EPOCHS
 from growml.tune.settings import TuneConfig
 
 runner = CliRunner()
@@ -98,8 +101,40 @@ def test_a_pruned_trial_is_stopped_from_the_epoch_events_and_leaves_no_directory
     study.optimize(objective, n_trials=2)
     for trial in study.trials:
         assert trial.state == TrialState.PRUNED
-        assert sorted(trial.intermediate_values) == [1, 2, 3]  # stopped at epoch 3 of 20
+        # Judged first at epoch SETTLE_EPOCHS (10) of 20, and stopped there.
+        assert sorted(trial.intermediate_values) == list(range(1, SETTLE_EPOCHS + 1))
     assert list(tmp_path.iterdir()) == []
+
+
+def _epoch(epoch):
+    return EpochEnd(epoch, 0.5, {"accuracy": 0.5}, [4], 10, False, 0.01)
+
+
+def _growth(epoch, added):
+    return GrowthStep(
+        *(epoch, 0, "pool", added, [], 0.0, 0.0, 0.0, None, None, [], [], [4], 10, 0.01),
+        reason="added" if added else "no candidate beats the permutation null",
+        finished=False,
+    )
+
+
+def test_trial_pruning_waits_until_growth_has_settled():
+    study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
+    trial = study.ask()
+    pruning = TrialPruning(trial, "accuracy", settle=4)
+    judged = []
+    events = [_epoch(1), _epoch(2), _growth(2, 3), _epoch(3), _growth(3, 0)]
+    events += [_epoch(e) for e in range(4, 7)]  # epoch 6: 4 epochs after neurons were added
+    for event in events:
+        try:
+            pruning(event)
+        except optuna.TrialPruned:
+            judged.append(pruning.step)
+    # Reported every epoch; judged (always pruned here) only from epoch 6 on: epochs 1 to 3 are
+    # within 4 of the start and of the growth step at epoch 2, and a step adding nothing
+    # restarts no wait.
+    assert sorted(study.trials[0].intermediate_values) == list(range(1, 7))
+    assert judged == [6]
 
 
 @pytest.mark.slow
@@ -201,6 +236,9 @@ def test_cli_prints_the_best_trials_and_json_is_one_document(tmp_path):
     document = json.loads(again.stdout)
     assert document["trials"]["total"] == 4 and document["study"] == "wine"
     assert Path(document["best_run"]).is_dir()
+    # The command that continues the study says after how many trials.
+    assert document["this_run"]["earlier"] == 3
+    assert render.tune_summary(document, str(out))["this run"].endswith(", after 3 earlier")
 
 
 @pytest.mark.slow
@@ -239,6 +277,10 @@ def test_local_workers_share_the_study(tmp_path):
         (["--set", "tune.space={model.hidden_widths: [0, 4]}"], "between 1 and"),
         (["--set", "tune.default_space=false"], "leaves nothing to search"),
         (["--set", "tune.pruner=hyperband", "--objective", "metric,params"], "single-objective"),
+        (
+            ["--set", "tune.heartbeat_interval=30", "--set", "tune.grace_period=20"],
+            "tune.grace_period (20 s) must be longer than tune.heartbeat_interval (30 s)",
+        ),
         (["--set", "train.nope=1"], "unknown setting 'train.nope'"),
     ],
 )
@@ -359,7 +401,8 @@ def _postgres_trials(url, study):
 
 def _worker(url, study, out, trials, *settings):
     command = [GROWML, "tune", "iris", "--storage", url, "--study", study, "--out", out]
-    command += ["--trials", str(trials), "--set", "tune.heartbeat_interval=1", "--json"]
+    command += ["--trials", str(trials), "--json"]
+    command += ["--set", "tune.heartbeat_interval=1", "--set", "tune.grace_period=2"]
     for setting in settings:
         command += ["--set", setting]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -407,11 +450,12 @@ def test_a_worker_killed_mid_trial_leaves_the_study_usable(postgres_url, tmp_pat
     before = _postgres_trials(postgres_url, "kill")
     killed = [t.number for t in before if t.state == TrialState.RUNNING]
     assert len(killed) == 1, [t.state for t in before]
-    time.sleep(2.5)  # two heartbeat intervals: the running trial is now stale
+    time.sleep(2.5)  # past the grace period: the running trial is now stale
     settings = [item for setting in slow for item in ("--set", setting)]
     result = invoke(
         *("tune", "iris", "--storage", postgres_url, "--study", "kill", "--out", out),
         *("--trials", "2", "--set", "tune.heartbeat_interval=1", *settings, "--json"),
+        *("--set", "tune.grace_period=2"),
     )
     assert result.exit_code == 0, result.output
     after = {t.number: t for t in _postgres_trials(postgres_url, "kill")}
@@ -430,3 +474,104 @@ def test_the_config_error_for_a_bad_space_names_the_setting():
     config, _ = fast()
     with pytest.raises(ConfigError, match="tune.space train.lr: a range is"):
         build_space(config, {"train.lr": {"low": 1}}, True)
+
+
+def _tune_process(out, *args):
+    command = [GROWML, "tune", "iris", "--out", str(out), *map(str, args), "--json"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process, timeout=300):
+    stdout, stderr = process.communicate(timeout=timeout)
+    assert process.returncode == 0, stderr
+    return json.loads(stdout)
+
+
+@pytest.mark.slow
+def test_workers_started_together_on_a_new_sqlite_study_all_work(tmp_path):
+    out = tmp_path / "together"
+    workers = [_tune_process(out, "--trials", 1, "--epochs", 3) for _ in range(3)]
+    documents = [_finish(worker) for worker in workers]
+    assert all(document["this_run"]["trials"] == 1 for document in documents)
+    trials = trial_summary(out)
+    assert [number for number, *_ in trials] == [0, 1, 2]
+    # Each worker samples with its own seed: three different trials, not one three times.
+    assert len({json.dumps(params, sort_keys=True) for _, _, params, _ in trials}) == 3
+    final = json.loads((out / "tune.json").read_text())
+    assert final["trials"]["total"] == 3 and final["trials"]["running"] == 0
+    assert final["status"] == "complete"
+
+
+@pytest.mark.slow
+def test_workers_started_together_on_a_new_postgresql_database_all_work(postgres_url, tmp_path):
+    import psycopg
+
+    with psycopg.connect(
+        postgres_url.replace("postgresql://", "postgres://"), autocommit=True
+    ) as db:
+        db.execute("CREATE DATABASE together")
+    url = postgres_url.rsplit("/", 1)[0] + "/together"
+    workers = [_worker(url, "together", tmp_path / f"w{i}", 1, "train.epochs=3") for i in range(3)]
+    for worker in workers:
+        assert _finish(worker)["this_run"]["trials"] == 1
+    trials = _postgres_trials(url, "together")
+    assert sorted(trial.number for trial in trials) == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_the_worker_that_ends_first_says_how_many_trials_still_run(tmp_path):
+    # Trials of several seconds (one batch per epoch, thousands of epochs): the second worker's
+    # one trial ends while the first worker is in its second.
+    out = tmp_path / "shared"
+    settings = [
+        *("--set", "train.epochs=3000", "--set", "train.early_stopping=false"),
+        *("--set", "tune.pruner=none", "--set", "tune.space={train.batch_size: 128}"),
+    ]
+    first = _tune_process(out, "--trials", 2, *settings)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "tune.json").is_file():
+        time.sleep(0.2)
+    while time.monotonic() < deadline and not any(
+        state == "RUNNING" for _, state, _, _ in trial_summary(out)
+    ):
+        time.sleep(0.2)
+    second = invoke("tune", "iris", "--out", out, "--trials", 1, *settings)
+    assert second.exit_code == 0, second.output
+    assert "1 still running elsewhere" in second.stdout
+    assert json.loads((out / "tune.json").read_text())["status"] == "running"
+    final = _finish(first)
+    assert final["trials"]["total"] == 3 and final["trials"]["complete"] == 3
+    assert final["status"] == "complete" and final == json.loads((out / "tune.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_killed_worker_trial_is_failed_and_retried_by_the_next_sqlite_worker(tmp_path):
+    out = tmp_path / "killed"
+    settings = [
+        *("--set", "train.epochs=1500", "--set", "train.early_stopping=false"),
+        *("--set", "tune.pruner=none", "--set", "tune.space={train.batch_size: 128}"),
+        *("--set", "tune.heartbeat_interval=1", "--set", "tune.grace_period=2"),
+    ]
+    victim = _tune_process(out, "--trials", 5, *settings)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "tune.json").is_file():
+        time.sleep(0.2)
+    while time.monotonic() < deadline and not any(
+        state == "RUNNING" for _, state, _, _ in trial_summary(out)
+    ):
+        time.sleep(0.2)
+    time.sleep(1.0)  # past its first heartbeat
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate()
+    killed = [number for number, state, _, _ in trial_summary(out) if state == "RUNNING"]
+    assert len(killed) == 1
+    assert any(partial_of(path) for path in (out / "trials").iterdir())  # its run, half made
+    time.sleep(2.5)  # past the grace period: the trial counts as killed
+    result = invoke("tune", "iris", "--out", out, "--trials", 1, *settings, "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["trials"]["fail"] == 1 and document["trials"]["running"] == 0
+    assert document["failures"] == {"the worker stopped mid-trial": 1}
+    retried = [trial for trial in document["best"] if trial["retry_of"] == killed[0]]
+    assert len(retried) == 1 and Path(retried[0]["run"]).is_dir()
+    assert not any(partial_of(path) for path in (out / "trials").iterdir())

@@ -1,11 +1,15 @@
 """Work directories (run, comparison, tune): which paths a command may take, its manifest, and
 the partial directories killed writes leave behind."""
 
+import os
+import time
+
 import pytest
 
 from growml.errors import RunError
 from growml.runs.workdir import (
     claim,
+    hold,
     new_partial,
     partial_of,
     partials,
@@ -73,6 +77,29 @@ def test_partial_directories_are_found_by_their_target_and_removed_alone(tmp_pat
     finished = tmp_path / "fixed-8-s1"
     finished.mkdir()
     (tmp_path / ".hidden").mkdir()
+    for partial in (first, second, other):
+        _age(partial, 60)
     remove_partials(tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == [".hidden", "fixed-8-s1"]
     remove_partials(tmp_path / "absent")  # nothing to clear: nothing happens
+
+
+def _age(path, seconds):
+    moment = time.time() - seconds
+    os.utime(path, (moment, moment))
+
+
+def test_a_partial_directory_being_written_or_just_made_is_not_removed(tmp_path):
+    written, new, left = (new_partial(tmp_path / name) for name in ("a", "b", "c"))
+    _age(written, 3600)
+    _age(left, 3600)
+    lock = hold(written)
+    try:
+        remove_partials(tmp_path)
+        assert sorted(tmp_path.iterdir()) == sorted([written, new])
+        with pytest.raises(RunError, match="is being written by another growml process"):
+            hold(written)
+    finally:
+        os.close(lock)
+    remove_partials(tmp_path)
+    assert list(tmp_path.iterdir()) == [new]  # the write ended: what it left is removed

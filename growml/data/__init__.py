@@ -2,10 +2,13 @@
 
 ``load_table`` turns a built-in name or a CSV/Parquet file into a checked ``Table``;
 ``prepare`` splits it and fits the ``Preprocessor`` and ``TargetEncoder`` on the training rows;
-``as_arrow`` reads the rows a user gives for prediction.
+``as_arrow`` reads the rows a user gives for prediction. ``read_columns`` decides how each
+column is read (numbers written as text, missing marks, dates and identifiers dropped) and
+records it as a ``ColumnReading``.
 """
 
 from growml.data.builtin import DatasetInfo, list_datasets
+from growml.data.columns import ColumnReading, read_columns
 from growml.data.files import as_arrow
 from growml.data.preprocess import Preprocessor, TargetEncoder
 from growml.data.split import split_indices
@@ -22,6 +25,7 @@ from growml.data.table import (
 )
 
 __all__ = [
+    "ColumnReading",
     "DatasetInfo",
     "PreparedData",
     "Preprocessor",
@@ -33,6 +37,7 @@ __all__ = [
     "list_datasets",
     "load_table",
     "prepare",
+    "read_columns",
     "read_rows",
     "split_indices",
     "split_rows",

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from growml.data.columns import DELIMITER_KEY
 from growml.errors import DataError
 
 CSV_DELIMITERS = {".csv": ",", ".tsv": "\t", ".txt": None}
@@ -106,7 +107,10 @@ def _read_csv(path: Path, shown: str, default_delimiter: str | None) -> pa.Table
                 ),
             ) as reader:
                 names = reader.schema.names
-                return pa.Table.from_batches(list(reader), schema=reader.schema)
+                table = pa.Table.from_batches(list(reader), schema=reader.schema)
+                # How the file was written tells how its numbers were (a ';' file is written
+                # where the comma is the decimal mark); see growml.data.columns.
+                return table.replace_schema_metadata({DELIMITER_KEY: delimiter})
         except pa.ArrowException as exc:
             if bad_rows:
                 raise _wrong_field_count(shown, bad_rows[0]) from None

@@ -8,13 +8,15 @@ standardised with the training mean and standard deviation; a ``<name>_missing``
 follows when the training column had missing values. Non-finite numbers count as missing.
 Other columns are categorical: one-hot over the most frequent training categories, all zeros
 for a category not kept or never seen, and a ``<name>_missing`` indicator as above (the
-empty text counts as missing, as it does in a CSV file).
+empty text and the other missing marks, ``?``, ``NA``..., count as missing, as in a CSV file).
+How each column is read before this (numbers written as text, dates and identifiers dropped)
+is ``growml.data.columns``'s decision, kept here as ``Preprocessor.readings``.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,66 +24,75 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from growml.data import numbers
+from growml.data.columns import ColumnReading, as_chunked, is_numeric_type, is_text_type
 from growml.errors import DataError, GrowmlWarning
 
 _FORMAT_VERSION = 1
-# How pyarrow's CSV reader (pyarrow.csv.ConvertOptions defaults) reads text: the words of
-# booleans, and the texts of a missing value. Numbers given as text (records from
-# csv.DictReader) are read the same way, so that they mean what the same file would.
+# The words of booleans as pyarrow's CSV reader (pyarrow.csv.ConvertOptions defaults) reads
+# them. Numbers given as text (records from csv.DictReader) are read the same way, so that
+# they mean what the same file would.
 TRUE_WORDS = ("1", "True", "TRUE", "true")
 FALSE_WORDS = ("0", "False", "FALSE", "false")
-MISSING_WORDS = (
-    *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"),
-    *("1.#QNAN", "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null"),
-)
 
 
-def is_numeric_type(dtype: pa.DataType) -> bool:
-    """Whether a column of this arrow type is preprocessed as numbers (booleans included)."""
-    return (
-        pa.types.is_integer(dtype)
-        or pa.types.is_floating(dtype)
-        or pa.types.is_boolean(dtype)
-        or pa.types.is_decimal(dtype)
-        or pa.types.is_null(dtype)
-    )
+def numeric_values(column: pa.ChunkedArray, name: str, decimal_comma: bool = False) -> np.ndarray:
+    """The column as float64, with NaN wherever a value is missing or not finite.
 
-
-def as_chunked(values: Any) -> pa.ChunkedArray:
-    """An arrow column from a ChunkedArray, Array, numpy array or list, dictionaries decoded."""
-    if isinstance(values, pa.Array):
-        values = pa.chunked_array([values])
-    elif not isinstance(values, pa.ChunkedArray):
-        values = pa.chunked_array([pa.array(np.asarray(values))])
-    if pa.types.is_dictionary(values.type):
-        values = values.cast(values.type.value_type)
-    return values
-
-
-def numeric_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
-    """The column as float64, with NaN wherever a value is missing or not finite; text is
-    read as the CSV reader reads a file (``MISSING_WORDS``, ``TRUE_WORDS``, ``FALSE_WORDS``)."""
+    Text is read as numbers written with a decimal point (``decimal_comma``: a decimal comma)
+    and thousands separators, the missing marks and boolean words as a CSV file means them
+    (``growml.data.numbers``); other text counts as missing with a warning, and a column with
+    text but no number at all is refused.
+    """
     column = as_chunked(column)
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        column = _numbers_from_text(column)
+    if is_text_type(column.type):
+        return _numbers_from_text(column, name, decimal_comma)
     try:
-        values = pc.cast(column, pa.float64()).to_numpy()
+        values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise DataError(
-            f"column {name!r} must hold numbers, as it did in training, but holds "
-            f"{column.type} values that are not numbers."
-        ) from None
-    values = np.array(values, dtype=np.float64)
+        raise _not_numbers(name, column.type) from None
+    return _finite(np.array(values, dtype=np.float64), name)
+
+
+def _finite(values: np.ndarray, name: str) -> np.ndarray:
+    """``values`` with NaN for every infinite number, which a warning counts: training refuses
+    them (or reads them as missing, ``data.infinite``), so rows to predict on should not hold
+    them unremarked."""
+    infinite = int(np.isinf(values).sum())
+    if infinite:
+        warnings.warn(
+            f"column {name!r} holds {infinite} infinite numbers; they count as missing.",
+            GrowmlWarning,
+            stacklevel=4,
+        )
     values[~np.isfinite(values)] = np.nan
     return values
 
 
-def _numbers_from_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    text = pc.utf8_trim_whitespace(column)
-    missing = pa.scalar(None, pa.string())
-    text = pc.if_else(pc.is_in(text, pa.array(MISSING_WORDS, pa.string())), missing, text)
+def _numbers_from_text(column: pa.ChunkedArray, name: str, decimal_comma: bool) -> np.ndarray:
+    text = numbers.without_missing_marks(column)
     text = pc.if_else(pc.is_in(text, pa.array(TRUE_WORDS[1:], pa.string())), "1", text)
-    return pc.if_else(pc.is_in(text, pa.array(FALSE_WORDS[1:], pa.string())), "0", text)
+    text = pc.if_else(pc.is_in(text, pa.array(FALSE_WORDS[1:], pa.string())), "0", text)
+    values = numbers.parse(text, numbers.COMMA if decimal_comma else numbers.POINT)
+    stray = pc.is_valid(text).to_numpy(zero_copy_only=False) & np.isnan(values)
+    if stray.any():
+        if stray.sum() == len(text) - text.null_count:
+            raise _not_numbers(name, column.type)
+        shown = ", ".join(map(repr, list(numbers.value_counts(text.filter(pa.array(stray))))[:3]))
+        warnings.warn(
+            f"column {name!r} holds {int(stray.sum())} values that are not numbers ({shown}); "
+            "they count as missing.",
+            GrowmlWarning,
+            stacklevel=4,
+        )
+    return _finite(values, name)
+
+
+def _not_numbers(name: str, dtype: pa.DataType) -> DataError:
+    return DataError(
+        f"column {name!r} must hold numbers, as it did in training, but holds {dtype} values "
+        "that are not numbers."
+    )
 
 
 def mean_and_std(values: np.ndarray) -> tuple[float, float]:
@@ -101,8 +112,9 @@ def mean_and_std(values: np.ndarray) -> tuple[float, float]:
 
 
 def string_values(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
-    """The column as text, as categories are matched; the empty text is missing (null), as
-    it is in a CSV file, so every reader of the data (the ONNX model too) agrees on it."""
+    """The column as text, as categories are matched: trimmed, and the empty text and the
+    other missing marks (``?``, ``NA``...) missing (null), as in a CSV file, so every reader of
+    the data (the ONNX model too) agrees on them."""
     try:
         strings = pc.cast(as_chunked(column), pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -110,7 +122,7 @@ def string_values(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
             f"column {name!r} holds {column.type} values, which growml cannot use as "
             "categories; drop the column or convert it to text."
         ) from None
-    return pc.if_else(pc.equal(strings, ""), pa.scalar(None, pa.string()), strings)
+    return numbers.without_missing_marks(strings)
 
 
 @dataclass(frozen=True)
@@ -118,7 +130,8 @@ class NumericColumn:
     """A numeric input column: ``(x - mean) / std``, missing values imputed with ``mean``.
 
     ``boolean`` records that the training column held booleans (read as 0/1), so that the
-    ONNX export can take them as text the way a CSV writes them.
+    ONNX export can take them as text the way a CSV writes them; ``decimal_comma`` that its
+    numbers were written as text with a decimal comma, so rows to predict on are read so too.
     """
 
     name: str
@@ -126,21 +139,22 @@ class NumericColumn:
     std: float
     missing_indicator: bool
     boolean: bool = False
+    decimal_comma: bool = False
 
     @property
     def output_names(self) -> list[str]:
         return [self.name] + ([f"{self.name}_missing"] if self.missing_indicator else [])
 
     @classmethod
-    def fit(cls, name: str, column: pa.ChunkedArray) -> NumericColumn:
-        values = numeric_values(column, name)
+    def fit(cls, name: str, column: pa.ChunkedArray, decimal_comma: bool = False) -> NumericColumn:
+        values = numeric_values(column, name, decimal_comma)
         present = values[~np.isnan(values)]
         mean, std = mean_and_std(present)
         boolean = pa.types.is_boolean(as_chunked(column).type)
-        return cls(name, mean, std, bool(present.size < values.size), boolean)
+        return cls(name, mean, std, bool(present.size < values.size), boolean, decimal_comma)
 
     def write(self, column: pa.ChunkedArray, out: np.ndarray) -> None:
-        values = numeric_values(column, self.name)
+        values = numeric_values(column, self.name, self.decimal_comma)
         missing = np.isnan(values)
         values[missing] = self.mean
         out[:, 0] = (values - self.mean) / self.std
@@ -171,6 +185,14 @@ class CategoricalColumn:
         present = [(value, count) for value, count in pairs if value is not None]
         # Most frequent first, ties by value, so the kept set never depends on row order.
         kept = sorted(present, key=lambda pair: (-pair[1], pair[0]))[:max_categories]
+        if len(present) > max_categories:
+            warnings.warn(
+                f"column {name!r} has {len(present)} categories; the {max_categories} most "
+                "frequent are one-hot encoded and the others count as none (raise "
+                "data.max_categories to keep more).",
+                GrowmlWarning,
+                stacklevel=3,
+            )
         return cls(name, tuple(sorted(value for value, _ in kept)), strings.null_count > 0)
 
     def write(self, column: pa.ChunkedArray, out: np.ndarray) -> None:
@@ -186,80 +208,41 @@ class CategoricalColumn:
 InputColumn = NumericColumn | CategoricalColumn
 
 
-@dataclass(frozen=True)
-class UnknownInput:
-    """Something in rows to predict on that the model was not trained on: a ``column`` it
-    does not use (``values`` empty), or a categorical column's ``values`` it has no category
-    for."""
-
-    column: str
-    values: tuple[str, ...] = ()
-    count: int = 0
-
-    def sentence(self, strict: bool) -> str:
-        if not self.values:
-            what = f"column {self.column!r} is not one the model was trained on"
-            return f"{what}; drop it." if strict else f"{what}; it is ignored."
-        shown = ", ".join(repr(value) for value in self.values)
-        more = f" and {self.count - len(self.values)} more" if self.count > len(self.values) else ""
-        what = f"column {self.column!r} holds values the model has no category for ({shown}{more})"
-        return f"{what}; map them to known ones." if strict else f"{what}; they count as none."
-
-
-def unknown_inputs(
-    features: pa.Table,
-    columns: Sequence[str],
-    categories: Mapping[str, Sequence[str]],
-    target: str | None = None,
-) -> list[UnknownInput]:
-    """Columns of ``features`` outside ``columns`` (the ``target`` column aside: rows to
-    predict on often still hold it), and values of each categorical column (``categories``:
-    its known values) outside its categories; missing values are known."""
-    known = {*columns, target}
-    found = [UnknownInput(name) for name in features.column_names if name not in known]
-    for name, known in categories.items():
-        if name not in features.column_names:
-            continue
-        strings = string_values(features.column(name), name)
-        known_values = pa.array(list(known), pa.string())
-        outside = pc.and_(
-            pc.is_valid(strings), pc.invert(pc.is_in(strings, value_set=known_values))
-        )
-        unseen = pc.unique(pc.filter(strings, outside)).to_pylist()
-        if unseen:
-            found.append(UnknownInput(name, tuple(sorted(unseen)[:3]), len(unseen)))
-    return found
-
-
-def check_inputs(found: Sequence[UnknownInput], strict: bool) -> None:
-    """Warn once per unknown input; with ``strict``, refuse the first."""
-    if strict and found:
-        raise DataError(found[0].sentence(strict=True))
-    for unknown in found:
-        warnings.warn(unknown.sentence(strict=False), GrowmlWarning, stacklevel=3)
-
-
 class Preprocessor:
-    """Turns raw feature columns into a float32 matrix; build it with ``Preprocessor.fit``."""
+    """Turns raw feature columns into a float32 matrix; build it with ``Preprocessor.fit``.
 
-    def __init__(self, columns: Sequence[InputColumn]) -> None:
+    ``readings`` record how each input column was read (``growml.data.columns``), the dropped
+    ones too; empty for runs written before they were recorded.
+    """
+
+    def __init__(
+        self, columns: Sequence[InputColumn], readings: Sequence[ColumnReading] = ()
+    ) -> None:
         self.columns = tuple(columns)
+        self.readings = tuple(readings)
 
     @classmethod
-    def fit(cls, features: pa.Table, max_categories: int = 50) -> Preprocessor:
+    def fit(
+        cls,
+        features: pa.Table,
+        max_categories: int = 50,
+        readings: Sequence[ColumnReading] = (),
+    ) -> Preprocessor:
         """Learn every column's statistics from ``features``, the training rows only.
 
         ``max_categories`` is how many of the most frequent categories each categorical column
-        one-hot encodes; rarer ones become all zeros.
+        one-hot encodes; rarer ones become all zeros. ``readings``: how ``read_columns`` read
+        the columns (numbers written with a decimal comma are read so at prediction too).
         """
+        decimal_comma = {reading.name for reading in readings if reading.decimal_comma}
         columns: list[InputColumn] = []
         for name in features.column_names:
             column = features.column(name)
             if is_numeric_type(column.type):
-                columns.append(NumericColumn.fit(name, column))
+                columns.append(NumericColumn.fit(name, column, name in decimal_comma))
             else:
                 columns.append(CategoricalColumn.fit(name, column, max_categories))
-        return cls(columns)
+        return cls(columns, readings)
 
     @property
     def feature_names(self) -> list[str]:
@@ -274,6 +257,17 @@ class Preprocessor:
     @property
     def n_outputs(self) -> int:
         return len(self.output_names)
+
+    @property
+    def dropped(self) -> list[str]:
+        """The columns training read and left out (dates, identifiers...): rows to predict on
+        may hold them without remark."""
+        return [reading.name for reading in self.readings if reading.read_as == "dropped"]
+
+    @property
+    def decimal_comma(self) -> list[str]:
+        """The numeric columns whose numbers, given as text, are written with a decimal comma."""
+        return [c.name for c in self.columns if isinstance(c, NumericColumn) and c.decimal_comma]
 
     @property
     def categories(self) -> dict[str, tuple[str, ...]]:
@@ -306,13 +300,15 @@ class Preprocessor:
                     "mean": column.mean,
                     "std": column.std,
                     "boolean": column.boolean,
+                    "decimal_comma": column.decimal_comma,
                 }
             else:
                 entry = {"kind": "categorical", "categories": list(column.categories)}
             columns.append(
                 {"name": column.name, **entry, "missing_indicator": column.missing_indicator}
             )
-        return {"version": _FORMAT_VERSION, "columns": columns}
+        reading = [entry.model_dump() for entry in self.readings]
+        return {"version": _FORMAT_VERSION, "columns": columns, "reading": reading}
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> Preprocessor:
@@ -327,18 +323,20 @@ class Preprocessor:
                     mean, std = float(entry["mean"]), float(entry["std"])
                     # Runs written before booleans were recorded read them as numbers.
                     boolean = bool(entry.get("boolean", False))
-                    columns.append(NumericColumn(name, mean, std, indicator, boolean))
+                    comma = bool(entry.get("decimal_comma", False))
+                    columns.append(NumericColumn(name, mean, std, indicator, boolean, comma))
                 elif entry["kind"] == "categorical":
                     categories = tuple(str(value) for value in entry["categories"])
                     columns.append(CategoricalColumn(name, categories, indicator))
                 else:
                     raise KeyError("kind")
+            readings = [ColumnReading.model_validate(e) for e in settings.get("reading", [])]
         except (KeyError, TypeError, ValueError):
             raise DataError(
                 "the saved preprocessing is incomplete or from another growml version; "
                 "train the model again."
             ) from None
-        return cls(columns)
+        return cls(columns, readings)
 
     def __repr__(self) -> str:
         return f"Preprocessor({len(self.columns)} columns -> {self.n_outputs} outputs)"

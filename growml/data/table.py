@@ -18,14 +18,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from growml.data.builtin import TARGET_NAME, builtin_names, builtin_task, load_builtin
-from growml.data.files import read_file
-from growml.data.preprocess import (
-    Preprocessor,
-    TargetEncoder,
+from growml.data.columns import (
+    DELIMITER_KEY,
+    ColumnReading,
     as_chunked,
     is_numeric_type,
-    numeric_values,
+    is_text_type,
+    read_columns,
+    read_numbers_from_text,
 )
+from growml.data.files import read_file
+from growml.data.numbers import without_missing_marks
+from growml.data.preprocess import Preprocessor, TargetEncoder, numeric_values
 from growml.data.split import split_indices
 from growml.errors import DataError, GrowmlWarning
 
@@ -41,13 +45,15 @@ MAX_INFERRED_CLASSES = 20
 
 @dataclass(frozen=True)
 class Table:
-    """A dataset ready to split: raw feature columns and a target without missing values."""
+    """A dataset ready to split: feature columns as read (``readings``: how each was read,
+    see ``growml.data.columns``) and a target without missing values."""
 
     name: str
     features: pa.Table
     target: pa.ChunkedArray
     target_name: str
     task: Task
+    readings: tuple[ColumnReading, ...] = ()
 
     def __repr__(self) -> str:
         return (
@@ -78,19 +84,24 @@ def load_data_table(data: DataConfig) -> Table:
         from growml.errors import ConfigError
 
         raise ConfigError("no data given: name a built-in dataset or a CSV/Parquet file.")
-    return load_table(data.source, data.target, data.task)
+    return load_table(data.source, data.target, data.task, data.infinite)
 
 
-def load_table(source: str, target: str | None = None, task: str = "auto") -> Table:
+def load_table(
+    source: str, target: str | None = None, task: str = "auto", infinite: str = "error"
+) -> Table:
     """Load and check a dataset.
 
     ``source`` is a built-in dataset name (see ``list_datasets``) or the path of a CSV or
     Parquet file; a built-in name wins over a file of the same name. ``target`` is the column to
     predict (required for files; built-in datasets know theirs). ``task`` is ``"auto"`` to infer
-    it from the target, or ``"classification"`` or ``"regression"``.
+    it from the target, or ``"classification"`` or ``"regression"``. ``infinite`` is
+    ``"error"`` to refuse an infinite number in a feature column, or ``"missing"``.
 
-    Rows without a target and columns without any value are dropped with a ``GrowmlWarning``;
-    anything that makes the data unusable raises a ``DataError``.
+    Columns are read as ``growml.data.columns.read_columns`` decides (numbers written as text,
+    missing marks, dates and identifiers dropped). Rows without a target and columns without
+    any value are dropped with a ``GrowmlWarning``; anything that makes the data unusable
+    raises a ``DataError``.
     """
     if not source:
         raise DataError(
@@ -108,7 +119,9 @@ def load_table(source: str, target: str | None = None, task: str = "auto") -> Ta
             )
         features, target_values = load_builtin(source)
         resolved = builtin_task(source) if task == "auto" else task
-        table, notes = _checked(source, features, target_values, TARGET_NAME, resolved, source)
+        table, notes = _checked(
+            source, features, target_values, TARGET_NAME, resolved, source, infinite
+        )
     else:
         if not Path(source).exists() and not _looks_like_path(source):
             raise DataError(
@@ -118,8 +131,9 @@ def load_table(source: str, target: str | None = None, task: str = "auto") -> Ta
         columns = read_file(source)
         target_name = _target_column(columns.column_names, target, source)
         features = columns.drop_columns([target_name])
+        target_values = _target_from_text(columns.column(target_name), features)
         table, notes = _checked(
-            Path(source).stem, features, columns.column(target_name), target_name, task, source
+            Path(source).stem, features, target_values, target_name, task, source, infinite
         )
     for note in notes:
         warnings.warn(note, GrowmlWarning, stacklevel=2)
@@ -127,11 +141,17 @@ def load_table(source: str, target: str | None = None, task: str = "auto") -> Ta
 
 
 def table_from_columns(
-    name: str, features: pa.Table, target: pa.ChunkedArray, target_name: str, task: str
+    name: str,
+    features: pa.Table,
+    target: pa.ChunkedArray,
+    target_name: str,
+    task: str,
+    infinite: str = "error",
 ) -> Table:
     """A checked ``Table`` from columns already in memory (an estimator's ``X`` and ``y``),
-    with the checks and warnings of ``load_table``; ``task`` as there."""
-    table, notes = _checked(name, features, target, target_name, task, name)
+    with the column reading, checks and warnings of ``load_table``; ``task`` and ``infinite``
+    as there. The labels of ``target`` are kept as they are given."""
+    table, notes = _checked(name, features, target, target_name, task, name, infinite)
     for note in notes:
         warnings.warn(note, GrowmlWarning, stacklevel=2)
     return table
@@ -179,9 +199,13 @@ def _checked(
     target_name: str,
     task: str,
     source: str,
+    infinite: str,
 ) -> tuple[Table, list[str]]:
     """The usable table and the warnings to show about what was changed to make it usable."""
-    notes = []
+    # Read before rows are dropped, so that a message names the row as the user counts it.
+    read = read_columns(features, source, infinite, _delimiter(features))
+    features = read.features
+    notes = list(read.notes)
     target = _plain_target(target, target_name)
     missing = _missing(target, target_name)
     if missing.all():
@@ -222,14 +246,28 @@ def _checked(
                 f"target column {target_name!r} has a single class ({labels[0].as_py()!r}); "
                 "classification needs at least two."
             )
-    features, dropped = _usable_features(features, source)
-    notes.extend(dropped)
     if features.num_columns == 0:
         raise DataError(
             f"{source!r} has no usable feature columns besides the target {target_name!r}; "
             "give it columns with values."
         )
-    return Table(name, features, target, target_name, resolved), notes
+    return Table(name, features, target, target_name, resolved, read.readings), notes
+
+
+def _target_from_text(target: pa.ChunkedArray, features: pa.Table) -> pa.ChunkedArray:
+    """A file's target written as text numbers (``1,5``, ``1,234``, ``?`` for missing) as
+    numbers, so that a quantity is not taken for classes; other targets as they are."""
+    target = as_chunked(target)
+    if not is_text_type(target.type):
+        return target
+    target = without_missing_marks(target)
+    values = read_numbers_from_text(target, _delimiter(features))
+    return target if values is None else values
+
+
+def _delimiter(features: pa.Table) -> str | None:
+    """The CSV delimiter ``read_file`` left in the table's metadata, if any."""
+    return (features.schema.metadata or {}).get(DELIMITER_KEY, b"").decode() or None
 
 
 def _plain_target(target: pa.ChunkedArray, target_name: str) -> pa.ChunkedArray:
@@ -268,27 +306,6 @@ def _missing(column: pa.ChunkedArray, name: str) -> np.ndarray:
     if is_numeric_type(column.type) and not pa.types.is_boolean(column.type):
         return np.isnan(numeric_values(column, name))
     return pc.is_null(column).to_numpy(zero_copy_only=False)
-
-
-def _usable_features(features: pa.Table, source: str) -> tuple[pa.Table, list[str]]:
-    notes, dropped = [], []
-    for name in features.column_names:
-        column = features.column(name)
-        if pa.types.is_nested(column.type):
-            reason = f"its {column.type} values cannot be used as features"
-        elif pa.types.is_temporal(column.type):
-            # One-hot encoding dates would treat each day as a category; a number (days since
-            # a reference date, hour of day...) is what the user should decide on.
-            reason = (
-                f"its {column.type} values are dates or times; convert them to numbers to use them"
-            )
-        elif _missing(column, name).all():
-            reason = "every value is missing"
-        else:
-            continue
-        dropped.append(name)
-        notes.append(f"dropped column {name!r} of {source!r}: {reason}.")
-    return features.drop_columns(dropped), notes
 
 
 @dataclass(frozen=True, eq=False)
@@ -348,7 +365,9 @@ def prepare(
         table.task,
         table.target_name,
     )
-    preprocessor = Preprocessor.fit(table.features.take(train), config.max_categories)
+    preprocessor = Preprocessor.fit(
+        table.features.take(train), config.max_categories, table.readings
+    )
 
     def arrays(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = preprocessor.transform(table.features.take(rows))

@@ -6,19 +6,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from growml.errors import ExportError
+from growml.runs.layout import EXPORT
 
 if TYPE_CHECKING:
     from growml.export.runtime import OnnxModel
     from growml.runs import Run
 
 ENGINES = ("auto", "onnx", "torch")
-MODEL_FILE = "model.onnx"
+MODEL_FILE = EXPORT
 
 
 def load_predictor(run_dir: str | Path, engine: str = "auto") -> Run | OnnxModel:
     """The run's predictor: ``onnx`` (onnxruntime on ``run_dir/model.onnx``, no torch),
     ``torch``, or ``auto``: onnx when the run has been exported, torch otherwise. Both give
-    ``predict``, ``predict_proba`` and ``prediction_table`` in the same format."""
+    ``predict``, ``predict_proba`` and ``prediction_table`` in the same format. Either is
+    refused when a run file changed since growml wrote it, and ``model.onnx`` when it is not
+    the export of this run (``growml.export.provenance``)."""
     run_dir = Path(run_dir)
     if engine not in ENGINES:
         raise ExportError(f"engine {engine!r} is unknown; use onnx or torch.")
@@ -31,9 +34,14 @@ def load_predictor(run_dir: str | Path, engine: str = "auto") -> Run | OnnxModel
                 f"{str(run_dir)!r} has no {MODEL_FILE}; export it with growml export "
                 f"{run_dir} or predict with --engine torch."
             )
-        from growml.export.runtime import load_onnx  # onnxruntime: only when it predicts
+        # onnxruntime: only when it predicts
+        from growml.export.provenance import check_files, check_provenance
+        from growml.export.runtime import load_onnx
 
-        return load_onnx(exported)
+        record = check_files(run_dir)
+        model = load_onnx(exported)
+        check_provenance(model, record, run_dir)
+        return model
     from growml.runs import load_run
 
     return load_run(run_dir)

@@ -15,29 +15,27 @@ import onnx
 from growml import atomic
 from growml.errors import ExportError
 from growml.export import metadata
+from growml.export.columns import grouped_numbers, input_types, number_type
 from growml.export.engines import MODEL_FILE
-from growml.export.graph import (
-    DEFAULT_OPSET,
-    NetworkWeights,
-    build_model,
-    grouped_numbers,
-    input_types,
-)
+from growml.export.graph import DEFAULT_OPSET, NetworkWeights, build_model
 from growml.export.runtime import OnnxModel
-from growml.export.verify import Parity, compare, held_out_rows
-from growml.runs import Run, load_run
+from growml.export.verify import Parity, check_recorded_metrics, compare, held_out_rows
+from growml.runs import Run, digests, load_run
+from growml.runs.layout import SOURCE_FILES
 from growml.version import __version__
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What ``export_run`` wrote: the file, its opset, size and nodes, and its parity."""
+    """What ``export_run`` wrote: the file, its opset, size, nodes and inputs (the numeric
+    ones' element type), and its parity."""
 
     path: Path
     opset: int
     size_bytes: int
     nodes: int
     inputs: int
+    number_type: str
     parity: Parity
     seconds: float
 
@@ -48,6 +46,7 @@ class ExportResult:
             "size_bytes": self.size_bytes,
             "nodes": self.nodes,
             "inputs": self.inputs,
+            "number_type": self.number_type,
             "verified_rows": self.parity.rows,
             "max_difference": self.parity.max_difference,
             "tolerance": self.parity.tolerance,
@@ -61,28 +60,28 @@ def export_run(
     out: str | Path | None = None,
     opset: int = DEFAULT_OPSET,
     data: str | None = None,
-    grouped: bool = False,
+    grouped: bool = True,
 ) -> ExportResult:
     """Export the run at ``run_dir`` to ``out`` (default ``run_dir/model.onnx``).
 
     ``opset`` is the ONNX opset (default 18); ``data`` the training data's source when it
     has moved since the run was trained (default: ``config.yaml``'s ``data.source``);
-    ``grouped`` takes the numeric columns as one ``numbers`` input (see ``build_model``). Raises
+    ``grouped`` takes the numeric columns as one float32 ``numbers`` input, and without it
+    each is an input of its own (see ``build_model``). Raises
     ``ExportError`` (and writes nothing) when the exported model does not reproduce the run.
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
     out = run_dir / MODEL_FILE if out is None else Path(out)
-    if out.is_dir():
-        raise ExportError(
-            f"{str(out)!r} is a directory; give a file path such as {str(out / MODEL_FILE)!r}."
-        )
+    _check_out(out)
     run = load_run(run_dir)
     model = build_run_model(run, opset, grouped)
     # A model the checker rejects is a bug in growml, not the user's to fix: it propagates.
     onnx.checker.check_model(model, full_check=True)
     content = model.SerializeToString()
-    parity = compare(OnnxModel(content, str(out)), run, held_out_rows(run, data))
+    rows, target = held_out_rows(run, data)
+    check_recorded_metrics(run, rows, target)
+    parity = compare(OnnxModel(content, str(out)), run, rows)
     if not parity.agrees:
         raise ExportError(
             f"the ONNX model disagrees with the run on {parity.rows} test rows (largest "
@@ -91,6 +90,8 @@ def export_run(
         )
     try:
         atomic.write_bytes(out, content)
+        if out.resolve() == (run_dir / MODEL_FILE).resolve():
+            digests.add(run_dir, MODEL_FILE)
     except OSError as error:
         raise ExportError(f"cannot write {str(out)!r}: {error.strerror}.") from None
     return ExportResult(
@@ -99,12 +100,27 @@ def export_run(
         size_bytes=len(content),
         nodes=len(model.graph.node),
         inputs=len(model.graph.input),
+        number_type=onnx.helper.tensor_dtype_to_np_dtype(number_type(run.preprocessor)).name,
         parity=parity,
         seconds=time.perf_counter() - started,
     )
 
 
-def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = False) -> onnx.ModelProto:
+def _check_out(out: Path) -> None:
+    """An ONNX file's path: named ``.onnx`` (so no run file, ``model.json`` say, is ever
+    written over)."""
+    if out.is_dir():
+        raise ExportError(
+            f"{str(out)!r} is a directory; give a file path such as {str(out / MODEL_FILE)!r}."
+        )
+    if out.suffix.lower() != ".onnx":
+        raise ExportError(
+            f"--out {str(out)!r} must name an .onnx file (like {MODEL_FILE!r}); nothing was "
+            "written."
+        )
+
+
+def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = True) -> onnx.ModelProto:
     """The ONNX model of a loaded run, unchecked and unverified."""
     network = NetworkWeights(
         layers=[
@@ -125,11 +141,14 @@ def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = False)
             ],
             "numbers_input": grouped_numbers(run.preprocessor) if grouped else [],
             "categories": {k: list(v) for k, v in run.preprocessor.categories.items()},
+            "decimal_comma": run.preprocessor.decimal_comma,
+            "dropped": run.preprocessor.dropped,
             "target": run.target_encoder.name or "",
             "hidden_widths": info["hidden_widths"],
             "activation": info["activation"],
             "parameters": info["parameters"],
             "test_metrics": run.metrics.get("test", {}),
+            "source": digests.of(run.path, SOURCE_FILES) if run.path is not None else {},
         }
     )
     return build_model(

@@ -2,8 +2,9 @@
 
 ``load_onnx(path)`` gives an ``OnnxModel`` that takes raw rows as ``growml predict`` does (a
 pyarrow Table, a pandas DataFrame, a dict of columns, a list of dicts, a 2-D array) and turns
-each source column into the input the graph expects: float64 with NaN for a missing number,
-text with ``""`` for a missing category or boolean.
+each source column into the input the graph expects: float32 with NaN for a missing number
+(float64 for models exported before growml took float32), text with ``""`` for a missing
+category or boolean.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
+from growml.data.checks import check_inputs, unknown_inputs
 from growml.data.files import as_arrow
-from growml.data.preprocess import check_inputs, numeric_values, string_values, unknown_inputs
+from growml.data.preprocess import numeric_values, string_values
 from growml.errors import DataError, ExportError
 from growml.export import metadata
 from growml.export.metadata import NUMBER, NUMBERS_INPUT
 from growml.predictions import prediction_table
+
+# The numpy type of each kind of graph input (onnxruntime's names).
+_INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 
 _LOAD_ERRORS = (
     ort_state.Fail,
@@ -64,7 +69,11 @@ class OnnxModel:
         self.info = info
         self._kinds = {entry["name"]: entry["type"] for entry in info["inputs"]}
         self._numbers = list(info["numbers_input"])
+        self._decimal_comma = set(info["decimal_comma"])
         self._outputs = [value.name for value in self.session.get_outputs()]
+        self._dtypes = {
+            value.name: _INPUT_DTYPES.get(value.type, object) for value in self.session.get_inputs()
+        }
 
     @property
     def task(self) -> str:
@@ -91,18 +100,29 @@ class OnnxModel:
                 f"{', '.join(self.feature_names)}."
             )
         found = unknown_inputs(
-            table, self.feature_names, self.info["categories"], self.info["target"]
+            table,
+            [*self.feature_names, *self.info["dropped"]],
+            self.info["categories"],
+            self.info["target"],
         )
         check_inputs(found, strict)
         feeds = {
-            name: _as_input(table.column(name), name, kind).reshape(-1, 1)
+            name: _as_input(table.column(name), name, kind, self._decimal_comma).reshape(-1, 1)
             for name, kind in self._kinds.items()
             if name not in self._numbers
         }
         if self._numbers:
-            columns = [numeric_values(table.column(name), name) for name in self._numbers]
+            columns = [
+                numeric_values(table.column(name), name, name in self._decimal_comma)
+                for name in self._numbers
+            ]
             feeds[NUMBERS_INPUT] = np.column_stack(columns)
-        return feeds
+        # A number beyond float32's range becomes ±inf, which the graph reads as missing.
+        with np.errstate(over="ignore"):
+            return {
+                name: values.astype(self._dtypes[name], copy=False)
+                for name, values in feeds.items()
+            }
 
     def run(self, rows: Any, strict: bool = False) -> dict[str, np.ndarray]:
         """Every output of the graph for raw ``rows``, by name."""
@@ -149,8 +169,8 @@ def load_onnx(path: str | Path, threads: int = 1) -> OnnxModel:
     return OnnxModel(model, str(path), threads)
 
 
-def _as_input(column: pa.ChunkedArray, name: str, kind: str) -> np.ndarray:
+def _as_input(column: pa.ChunkedArray, name: str, kind: str, decimal_comma: set[str]) -> np.ndarray:
     if kind == NUMBER:
-        return numeric_values(column, name)
+        return numeric_values(column, name, name in decimal_comma)
     text = pc.fill_null(string_values(column, name), "")
     return np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)

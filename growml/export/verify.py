@@ -1,7 +1,9 @@
 """Parity of an exported model with the run it came from, on the run's own test split.
 
 The test split is made again exactly as ``growml fit`` made it (``config.yaml``'s data settings
-and seed through ``growml.data.split_rows``), and its raw rows go through onnxruntime and
+and seed through ``growml.data.split_rows``). First the run itself must still give the test
+metrics its ``metrics.json`` recorded (``check_recorded_metrics``): an export compared with an
+edited run would otherwise agree with the edit. Then its raw rows go through onnxruntime and
 through the torch path (``Run.predict``). Probabilities must agree within ``TOLERANCE``; a
 regression value within ``TOLERANCE`` times the target's standard deviation when that exceeds
 1 (the network works on the standardised scale, and float32 carries 7 digits of a value in
@@ -10,21 +12,26 @@ the thousands); every label must be equal.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+import torch
 
 from growml.config import resolve_config
-from growml.data import load_table, split_rows
+from growml.data import load_data_table, split_rows
 from growml.errors import ConfigError, ExportError
 from growml.export.runtime import OnnxModel
+from growml.train.metrics import evaluate
 
 if TYPE_CHECKING:
     from growml.runs import Run
 
 TOLERANCE = 1e-5
+# The same weights on the same rows give the same metrics up to float32's summation order.
+RECORDED_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -46,9 +53,9 @@ class Parity:
         return self.label_mismatches == 0 and self.max_difference <= self.tolerance
 
 
-def held_out_rows(run: Run, source: str | None = None) -> pa.Table:
-    """The raw feature rows of the run's test split; ``source`` replaces ``data.source`` when
-    the training data has moved since the run was trained."""
+def held_out_rows(run: Run, source: str | None = None) -> tuple[pa.Table, pa.ChunkedArray]:
+    """The raw feature rows of the run's test split and their target; ``source`` replaces
+    ``data.source`` when the training data has moved since the run was trained."""
     settings = dict(run.config)
     if not settings.get("data"):
         raise ExportError(
@@ -67,7 +74,7 @@ def held_out_rows(run: Run, source: str | None = None) -> pa.Table:
             "the run has no test split to verify the export on (data.test_size=0, as in a "
             "scikit-learn estimator's run); export the estimator with its to_onnx method."
         )
-    table = load_table(data.source, data.target, data.task)
+    table = load_data_table(data)
     test = split_rows(table, data, config.seed)[2]
     expected = run.metrics.get("rows", {}).get("test")
     if expected is not None and len(test) != expected:
@@ -76,7 +83,28 @@ def held_out_rows(run: Run, source: str | None = None) -> pa.Table:
             f"had {expected}: it has changed since the run was trained; pass --data with the "
             "file the run was trained on."
         )
-    return table.features.take(test)
+    return table.features.take(test), table.target.take(test)
+
+
+def check_recorded_metrics(run: Run, rows: pa.Table, target: pa.ChunkedArray) -> None:
+    """Refuse a run that no longer gives, on its test ``rows`` and ``target``, the test
+    metrics its ``metrics.json`` recorded: one of its files changed after it was written (a
+    run of a format without digests, or one damaged before growml listed its files)."""
+    recorded = run.metrics.get("test") or {}
+    encoder = run.target_encoder
+    x = run.preprocessor.transform(rows)
+    with torch.inference_mode():
+        measured = evaluate(run.model.eval(), x, encoder.encode(target), encoder, run.threshold)
+    for name, value in measured.items():
+        was = recorded.get(name)
+        if was is not None and not math.isclose(
+            value, was, rel_tol=RECORDED_TOLERANCE, abs_tol=RECORDED_TOLERANCE
+        ):
+            raise ExportError(
+                f"the run no longer gives the test {name} its metrics.json recorded ({value:.6g} "
+                f"against {was:.6g}), so one of its files changed after it was written; restore "
+                "its files, or fit the run again."
+            )
 
 
 def compare(model: OnnxModel, run: Run, rows: pa.Table) -> Parity:

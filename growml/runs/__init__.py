@@ -1,15 +1,15 @@
 """The run directory: atomic writes, save and load (safetensors + JSON, no pickle).
 
-``load_run`` and the writer need torch and are imported on first use; ``read_run_files``
-(the run's records, as ``growml report`` shows them) does not.
+``Run``, ``load_run`` and ``RunWriter`` need torch, so they are imported on first use: the
+torch-free parts (``digests``, ``workdir``, ``records``) serve ``growml predict`` on ONNX, and
+``read_run_files`` (a run's records, checked) ``growml report``.
 """
 
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from growml.runs.files import RunFiles, read_run_files
-
 if TYPE_CHECKING:
+    from growml.runs.files import RunFiles, read_run_files
     from growml.runs.run import Run, load_run
     from growml.runs.rundir import RunWriter, default_run_dir
 
@@ -18,6 +18,8 @@ _LAZY = {
     "load_run": "growml.runs.run",
     "RunWriter": "growml.runs.rundir",
     "default_run_dir": "growml.runs.rundir",
+    "RunFiles": "growml.runs.files",
+    "read_run_files": "growml.runs.files",
 }
 
 

@@ -1,10 +1,11 @@
-"""A run directory's files, and its records read without torch.
+"""A run directory's records, read and checked without torch.
 
-``read_run_files`` reads and checks what a run wrote as text (``model.json``,
-``preprocess.json``, ``metrics.json``, ``config.yaml``, ``history.jsonl``) and that its weights
-file is one; ``load_run`` builds the network on top of it. ``growml report`` shows a run from
-these records alone, so that printing a run never waits for torch to import (about 1 s of a
-fresh process, most of a report's time).
+``read_run_files`` reads what a run wrote as text (``model.json``, ``preprocess.json``,
+``metrics.json``, ``config.yaml``, ``history.jsonl``) after the checks every use of a run starts
+with: a format this growml reads, the files' digests, a description that agrees with the
+preprocessing, a weights file that is one. ``load_run`` builds the network on top of it;
+``growml report`` shows a run from it alone, so that printing a run never waits for torch to
+import (about 1 s of a fresh process, most of a report's time before).
 """
 
 from __future__ import annotations
@@ -12,44 +13,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
-from safetensors import SafetensorError, deserialize
+from pydantic import BaseModel, ValidationError
+from safetensors import SafetensorError, safe_open
 
-from growml.config import move_growth_settings
+from growml.config import Activation, move_growth_settings
+from growml.data import Preprocessor
 from growml.errors import RunError
 from growml.events import Event, parse_event
-from growml.runs.records import RunMetrics
-
-CONFIG = "config.yaml"
-MODEL_WEIGHTS = "model.safetensors"
-MODEL_SPEC = "model.json"
-PREPROCESS = "preprocess.json"
-METRICS = "metrics.json"
-HISTORY = "history.jsonl"
-PLOTS = "plots"
+from growml.runs import digests
+from growml.runs.description import check_agreement, read_description
+from growml.runs.layout import CONFIG, HISTORY, METRICS, MODEL_SPEC, MODEL_WEIGHTS, PREPROCESS
+from growml.runs.records import ModelRecord, RunMetrics
 
 # 2: metrics.json and history.jsonl are the typed records of growml.runs.records and
 # growml.events. Format 1 (the same files, untyped) loads as format 2.
-FORMAT_VERSION = 2
-
-
-class _ModelDescription(BaseModel):
-    """What ``model.json`` must hold for a run to be shown; ``load_run`` checks the rest
-    against the weights."""
-
-    model_config = ConfigDict(extra="allow")
-
-    input_size: int
-    hidden_widths: list[int]
-    activation: str
-    task: Literal["classification", "regression"]
-    classes: list[Any] | None = None
-    threshold: float | None = None
-    feature_names: list[str]
-    parameters: int
+# 3: digests.json lists the SHA-256 of every file; runs of formats 1 and 2 load unchecked.
+FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -58,8 +40,10 @@ class RunFiles:
 
     Attributes:
         path: the run directory.
-        model: the contents of ``model.json`` (architecture, task, classes, threshold, inputs).
+        model: the contents of ``model.json``; typed, as ``description``.
+        description: ``model.json`` as a record (architecture, task, classes, threshold).
         preprocess: the contents of ``preprocess.json`` (``features`` and ``target``).
+        preprocessor: its ``features``, rebuilt (the columns and how each was read).
         metrics: the contents of ``metrics.json`` (empty when there is none); typed, as
             ``metrics_record``.
         config: the resolved settings of ``config.yaml`` (empty when there is none).
@@ -67,7 +51,9 @@ class RunFiles:
 
     path: Path
     model: dict[str, Any]
+    description: ModelRecord
     preprocess: dict[str, Any]
+    preprocessor: Preprocessor
     metrics: dict[str, Any]
     config: dict[str, Any]
 
@@ -90,31 +76,42 @@ class RunFiles:
 
 
 def read_run_files(path: str | Path) -> RunFiles:
-    """The records of the run directory ``path``; a missing, damaged or newer-format file is
-    refused in one sentence naming it."""
+    """The records of the run directory ``path``; a missing, edited, damaged or newer-format
+    file is refused in one sentence naming it."""
     path = Path(path)
     if not path.is_dir():
         raise RunError(f"run directory {str(path)!r} does not exist.")
     for name in (MODEL_SPEC, MODEL_WEIGHTS, PREPROCESS):
         if not (path / name).is_file():
             raise RunError(f"{str(path)!r} is not a complete run directory: {name} is missing.")
-    model = _read_json(path / MODEL_SPEC)
-    written = model.get("format_version", FORMAT_VERSION) if isinstance(model, dict) else None
-    if isinstance(written, int) and written > FORMAT_VERSION:
+    written = _written_format(path / MODEL_SPEC)
+    if written is not None and written > FORMAT_VERSION:
         raise RunError(
             f"{str(path)!r} was written by a newer growml (run format {written}, and this growml "
             f"reads format {FORMAT_VERSION} and older); upgrade growml to load it."
         )
+    digests.check(path)
+    digests.require(path, written)
+    model = _read_json(path / MODEL_SPEC)
+    # The activations growml has, by the names its settings take (growml.nn has them as torch
+    # functions).
+    description = read_description(model, path / MODEL_SPEC, get_args(Activation))
     preprocess = _read_json(path / PREPROCESS)
-    for name, content in ((MODEL_SPEC, model), (PREPROCESS, preprocess)):
-        if not isinstance(content, dict):
-            raise RunError(f"{str(path / name)!r} is not a mapping; the run directory is damaged.")
-    _validate(_ModelDescription, model, path / MODEL_SPEC, "a growml model description")
+    try:
+        if not isinstance(preprocess, dict):
+            raise TypeError("preprocess.json must hold a mapping")
+        preprocessor = Preprocessor.from_dict(preprocess["features"])
+        target = preprocess["target"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunError(f"run directory {str(path)!r} is damaged: {exc}.") from None
+    check_agreement(description, path / MODEL_SPEC, target, preprocessor.feature_names)
     _check_weights_file(path / MODEL_WEIGHTS)
     return RunFiles(
         path=path,
         model=model,
+        description=description,
         preprocess=preprocess,
+        preprocessor=preprocessor,
         metrics=_read_metrics(path / METRICS),
         config=_read_config(path / CONFIG),
     )
@@ -146,6 +143,17 @@ def read_text(path: Path) -> str:
         raise RunError(f"{str(path)!r} is not text; the run directory is damaged.") from None
     except OSError as error:
         raise RunError(f"cannot read {str(path)!r}: {error.strerror}.") from None
+
+
+def _written_format(spec: Path) -> int | None:
+    """The run format ``model.json`` declares, read leniently (None when it cannot tell): a
+    newer format is refused before anything else, its digests included."""
+    try:
+        info = json.loads(spec.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    written = info.get("format_version", FORMAT_VERSION) if isinstance(info, dict) else None
+    return written if isinstance(written, int) else None
 
 
 def _read_json(path: Path) -> Any:
@@ -194,9 +202,9 @@ def _validate(record: type[BaseModel], content: dict[str, Any], path: Path, what
 
 
 def _check_weights_file(path: Path) -> None:
-    """Refuse a weights file that is not safetensors. Its tensors are parsed as bytes:
-    ``safe_open`` would import numpy, a third of a report's time."""
+    """Refuse a weights file that is not safetensors (its header is read, not its tensors)."""
     try:
-        deserialize(path.read_bytes())
+        with safe_open(path, framework="numpy") as weights:
+            weights.keys()
     except (SafetensorError, OSError) as error:
         raise RunError(f"run directory {str(path.parent)!r} is damaged: {error}.") from None

@@ -1,4 +1,5 @@
-"""``metrics.json`` as a typed record: what a run measured, read back by field, not by key.
+"""``metrics.json`` and ``model.json`` as typed records: what a run measured and what its model
+is, read back by field, not by key.
 
 The sections follow ``growml fit``: ``train``, ``validation`` and ``test`` metrics (by name:
 ``accuracy``, ``macro_f1``, ``f1`` and ``f1_at_0.5`` at a binary run's threshold, ``log_loss``;
@@ -10,9 +11,9 @@ not know are kept.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PositiveInt
 
 
 class _Record(BaseModel):
@@ -92,3 +93,20 @@ class RunMetrics(_Record):
     growth: GrowthSummary | None = None
     prune: PruneSummary | None = None
     threshold: ThresholdSummary | None = None
+
+
+class ModelRecord(_Record):
+    """The content of ``model.json``: the architecture, the task, its classes and the binary
+    decision threshold, each within the values a run can have."""
+
+    format_version: PositiveInt = 1
+    growml_version: str | None = None
+    input_size: PositiveInt
+    hidden_widths: list[PositiveInt] = Field(min_length=1)
+    output_size: PositiveInt
+    activation: str
+    task: Literal["classification", "regression"]
+    classes: list[Any] | None = None
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    feature_names: list[str] | None = None
+    parameters: int | None = None

@@ -14,21 +14,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from growml.data import Preprocessor, TargetEncoder, as_arrow
-from growml.data.preprocess import check_inputs, unknown_inputs
+from growml.data.checks import check_inputs, unknown_inputs
 from growml.errors import RunError
 from growml.events import Event
 from growml.nn.mlp import GrowingMLP, ModelSpec
 from growml.predictions import prediction_table
-from growml.runs.files import (
+from growml.runs.files import FORMAT_VERSION, read_history, read_run_files
+from growml.runs.layout import (
     CONFIG,
-    FORMAT_VERSION,
     METRICS,
     MODEL_SPEC,
     MODEL_WEIGHTS,
     PLOTS,
     PREPROCESS,
-    read_history,
-    read_run_files,
 )
 from growml.runs.plots import growth_plot
 from growml.runs.records import RunMetrics
@@ -90,7 +88,7 @@ class Run:
         table = as_arrow(rows, self.preprocessor.feature_names)
         found = unknown_inputs(
             table,
-            self.preprocessor.feature_names,
+            [*self.preprocessor.feature_names, *self.preprocessor.dropped],
             self.preprocessor.categories,
             self.target_encoder.name,
         )
@@ -149,15 +147,14 @@ def load_run(path: str | Path) -> Run:
                 "the run directory is damaged."
             )
         model.load_state_dict(weights)
-        preprocessor = Preprocessor.from_dict(files.preprocess["features"])
         target_encoder = TargetEncoder.from_dict(files.preprocess["target"])
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError, OSError) as exc:
         raise RunError(f"run directory {str(path)!r} is damaged: {exc}.") from None
     return Run(
         model=model.eval(),
-        preprocessor=preprocessor,
+        preprocessor=files.preprocessor,
         target_encoder=target_encoder,
-        threshold=files.model.get("threshold"),
+        threshold=files.description.threshold,
         metrics=files.metrics,
         config=files.config,
         path=path,

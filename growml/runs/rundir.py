@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,8 +21,33 @@ from growml import atomic
 from growml.checkpoint import CHECKPOINT
 from growml.errors import GrowmlWarning, RunError
 from growml.events import Event
-from growml.runs.files import HISTORY, MODEL_SPEC, MODEL_WEIGHTS
-from growml.runs.workdir import claim, new_partial, partials, refuse_current
+from growml.runs import digests
+from growml.runs.layout import (
+    CONFIG,
+    HISTORY,
+    METRICS,
+    MODEL_SPEC,
+    MODEL_WEIGHTS,
+    PLOTS,
+    PREPROCESS,
+    RUN_FILES,
+)
+from growml.runs.workdir import claim, held, hold, in_use, new_partial, partials, refuse_current
+
+# The file names are re-exported: a run's writer is where they have always been imported from.
+__all__ = [
+    "CONFIG",
+    "HISTORY",
+    "METRICS",
+    "MODEL_SPEC",
+    "MODEL_WEIGHTS",
+    "PLOTS",
+    "PREPROCESS",
+    "RunWriter",
+    "default_run_dir",
+    "interrupted_runs",
+    "remove_abandoned",
+]
 
 
 def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
@@ -35,21 +59,20 @@ def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
     return candidate
 
 
-def abandoned_runs(out: Path, quiet_seconds: float = 600.0) -> list[Path]:
-    """Partial directories of ``out`` nothing has written to for ``quiet_seconds`` (a run
-    still going writes its history every epoch)."""
-    now = time.time()
-    return [
-        path
-        for path in partials(Path(out))
-        if now - max((f.stat().st_mtime for f in path.iterdir()), default=0.0) > quiet_seconds
-    ]
+def remove_abandoned(out: Path) -> None:
+    """Remove the partial directories of ``out`` that no process is writing and that hold no
+    checkpoint to resume from: what runs killed before their first checkpoint left."""
+    for path in partials(Path(out)):
+        if not (path / CHECKPOINT).is_file() and not in_use(path):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def interrupted_runs(out: Path) -> list[Path]:
-    """The partial directories of interrupted runs of ``out`` that hold a checkpoint, the
-    newest first."""
-    found = [path for path in partials(Path(out)) if (path / CHECKPOINT).is_file()]
+    """The partial directories of interrupted runs of ``out`` that hold a checkpoint (and that
+    no process is still writing), the newest first."""
+    found = [
+        path for path in partials(Path(out)) if (path / CHECKPOINT).is_file() and not held(path)
+    ]
     return sorted(found, key=lambda path: (path / CHECKPOINT).stat().st_mtime, reverse=True)
 
 
@@ -83,25 +106,29 @@ class RunWriter:
             raise RunError(
                 f"cannot create the run directory {shown!r}: {error.strerror}."
             ) from None
+        self._lock = hold(self.path)  # the run is under way: no other process removes it
         os.chmod(self.path, atomic.DIRECTORY_MODE)
         self._target = target
         self._history: TextIO = open(self.path / HISTORY, "w", encoding="utf-8")  # noqa: SIM115
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.commit()
-        elif exc_type is KeyboardInterrupt and (self.path / CHECKPOINT).is_file():
-            # Interrupted (Ctrl-C, SIGTERM) with a checkpoint: keep it for --resume.
-            self._history.close()
-            warnings.warn(
-                f"interrupted; the run so far is kept in {str(self.path)!r}: the same command "
-                "with --resume continues it.",
-                GrowmlWarning,
-                stacklevel=2,
-            )
-        else:
-            self.abort()
+        try:
+            if exc_type is None:
+                self.commit()
+            elif exc_type is KeyboardInterrupt and (self.path / CHECKPOINT).is_file():
+                # Interrupted (Ctrl-C, SIGTERM) with a checkpoint: keep it for --resume.
+                self._history.close()
+                warnings.warn(
+                    f"interrupted; the run so far is kept in {str(self.path)!r}: the same "
+                    "command with --resume continues it.",
+                    GrowmlWarning,
+                    stacklevel=2,
+                )
+            else:
+                self.abort()
+        finally:
+            os.close(self._lock)
 
     def replay(self, events: list[dict[str, Any]]) -> None:
         """Start ``history.jsonl`` again from ``events`` (a resumed run's, up to its
@@ -127,6 +154,7 @@ class RunWriter:
         """Move the finished run into place; on failure nothing is left behind."""
         self._history.close()
         (self.path / CHECKPOINT).unlink(missing_ok=True)  # a finished run needs none
+        digests.record(self.path, self._written())
         target = self._target
         trash = None
         try:
@@ -146,6 +174,12 @@ class RunWriter:
             if trash is not None:
                 shutil.rmtree(trash, ignore_errors=True)
         return self.out
+
+    def _written(self) -> list[str]:
+        """The run's files, by their paths relative to the run directory."""
+        names = [name for name in RUN_FILES if (self.path / name).is_file()]
+        plots = sorted(path for path in (self.path / PLOTS).rglob("*") if path.is_file())
+        return names + [path.relative_to(self.path).as_posix() for path in plots]
 
     def abort(self) -> None:
         self._history.close()

@@ -6,21 +6,32 @@ directory (``compare.json``) and ``tune`` a tune directory (``tune.json``). Each
 that holds anything else, so that no user data is ever deleted. What is written whole or not
 at all is built in a hidden sibling, ``.<name>.partial-<random>``, and moved into place; a
 killed write leaves its partial directory behind, for the next run to resume or remove.
+
+A process writing a partial directory holds a lock on it (``hold``) until it is done; the lock
+ends with the process however it ends (``kill -9`` included), so a partial directory nobody
+holds is what a stopped write left (``in_use``), and one that is held belongs to a write still
+under way in another process, which must not lose it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from growml.errors import RunError
 
 _PARTIAL = ".partial-"
+# A partial directory younger than this may be one whose writer has not yet taken its lock.
+_UNLOCKED_SECONDS = 2.0
 
 # The files that make a folder a growml directory of each kind (a run's are all required; a
 # run missing one is still recognised, to be refused with the name of what is missing).
@@ -96,8 +107,59 @@ def partial_of(path: Path) -> str | None:
 
 
 def remove_partials(folder: Path) -> None:
-    """Remove the partial directories in ``folder``: what killed writes left there."""
+    """Remove the partial directories in ``folder`` that no process is writing: what killed
+    writes left there."""
     if folder.is_dir():
         for entry in folder.iterdir():
-            if partial_of(entry) is not None:
+            if partial_of(entry) is not None and not in_use(entry):
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file or directory ``path`` while the block runs; other
+    processes taking it wait their turn."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def hold(partial: Path) -> int:
+    """Lock the partial directory a write goes on in, for as long as the returned descriptor
+    is open; RunError when another process holds it already."""
+    descriptor = os.open(partial, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise RunError(
+            f"{str(partial)!r} is being written by another growml process; wait for it to end."
+        ) from None
+    return descriptor
+
+
+def in_use(partial: Path) -> bool:
+    """Whether a write may still be going on in ``partial``: too new to tell, or held."""
+    try:
+        young = time.time() - partial.stat().st_mtime < _UNLOCKED_SECONDS
+    except FileNotFoundError:
+        return False
+    return young or held(partial)
+
+
+def held(partial: Path) -> bool:
+    """Whether another process holds the lock of ``partial`` (is writing in it)."""
+    try:
+        descriptor = os.open(partial, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False

@@ -37,7 +37,13 @@ def training_columns(
         rows = X.num_rows
     else:
         checked, y = validate_data(
-            estimator, X, y, reset=True, ensure_min_samples=MIN_ROWS, **_X_CHECKS, **y_checks
+            estimator,
+            _checkable(X),
+            y,
+            reset=True,
+            ensure_min_samples=MIN_ROWS,
+            **_X_CHECKS,
+            **y_checks,
         )
         rows = len(checked)
     if len(y) != rows:
@@ -62,7 +68,7 @@ def prediction_rows(estimator: BaseEstimator, X: Any) -> pa.Table:
         _check_table(estimator, X, reset=False)
         table = X
     else:
-        checked = validate_data(estimator, X, reset=False, **_X_CHECKS)
+        checked = validate_data(estimator, _checkable(X), reset=False, **_X_CHECKS)
         table = _as_table(estimator, X, checked)
     return table.select(estimator.run_.preprocessor.feature_names)
 
@@ -90,6 +96,17 @@ def _check_table(estimator: BaseEstimator, X: pa.Table, reset: bool) -> None:
     missing = [name for name in column_names(estimator) if name not in X.column_names]
     if missing:
         raise ValueError(f"the table lacks the column(s) {missing} seen in fit.")
+
+
+def _checkable(X: Any) -> Any:
+    """``X`` as ``validate_data`` can check it: a DataFrame's date and time columns as objects
+    (numpy finds no common type for dates and numbers); ``_as_table`` still reads them typed,
+    so that they are dropped as a file's are."""
+    pandas = sys.modules.get("pandas")
+    if pandas is None or not isinstance(X, pandas.DataFrame):
+        return X
+    temporal = [name for name, dtype in X.dtypes.items() if dtype.kind in "mM"]
+    return X.astype(dict.fromkeys(temporal, object)) if temporal else X
 
 
 def _as_table(estimator: BaseEstimator, X: Any, checked: np.ndarray) -> pa.Table:

@@ -18,7 +18,7 @@ import optuna
 from growml.config import FitConfig, resolve_config
 from growml.data import Table
 from growml.errors import GrowmlError
-from growml.events import EpochEnd, Event
+from growml.events import EpochEnd, Event, GrowthStep
 from growml.tune.space import SearchSpace
 
 TRIALS = "trials"
@@ -30,27 +30,40 @@ def trial_run_name(number: int) -> str:
     return f"trial-{number:04d}"
 
 
+# Epochs after a growth step added neurons before the pruner may judge the trial: a network
+# that just grew trails until its new neurons have trained (measured with
+# benchmarks/tune_pruning.py: judged earlier, the median rule stopped trials that would have
+# ended best).
+SETTLE_EPOCHS = 10
+
+
 class TrialPruning:
     """An observer reporting each epoch's validation metric to ``trial``; raises
     ``optuna.TrialPruned`` when the pruner says the trial is hopeless.
 
     Epochs are counted across the trainers of one fit (growth, then fine-tuning after
     pruning), so the steps Optuna sees always increase. A metric the trainer does not compute
-    every epoch (F1, macro-F1 unless monitored) is stood in for by the accuracy.
+    every epoch (F1, macro-F1 unless monitored) is stood in for by the accuracy. The pruner
+    judges only ``settle`` epochs or more after the last growth step that added neurons: every
+    epoch is reported, but a network still absorbing its new neurons is not compared yet.
     """
 
-    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+    def __init__(self, trial: optuna.Trial, metric: str, settle: int = SETTLE_EPOCHS) -> None:
         self.trial = trial
         self.metric = metric
+        self.settle = settle
         self.step = 0
+        self.grown_at = 0
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, GrowthStep) and event.added:
+            self.grown_at = self.step
         if not isinstance(event, EpochEnd):
             return
         self.step += 1
         value = event.validation.get(self.metric, event.validation.get("accuracy"))
         self.trial.report(value, self.step)
-        if self.trial.should_prune():
+        if self.step - self.grown_at >= self.settle and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {self.step}")
 
 

@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 from growml import atomic
 from growml.config import FitConfig
 from growml.errors import ConfigError, RunError
-from growml.runs.workdir import claim, partial_of, read_manifest
+from growml.runs.workdir import claim, exclusive, held, partial_of, read_manifest
 from growml.scoring import check_settings, ranking_metric
 from growml.tune.objective import PARAMS, TRIALS, Objective
 from growml.tune.results import (
@@ -48,9 +48,12 @@ from growml.tune.storage import (
     check_study,
     connect,
     default_url,
+    fail_killed_trials,
+    join_workers,
     open_study,
     quiet_optuna,
     shown_url,
+    turn,
 )
 from growml.tune.workers import WorkerJob, run_workers
 from growml.version import __version__
@@ -61,10 +64,11 @@ OBJECTIVES = {"metric": ["metric"], "metric,params": ["metric", PARAMS]}
 
 @dataclass
 class TuneProgress:
-    """This command's trials so far, and the study's best value (one objective) or best
-    metric (two)."""
+    """This command's trials so far (``earlier``: the trials the study held before), and the
+    study's best value (one objective) or best metric (two)."""
 
     total: int
+    earlier: int = 0
     done: int = 0
     pruned: int = 0
     failed: int = 0
@@ -165,12 +169,18 @@ def tune(
     }
     _check_directory(path, header)
     created = not path.exists()
+    count = min(jobs, trials)
     try:
         if storage is None:
             path.mkdir(parents=True, exist_ok=True)  # SQLite makes its file, not its folder
-        connection = connect(url, settings.heartbeat_interval)
-        existing = check_study(connection, name, directions, identity)
-        (path / TRIALS).mkdir(parents=True, exist_ok=True)
+        # Workers started together take turns to create the tables and the study: the study
+        # they join is checked against each of them, and each takes its own sampler seeds.
+        with turn(url):
+            connection = connect(url, settings.heartbeat_interval, settings.grace_period)
+            existing = check_study(connection, name, directions, identity)
+            (path / TRIALS).mkdir(parents=True, exist_ok=True)
+            found = open_study(connection, name, directions, identity)
+            offset = join_workers(found, count)
     except OSError as error:
         if created:
             shutil.rmtree(path, ignore_errors=True)
@@ -181,12 +191,14 @@ def tune(
         if created:
             shutil.rmtree(path, ignore_errors=True)
         raise
-    found = open_study(connection, name, directions, identity)
-    atomic.write_json(path / TUNE, {**header, "status": "running"})
+    # Trials of workers killed outright: failed and queued again before anything is counted.
+    fail_killed_trials(found)
+    with exclusive(path):
+        _mark_running(path / TUNE, header)
 
     started = time.perf_counter()
     _remove_stale_runs(found, path / TRIALS)
-    state = TuneProgress(total=trials, best=_best_value(found))
+    state = TuneProgress(total=trials, earlier=existing, best=_best_value(found))
     if progress:
         progress(state)
 
@@ -195,8 +207,8 @@ def tune(
         if progress:
             progress(state)
 
-    # Seeded (tune.seed, else the seed setting) unless workers elsewhere may join the study
-    # at the same moment: processes with one seed would propose the same first trials.
+    # Seeded (tune.seed, else the seed setting) unless workers on other machines may join
+    # the study: a single worker's study is then reproducible.
     seed = config.seed if settings.seed is None else settings.seed
     seeded = settings.seed is not None or storage is None
     job = Objective(config, space, table, metric, objectives, settings.max_params, path / TRIALS)
@@ -207,24 +219,30 @@ def tune(
             trials=trials // jobs + (worker < trials % jobs),
             timeout=timeout,
             # Each worker its own stream; a continued study does not repeat its first trials.
-            seed=seed + worker + existing if seeded else None,
+            seed=seed + offset + worker if seeded else None,
             pruner=settings.pruner,
             heartbeat_interval=settings.heartbeat_interval,
+            grace_period=settings.grace_period,
             objective=job,
         )
-        for worker in range(min(jobs, trials))
+        for worker in range(count)
     ]
     run_workers(workers, report)
-    _remove_stale_runs(found, path / TRIALS)
-    document = _document(found, header, objectives, metric, path)
-    document["this_run"] = {
+    this_run = {
         "trials": state.done,
+        "earlier": existing,
         "pruned": state.pruned,
         "failed": state.failed,
         "jobs": len(workers),
         "seconds": time.perf_counter() - started,
     }
-    atomic.write_json(path / TUNE, document)
+    fail_killed_trials(found)
+    # Workers sharing the directory take turns, each reading the storage once its turn has
+    # come: the last to write has seen every trial the others finished.
+    with exclusive(path):
+        _remove_stale_runs(found, path / TRIALS)
+        document = {**_document(found, header, objectives, metric, path), "this_run": this_run}
+        atomic.write_json(path / TUNE, document)
     return Tuning(path=path, document=document)
 
 
@@ -261,6 +279,12 @@ def _check_directory(path: Path, header: dict[str, Any]) -> None:
         )
 
 
+def _mark_running(manifest: Path, header: dict[str, Any]) -> None:
+    """``tune.json`` says a search is running; the findings of earlier ones stay in it."""
+    previous = read_manifest(manifest, "choose another --out") if manifest.is_file() else {}
+    atomic.write_json(manifest, {**previous, **header, "status": "running"})
+
+
 def _remove_stale_runs(study: optuna.Study, trials: Path) -> None:
     """Run directories of trials that did not complete (a worker killed mid-write leaves a
     hidden partial one, a trial killed after its fit leaves a whole one): removed once the
@@ -274,6 +298,8 @@ def _remove_stale_runs(study: optuna.Study, trials: Path) -> None:
         state = states.get(int(match[1]))
         if state == TrialState.RUNNING or (state == TrialState.COMPLETE and partial is None):
             continue
+        if partial is not None and held(entry):
+            continue  # a worker still writes it, though its trial was taken for killed
         shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -292,11 +318,13 @@ def _document(
     with quiet_optuna():
         trials = study.get_trials(deepcopy=False)
         best = [trial_record(trial) for trial in best_trials(study, objectives)]
+    counts = count_trials(trials)
     return {
         **header,
-        "status": "complete",
+        # Other workers' trials may still be running: this document counts what is finished.
+        "status": "running" if counts["running"] else "complete",
         "directions": [direction.name.lower() for direction in study.directions],
-        "trials": count_trials(trials),
+        "trials": counts,
         "failures": failures(trials),
         "best": best,
         # Two objectives: of the Pareto front, the most accurate network.

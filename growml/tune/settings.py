@@ -19,11 +19,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from growml.config import FitConfig, Section, resolve_config, unknown_setting, validate_section
 
 SECTION = "tune"
+# Heartbeats: a killed worker's trial is retried GRACE_PERIOD seconds after its last one. Measured
+# with benchmarks/tune_heartbeat.py (README, Tune): a heartbeat costs a SQLite study 1.4 to 3 ms
+# (under 0.1 % of a trial's time every 5 s), and under load one came 0.6 s late; 20 s leaves a
+# live trial 15 s of lateness before it would be taken for killed.
+HEARTBEAT_INTERVAL = 5
+GRACE_PERIOD = 20
 
 
 class TuneConfig(Section):
@@ -47,11 +53,25 @@ class TuneConfig(Section):
         None, ge=0, le=2**32 - 1, description="Seed of the sampler (none: the `seed` setting)."
     )
     heartbeat_interval: int = Field(
-        60,
+        HEARTBEAT_INTERVAL,
         ge=1,
-        description="Seconds between a running trial's heartbeats; a trial silent for twice "
-        "as long is marked failed and retried once.",
+        description="Seconds between a running trial's heartbeats in the storage.",
     )
+    grace_period: int = Field(
+        GRACE_PERIOD,
+        ge=1,
+        description="Seconds without a heartbeat after which a running trial counts as killed: "
+        "it is marked failed and retried once.",
+    )
+
+    @model_validator(mode="after")
+    def _grace_outlasts_heartbeats(self) -> TuneConfig:
+        if self.grace_period <= self.heartbeat_interval:
+            raise ValueError(
+                f"tune.grace_period ({self.grace_period} s) must be longer than "
+                f"tune.heartbeat_interval ({self.heartbeat_interval} s)"
+            )
+        return self
 
 
 def resolve_tune_config(

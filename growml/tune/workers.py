@@ -36,13 +36,14 @@ class WorkerJob:
     seed: int | None
     pruner: str
     heartbeat_interval: int
+    grace_period: int
     objective: Objective
 
 
 def run_worker(job: WorkerJob, report: Report) -> None:
     """Join the study and run the job's trials; a GrowmlError fails its trial, not the worker."""
     with quiet_optuna():
-        storage = connect(job.url, job.heartbeat_interval)
+        storage = connect(job.url, job.heartbeat_interval, job.grace_period)
         study = optuna.load_study(
             study_name=job.study,
             storage=storage,
