@@ -165,6 +165,7 @@ def fit(
     """Train a network on DATA and write its run directory."""
     started = time.perf_counter()
     from growml.data import load_data_table, prepare
+    from growml.runs.workdir import check_destination
     from growml.scoring import check_settings
 
     with user_errors():
@@ -186,6 +187,8 @@ def fit(
                 "seed": seed,
             },
         )
+        if out is not None:
+            check_destination(out, overwrite)  # at once, not after reading the data
         # Reading and encoding come before torch loads (a second or more), so that what was
         # read answers at once, and a wrong file or setting before any wait. The lines come
         # once all of it succeeded: a user error stays the one line it is.

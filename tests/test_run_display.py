@@ -82,6 +82,14 @@ def test_fit_says_what_it_read_and_encoded_before_torch_loads(tmp_path):
     assert torch is not None and said[1] < torch  # reading and encoding done before torch loads
 
 
+def test_an_existing_out_is_refused_before_reading_in_one_line(iris_run):
+    run, _ = iris_run
+    result = invoke("fit", "iris", *FAST, "--out", run)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error:") and "already exists" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_on_a_terminal_fit_says_it_is_reading_before_anything_loads(tmp_path):
     pty = pytest.importorskip("pty")
     import os

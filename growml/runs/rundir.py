@@ -32,7 +32,14 @@ from growml.runs.layout import (
     PREPROCESS,
     RUN_FILES,
 )
-from growml.runs.workdir import claim, held, hold, in_use, new_partial, partials, refuse_current
+from growml.runs.workdir import (
+    check_destination,
+    held,
+    hold,
+    in_use,
+    new_partial,
+    partials,
+)
 
 # The file names are re-exported: a run's writer is where they have always been imported from.
 __all__ = [
@@ -93,12 +100,7 @@ class RunWriter:
     def __enter__(self) -> RunWriter:
         target = self.out.resolve()
         shown = str(self.out)
-        if claim(self.out, "run", [MODEL_SPEC]) and not self.overwrite:
-            raise RunError(
-                f"run directory {shown!r} already exists; pass --overwrite or choose another --out."
-            )
-        if target.exists():
-            refuse_current(self.out)
+        check_destination(self.out, self.overwrite)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             self.path = self.resume if self.resume is not None else new_partial(target)

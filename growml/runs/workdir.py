@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from growml.errors import RunError
+from growml.runs.layout import MODEL_SPEC, MODEL_WEIGHTS, PREPROCESS
 
 _PARTIAL = ".partial-"
 # A partial directory younger than this may be one whose writer has not yet taken its lock.
@@ -36,7 +37,7 @@ _UNLOCKED_SECONDS = 2.0
 # The files that make a folder a growml directory of each kind (a run's are all required; a
 # run missing one is still recognised, to be refused with the name of what is missing).
 KINDS = {
-    "run": ("model.json", "model.safetensors", "preprocess.json"),
+    "run": (MODEL_SPEC, MODEL_WEIGHTS, PREPROCESS),
     "comparison": ("compare.json",),
     "tune": ("tune.json",),
 }
@@ -53,6 +54,17 @@ def claim(path: Path, kind: str, manifests: Sequence[str]) -> bool:
             f"{str(path)!r} exists and is not a growml {kind} directory; choose another --out."
         )
     return found
+
+
+def check_destination(out: Path, overwrite: bool) -> None:
+    """Check that a run can be written at ``out``: new, empty, or a run to replace with
+    ``overwrite``; never a folder of other files, nor the current directory or one above it."""
+    if claim(out, "run", [MODEL_SPEC]) and not overwrite:
+        raise RunError(
+            f"run directory {str(out)!r} already exists; pass --overwrite or choose another --out."
+        )
+    if out.exists():
+        refuse_current(out)
 
 
 def directory_kind(path: Path) -> str:
