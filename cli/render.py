@@ -96,8 +96,9 @@ def describe_balance(balance: dict[str, float] | None) -> str:
     return f"{len(balance)} classes, {min(shares):.1%}–{max(shares):.1%}"
 
 
-def progress_bar(console: Console, unit: str, width: int) -> Progress:
-    """``unit done/total``, a bar, a status line and the time elapsed."""
+def progress_bar(console: Console, unit: str, width: int, auto_refresh: bool = True) -> Progress:
+    """``unit done/total``, a bar, a status line and the time elapsed; ``auto_refresh``:
+    redrawn by a thread of its own (else at each update)."""
     return Progress(
         TextColumn(f"{unit} {{task.completed:>3}}/{{task.total}}"),
         BarColumn(bar_width=width),
@@ -105,6 +106,7 @@ def progress_bar(console: Console, unit: str, width: int) -> Progress:
         TimeElapsedColumn(),
         console=console,
         transient=False,
+        auto_refresh=auto_refresh,
     )
 
 

@@ -158,7 +158,9 @@ class FitProgress:
     step; each training (fine-tuning after pruning is a second one) has its own bar."""
 
     def __init__(self, console: Console) -> None:
-        self.progress = progress_bar(console, "epoch", 16)
+        # Redrawn at each epoch, by no thread: one left drawing when training fails would
+        # outlive the command's error.
+        self.progress = progress_bar(console, "epoch", 16, auto_refresh=False)
         self.task_id: Any = None
 
     def __call__(self, event: Event) -> None:
@@ -181,12 +183,17 @@ class FitProgress:
             )
             widths = ",".join(str(w) for w in event.hidden_widths)
             self.progress.update(
-                self.task_id, completed=event.epoch, status=f"{status} · widths {widths}"
+                self.task_id,
+                completed=event.epoch,
+                status=f"{status} · widths {widths}",
+                refresh=True,
             )
         elif isinstance(event, GrowthStep):
             self.progress.console.print(describe_growth(event), highlight=False)
         elif isinstance(event, TrainEnd):
-            self.progress.update(self.task_id, total=event.epochs, completed=event.epochs)
+            self.progress.update(
+                self.task_id, total=event.epochs, completed=event.epochs, refresh=True
+            )
             self.progress.stop()
             # Shown once: the next training's bar must not draw this one again.
             self.progress.remove_task(self.task_id)
@@ -194,8 +201,7 @@ class FitProgress:
 
     def close(self) -> None:
         """Take down a display that training left running (it stopped with an error): the
-        bar goes, so that the error is the only line, and so does its refresh thread, which
-        would otherwise go on drawing while the interpreter shuts down."""
+        bar goes, so that the error is the only line."""
         if self.task_id is not None:
             self.progress.remove_task(self.task_id)
             self.progress.live.stop()
