@@ -1,8 +1,8 @@
 """How fast the command line answers: `growml --help`, `growml datasets`, the error for a
 missing file and `growml report` of a run, each timed end to end, and the first line of
-`growml fit` on a terminal and in a pipe (the time until it writes anything). Each is a fresh
-process (the console script); the figure is the median of ``--repeat`` runs, beside a bare
-`python -c pass` in the same run and the 0.5 s goal (1 s for fit's first line).
+`growml fit` on a terminal (the time until it writes anything). Each is a fresh process (the
+console script); the figure is the median of ``--repeat`` runs, beside a bare `python -c pass`
+in the same run and the 0.5 s goal (1 s for fit's first line).
 
     .venv/bin/python benchmarks/cli_startup.py [--repeat 7]
 """
@@ -38,25 +38,6 @@ def median_seconds(command: list[str], repeat: int, folder: str) -> float:
     return statistics.median(times)
 
 
-def median_first_line(command: list[str], repeat: int, folder: str) -> float:
-    """Seconds from starting ``command`` to the first line it writes on stderr; the command
-    is stopped there (SIGTERM: a fit stops cleanly and keeps nothing)."""
-    times = []
-    for number in range(repeat):
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            [*command, "--out", f"first-line-{number}"],
-            cwd=folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        process.stderr.readline()
-        times.append(time.perf_counter() - started)
-        process.terminate()
-        process.wait()
-    return statistics.median(times)
-
-
 def median_first_output_on_terminal(command: list[str], repeat: int, folder: str) -> float:
     """Seconds from starting ``command`` on a terminal (a pseudo-terminal) to its first
     output; the command is stopped there."""
@@ -89,12 +70,9 @@ def main() -> None:
         for label, flags in COMMANDS.items():
             seconds = median_seconds([script, *flags], args.repeat, folder)
             print(f"{label:<26}{seconds:>10.3f}{seconds / bare:>10.1f}{seconds / GOAL:>9.2f}")
-        for label, measure in (
-            ("fit: first line, terminal", median_first_output_on_terminal),
-            ("fit: first line, pipe", median_first_line),
-        ):
-            first = measure(fit, args.repeat, folder)
-            print(f"{label:<26}{first:>10.3f}{first / bare:>10.1f}{first / FIRST_LINE_GOAL:>9.2f}")
+        first = median_first_output_on_terminal(fit, args.repeat, folder)
+        label = "growml fit: first line"
+        print(f"{label:<26}{first:>10.3f}{first / bare:>10.1f}{first / FIRST_LINE_GOAL:>9.2f}")
 
 
 if __name__ == "__main__":

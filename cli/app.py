@@ -189,14 +189,15 @@ def fit(
         )
         if out is not None:
             check_destination(out, overwrite)  # at once, not after reading the data
-        # Reading and encoding come before torch loads (a second or more), so that what was
-        # read answers at once, and a wrong file or setting before any wait. The lines come
-        # once all of it succeeded: a user error stays the one line it is.
-        with _reading(config.data.source, quiet=json_output):
+        # Reading and encoding come before torch loads (a second or more): a terminal is told
+        # at once what is read and how, and a wrong file or setting answers before any wait.
+        # A pipe or a file gets none of it, so that a mistake is the one line written there.
+        chatty = stderr.is_terminal and not json_output
+        with _reading(config.data.source, quiet=not chatty):
             table = load_data_table(config.data)
             check_settings(config, table.task)
             prepared = prepare(table, config.data, config.seed)
-        if not json_output:
+        if chatty:
             stderr.print(_describe_table(table), highlight=False)
             stderr.print(_describe_encoding(prepared), highlight=False)
         from growml.fitting import fit as fit_run
@@ -226,7 +227,7 @@ def fit(
 
 
 def _reading(source: str, quiet: bool) -> contextlib.AbstractContextManager[Any]:
-    """ "reading SOURCE …" while it is read, on a terminal; it leaves nothing behind."""
+    """ "reading SOURCE …" while it is read; it leaves nothing behind."""
     if quiet:
         return contextlib.nullcontext()
     return stderr.status(f"reading {source} …")

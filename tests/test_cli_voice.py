@@ -124,8 +124,7 @@ def test_output_to_a_pipe_keeps_each_message_on_one_line(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    starts = ("read digits:", "encoded ", "epoch", "warning:")
-    assert lines and all(line.startswith(starts) for line in lines), lines
+    assert lines and all(line.startswith(("epoch", "warning:")) for line in lines), lines
     assert len(set(lines)) == len(lines)
 
 

@@ -22,6 +22,8 @@ from growml.runs.files import read_history
 runner = CliRunner()
 FAST = ["--epochs", "3", "--fixed", "4"]
 DOCS = Path(__file__).parent.parent / "docs" / "growth.md"
+READ_IRIS = "read iris: 150 rows, 4 feature columns, target 'target' (classification)"
+ENCODED_IRIS = "encoded 90 training rows into 4 inputs (30 validation, 30 test rows); training …"
 
 
 def invoke(*args):
@@ -67,21 +69,6 @@ def iris_run(tmp_path_factory):
     return out, result
 
 
-def test_fit_says_what_it_read_and_encoded_before_torch_loads(tmp_path):
-    done = command("fit", "iris", *FAST, "--out", tmp_path / "run", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    lines = done.stderr.splitlines()
-    said = [i for i, line in enumerate(lines) if not line.startswith("import time:")]
-    assert lines[said[0]] == (
-        "read iris: 150 rows, 4 feature columns, target 'target' (classification)"
-    )
-    assert lines[said[1]] == (
-        "encoded 90 training rows into 4 inputs (30 validation, 30 test rows); training …"
-    )
-    torch = _import_line(lines, "torch")
-    assert torch is not None and said[1] < torch  # reading and encoding done before torch loads
-
-
 def test_an_existing_out_is_refused_before_reading_in_one_line(iris_run):
     run, _ = iris_run
     result = invoke("fit", "iris", *FAST, "--out", run)
@@ -111,16 +98,26 @@ def test_on_a_terminal_fit_says_it_is_reading_before_anything_loads(tmp_path):
     os.waitpid(pid, 0)
     lines = written.decode(errors="replace").splitlines()
     reading = next(i for i, line in enumerate(lines) if "reading iris …" in line)
-    read = next(i for i, line in enumerate(lines) if "read iris: 150 rows" in line)
+    read = next(i for i, line in enumerate(lines) if line.endswith(READ_IRIS))
+    encoded = next(i for i, line in enumerate(lines) if line.endswith(ENCODED_IRIS))
     assert reading < _import_line(lines, "sklearn")  # said before the data's heavy imports
-    assert read < _import_line(lines, "torch")
+    assert read < encoded < _import_line(lines, "torch")  # read and encoded before torch
 
 
-def test_an_error_in_the_data_is_the_only_line_fit_writes(tmp_path, write_csv):
-    path = write_csv("a,y\n" + "\n".join(f"{i},same" for i in range(40)) + "\n")
-    result = invoke("fit", path, "--target", "y", "--out", tmp_path / "run")
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--target", "y"], "single class"),  # in the data
+        (["--target", "x", "--task", "regression", "--set", "train.lr=1e12"], "diverged"),
+    ],
+    ids=["data", "training"],
+)
+def test_in_a_pipe_a_mistake_is_the_only_line_fit_writes(tmp_path, write_csv, args, words):
+    rows = "\n".join(f"{i},{i % 7},same" for i in range(40))
+    path = write_csv("a,x,y\n" + rows + "\n")
+    result = invoke("fit", path, *args, "--fixed", "4", "--epochs", "3", "--out", tmp_path / "r")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error:") and "single class" in result.stderr
+    assert result.stderr.startswith("error:") and words in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
