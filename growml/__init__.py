@@ -16,8 +16,7 @@ The names that need torch (``fit``, ``load_run``, ``export_run``, the scikit-lea
 never imports torch.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from growml.config import FitConfig, load_recipe, resolve_config
 from growml.errors import (
@@ -28,6 +27,7 @@ from growml.errors import (
     GrowmlWarning,
     RunError,
 )
+from growml.lazy import lazy_names
 from growml.version import __version__
 
 if TYPE_CHECKING:
@@ -50,11 +50,7 @@ _LAZY = {
     "GrowingMLPRegressor": "growml.sklearn",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'growml' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [

@@ -5,10 +5,10 @@ it with onnxruntime alone. ``export_run`` needs torch (it loads the run to compa
 it is imported on first use and ``load_onnx`` stays free of torch.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from growml.export.engines import ENGINES, MODEL_FILE, load_predictor
+from growml.lazy import lazy_names
 
 if TYPE_CHECKING:
     from growml.export.exporter import ExportResult, export_run
@@ -22,11 +22,7 @@ _LAZY = {
     "load_onnx": "growml.export.runtime",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'growml.export' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [

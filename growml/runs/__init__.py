@@ -5,8 +5,9 @@ torch-free parts (``digests``, ``workdir``, ``records``) serve ``growml predict`
 ``read_run_files`` (a run's records, checked) ``growml report``.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from growml.lazy import lazy_names
 
 if TYPE_CHECKING:
     from growml.runs.files import RunFiles, read_run_files
@@ -22,11 +23,7 @@ _LAZY = {
     "read_run_files": "growml.runs.files",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'growml.runs' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = ["Run", "RunFiles", "RunWriter", "default_run_dir", "load_run", "read_run_files"]

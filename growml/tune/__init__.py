@@ -6,9 +6,9 @@ SQLite beside the results or in any database Optuna supports, where workers on m
 join it.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from growml.lazy import lazy_names
 from growml.tune.settings import TuneConfig, resolve_tune_config
 
 if TYPE_CHECKING:
@@ -29,11 +29,7 @@ _LAZY = {
     "default_space": "growml.tune.space",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'growml.tune' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [
