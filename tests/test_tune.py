@@ -518,6 +518,17 @@ def test_workers_started_together_on_a_new_postgresql_database_all_work(postgres
     assert sorted(trial.number for trial in trials) == [0, 1, 2]
 
 
+def _wait_for_a_running_trial(out, seconds=120):
+    """Wait until the study in ``out`` has a trial under way (at most ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not (out / "tune.json").is_file():
+        time.sleep(0.2)
+    while time.monotonic() < deadline and not any(
+        state == "RUNNING" for _, state, _, _ in trial_summary(out)
+    ):
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_the_worker_that_ends_first_says_how_many_trials_still_run(tmp_path):
     # Trials of several seconds (one batch per epoch, thousands of epochs): the second worker's
@@ -528,13 +539,7 @@ def test_the_worker_that_ends_first_says_how_many_trials_still_run(tmp_path):
         *("--set", "tune.pruner=none", "--set", "tune.space={train.batch_size: 128}"),
     ]
     first = _tune_process(out, "--trials", 2, *settings)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (out / "tune.json").is_file():
-        time.sleep(0.2)
-    while time.monotonic() < deadline and not any(
-        state == "RUNNING" for _, state, _, _ in trial_summary(out)
-    ):
-        time.sleep(0.2)
+    _wait_for_a_running_trial(out)
     second = invoke("tune", "iris", "--out", out, "--trials", 1, *settings)
     assert second.exit_code == 0, second.output
     assert "1 still running elsewhere" in second.stdout
@@ -553,13 +558,7 @@ def test_a_killed_worker_trial_is_failed_and_retried_by_the_next_sqlite_worker(t
         *("--set", "tune.heartbeat_interval=1", "--set", "tune.grace_period=2"),
     ]
     victim = _tune_process(out, "--trials", 5, *settings)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (out / "tune.json").is_file():
-        time.sleep(0.2)
-    while time.monotonic() < deadline and not any(
-        state == "RUNNING" for _, state, _, _ in trial_summary(out)
-    ):
-        time.sleep(0.2)
+    _wait_for_a_running_trial(out)
     time.sleep(1.0)  # past its first heartbeat
     victim.send_signal(signal.SIGKILL)
     victim.communicate()
