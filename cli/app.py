@@ -343,7 +343,7 @@ def predict(
 
     with user_errors():
         if out is not None:
-            _check_predictions_file(out, data, overwrite)
+            _check_predictions_file(out, data, run, overwrite)
         predictor = load_predictor(run, engine)
         predictions = predictor.prediction_table(read_rows(data), strict=strict)
         if out is not None:
@@ -363,17 +363,26 @@ def predict(
         sys.stdout.write(encode_predictions(predictions).decode("utf-8"))
 
 
-def _check_predictions_file(out: Path, data: str, overwrite: bool) -> None:
+def _check_predictions_file(out: Path, data: str, run: Path, overwrite: bool) -> None:
     """Refuse an --out that would destroy data or that cannot be written: a directory, the
-    input rows, an existing file (unless ``overwrite``), an unknown format."""
+    input rows, one of the run's own files, an existing file (unless ``overwrite``), an
+    unknown format."""
     from growml.errors import DataError
     from growml.predictions import prediction_format
+    from growml.runs.digests import DIGESTS
+    from growml.runs.layout import EXPORT, PLOTS, RUN_FILES
 
     if out.is_dir():
         raise DataError(f"--out {str(out)!r} is a directory; give a file name for the predictions.")
     prediction_format(out)
     if Path(data).exists() and out.resolve() == Path(data).resolve():
         raise DataError(f"--out {str(out)!r} is the input file; write the predictions elsewhere.")
+    if out.resolve().is_relative_to(run.resolve()):
+        inside = out.resolve().relative_to(run.resolve()).parts
+        if inside[0] in (*RUN_FILES, EXPORT, DIGESTS, PLOTS):
+            raise DataError(
+                f"--out {str(out)!r} is a file of the run itself; write the predictions elsewhere."
+            )
     if out.exists() and not overwrite:
         raise DataError(f"--out {str(out)!r} already exists; pass --overwrite to replace it.")
     folder = next((parent for parent in out.parents if parent.exists()), None)

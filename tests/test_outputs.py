@@ -55,6 +55,15 @@ def test_predictions_never_replace_their_own_input(iris_run, tmp_path):
     assert rows.read_text() == before
 
 
+def test_predictions_never_replace_a_file_of_the_run(iris_run):
+    history = iris_run / "history.jsonl"
+    before = history.read_bytes()
+    result = invoke("predict", iris_run, "iris", "--out", history, "--overwrite")
+    assert_user_error(result, "is a file of the run itself")
+    assert history.read_bytes() == before
+    assert invoke("report", iris_run).exit_code == 0  # the run is whole
+
+
 def test_predictions_into_a_directory_are_one_sentence(iris_run, tmp_path):
     assert_user_error(invoke("predict", iris_run, "iris", "--out", tmp_path), "is a directory")
 
