@@ -242,6 +242,24 @@ def test_removing_model_onnx_goes_back_to_torch(run):
     assert json.loads(shown.stdout)["rows"] == 150
 
 
+def test_deleting_the_plots_leaves_the_run_usable(run):
+    shutil.rmtree(run / "plots")
+    for args in (["predict", run, "iris"], ["predict", run, "iris", "--engine", "torch"]):
+        assert invoke(*args).exit_code == 0
+    assert invoke("report", run).exit_code == 0
+
+
+def test_export_adds_its_digest_and_keeps_the_others_as_checked(run):
+    before = json.loads((run / "digests.json").read_text())["files"]
+    (run / "model.onnx").unlink()
+    assert invoke("export", run).exit_code == 0
+    after = json.loads((run / "digests.json").read_text())["files"]
+    assert {k: v for k, v in after.items() if k != "model.onnx"} == {
+        k: v for k, v in before.items() if k != "model.onnx"
+    }
+    assert "model.onnx" in after
+
+
 @pytest.mark.parametrize("name", ["format1-iris", "format1-binary-pruned"])
 def test_runs_written_before_digests_still_predict_report_and_export(tmp_path, name):
     run = old_run(tmp_path, name)

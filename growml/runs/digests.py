@@ -17,7 +17,7 @@ from pathlib import Path
 
 from growml import atomic
 from growml.errors import RunError
-from growml.runs.layout import EXPORT
+from growml.runs.layout import EXPORT, PLOTS
 
 DIGESTS = "digests.json"
 ALGORITHM = "sha256"
@@ -46,7 +46,11 @@ def add(directory: Path, name: str) -> None:
     without digests gets none."""
     files = read(directory)
     if files is not None:
-        record(directory, [*(entry for entry in files if entry != name), name])
+        # The other entries stand as they were checked: a file edited meanwhile stays refused.
+        files = {**files, name: file_digest(directory / name)}
+        atomic.write_json(
+            directory / DIGESTS, {"algorithm": ALGORITHM, "files": dict(sorted(files.items()))}
+        )
 
 
 def read(directory: Path) -> dict[str, str] | None:
@@ -81,7 +85,8 @@ def require(directory: Path, run_format: object) -> None:
 def check(directory: Path, names: Iterable[str] | None = None) -> None:
     """Refuse the first file of the run at ``directory`` (of ``names``, or every file it
     lists but ``model.onnx``) that changed since growml wrote it, in one sentence naming it;
-    a run without ``digests.json`` is not checked."""
+    a run without ``digests.json`` is not checked. ``model.onnx`` and the plots may be
+    deleted: nothing reads them to predict."""
     files = read(directory)
     if files is None:
         return
@@ -93,7 +98,7 @@ def check(directory: Path, names: Iterable[str] | None = None) -> None:
                 raise RunError(_not_written(name, directory))
             continue
         if not path.is_file():
-            if name == EXPORT:
+            if name == EXPORT or name.startswith(f"{PLOTS}/"):  # deleting a picture is allowed
                 continue
             raise RunError(
                 f"{name} is missing from the run {str(directory)!r}, which was written with it; "
