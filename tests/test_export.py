@@ -463,3 +463,18 @@ def test_export_out_must_name_an_onnx_file_and_never_a_run_file(iris_run, name):
     )
     assert {p.name: p.read_bytes() for p in iris_run.iterdir() if p.is_file()} == before
     assert invoke("predict", iris_run, "iris", "--json").exit_code == 0
+
+
+def test_a_run_trained_with_sample_weights_exports(tmp_path):
+    # Its metrics.json holds weighted test metrics: export must not take them for an edit.
+    from growml.data import load_table
+
+    table = load_table("breast-cancer")
+    weights = np.where(table.target.to_numpy() == 1, 5.0, 1.0)
+    config = growml.resolve_config(
+        overrides=[("data.source", "breast-cancer"), ("train.epochs", 3)]
+        + [("model.hidden_widths", [4]), ("growth.enabled", False)]
+    )
+    growml.fit(config, out=tmp_path / "run", table=table, sample_weight=weights)
+    shown = invoke("export", tmp_path / "run")
+    assert shown.exit_code == 0, shown.output

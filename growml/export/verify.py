@@ -24,6 +24,7 @@ from growml.config import resolve_config
 from growml.data import load_data_table, split_rows
 from growml.errors import ConfigError, ExportError
 from growml.export.runtime import OnnxModel
+from growml.runs import digests
 from growml.train.metrics import evaluate
 
 if TYPE_CHECKING:
@@ -87,9 +88,12 @@ def held_out_rows(run: Run, source: str | None = None) -> tuple[pa.Table, pa.Chu
 
 
 def check_recorded_metrics(run: Run, rows: pa.Table, target: pa.ChunkedArray) -> None:
-    """Refuse a run that no longer gives, on its test ``rows`` and ``target``, the test
-    metrics its ``metrics.json`` recorded: one of its files changed after it was written (a
-    run of a format without digests, or one damaged before growml listed its files)."""
+    """Refuse a run of a format without digests that no longer gives, on its test ``rows``
+    and ``target``, the test metrics its ``metrics.json`` recorded: one of its files, or the
+    data, changed since it was trained. A run with digests has had its files checked, and its
+    metrics may be weighted (``sample_weight``): it is not measured again."""
+    if run.path is not None and digests.read(run.path) is not None:
+        return
     recorded = run.metrics.get("test") or {}
     encoder = run.target_encoder
     x = run.preprocessor.transform(rows)
@@ -102,8 +106,8 @@ def check_recorded_metrics(run: Run, rows: pa.Table, target: pa.ChunkedArray) ->
         ):
             raise ExportError(
                 f"the run no longer gives the test {name} its metrics.json recorded ({value:.6g} "
-                f"against {was:.6g}), so one of its files changed after it was written; restore "
-                "its files, or fit the run again."
+                f"against {was:.6g}): one of its files, or its data, changed since it was "
+                "trained; restore them (--data names the training file), or fit the run again."
             )
 
 
