@@ -43,8 +43,13 @@ def _parquet_bytes(predictions: pa.Table) -> bytes:
 
 
 def _jsonl_bytes(predictions: pa.Table) -> bytes:
-    # Strict JSON: a NaN would make a line other readers reject.
-    lines = (json.dumps(row, allow_nan=False) + "\n" for row in predictions.to_pylist())
+    # Strict JSON: a NaN (a value the network could not compute) is written as null, which
+    # every reader accepts, where NaN would make the line invalid.
+    rows = (
+        {key: None if value != value else value for key, value in row.items()}
+        for row in predictions.to_pylist()
+    )
+    lines = (json.dumps(row, allow_nan=False) + "\n" for row in rows)
     return "".join(lines).encode("utf-8")
 
 

@@ -478,3 +478,25 @@ def test_a_run_trained_with_sample_weights_exports(tmp_path):
     growml.fit(config, out=tmp_path / "run", table=table, sample_weight=weights)
     shown = invoke("export", tmp_path / "run")
     assert shown.exit_code == 0, shown.output
+
+
+def test_a_number_beyond_float32_is_missing_to_both_engines(iris_run, tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n"
+        "1e300,3.0,4.0,1.2\n5.1,-1e300,1.4,0.2\n"
+    )
+    assert invoke("export", iris_run).exit_code == 0
+    tables = {}
+    for engine in ("onnx", "torch"):
+        shown = invoke("predict", iris_run, rows, "--engine", engine, "--json")
+        assert shown.exit_code == 0, shown.output
+        tables[engine] = json.loads(shown.stdout)["predictions"]
+    for ours, theirs in zip(tables["onnx"], tables["torch"], strict=True):
+        assert ours["prediction"] == theirs["prediction"]
+        probabilities = [value for key, value in theirs.items() if key != "prediction"]
+        assert all(np.isfinite(probabilities))
+        np.testing.assert_allclose(list(ours.values())[1:], probabilities, atol=1e-5)
+    out = tmp_path / "p.jsonl"
+    assert invoke("predict", iris_run, rows, "--engine", "torch", "--out", out).exit_code == 0
+    assert len(out.read_text().splitlines()) == 2

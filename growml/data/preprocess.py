@@ -29,6 +29,7 @@ from growml.data.columns import ColumnReading, as_chunked, is_numeric_type, is_t
 from growml.errors import DataError, GrowmlWarning
 
 _FORMAT_VERSION = 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 # The words of booleans as pyarrow's CSV reader (pyarrow.csv.ConvertOptions defaults) reads
 # them. Numbers given as text (records from csv.DictReader) are read the same way, so that
 # they mean what the same file would.
@@ -155,9 +156,13 @@ class NumericColumn:
 
     def write(self, column: pa.ChunkedArray, out: np.ndarray) -> None:
         values = numeric_values(column, self.name, self.decimal_comma)
-        missing = np.isnan(values)
-        values[missing] = self.mean
-        out[:, 0] = (values - self.mean) / self.std
+        standardised = (values - self.mean) / self.std
+        # A number that standardises beyond float32's range (1e300 in a column of ordinary
+        # values) is missing, as it is to the exported model, whose float32 input holds it as
+        # infinite; as a number it would turn the network's outputs into NaN.
+        missing = ~(np.abs(standardised) <= _FLOAT32_MAX)
+        standardised[missing] = 0.0
+        out[:, 0] = standardised
         if self.missing_indicator:
             out[:, 1] = missing
 
