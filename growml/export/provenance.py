@@ -10,27 +10,25 @@ of the run files it was exported from.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from growml.errors import ExportError, RunError
+from growml.errors import ExportError
 from growml.export.runtime import OnnxModel
 from growml.runs import digests
-from growml.runs.description import read_description
-from growml.runs.layout import EXPORT, MODEL_SPEC
+from growml.runs.files import read_run_files
+from growml.runs.layout import EXPORT
 from growml.runs.records import ModelRecord
 from growml.version import __version__
 
 
 def check_files(run_dir: Path) -> ModelRecord:
     """Refuse a file of the run at ``run_dir`` (``model.onnx`` included) that changed since
-    growml wrote it; returns the run's ``model.json``, read back typed."""
-    digests.check(run_dir)
-    record = _run_description(run_dir)
-    digests.require(run_dir, record.format_version)
+    growml wrote it, with the checks ``load_run`` makes (no torch needed); returns the run's
+    ``model.json``, read back typed."""
+    record = read_run_files(run_dir).description
     digests.check(run_dir, [EXPORT])
     return record
 
@@ -44,19 +42,6 @@ def check_provenance(model: OnnxModel, record: ModelRecord, run_dir: Path) -> No
             f"{str(run_dir / EXPORT)!r} is not the export of the run {str(run_dir)!r}: "
             f"{difference}; export the run again with growml export {run_dir}."
         )
-
-
-def _run_description(run_dir: Path) -> ModelRecord:
-    path = run_dir / MODEL_SPEC
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(
-            f"{str(run_dir)!r} is not a complete run directory: {MODEL_SPEC} is missing."
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise RunError(f"{str(path)!r} is not valid JSON; the run directory is damaged.") from None
-    return read_description(info, path)
 
 
 def _difference(info: dict[str, Any], record: ModelRecord, run_dir: Path) -> str | None:
