@@ -63,8 +63,12 @@ def _difference(info: dict[str, Any], record: ModelRecord, run_dir: Path) -> str
     for what, theirs, ours in pairs:
         if theirs != ours:
             return f"the model's {what} ({_shown(theirs)}) and the run's ({_shown(ours)}) differ"
+    # The run's own digests were checked against its files already: no file is read twice.
+    listed = digests.read(run_dir) or {}
     for name, digest in info["source"].items():
-        if not (run_dir / name).is_file() or digests.file_digest(run_dir / name) != digest:
+        path = run_dir / name
+        ours = listed.get(name) or (digests.file_digest(path) if path.is_file() else None)
+        if ours != digest:
             return f"it was exported from another {name} than the run's"
     return None
 
