@@ -245,7 +245,14 @@ def _check_memory(config: FitConfig, data: PreparedData) -> None:
 
 
 def _available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux's MemAvailable), if known."""
+    """Bytes of memory available to a new allocation, if known: Linux's MemAvailable, or
+    less where a container's memory limit (cgroup v2) leaves less."""
+    limits = [_meminfo_available(), _cgroup_headroom(Path("/sys/fs/cgroup"))]
+    known = [limit for limit in limits if limit is not None]
+    return min(known) if known else None
+
+
+def _meminfo_available() -> int | None:
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
@@ -254,6 +261,16 @@ def _available_memory() -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def _cgroup_headroom(cgroup: Path) -> int | None:
+    """The memory limit of the cgroup at ``cgroup`` less what it uses (None: no limit)."""
+    try:
+        limit = (cgroup / "memory.max").read_text().strip()
+        used = int((cgroup / "memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else max(int(limit) - used, 0)
 
 
 @contextlib.contextmanager

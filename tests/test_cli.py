@@ -476,3 +476,14 @@ def test_predict_reports_bad_input_in_one_sentence(tmp_path, write_csv):
         result = invoke("predict", *args)
         assert result.exit_code == 2 and expected in result.stderr, result.output
         assert "Traceback" not in result.output
+
+
+def test_a_container_memory_limit_bounds_the_memory_available(tmp_path):
+    from growml.fitting import _cgroup_headroom
+
+    (tmp_path / "memory.max").write_text("1073741824\n")
+    (tmp_path / "memory.current").write_text("73741824\n")
+    assert _cgroup_headroom(tmp_path) == 1_000_000_000
+    (tmp_path / "memory.max").write_text("max\n")
+    assert _cgroup_headroom(tmp_path) is None
+    assert _cgroup_headroom(tmp_path / "absent") is None
