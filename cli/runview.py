@@ -116,21 +116,6 @@ def run_summary(metrics: RunMetrics, path: str) -> dict[str, Any]:
     return {**rows, **times(metrics)}
 
 
-def describe_growth(step: GrowthStep) -> str:
-    """One line for a growth step."""
-    prefix = f"epoch {step.epoch:>3}: "
-    if step.finished:
-        return prefix + f"growth stopped: {step.reason}"
-    if not step.added:
-        return prefix + f"layer {step.layer + 1} not grown: {step.reason}"
-    widths = ",".join(str(w) for w in step.hidden_widths)
-    return (
-        prefix + f"layer {step.layer + 1} +{step.added} (λ₁ {step.lambdas[0]:.2g}, "
-        f"γ {step.gamma:.2g}) loss {step.loss_before:.3f} → {step.loss_after:.3f}, "
-        f"widths {widths}"
-    )
-
-
 def growth_table(steps: Sequence[GrowthStep]) -> Table:
     """The growth steps of a run, one row each."""
     table = Table(title="Growth", title_justify="left", caption="symbols: growml fit --help")
@@ -189,7 +174,7 @@ class FitProgress:
                 refresh=True,
             )
         elif isinstance(event, GrowthStep):
-            self.progress.console.print(describe_growth(event), highlight=False)
+            self.progress.console.print(event.describe(), highlight=False)
         elif isinstance(event, TrainEnd):
             self.progress.update(
                 self.task_id, total=event.epochs, completed=event.epochs, refresh=True
@@ -229,7 +214,7 @@ def growth_rows(metrics: RunMetrics | None, steps: Sequence[GrowthStep]) -> dict
     """The lines under a report's growth table: where growth started, what it added and kept,
     its share of the training time, and why it stopped."""
     growth = metrics.growth if metrics is not None else None
-    stop = next((describe_growth(step) for step in steps if step.finished), None)
+    stop = next((step.describe() for step in steps if step.finished), None)
     if growth is None:
         return {"stopped": stop or "—"}
     return {

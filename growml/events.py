@@ -82,6 +82,24 @@ class GrowthStep(Event):
     skipped: dict[int, str] = field(default_factory=dict)
     event: Literal["growth"] = field(default="growth", kw_only=True)
 
+    def describe(self) -> str:
+        """One line for the step, as ``growml fit`` and ``verbose=1`` print it (the symbols
+        are explained in ``growml fit --help``): ``epoch  12: layer 1 +3 (λ₁ 0.41, γ 1) loss
+        0.512 → 0.430, widths 9``, or why nothing was added."""
+        prefix = f"epoch {self.epoch:>3}: "
+        if self.finished:
+            return prefix + f"growth stopped: {self.reason}"
+        if self.layer is None:
+            return prefix + f"nothing grown: {self.reason}"
+        layer = f"layer {self.layer + 1}"
+        if not self.added:
+            return prefix + f"{layer} not grown: {self.reason}"
+        widths = ",".join(str(w) for w in self.hidden_widths)
+        return (
+            prefix + f"{layer} +{self.added} (λ₁ {self.lambdas[0]:.2g}, γ {self.gamma:.2g}) "
+            f"loss {self.loss_before:.3f} → {self.loss_after:.3f}, widths {widths}"
+        )
+
 
 @dataclass(frozen=True)
 class PruneStep(Event):

@@ -383,3 +383,23 @@ def test_fine_tuning_after_pruning_has_its_own_progress_line_written_once(tmp_pa
     assert result.exit_code == 0, result.output
     bars = [line for line in result.stderr.splitlines() if line.startswith("epoch  12/12")]
     assert len(bars) == len(set(bars)) == 2  # the growing training's, then fine-tuning's
+
+
+def test_a_growth_step_reads_the_same_in_fit_and_in_verbose_estimators():
+    from growml.events import GrowthStep
+    from growml.sklearn.progress import progress_line
+
+    grown = GrowthStep(
+        *(12, 0, "pool", 3, [0.41], 0.1, 0.2, 1.0, 0.512, 0.43, [], [], [9], 40, 0.01),
+        reason="added",
+        finished=False,
+    )
+    assert grown.describe() == ("epoch  12: layer 1 +3 (λ₁ 0.41, γ 1) loss 0.512 → 0.430, widths 9")
+    assert progress_line(grown) == grown.describe()
+    # A step that measured no layer at all says so (it once could not be shown).
+    nothing = GrowthStep(
+        *(5, None, "pool", 0, [], 0.0, 0.0, 0.0, None, None, [], [], [1], 4, 0.01),
+        reason="no layer could be measured",
+        finished=False,
+    )
+    assert nothing.describe() == "epoch   5: nothing grown: no layer could be measured"

@@ -23,7 +23,7 @@ def progress_line(event: Event) -> str | None:
             f"widths {_widths(event.hidden_widths)}"
         )
     if isinstance(event, GrowthStep):
-        return f"epoch {event.epoch}: {_growth(event)}"
+        return event.describe()
     if isinstance(event, PruneStep):
         return (
             f"pruning ({event.method}, iteration {event.iteration}): {event.parameters} "
@@ -45,18 +45,6 @@ class Progress:
         line = progress_line(event)
         if line is not None:
             print(line, file=sys.stderr, flush=True)
-
-
-def _growth(step: GrowthStep) -> str:
-    if step.finished:
-        return f"growth stopped: {step.reason}"
-    if not step.added:
-        layer = "no layer" if step.layer is None else f"layer {step.layer + 1}"
-        return f"{layer} not grown: {step.reason}"
-    return (
-        f"layer {step.layer + 1} grew by {step.added} neurons, loss {step.loss_before:.4f} -> "
-        f"{step.loss_after:.4f}, widths {_widths(step.hidden_widths)}"
-    )
 
 
 def _widths(widths: list[int]) -> str:
