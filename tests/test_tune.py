@@ -1,6 +1,8 @@
 """growml tune: the space, trial pruning, studies that continue, reproducibility, the best run,
 user errors, and workers sharing one PostgreSQL study."""
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -22,7 +24,7 @@ from typer.testing import CliRunner
 
 import growml
 from growml.data import load_table
-from growml.errors import ConfigError
+from growml.errors import ConfigError, RunError
 from growml.events import EpochEnd, GrowthStep
 from growml.runs.workdir import partial_of
 from growml.tune import Objective, TrialPruning, build_space, resolve_tune_config, tune
@@ -574,3 +576,47 @@ def test_a_killed_worker_trial_is_failed_and_retried_by_the_next_sqlite_worker(t
     retried = [trial for trial in document["best"] if trial["retry_of"] == killed[0]]
     assert len(retried) == 1 and Path(retried[0]["run"]).is_dir()
     assert not any(partial_of(path) for path in (out / "trials").iterdir())
+
+
+def test_a_failing_tune_leaves_the_directory_another_tune_has_joined(
+    iris_study, tmp_path, monkeypatch
+):
+    from growml.tune import search
+
+    out = tmp_path / "t"
+    real_turn = search.turn
+    others = []
+
+    @contextlib.contextmanager
+    def joined_meanwhile(url):
+        # Another tune command on the same --out, started together with this one: it filled
+        # the directory this one made and holds it while it searches.
+        shutil.copytree(iris_study[0].path, out, dirs_exist_ok=True)
+        descriptor = os.open(out, os.O_RDONLY)
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+        others.append(descriptor)
+        with real_turn(url):
+            yield
+
+    monkeypatch.setattr(search, "turn", joined_meanwhile)
+    config, settings = fast(("train.epochs", 9))
+    try:
+        with pytest.raises(RunError, match="other data, settings or space"):
+            tune(config, settings, trials=1, out=out)
+        assert (out / "study.db").is_file() and (out / "trials").is_dir()
+    finally:
+        for descriptor in others:
+            os.close(descriptor)
+
+
+def test_a_failing_tune_alone_removes_the_directory_it_made(tmp_path, monkeypatch):
+    from growml.tune import search
+
+    def refused(*args):
+        raise RunError("the study is refused.")
+
+    monkeypatch.setattr(search, "check_study", refused)
+    config, settings = fast()
+    with pytest.raises(RunError, match="refused"):
+        tune(config, settings, trials=1, out=tmp_path / "t")
+    assert not (tmp_path / "t").exists()
