@@ -620,3 +620,13 @@ def test_a_failing_tune_alone_removes_the_directory_it_made(tmp_path, monkeypatc
     with pytest.raises(RunError, match="refused"):
         tune(config, settings, trials=1, out=tmp_path / "t")
     assert not (tmp_path / "t").exists()
+
+
+def test_the_largest_seed_continues_a_study_and_starts_two_workers(tmp_path):
+    args = ["--trials", "2", "--set", "train.epochs=2", "--set", f"tune.seed={2**32 - 1}"]
+    for _ in range(2):
+        result = invoke("tune", "iris", *args, "--out", tmp_path / "t")
+        assert result.exit_code == 0, result.output
+    result = invoke("tune", "iris", *args, "--jobs", "2", "--out", tmp_path / "u")
+    assert result.exit_code == 0, result.output
+    assert [state for _, state, _, _ in trial_summary(tmp_path / "t")] == ["COMPLETE"] * 4

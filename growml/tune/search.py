@@ -231,7 +231,8 @@ def tune(
                 trials=trials // jobs + (worker < trials % jobs),
                 timeout=timeout,
                 # Each worker its own stream; a continued study does not repeat its first trials.
-                seed=seed + offset + worker if seeded else None,
+                # Counted modulo 2**32, the seeds a sampler takes.
+                seed=(seed + offset + worker) % 2**32 if seeded else None,
                 pruner=settings.pruner,
                 heartbeat_interval=settings.heartbeat_interval,
                 grace_period=settings.grace_period,
