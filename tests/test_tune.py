@@ -237,7 +237,7 @@ def test_cli_prints_the_best_trials_and_json_is_one_document(tmp_path):
     assert again.exit_code == 0, again.output
     document = json.loads(again.stdout)
     assert document["trials"]["total"] == 4 and document["study"] == "wine"
-    assert Path(document["best_run"]).is_dir()
+    assert (out / document["best_run"]).is_dir()
     # The command that continues the study says after how many trials.
     assert document["this_run"]["earlier"] == 3
     assert render.tune_summary(document, str(out))["this run"].endswith(", after 3 earlier")
@@ -574,7 +574,7 @@ def test_a_killed_worker_trial_is_failed_and_retried_by_the_next_sqlite_worker(t
     assert document["trials"]["fail"] == 1 and document["trials"]["running"] == 0
     assert document["failures"] == {"the worker stopped mid-trial": 1}
     retried = [trial for trial in document["best"] if trial["retry_of"] == killed[0]]
-    assert len(retried) == 1 and Path(retried[0]["run"]).is_dir()
+    assert len(retried) == 1 and (out / retried[0]["run"]).is_dir()
     assert not any(partial_of(path) for path in (out / "trials").iterdir())
 
 
@@ -630,3 +630,27 @@ def test_the_largest_seed_continues_a_study_and_starts_two_workers(tmp_path):
     result = invoke("tune", "iris", *args, "--jobs", "2", "--out", tmp_path / "u")
     assert result.exit_code == 0, result.output
     assert [state for _, state, _, _ in trial_summary(tmp_path / "t")] == ["COMPLETE"] * 4
+
+
+def test_runs_are_named_from_the_tune_directory_whatever_the_current_one(tmp_path, monkeypatch):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    first = invoke("tune", "iris", "--epochs", 2, "--trials", 2, "--out", "t")
+    assert first.exit_code == 0, first.output
+    monkeypatch.chdir(tmp_path / "b")
+    again = invoke("tune", "iris", "--epochs", 2, "--trials", 1, "--out", "../a/t")
+    assert again.exit_code == 0, again.output
+    manifest = tmp_path / "a" / "t" / "tune.json"
+    document = json.loads(manifest.read_text())
+    assert [trial["run"] for trial in document["best"]] == [
+        f"trials/trial-{trial['number']:04d}" for trial in document["best"]
+    ]
+    assert len(document["best"]) == 3
+    assert (tmp_path / "a" / "t" / document["best_run"]).is_dir()
+    assert f"best run  ../a/t/{document['best_run']}" in again.stdout
+    # tune.json of an earlier growml: runs relative to the directory growml tune ran in.
+    manifest.write_text(json.dumps({**document, "best_run": f"t/{document['best_run']}"}))
+    shown = invoke("report", "../a/t")
+    assert shown.exit_code == 0, shown.output
+    assert f"best run  ../a/t/{document['best_run']}" in shown.stdout

@@ -94,7 +94,8 @@ class TuneProgress:
 
 @dataclass
 class Tuning:
-    """A finished search: ``document`` is the content of ``tune.json``."""
+    """A finished search: ``document`` is the content of ``tune.json``, which names runs
+    relative to the tune directory ``path``; ``best_run`` is the best one joined to it."""
 
     path: Path
     document: dict[str, Any] = field(default_factory=dict)
@@ -106,7 +107,7 @@ class Tuning:
     @property
     def best_run(self) -> Path | None:
         run = self.document["best_run"]
-        return Path(run) if run else None
+        return self.path / run if run else None
 
 
 def tune(
@@ -364,7 +365,7 @@ def _document(
 ) -> dict[str, Any]:
     with quiet_optuna():
         trials = study.get_trials(deepcopy=False)
-        best = [trial_record(trial) for trial in best_trials(study, objectives)]
+        best = [trial_record(trial, path) for trial in best_trials(study, objectives)]
     counts = count_trials(trials)
     return {
         **header,
@@ -374,7 +375,8 @@ def _document(
         "trials": counts,
         "failures": failures(trials),
         "best": best,
-        # Two objectives: of the Pareto front, the most accurate network.
+        # Two objectives: of the Pareto front, the most accurate network. Relative to the
+        # tune directory, as every trial's run.
         "best_run": max(best, key=lambda record: record["value"])["run"] if best else None,
         "plots": draw_plots(study, path, objectives, metric),
     }
