@@ -654,3 +654,24 @@ def test_runs_are_named_from_the_tune_directory_whatever_the_current_one(tmp_pat
     shown = invoke("report", "../a/t")
     assert shown.exit_code == 0, shown.output
     assert f"best run  ../a/t/{document['best_run']}" in shown.stdout
+
+
+def test_stale_runs_spare_the_partials_a_worker_may_not_hold_yet(tmp_path):
+    from growml.tune.search import _remove_stale_runs
+
+    study = optuna.create_study(direction="maximize")
+    study.tell(study.ask(), state=TrialState.FAIL)  # trial 0
+    study.tell(study.ask(), 1.0)  # trial 1
+    (tmp_path / "trial-0001").mkdir()
+
+    def partial(number, age):
+        path = Path(tempfile.mkdtemp(prefix=f".trial-{number:04d}.partial-", dir=tmp_path))
+        os.utime(path, (time.time() - age, time.time() - age))
+        return path
+
+    stale = partial(0, 10)  # its trial failed long ago: a killed worker left it
+    just_made = partial(0, 0)  # made an instant ago: its writer may not hold it yet
+    after = partial(2, 10)  # of a trial the study did not hold when it was read
+    _remove_stale_runs(study, tmp_path)
+    assert not stale.exists()
+    assert just_made.exists() and after.exists() and (tmp_path / "trial-0001").is_dir()

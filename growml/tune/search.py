@@ -36,7 +36,7 @@ from growml.runs.workdir import (
     alone,
     claim,
     exclusive,
-    held,
+    in_use,
     partial_of,
     read_manifest,
     share,
@@ -337,8 +337,11 @@ def _remove_stale_runs(study: optuna.Study, trials: Path) -> None:
     """Run directories of trials that did not complete (a worker killed mid-write leaves a
     hidden partial one, a trial killed after its fit leaves a whole one): removed once the
     study no longer counts their trial as running."""
+    # The listing before the states: a trial started in between is not among the states, and
+    # its run, whose writer may not hold it yet, is spared.
+    entries = list(trials.iterdir())
     states = {trial.number: trial.state for trial in study.get_trials(deepcopy=False)}
-    for entry in trials.iterdir():
+    for entry in entries:
         partial = partial_of(entry)
         match = re.fullmatch(r"trial-(\d+)", partial or entry.name)
         if match is None:
@@ -346,8 +349,8 @@ def _remove_stale_runs(study: optuna.Study, trials: Path) -> None:
         state = states.get(int(match[1]))
         if state == TrialState.RUNNING or (state == TrialState.COMPLETE and partial is None):
             continue
-        if partial is not None and held(entry):
-            continue  # a worker still writes it, though its trial was taken for killed
+        if partial is not None and (state is None or in_use(entry)):
+            continue  # a worker may still write it, though its trial was taken for killed
         shutil.rmtree(entry, ignore_errors=True)
 
 
