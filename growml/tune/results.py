@@ -25,10 +25,12 @@ _SHOWN = ("data", "metric", "directions", "study", "storage", "trials", "best", 
 
 def read_results(path: Path) -> dict[str, Any]:
     """What the study of the tune directory ``path`` found, as its last ``growml tune`` wrote
-    it in ``tune.json``; a study without results yet, or a damaged file, is refused in a
-    sentence that says what to do."""
+    it in ``tune.json`` (``status: running``: what was finished while trials still ran); a
+    study without results yet, or a damaged file, is refused in a sentence that says what to
+    do."""
     document = read_manifest(path / TUNE, "tune into another --out")
-    if document.get("status") != "complete":
+    status = document.get("status")
+    if status != "complete" and (status != "running" or "trials" not in document):
         raise RunError(
             f"the study in {str(path)!r} has no results yet (its growml tune is still running "
             f"or was interrupted); run growml tune with --out {str(path)!r} to add trials."
