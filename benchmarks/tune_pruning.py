@@ -36,7 +36,10 @@ def finished_trials(data: str, trials: int, work: Path) -> list[tuple[float, lis
     result = tune(config, TuneConfig(pruner="none", seed=0), trials=trials, out=work / data)
     study = optuna.load_study(study_name=data, storage=f"sqlite:///{result.path / 'study.db'}")
     done = study.get_trials(states=(TrialState.COMPLETE,))
-    return [(trial.values[0], growml.load_run(trial.user_attrs["run"]).history()) for trial in done]
+    return [
+        (trial.values[0], growml.load_run(result.path / trial.user_attrs["run"]).history())
+        for trial in done
+    ]
 
 
 def replay(finished: list[tuple[float, list]], settle: int) -> list[tuple[bool, int, int]]:

@@ -302,7 +302,7 @@ def tune_summary(document: dict[str, Any], path: str) -> dict[str, Any]:
         "this run": f"{this_run['trials']} trials, wall time {this_run['seconds']:.1f} s "
         f"({this_run['jobs']} worker{'s' if this_run['jobs'] > 1 else ''})"
         + (f", after {this_run['earlier']} earlier" if this_run.get("earlier") else ""),
-        "best run": document["best_run"] or "—",
+        "best run": f"{path}/{document['best_run']}" if document["best_run"] else "—",
         "results": f"{path}/tune.json",
     }
     if document["plots"]:

@@ -95,3 +95,8 @@ def _study(document: dict[str, Any], path: Path, json_output: bool) -> None:
         return
     stdout.print(render.tune_table(document))
     stdout.print(render.summary_table(render.tune_summary(document, str(path))))
+    if document["status"] == "running":
+        stdout.print(
+            "[dim]Trials were still running when tune.json was written (or their growml tune "
+            "was interrupted): these are the trials finished then.[/]"
+        )

@@ -291,7 +291,15 @@ def test_report_shows_a_study_as_tune_did(tmp_path):
         (out / "tune.json").read_text()
     )
     document = json.loads((out / "tune.json").read_text())
+    # Trials still running: the ones finished so far, and a note that others run.
     (out / "tune.json").write_text(json.dumps({**document, "status": "running"}))
+    running = invoke("report", out)
+    assert running.exit_code == 0, running.output
+    assert running.stdout.startswith(tuned.stdout)
+    assert "Trials were still running when tune.json was written" in running.stdout
+    # The first growml tune of a study, still running: nothing finished is written yet.
+    header = {key: document[key] for key in ("format_version", "study", "storage", "data")}
+    (out / "tune.json").write_text(json.dumps({**header, "status": "running"}))
     refused = invoke("report", out)
     assert refused.exit_code == 2 and "has no results yet" in refused.stderr
 

@@ -1,6 +1,8 @@
 """growml tune: the space, trial pruning, studies that continue, reproducibility, the best run,
 user errors, and workers sharing one PostgreSQL study."""
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -22,7 +24,7 @@ from typer.testing import CliRunner
 
 import growml
 from growml.data import load_table
-from growml.errors import ConfigError
+from growml.errors import ConfigError, RunError
 from growml.events import EpochEnd, GrowthStep
 from growml.runs.workdir import partial_of
 from growml.tune import Objective, TrialPruning, build_space, resolve_tune_config, tune
@@ -235,7 +237,7 @@ def test_cli_prints_the_best_trials_and_json_is_one_document(tmp_path):
     assert again.exit_code == 0, again.output
     document = json.loads(again.stdout)
     assert document["trials"]["total"] == 4 and document["study"] == "wine"
-    assert Path(document["best_run"]).is_dir()
+    assert (out / document["best_run"]).is_dir()
     # The command that continues the study says after how many trials.
     assert document["this_run"]["earlier"] == 3
     assert render.tune_summary(document, str(out))["this run"].endswith(", after 3 earlier")
@@ -572,5 +574,104 @@ def test_a_killed_worker_trial_is_failed_and_retried_by_the_next_sqlite_worker(t
     assert document["trials"]["fail"] == 1 and document["trials"]["running"] == 0
     assert document["failures"] == {"the worker stopped mid-trial": 1}
     retried = [trial for trial in document["best"] if trial["retry_of"] == killed[0]]
-    assert len(retried) == 1 and Path(retried[0]["run"]).is_dir()
+    assert len(retried) == 1 and (out / retried[0]["run"]).is_dir()
     assert not any(partial_of(path) for path in (out / "trials").iterdir())
+
+
+def test_a_failing_tune_leaves_the_directory_another_tune_has_joined(
+    iris_study, tmp_path, monkeypatch
+):
+    from growml.tune import search
+
+    out = tmp_path / "t"
+    real_turn = search.turn
+    others = []
+
+    @contextlib.contextmanager
+    def joined_meanwhile(url):
+        # Another tune command on the same --out, started together with this one: it filled
+        # the directory this one made and holds it while it searches.
+        shutil.copytree(iris_study[0].path, out, dirs_exist_ok=True)
+        descriptor = os.open(out, os.O_RDONLY)
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+        others.append(descriptor)
+        with real_turn(url):
+            yield
+
+    monkeypatch.setattr(search, "turn", joined_meanwhile)
+    config, settings = fast(("train.epochs", 9))
+    try:
+        with pytest.raises(RunError, match="other data, settings or space"):
+            tune(config, settings, trials=1, out=out)
+        assert (out / "study.db").is_file() and (out / "trials").is_dir()
+    finally:
+        for descriptor in others:
+            os.close(descriptor)
+
+
+def test_a_failing_tune_alone_removes_the_directory_it_made(tmp_path, monkeypatch):
+    from growml.tune import search
+
+    def refused(*args):
+        raise RunError("the study is refused.")
+
+    monkeypatch.setattr(search, "check_study", refused)
+    config, settings = fast()
+    with pytest.raises(RunError, match="refused"):
+        tune(config, settings, trials=1, out=tmp_path / "t")
+    assert not (tmp_path / "t").exists()
+
+
+def test_the_largest_seed_continues_a_study_and_starts_two_workers(tmp_path):
+    args = ["--trials", "2", "--set", "train.epochs=2", "--set", f"tune.seed={2**32 - 1}"]
+    for _ in range(2):
+        result = invoke("tune", "iris", *args, "--out", tmp_path / "t")
+        assert result.exit_code == 0, result.output
+    result = invoke("tune", "iris", *args, "--jobs", "2", "--out", tmp_path / "u")
+    assert result.exit_code == 0, result.output
+    assert [state for _, state, _, _ in trial_summary(tmp_path / "t")] == ["COMPLETE"] * 4
+
+
+def test_runs_are_named_from_the_tune_directory_whatever_the_current_one(tmp_path, monkeypatch):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    first = invoke("tune", "iris", "--epochs", 2, "--trials", 2, "--out", "t")
+    assert first.exit_code == 0, first.output
+    monkeypatch.chdir(tmp_path / "b")
+    again = invoke("tune", "iris", "--epochs", 2, "--trials", 1, "--out", "../a/t")
+    assert again.exit_code == 0, again.output
+    manifest = tmp_path / "a" / "t" / "tune.json"
+    document = json.loads(manifest.read_text())
+    assert [trial["run"] for trial in document["best"]] == [
+        f"trials/trial-{trial['number']:04d}" for trial in document["best"]
+    ]
+    assert len(document["best"]) == 3
+    assert (tmp_path / "a" / "t" / document["best_run"]).is_dir()
+    assert f"best run  ../a/t/{document['best_run']}" in again.stdout
+    # tune.json of an earlier growml: runs relative to the directory growml tune ran in.
+    manifest.write_text(json.dumps({**document, "best_run": f"t/{document['best_run']}"}))
+    shown = invoke("report", "../a/t")
+    assert shown.exit_code == 0, shown.output
+    assert f"best run  ../a/t/{document['best_run']}" in shown.stdout
+
+
+def test_stale_runs_spare_the_partials_a_worker_may_not_hold_yet(tmp_path):
+    from growml.tune.search import _remove_stale_runs
+
+    study = optuna.create_study(direction="maximize")
+    study.tell(study.ask(), state=TrialState.FAIL)  # trial 0
+    study.tell(study.ask(), 1.0)  # trial 1
+    (tmp_path / "trial-0001").mkdir()
+
+    def partial(number, age):
+        path = Path(tempfile.mkdtemp(prefix=f".trial-{number:04d}.partial-", dir=tmp_path))
+        os.utime(path, (time.time() - age, time.time() - age))
+        return path
+
+    stale = partial(0, 10)  # its trial failed long ago: a killed worker left it
+    just_made = partial(0, 0)  # made an instant ago: its writer may not hold it yet
+    after = partial(2, 10)  # of a trial the study did not hold when it was read
+    _remove_stale_runs(study, tmp_path)
+    assert not stale.exists()
+    assert just_made.exists() and after.exists() and (tmp_path / "trial-0001").is_dir()

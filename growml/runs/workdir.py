@@ -139,6 +139,29 @@ def exclusive(path: Path) -> Iterator[None]:
         os.close(descriptor)  # releases the lock
 
 
+def share(path: Path) -> int:
+    """Lock the directory ``path`` for as long as the returned descriptor is open, shared with
+    the other processes using it (``alone`` tells whether there are any); waits while one
+    holds it alone."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def alone(descriptor: int) -> bool:
+    """Whether no other process shares the lock ``share`` returned; if none does, this one
+    now holds it alone (no other can take it until the descriptor is closed)."""
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 def hold(partial: Path) -> int:
     """Lock the partial directory a write goes on in, for as long as the returned descriptor
     is open; RunError when another process holds it already."""

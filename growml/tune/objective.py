@@ -78,7 +78,8 @@ class Objective:
         metric: the validation metric to maximise.
         objectives: ``["metric"]`` or ``["metric", "params"]``.
         max_params: a trial with more parameters is infeasible (``trial.set_constraint``).
-        runs: the folder of the completed trials' run directories.
+        runs: the folder of the completed trials' run directories (``trials`` of the tune
+            directory).
     """
 
     base: FitConfig
@@ -114,7 +115,8 @@ class Objective:
         metrics = result.run.metrics_record
         value = float(metrics.validation[self.metric])
         record: dict[str, Any] = {
-            "run": str(result.path),
+            # Relative to the tune directory, which may be reached from any directory.
+            "run": result.path.relative_to(self.runs.parent).as_posix(),
             "host": socket.gethostname(),
             "parameters": metrics.parameters,
             "hidden_widths": metrics.hidden_widths,

@@ -13,7 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from growml.errors import RunError
 from growml.runs.workdir import read_manifest
-from growml.tune.objective import PARAMS
+from growml.tune.objective import PARAMS, TRIALS, trial_run_name
 from growml.tune.storage import quiet_optuna
 
 TUNE = "tune.json"
@@ -25,10 +25,12 @@ _SHOWN = ("data", "metric", "directions", "study", "storage", "trials", "best", 
 
 def read_results(path: Path) -> dict[str, Any]:
     """What the study of the tune directory ``path`` found, as its last ``growml tune`` wrote
-    it in ``tune.json``; a study without results yet, or a damaged file, is refused in a
-    sentence that says what to do."""
+    it in ``tune.json`` (``status: running``: what was finished while trials still ran); a
+    study without results yet, or a damaged file, is refused in a sentence that says what to
+    do."""
     document = read_manifest(path / TUNE, "tune into another --out")
-    if document.get("status") != "complete":
+    status = document.get("status")
+    if status != "complete" and (status != "running" or "trials" not in document):
         raise RunError(
             f"the study in {str(path)!r} has no results yet (its growml tune is still running "
             f"or was interrupted); run growml tune with --out {str(path)!r} to add trials."
@@ -39,7 +41,19 @@ def read_results(path: Path) -> dict[str, Any]:
             f"{str(path / TUNE)!r} is damaged (it has no {missing[0]!r}); run growml tune "
             f"with --out {str(path)!r} to write it again."
         )
-    return document
+    return {
+        **document,
+        "best": [
+            {**trial, "run": _in_tune_directory(trial.get("run"))} for trial in document["best"]
+        ],
+        "best_run": _in_tune_directory(document.get("best_run")),
+    }
+
+
+def _in_tune_directory(run: str | None) -> str | None:
+    """A run as tune.json names it now, relative to the tune directory: tune.json written by
+    an earlier growml named it relative to the directory its growml tune ran in."""
+    return f"{TRIALS}/{Path(run).name}" if run else None
 
 
 def count_trials(trials: list[FrozenTrial]) -> dict[str, int]:
@@ -73,9 +87,12 @@ def best_trials(study: optuna.Study, objectives: list[str]) -> list[FrozenTrial]
     )[:BEST_SHOWN]
 
 
-def trial_record(trial: FrozenTrial) -> dict[str, Any]:
-    """A trial as tune.json shows it."""
-    run = trial.user_attrs.get("run")
+def trial_record(trial: FrozenTrial, path: Path) -> dict[str, Any]:
+    """A trial as tune.json shows it; its run directory relative to the tune directory
+    ``path`` (None when it has none)."""
+    # A completed trial's run is always trials/trial-NNNN; a study of a growml that stored
+    # it relative to the current directory is read the same way.
+    run = f"{TRIALS}/{trial_run_name(trial.number)}" if "run" in trial.user_attrs else None
     return {
         "number": trial.number,
         "value": trial.values[0] if trial.values else None,
@@ -83,7 +100,7 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
         "hidden_widths": trial.user_attrs.get("hidden_widths"),
         "epochs": trial.user_attrs.get("epochs"),
         "settings": dict(trial.params),
-        "run": run if run is not None and Path(run).is_dir() else None,
+        "run": run if run is not None and (path / run).is_dir() else None,
         "host": trial.user_attrs.get("host"),
         "feasible": feasible(trial),
         "retry_of": RetryHeartbeatStaleTrialCallback.retried_trial_number(trial),

@@ -16,6 +16,8 @@ trials to the study.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import time
@@ -30,7 +32,15 @@ from optuna.trial import TrialState
 from growml import atomic
 from growml.config import FitConfig
 from growml.errors import ConfigError, RunError
-from growml.runs.workdir import claim, exclusive, held, partial_of, read_manifest
+from growml.runs.workdir import (
+    alone,
+    claim,
+    exclusive,
+    in_use,
+    partial_of,
+    read_manifest,
+    share,
+)
 from growml.scoring import check_settings, ranking_metric
 from growml.tune.objective import PARAMS, TRIALS, Objective
 from growml.tune.results import (
@@ -84,7 +94,8 @@ class TuneProgress:
 
 @dataclass
 class Tuning:
-    """A finished search: ``document`` is the content of ``tune.json``."""
+    """A finished search: ``document`` is the content of ``tune.json``, which names runs
+    relative to the tune directory ``path``; ``best_run`` is the best one joined to it."""
 
     path: Path
     document: dict[str, Any] = field(default_factory=dict)
@@ -96,7 +107,7 @@ class Tuning:
     @property
     def best_run(self) -> Path | None:
         run = self.document["best_run"]
-        return Path(run) if run else None
+        return self.path / run if run else None
 
 
 def tune(
@@ -168,11 +179,10 @@ def tune(
         **identity,
     }
     _check_directory(path, header)
-    created = not path.exists()
     count = min(jobs, trials)
+    lock, created = None, False
     try:
-        if storage is None:
-            path.mkdir(parents=True, exist_ok=True)  # SQLite makes its file, not its folder
+        lock, created = _enter(path)
         # Workers started together take turns to create the tables and the study: the study
         # they join is checked against each of them, and each takes its own sampler seeds.
         with turn(url):
@@ -182,68 +192,106 @@ def tune(
             found = open_study(connection, name, directions, identity)
             offset = join_workers(found, count)
     except OSError as error:
-        if created:
-            shutil.rmtree(path, ignore_errors=True)
+        _leave(path, lock, created)
         raise RunError(
             f"cannot create the tune directory {str(path)!r}: {error.strerror}."
         ) from None
     except BaseException:
-        if created:
-            shutil.rmtree(path, ignore_errors=True)
+        _leave(path, lock, created)
         raise
-    # Trials of workers killed outright: failed and queued again before anything is counted.
-    fail_killed_trials(found)
-    with exclusive(path):
-        _mark_running(path / TUNE, header)
+    # The directory stays shared by this command until it ends: another that fails on it
+    # meanwhile leaves it in place.
+    try:
+        # Trials of workers killed outright: failed and queued again before anything is counted.
+        fail_killed_trials(found)
+        with exclusive(path / TRIALS):
+            _mark_running(path / TUNE, header)
 
-    started = time.perf_counter()
-    _remove_stale_runs(found, path / TRIALS)
-    state = TuneProgress(total=trials, earlier=existing, best=_best_value(found))
-    if progress:
-        progress(state)
-
-    def report(outcome: str, values: list[float] | None) -> None:
-        state.add(outcome, values)
+        started = time.perf_counter()
+        _remove_stale_runs(found, path / TRIALS)
+        state = TuneProgress(total=trials, earlier=existing, best=_best_value(found))
         if progress:
             progress(state)
 
-    # Seeded (tune.seed, else the seed setting) unless workers on other machines may join
-    # the study: a single worker's study is then reproducible.
-    seed = config.seed if settings.seed is None else settings.seed
-    seeded = settings.seed is not None or storage is None
-    job = Objective(config, space, table, metric, objectives, settings.max_params, path / TRIALS)
-    workers = [
-        WorkerJob(
-            url=url,
-            study=name,
-            trials=trials // jobs + (worker < trials % jobs),
-            timeout=timeout,
-            # Each worker its own stream; a continued study does not repeat its first trials.
-            seed=seed + offset + worker if seeded else None,
-            pruner=settings.pruner,
-            heartbeat_interval=settings.heartbeat_interval,
-            grace_period=settings.grace_period,
-            objective=job,
+        def report(outcome: str, values: list[float] | None) -> None:
+            state.add(outcome, values)
+            if progress:
+                progress(state)
+
+        # Seeded (tune.seed, else the seed setting) unless workers on other machines may join
+        # the study: a single worker's study is then reproducible.
+        seed = config.seed if settings.seed is None else settings.seed
+        seeded = settings.seed is not None or storage is None
+        job = Objective(
+            config, space, table, metric, objectives, settings.max_params, path / TRIALS
         )
-        for worker in range(count)
-    ]
-    run_workers(workers, report)
-    this_run = {
-        "trials": state.done,
-        "earlier": existing,
-        "pruned": state.pruned,
-        "failed": state.failed,
-        "jobs": len(workers),
-        "seconds": time.perf_counter() - started,
-    }
-    fail_killed_trials(found)
-    # Workers sharing the directory take turns, each reading the storage once its turn has
-    # come: the last to write has seen every trial the others finished.
-    with exclusive(path):
-        _remove_stale_runs(found, path / TRIALS)
-        document = {**_document(found, header, objectives, metric, path), "this_run": this_run}
-        atomic.write_json(path / TUNE, document)
-    return Tuning(path=path, document=document)
+        workers = [
+            WorkerJob(
+                url=url,
+                study=name,
+                trials=trials // jobs + (worker < trials % jobs),
+                timeout=timeout,
+                # Each worker its own stream; a continued study does not repeat its first trials.
+                # Counted modulo 2**32, the seeds a sampler takes.
+                seed=(seed + offset + worker) % 2**32 if seeded else None,
+                pruner=settings.pruner,
+                heartbeat_interval=settings.heartbeat_interval,
+                grace_period=settings.grace_period,
+                objective=job,
+            )
+            for worker in range(count)
+        ]
+        run_workers(workers, report)
+        this_run = {
+            "trials": state.done,
+            "earlier": existing,
+            "pruned": state.pruned,
+            "failed": state.failed,
+            "jobs": len(workers),
+            "seconds": time.perf_counter() - started,
+        }
+        fail_killed_trials(found)
+        # Workers sharing the directory take turns (under a lock on trials/: the directory's own
+        # is shared), each reading the storage once its turn has come: the last to write has
+        # seen every trial the others finished.
+        with exclusive(path / TRIALS):
+            _remove_stale_runs(found, path / TRIALS)
+            document = {**_document(found, header, objectives, metric, path), "this_run": this_run}
+            atomic.write_json(path / TUNE, document)
+        return Tuning(path=path, document=document)
+    finally:
+        os.close(lock)
+
+
+def _enter(path: Path) -> tuple[int, bool]:
+    """Make the tune directory ``path`` unless it exists, and lock it shared with the other
+    tune commands using it (``share``); the lock's descriptor, and whether this call made it.
+    The test of which command made it is ``mkdir`` itself: of two started together, one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            path.mkdir()
+            created = True
+        except FileExistsError:
+            created = False
+        try:
+            lock = share(path)
+        except FileNotFoundError:
+            continue  # removed meanwhile by a command that failed on it
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samestat(os.fstat(lock), path.stat()):
+                return lock, created
+        os.close(lock)  # removed while this command waited for the lock
+
+
+def _leave(path: Path, lock: int | None, created: bool) -> None:
+    """A command that failed before its search began removes the tune directory it made,
+    unless another tune command has joined it meanwhile."""
+    if lock is None:
+        return
+    if created and alone(lock):
+        shutil.rmtree(path, ignore_errors=True)
+    os.close(lock)
 
 
 def _identity(
@@ -289,8 +337,11 @@ def _remove_stale_runs(study: optuna.Study, trials: Path) -> None:
     """Run directories of trials that did not complete (a worker killed mid-write leaves a
     hidden partial one, a trial killed after its fit leaves a whole one): removed once the
     study no longer counts their trial as running."""
+    # The listing before the states: a trial started in between is not among the states, and
+    # its run, whose writer may not hold it yet, is spared.
+    entries = list(trials.iterdir())
     states = {trial.number: trial.state for trial in study.get_trials(deepcopy=False)}
-    for entry in trials.iterdir():
+    for entry in entries:
         partial = partial_of(entry)
         match = re.fullmatch(r"trial-(\d+)", partial or entry.name)
         if match is None:
@@ -298,8 +349,8 @@ def _remove_stale_runs(study: optuna.Study, trials: Path) -> None:
         state = states.get(int(match[1]))
         if state == TrialState.RUNNING or (state == TrialState.COMPLETE and partial is None):
             continue
-        if partial is not None and held(entry):
-            continue  # a worker still writes it, though its trial was taken for killed
+        if partial is not None and (state is None or in_use(entry)):
+            continue  # a worker may still write it, though its trial was taken for killed
         shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -317,7 +368,7 @@ def _document(
 ) -> dict[str, Any]:
     with quiet_optuna():
         trials = study.get_trials(deepcopy=False)
-        best = [trial_record(trial) for trial in best_trials(study, objectives)]
+        best = [trial_record(trial, path) for trial in best_trials(study, objectives)]
     counts = count_trials(trials)
     return {
         **header,
@@ -327,7 +378,8 @@ def _document(
         "trials": counts,
         "failures": failures(trials),
         "best": best,
-        # Two objectives: of the Pareto front, the most accurate network.
+        # Two objectives: of the Pareto front, the most accurate network. Relative to the
+        # tune directory, as every trial's run.
         "best_run": max(best, key=lambda record: record["value"])["run"] if best else None,
         "plots": draw_plots(study, path, objectives, metric),
     }
