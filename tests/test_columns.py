@@ -397,3 +397,34 @@ def test_missing_marks_in_a_category_column_are_missing_not_categories():
     assert preprocessor.output_names == ["colour=blue", "colour=red", "colour_missing"]
     rows = preprocessor.transform(pa.table({"colour": ["N/A", "blue"]}))
     np.testing.assert_array_equal(rows, [[0, 0, 1], [1, 0, 0]])
+
+
+def test_predict_reads_thousands_points_of_a_decimal_comma_column(tmp_path, write_csv):
+    # Every value to predict on ('2.000') is also a number with a decimal point, so a CSV reader
+    # would type it 2.0; the column was read with a decimal comma in training: it is 2000.
+    values = ["1,5", "2.000", "3,25", "1.234,5"]
+    rows = [f"{values[i % 4] if i else '?'};{i};{i % 2}" for i in range(40)]
+    out = tmp_path / "run"
+    data = write_csv("a;b;y\n" + "\n".join(rows) + "\n", "train.csv")
+    assert invoke("fit", data, "--target", "y", *FAST, "--out", out).exit_code == 0
+    comma = write_csv("a;b\n2.000;1\n1.500;2\n", "comma.csv")
+    point = write_csv("a,b\n2000,1\n1500,2\n", "point.csv")
+    by_comma = invoke("predict", out, comma, "--json", "--engine", "torch")
+    by_point = invoke("predict", out, point, "--json", "--engine", "torch")
+    assert by_comma.exit_code == 0, by_comma.output
+    assert json.loads(by_comma.stdout) == json.loads(by_point.stdout)
+
+
+def test_a_semicolon_file_reads_thousands_points_alike_in_every_column(tmp_path, write_csv):
+    # 'a' holds a '?', so it arrives as text; 'b' does not, and must not be typed 1.234.
+    lines = [
+        f"{['1.234', '2.500', '?'][i % 3]};{['1.234', '2.500'][i % 2]};{i % 2}" for i in range(30)
+    ]
+    data = write_csv("a;b;y\n" + "\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    result = invoke("fit", data, "--target", "y", *FAST, "--out", out)
+    assert result.exit_code == 0, result.output
+    columns = json.loads((out / "preprocess.json").read_text())["features"]["columns"]
+    means = {column["name"]: column["mean"] for column in columns}
+    assert means["a"] == pytest.approx((1234 + 2500) / 2, rel=0.2)
+    assert means["b"] == pytest.approx((1234 + 2500) / 2, rel=0.2)

@@ -166,6 +166,10 @@ def read_columns(
             reading, values, warning = _read_text(name, column, texts[name], convention, source)
         else:
             reading, values, warning = _read_typed(name, column), None, ""
+            if delimiter == ";" and reading.read_as == "number":
+                # The CSV reader typed these numbers with a decimal comma (files._read_csv);
+                # rows to predict on are read so too.
+                reading = reading.model_copy(update={"from_text": True, "decimal_comma": True})
         if reading.read_as == "number":
             values = column if values is None else values
             reading, values = _finite(reading, values, source, infinite)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -157,9 +158,13 @@ def table_from_columns(
     return table
 
 
-def read_rows(source: str) -> pa.Table:
+def read_rows(source: str, decimal_comma: Collection[str] = ()) -> pa.Table:
     """Rows to predict on: a built-in dataset's feature columns, or every column of a file
-    (extra columns, the target among them, are ignored by the preprocessing)."""
+    (extra columns, the target among them, are ignored by the preprocessing).
+
+    ``decimal_comma`` names the columns a run read as numbers written with a decimal comma
+    (``Preprocessor.decimal_comma``); a file's are read as text, so that ``2.000`` is read as
+    2000 as in training, not typed 2.0 by the CSV reader."""
     source = str(source)
     if source in builtin_names():
         features, _ = load_builtin(source)
@@ -169,7 +174,7 @@ def read_rows(source: str) -> pa.Table:
             f"unknown dataset {source!r}; built-in datasets are "
             f"{', '.join(builtin_names())} (or give a CSV/Parquet file path)."
         )
-    return read_file(source)
+    return read_file(source, decimal_comma)
 
 
 def _looks_like_path(source: str) -> bool:
