@@ -428,3 +428,45 @@ def test_a_semicolon_file_reads_thousands_points_alike_in_every_column(tmp_path,
     means = {column["name"]: column["mean"] for column in columns}
     assert means["a"] == pytest.approx((1234 + 2500) / 2, rel=0.2)
     assert means["b"] == pytest.approx((1234 + 2500) / 2, rel=0.2)
+
+
+def test_a_dataframe_category_column_of_numbers_is_one_hot_encoded():
+    pandas = pytest.importorskip("pandas")
+    from growml.sklearn import GrowingMLPClassifier
+
+    frame = pandas.DataFrame(
+        {
+            "x": np.arange(40.0),
+            "size": pandas.Series([3, 7, 12, 3] * 10).astype("category"),
+            "code": pandas.Series(["10", "20", "30", "10"] * 10).astype("category"),
+        }
+    )
+    estimator = GrowingMLPClassifier(epochs=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrowmlWarning)
+        estimator.fit(frame, np.arange(40) % 2)
+    assert estimator.run_.preprocessor.output_names == [
+        "x",
+        *("size=12", "size=3", "size=7"),
+        *("code=10", "code=20", "code=30"),
+    ]
+    assert estimator.predict(frame.head(5)).shape == (5,)
+
+
+def test_a_dictionary_column_of_a_parquet_file_is_categories(tmp_path):
+    import pyarrow.parquet as pq
+
+    # pyarrow keeps the dictionary of text values only; "1", "2"... would read as numbers.
+    grade = pa.array(["1", "2", "3", "5"] * 10).dictionary_encode()
+    data = pa.table({"x": np.arange(40.0), "grade": grade, "y": np.arange(40) % 2})
+    pq.write_table(data, tmp_path / "grades.parquet")
+    out = tmp_path / "run"
+    result = invoke("fit", tmp_path / "grades.parquet", "--target", "y", *FAST, "--out", out)
+    assert result.exit_code == 0, result.output
+    columns = json.loads((out / "preprocess.json").read_text())["features"]["columns"]
+    grade_column = next(column for column in columns if column["name"] == "grade")
+    assert grade_column["kind"] == "categorical"
+    assert grade_column["categories"] == ["1", "2", "3", "5"]
+    predicted = invoke("predict", out, tmp_path / "grades.parquet", "--json", "--engine", "torch")
+    assert predicted.exit_code == 0, predicted.output
+    assert json.loads(predicted.stdout)["rows"] == 40
