@@ -29,7 +29,6 @@ from growml.data.columns import (
     read_numbers_from_text,
 )
 from growml.data.files import read_file
-from growml.data.numbers import without_missing_marks
 from growml.data.preprocess import Preprocessor, TargetEncoder, numeric_values
 from growml.data.split import split_indices
 from growml.errors import DataError, GrowmlWarning
@@ -261,11 +260,11 @@ def _checked(
 
 def _target_from_text(target: pa.ChunkedArray, features: pa.Table) -> pa.ChunkedArray:
     """A file's target written as text numbers (``1,5``, ``1,234``, ``?`` for missing) as
-    numbers, so that a quantity is not taken for classes; other targets as they are."""
+    numbers, so that a quantity is not taken for classes; other targets as they are: their
+    labels are the classes, ``None`` and ``-`` among them (only an empty value is missing)."""
     target = as_chunked(target)
     if not is_text_type(target.type):
         return target
-    target = without_missing_marks(target)
     values = read_numbers_from_text(target, _delimiter(features))
     return target if values is None else values
 
