@@ -470,3 +470,24 @@ def test_a_dictionary_column_of_a_parquet_file_is_categories(tmp_path):
     predicted = invoke("predict", out, tmp_path / "grades.parquet", "--json", "--engine", "torch")
     assert predicted.exit_code == 0, predicted.output
     assert json.loads(predicted.stdout)["rows"] == 40
+
+
+@pytest.mark.parametrize("text_type", [pa.large_string(), pa.string_view()])
+def test_text_of_every_arrow_string_type_is_read_as_plain_text(text_type):
+    from growml.sklearn import GrowingMLPClassifier
+
+    columns = {
+        "rate": ["1,5", "2,5", "?"] * 10,
+        "member": ["True", "False", None] * 10,
+        "colour": ["red", "blue", "NA"] * 10,
+        "id": [f"id{i}" for i in range(30)],
+    }
+    typed = pa.table({name: pa.array(values, text_type) for name, values in columns.items()})
+    plain = pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+    as_typed, as_plain = read(typed), read(plain)
+    assert as_typed.readings == as_plain.readings
+    estimator = GrowingMLPClassifier(epochs=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrowmlWarning)
+        estimator.fit(typed, np.arange(30) % 2)
+        assert estimator.predict(typed).shape == (30,)

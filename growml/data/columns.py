@@ -58,6 +58,9 @@ _DATES_ADVICE = "; convert them to numbers to use them"
 # The words pyarrow's CSV reader reads as booleans, so text in memory reads as a file would.
 _BOOLEAN_WORDS = ("True", "TRUE", "true", "False", "FALSE", "false")
 
+# string_view arrived in pyarrow 16; growml reads with 15 too.
+_is_string_view = getattr(pa.types, "is_string_view", lambda dtype: False)
+
 ReadAs = Literal["number", "boolean", "category", "dropped"]
 
 
@@ -129,17 +132,25 @@ def is_numeric_type(dtype: pa.DataType) -> bool:
 
 
 def is_text_type(dtype: pa.DataType) -> bool:
-    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
+    return (
+        pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or _is_string_view(dtype)
+    )
 
 
 def as_chunked(values: Any) -> pa.ChunkedArray:
-    """An arrow column from a ChunkedArray, Array, numpy array or list, dictionaries decoded."""
+    """An arrow column from a ChunkedArray, Array, numpy array or list, dictionaries decoded
+    and text as ``string`` (``large_string`` and ``string_view``, as polars hands text over,
+    lack some of the compute kernels the reading needs)."""
     if isinstance(values, pa.Array):
         values = pa.chunked_array([values])
     elif not isinstance(values, pa.ChunkedArray):
         values = pa.chunked_array([pa.array(np.asarray(values))])
     if pa.types.is_dictionary(values.type):
         values = values.cast(values.type.value_type)
+    if is_text_type(values.type) and not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
     return values
 
 
