@@ -132,11 +132,7 @@ def is_numeric_type(dtype: pa.DataType) -> bool:
 
 
 def is_text_type(dtype: pa.DataType) -> bool:
-    return (
-        pa.types.is_string(dtype)
-        or pa.types.is_large_string(dtype)
-        or _is_string_view(dtype)
-    )
+    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or _is_string_view(dtype)
 
 
 def as_chunked(values: Any) -> pa.ChunkedArray:

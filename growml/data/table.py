@@ -360,7 +360,8 @@ def prepare(
 
     The preprocessing and the regression target's scale are fitted on the training rows only;
     the class list comes from every row so that no validation or test label is unknown.
-    ``weights`` (one positive number per row of ``table``) go with their rows into each part.
+    ``weights`` (one positive number per row of ``table``) go with their rows into each part,
+    scaled to a mean near 1.
     """
     classification = table.task == "classification"
     train, validation, test = split_rows(table, config, seed)
@@ -398,8 +399,18 @@ def prepare(
 
 
 def _split_weights(weights: np.ndarray | None, *parts: np.ndarray) -> dict[str, np.ndarray | None]:
-    """``w_train``, ``w_val`` and ``w_test`` of ``prepare``: the rows' weights by part."""
+    """``w_train``, ``w_val`` and ``w_test`` of ``prepare``: the rows' weights by part, scaled
+    to a mean between 0.7 and 1.5 over every row.
+
+    Only the weights' ratios mean anything, so weights of any scale train alike: scaled in
+    float64, weights of 1e-50 do not vanish in float32 nor 1e39 overflow it. The scale is a
+    power of two, so the ratios stay exact (integer weights stay integers times one scale);
+    the mean is taken of the weights over the largest, so that a sum near 1e308 cannot overflow.
+    """
     if weights is None:
         return {}
-    weights = np.asarray(weights, dtype=np.float32)
+    weights = np.asarray(weights, dtype=np.float64)
+    largest = weights.max()
+    mean = float(np.mean(weights / largest)) * largest
+    weights = (weights / 2.0 ** np.round(np.log2(mean))).astype(np.float32)
     return dict(zip(("w_train", "w_val", "w_test"), (weights[rows] for rows in parts), strict=True))
