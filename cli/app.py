@@ -345,7 +345,9 @@ def predict(
         if out is not None:
             _check_predictions_file(out, data, run, overwrite)
         predictor = load_predictor(run, engine)
-        predictions = predictor.prediction_table(read_rows(data), strict=strict)
+        predictions = predictor.prediction_table(
+            read_rows(data, predictor.decimal_comma), strict=strict
+        )
         if out is not None:
             write_predictions(predictions, out)
     if json_output:

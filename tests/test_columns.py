@@ -397,3 +397,97 @@ def test_missing_marks_in_a_category_column_are_missing_not_categories():
     assert preprocessor.output_names == ["colour=blue", "colour=red", "colour_missing"]
     rows = preprocessor.transform(pa.table({"colour": ["N/A", "blue"]}))
     np.testing.assert_array_equal(rows, [[0, 0, 1], [1, 0, 0]])
+
+
+def test_predict_reads_thousands_points_of_a_decimal_comma_column(tmp_path, write_csv):
+    # Every value to predict on ('2.000') is also a number with a decimal point, so a CSV reader
+    # would type it 2.0; the column was read with a decimal comma in training: it is 2000.
+    values = ["1,5", "2.000", "3,25", "1.234,5"]
+    rows = [f"{values[i % 4] if i else '?'};{i};{i % 2}" for i in range(40)]
+    out = tmp_path / "run"
+    data = write_csv("a;b;y\n" + "\n".join(rows) + "\n", "train.csv")
+    assert invoke("fit", data, "--target", "y", *FAST, "--out", out).exit_code == 0
+    comma = write_csv("a;b\n2.000;1\n1.500;2\n", "comma.csv")
+    point = write_csv("a,b\n2000,1\n1500,2\n", "point.csv")
+    by_comma = invoke("predict", out, comma, "--json", "--engine", "torch")
+    by_point = invoke("predict", out, point, "--json", "--engine", "torch")
+    assert by_comma.exit_code == 0, by_comma.output
+    assert json.loads(by_comma.stdout) == json.loads(by_point.stdout)
+
+
+def test_a_semicolon_file_reads_thousands_points_alike_in_every_column(tmp_path, write_csv):
+    # 'a' holds a '?', so it arrives as text; 'b' does not, and must not be typed 1.234.
+    lines = [
+        f"{['1.234', '2.500', '?'][i % 3]};{['1.234', '2.500'][i % 2]};{i % 2}" for i in range(30)
+    ]
+    data = write_csv("a;b;y\n" + "\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    result = invoke("fit", data, "--target", "y", *FAST, "--out", out)
+    assert result.exit_code == 0, result.output
+    columns = json.loads((out / "preprocess.json").read_text())["features"]["columns"]
+    means = {column["name"]: column["mean"] for column in columns}
+    assert means["a"] == pytest.approx((1234 + 2500) / 2, rel=0.2)
+    assert means["b"] == pytest.approx((1234 + 2500) / 2, rel=0.2)
+
+
+def test_a_dataframe_category_column_of_numbers_is_one_hot_encoded():
+    pandas = pytest.importorskip("pandas")
+    from growml.sklearn import GrowingMLPClassifier
+
+    frame = pandas.DataFrame(
+        {
+            "x": np.arange(40.0),
+            "size": pandas.Series([3, 7, 12, 3] * 10).astype("category"),
+            "code": pandas.Series(["10", "20", "30", "10"] * 10).astype("category"),
+        }
+    )
+    estimator = GrowingMLPClassifier(epochs=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrowmlWarning)
+        estimator.fit(frame, np.arange(40) % 2)
+    assert estimator.run_.preprocessor.output_names == [
+        "x",
+        *("size=12", "size=3", "size=7"),
+        *("code=10", "code=20", "code=30"),
+    ]
+    assert estimator.predict(frame.head(5)).shape == (5,)
+
+
+def test_a_dictionary_column_of_a_parquet_file_is_categories(tmp_path):
+    import pyarrow.parquet as pq
+
+    # pyarrow keeps the dictionary of text values only; "1", "2"... would read as numbers.
+    grade = pa.array(["1", "2", "3", "5"] * 10).dictionary_encode()
+    data = pa.table({"x": np.arange(40.0), "grade": grade, "y": np.arange(40) % 2})
+    pq.write_table(data, tmp_path / "grades.parquet")
+    out = tmp_path / "run"
+    result = invoke("fit", tmp_path / "grades.parquet", "--target", "y", *FAST, "--out", out)
+    assert result.exit_code == 0, result.output
+    columns = json.loads((out / "preprocess.json").read_text())["features"]["columns"]
+    grade_column = next(column for column in columns if column["name"] == "grade")
+    assert grade_column["kind"] == "categorical"
+    assert grade_column["categories"] == ["1", "2", "3", "5"]
+    predicted = invoke("predict", out, tmp_path / "grades.parquet", "--json", "--engine", "torch")
+    assert predicted.exit_code == 0, predicted.output
+    assert json.loads(predicted.stdout)["rows"] == 40
+
+
+@pytest.mark.parametrize("text_type", [pa.large_string(), pa.string_view()])
+def test_text_of_every_arrow_string_type_is_read_as_plain_text(text_type):
+    from growml.sklearn import GrowingMLPClassifier
+
+    columns = {
+        "rate": ["1,5", "2,5", "?"] * 10,
+        "member": ["True", "False", None] * 10,
+        "colour": ["red", "blue", "NA"] * 10,
+        "id": [f"id{i}" for i in range(30)],
+    }
+    typed = pa.table({name: pa.array(values, text_type) for name, values in columns.items()})
+    plain = pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+    as_typed, as_plain = read(typed), read(plain)
+    assert as_typed.readings == as_plain.readings
+    estimator = GrowingMLPClassifier(epochs=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrowmlWarning)
+        estimator.fit(typed, np.arange(30) % 2)
+        assert estimator.predict(typed).shape == (30,)

@@ -637,3 +637,28 @@ def test_many_distinct_integers_are_regression_with_a_note(tmp_path):
     with pytest.warns(GrowmlWarning, match="--task classification"):
         loaded = load_table(str(path), target="count")
     assert loaded.task == "regression"
+
+
+def test_class_labels_that_look_like_missing_marks_are_classes(tmp_path: Path) -> None:
+    from growml.sklearn import GrowingMLPClassifier
+
+    labels = ["None", "Mild", "Severe", "-"]
+    rows = [f"{i / 7:.3f},{labels[i % 4]}" for i in range(60)]
+    path = save_csv(tmp_path / "severity.csv", "x,severity\n" + "\n".join(rows) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GrowmlWarning)
+        table = load_table(path, "severity")
+    assert table.features.num_rows == 60
+    assert sorted(set(table.target.to_pylist())) == ["-", "Mild", "None", "Severe"]
+    x = np.arange(60.0).reshape(-1, 1) / 7
+    estimator = GrowingMLPClassifier(epochs=1, random_state=0)
+    estimator.fit(x, np.array([labels[i % 4] for i in range(60)]))
+    assert list(estimator.classes_) == ["-", "Mild", "None", "Severe"]
+
+
+def test_missing_marks_in_a_number_target_are_still_missing(tmp_path: Path) -> None:
+    rows = [f"{i},{'?' if i % 10 == 0 else f'{i / 4:.2f}'}" for i in range(40)]
+    path = save_csv(tmp_path / "amounts.csv", "x,amount\n" + "\n".join(rows) + "\n")
+    with pytest.warns(GrowmlWarning, match="dropped 4 of 40 rows"):
+        table = load_table(path, "amount")
+    assert table.task == "regression"

@@ -334,3 +334,22 @@ def test_verbose_zero_prints_nothing(blobs, capsys) -> None:
     GrowingMLPClassifier(**FAST).fit(X, y)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_balanced_class_weights_do_not_depend_on_the_weights_scale() -> None:
+    balanced = LossConfig(class_weight="balanced")
+    expected = make_loss(balanced, "classification", 3, LABELS3, COUNTS).class_weights
+    for scale in (1e-3, 1e3):
+        scaled = make_loss(balanced, "classification", 3, LABELS3, COUNTS * scale)
+        torch.testing.assert_close(scaled.class_weights, expected)
+
+
+def test_weights_of_any_scale_give_the_same_model() -> None:
+    X, y = make_blobs(120, centers=2, cluster_std=2.5, random_state=2)
+    y[:80] = 0  # imbalanced, so that balanced class weights matter
+    weights = np.random.default_rng(0).uniform(1, 2, len(y))
+    settings = {**FAST, "set": {"loss.class_weight": "balanced"}}
+    plain = GrowingMLPClassifier(**settings).fit(X, y, sample_weight=weights)
+    for scale in (1e-50, 1e-3, 1e3, 1e39):
+        scaled = GrowingMLPClassifier(**settings).fit(X, y, sample_weight=weights * scale)
+        np.testing.assert_allclose(scaled.predict_proba(X), plain.predict_proba(X), atol=1e-5)

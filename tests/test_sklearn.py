@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import growml
 from growml.config import DataConfig
 from growml.data import split_indices, split_rows, table_from_columns
-from growml.errors import ConfigError, DataError, RunError
+from growml.errors import ConfigError, DataError, GrowmlWarning, RunError
 from growml.events import GrowthStep
 from growml.sklearn import GrowingMLPClassifier, GrowingMLPRegressor
 
@@ -298,3 +299,18 @@ def test_when_possible_splits_rare_classes_at_random() -> None:
         table, DataConfig(test_size=0.0, validation_size=0.2, stratify="when-possible"), seed=0
     )
     assert (len(train), len(validation), len(test)) == (16, 4, 0)
+
+
+def test_data_infinite_missing_lets_infinite_numbers_in_x_through() -> None:
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    X[3, 0] = np.inf
+    y = X[:, 1]
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        GrowingMLPRegressor(epochs=1).fit(X, y)
+    estimator = GrowingMLPRegressor(epochs=1, set={"data.infinite": "missing"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GrowmlWarning)
+        estimator.fit(X, y)
+    assert estimator.run_.preprocessor.readings[0].infinite == 1
+    with pytest.warns(GrowmlWarning, match="1 infinite numbers"):
+        assert np.isfinite(estimator.predict(X[:5])).all()

@@ -10,7 +10,8 @@ in memory, recorded in the run, and reused for the rows a model predicts on.
   them;
 * infinite numbers: refused in a sentence naming the column and the row, or with
   ``data.infinite=missing`` read as missing;
-* booleans; categories (any other text);
+* booleans; categories (any other text, and every dictionary column: a pandas ``category``
+  or a dictionary-encoded Parquet column is categories however its values read);
 * dropped with a warning: dates and times (typed, or text such as ``2024-01-31``), nested
   values, columns without any value, and identifiers: text whose values all differ (a category
   seen once teaches nothing). Integer columns whose values all differ are kept: counts,
@@ -56,6 +57,9 @@ _DATES_REASON = "its values are dates or times"
 _DATES_ADVICE = "; convert them to numbers to use them"
 # The words pyarrow's CSV reader reads as booleans, so text in memory reads as a file would.
 _BOOLEAN_WORDS = ("True", "TRUE", "true", "False", "FALSE", "false")
+
+# string_view arrived in pyarrow 16; growml reads with 15 too.
+_is_string_view = getattr(pa.types, "is_string_view", lambda dtype: False)
 
 ReadAs = Literal["number", "boolean", "category", "dropped"]
 
@@ -128,17 +132,21 @@ def is_numeric_type(dtype: pa.DataType) -> bool:
 
 
 def is_text_type(dtype: pa.DataType) -> bool:
-    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
+    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or _is_string_view(dtype)
 
 
 def as_chunked(values: Any) -> pa.ChunkedArray:
-    """An arrow column from a ChunkedArray, Array, numpy array or list, dictionaries decoded."""
+    """An arrow column from a ChunkedArray, Array, numpy array or list, dictionaries decoded
+    and text as ``string`` (``large_string`` and ``string_view``, as polars hands text over,
+    lack some of the compute kernels the reading needs)."""
     if isinstance(values, pa.Array):
         values = pa.chunked_array([values])
     elif not isinstance(values, pa.ChunkedArray):
         values = pa.chunked_array([pa.array(np.asarray(values))])
     if pa.types.is_dictionary(values.type):
         values = values.cast(values.type.value_type)
+    if is_text_type(values.type) and not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
     return values
 
 
@@ -150,10 +158,15 @@ def read_columns(
     ``infinite`` is ``"error"`` (an infinite number is refused) or ``"missing"``;
     ``delimiter`` is the CSV delimiter the rows came with, if any (see ``DELIMITER_KEY``).
     """
+    declared = {
+        name: text
+        for name in features.column_names
+        if (text := _declared_categories(features.column(name))) is not None
+    }
     texts = {
         name: numbers.without_missing_marks(as_chunked(features.column(name)))
         for name in features.column_names
-        if is_text_type(as_chunked(features.column(name)).type)
+        if name not in declared and is_text_type(as_chunked(features.column(name)).type)
     }
     evidences = {name: numbers.evidence(text) for name, text in texts.items()}
     fallback = table_convention(list(evidences.values()), delimiter)
@@ -161,11 +174,17 @@ def read_columns(
     readings, notes = [], []
     for name in features.column_names:
         column = as_chunked(features.column(name))
-        if name in texts:
+        if name in declared:
+            reading, values, warning = _read_categories(name, declared[name]), declared[name], ""
+        elif name in texts:
             convention = column_convention(evidences[name], fallback)
             reading, values, warning = _read_text(name, column, texts[name], convention, source)
         else:
             reading, values, warning = _read_typed(name, column), None, ""
+            if delimiter == ";" and reading.read_as == "number":
+                # The CSV reader typed these numbers with a decimal comma (files._read_csv);
+                # rows to predict on are read so too.
+                reading = reading.model_copy(update={"from_text": True, "decimal_comma": True})
         if reading.read_as == "number":
             values = column if values is None else values
             reading, values = _finite(reading, values, source, infinite)
@@ -261,6 +280,35 @@ def _read_text(
             f"values that are not numbers as missing: {_shown(not_numbers)}."
         )
     return reading, pa.chunked_array([pa.array(values)]), warning
+
+
+def _declared_categories(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """A dictionary column (a pandas ``category``, a dictionary-encoded Parquet column) as the
+    text of its values: its writer declared it categories, so its numbers stay categories.
+    None for any other column, and for one whose values have no text form."""
+    if not pa.types.is_dictionary(column.type):
+        return None
+    try:
+        return pc.cast(as_chunked(column), pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _read_categories(name: str, column: pa.ChunkedArray) -> ColumnReading:
+    marks = numbers.missing_marks_found(column)
+    marks.pop("", None)
+    text = numbers.without_missing_marks(column)
+    present = len(text) - text.null_count
+    if present == 0:
+        return _dropped(name, "every value is missing")
+    distinct = pc.count_distinct(text.drop_null()).as_py()
+    return ColumnReading(
+        name=name,
+        read_as="category",
+        missing=len(text) - present,
+        missing_marks=marks,
+        categories=distinct,
+    )
 
 
 def _read_words(

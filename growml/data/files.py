@@ -10,7 +10,7 @@ import codecs
 import csv
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,12 @@ _BLOCK_SIZE = 1 << 20
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+):.*?CSV conversion error to (\w+)")
 
 
-def read_file(source: str) -> pa.Table:
-    """Every column of the CSV or Parquet file at ``source`` (a path as the user wrote it)."""
+def read_file(source: str, text_columns: Collection[str] = ()) -> pa.Table:
+    """Every column of the CSV or Parquet file at ``source`` (a path as the user wrote it).
+
+    ``text_columns`` of a CSV file are read as text, untyped, so that the reader of the rows
+    decides what their numbers mean (a run's decimal-comma columns: ``2.000`` is 2000 there).
+    """
     path = Path(source)
     if not path.exists():
         raise DataError(f"file {source!r} does not exist.")
@@ -58,7 +62,7 @@ def read_file(source: str) -> pa.Table:
     if suffix in PARQUET_SUFFIXES:
         table = _read_parquet(path, source)
     else:
-        table = _read_csv(path, source, CSV_DELIMITERS[suffix])
+        table = _read_csv(path, source, CSV_DELIMITERS[suffix], text_columns)
     duplicates = sorted({name for name in table.column_names if table.column_names.count(name) > 1})
     if duplicates:
         raise DataError(
@@ -79,9 +83,14 @@ def _read_parquet(path: Path, shown: str) -> pa.Table:
         ) from None
 
 
-def _read_csv(path: Path, shown: str, default_delimiter: str | None) -> pa.Table:
+def _read_csv(
+    path: Path, shown: str, default_delimiter: str | None, text_columns: Collection[str]
+) -> pa.Table:
     delimiter = _choose_delimiter(_text_sample(path, shown), default_delimiter)
-    column_types: dict[str, pa.DataType] = {}
+    column_types: dict[str, pa.DataType] = dict.fromkeys(text_columns, pa.string())
+    # A ';' file is written where the comma is the decimal mark (growml.data.columns): pyarrow
+    # types its numbers so too, and leaves '1.234' as text for read_columns to decide.
+    decimal_point = "," if delimiter == ";" else "."
     bad_rows: list[Any] = []
 
     def stop_at_bad_row(row: Any) -> str:
@@ -103,7 +112,9 @@ def _read_csv(path: Path, shown: str, default_delimiter: str | None) -> pa.Table
                     invalid_row_handler=stop_at_bad_row,
                 ),
                 convert_options=pacsv.ConvertOptions(
-                    column_types=column_types, strings_can_be_null=True
+                    column_types=column_types,
+                    strings_can_be_null=True,
+                    decimal_point=decimal_point,
                 ),
             ) as reader:
                 names = reader.schema.names

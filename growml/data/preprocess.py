@@ -25,7 +25,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from growml.data import numbers
-from growml.data.columns import ColumnReading, as_chunked, is_numeric_type, is_text_type
+from growml.data.columns import (
+    ColumnReading,
+    as_chunked,
+    column_convention,
+    is_numeric_type,
+    is_text_type,
+)
 from growml.errors import DataError, GrowmlWarning
 
 _FORMAT_VERSION = 1
@@ -40,10 +46,10 @@ FALSE_WORDS = ("0", "False", "FALSE", "false")
 def numeric_values(column: pa.ChunkedArray, name: str, decimal_comma: bool = False) -> np.ndarray:
     """The column as float64, with NaN wherever a value is missing or not finite.
 
-    Text is read as numbers written with a decimal point (``decimal_comma``: a decimal comma)
-    and thousands separators, the missing marks and boolean words as a CSV file means them
-    (``growml.data.numbers``); other text counts as missing with a warning, and a column with
-    text but no number at all is refused.
+    Text is read as numbers in the convention its values show, else with a decimal point
+    (``decimal_comma``: a decimal comma), thousands separators allowed, the missing marks and
+    boolean words as a CSV file means them (``growml.data.numbers``); other text counts as
+    missing with a warning, and a column with text but no number at all is refused.
     """
     column = as_chunked(column)
     if is_text_type(column.type):
@@ -74,7 +80,10 @@ def _numbers_from_text(column: pa.ChunkedArray, name: str, decimal_comma: bool) 
     text = numbers.without_missing_marks(column)
     text = pc.if_else(pc.is_in(text, pa.array(TRUE_WORDS[1:], pa.string())), "1", text)
     text = pc.if_else(pc.is_in(text, pa.array(FALSE_WORDS[1:], pa.string())), "0", text)
-    values = numbers.parse(text, numbers.COMMA if decimal_comma else numbers.POINT)
+    # As in training: values that read one way only decide, the recorded convention the rest
+    # (``2.000`` is 2000 in a decimal-comma column, ``0.25`` a quarter in any column).
+    recorded = numbers.COMMA if decimal_comma else numbers.POINT
+    values = numbers.parse(text, column_convention(numbers.evidence(text), recorded))
     stray = pc.is_valid(text).to_numpy(zero_copy_only=False) & np.isnan(values)
     if stray.any():
         if stray.sum() == len(text) - text.null_count:

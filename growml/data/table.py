@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -28,7 +29,6 @@ from growml.data.columns import (
     read_numbers_from_text,
 )
 from growml.data.files import read_file
-from growml.data.numbers import without_missing_marks
 from growml.data.preprocess import Preprocessor, TargetEncoder, numeric_values
 from growml.data.split import split_indices
 from growml.errors import DataError, GrowmlWarning
@@ -157,9 +157,13 @@ def table_from_columns(
     return table
 
 
-def read_rows(source: str) -> pa.Table:
+def read_rows(source: str, decimal_comma: Collection[str] = ()) -> pa.Table:
     """Rows to predict on: a built-in dataset's feature columns, or every column of a file
-    (extra columns, the target among them, are ignored by the preprocessing)."""
+    (extra columns, the target among them, are ignored by the preprocessing).
+
+    ``decimal_comma`` names the columns a run read as numbers written with a decimal comma
+    (``Preprocessor.decimal_comma``); a file's are read as text, so that ``2.000`` is read as
+    2000 as in training, not typed 2.0 by the CSV reader."""
     source = str(source)
     if source in builtin_names():
         features, _ = load_builtin(source)
@@ -169,7 +173,7 @@ def read_rows(source: str) -> pa.Table:
             f"unknown dataset {source!r}; built-in datasets are "
             f"{', '.join(builtin_names())} (or give a CSV/Parquet file path)."
         )
-    return read_file(source)
+    return read_file(source, decimal_comma)
 
 
 def _looks_like_path(source: str) -> bool:
@@ -256,11 +260,11 @@ def _checked(
 
 def _target_from_text(target: pa.ChunkedArray, features: pa.Table) -> pa.ChunkedArray:
     """A file's target written as text numbers (``1,5``, ``1,234``, ``?`` for missing) as
-    numbers, so that a quantity is not taken for classes; other targets as they are."""
+    numbers, so that a quantity is not taken for classes; other targets as they are: their
+    labels are the classes, ``None`` and ``-`` among them (only an empty value is missing)."""
     target = as_chunked(target)
     if not is_text_type(target.type):
         return target
-    target = without_missing_marks(target)
     values = read_numbers_from_text(target, _delimiter(features))
     return target if values is None else values
 
@@ -356,7 +360,8 @@ def prepare(
 
     The preprocessing and the regression target's scale are fitted on the training rows only;
     the class list comes from every row so that no validation or test label is unknown.
-    ``weights`` (one positive number per row of ``table``) go with their rows into each part.
+    ``weights`` (one positive number per row of ``table``) go with their rows into each part,
+    scaled to a mean near 1.
     """
     classification = table.task == "classification"
     train, validation, test = split_rows(table, config, seed)
@@ -394,8 +399,18 @@ def prepare(
 
 
 def _split_weights(weights: np.ndarray | None, *parts: np.ndarray) -> dict[str, np.ndarray | None]:
-    """``w_train``, ``w_val`` and ``w_test`` of ``prepare``: the rows' weights by part."""
+    """``w_train``, ``w_val`` and ``w_test`` of ``prepare``: the rows' weights by part, scaled
+    to a mean between 0.7 and 1.5 over every row.
+
+    Only the weights' ratios mean anything, so weights of any scale train alike: scaled in
+    float64, weights of 1e-50 do not vanish in float32 nor 1e39 overflow it. The scale is a
+    power of two, so the ratios stay exact (integer weights stay integers times one scale);
+    the mean is taken of the weights over the largest, so that a sum near 1e308 cannot overflow.
+    """
     if weights is None:
         return {}
-    weights = np.asarray(weights, dtype=np.float32)
+    weights = np.asarray(weights, dtype=np.float64)
+    largest = weights.max()
+    mean = float(np.mean(weights / largest)) * largest
+    weights = (weights / 2.0 ** np.round(np.log2(mean))).astype(np.float32)
     return dict(zip(("w_train", "w_val", "w_test"), (weights[rows] for rows in parts), strict=True))

@@ -88,6 +88,11 @@ class OnnxModel:
         """The raw input columns, in order."""
         return list(self._kinds)
 
+    @property
+    def decimal_comma(self) -> list[str]:
+        """The numeric columns whose numbers, given as text, are written with a decimal comma."""
+        return sorted(self._decimal_comma)
+
     def feeds(self, rows: Any, strict: bool = False) -> dict[str, np.ndarray]:
         """The graph's inputs for raw ``rows``: one ``[N, 1]`` array per source column.
         Columns the model does not use and category values it has no category for are warned

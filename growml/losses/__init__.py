@@ -69,7 +69,10 @@ def _class_weights(
     labels = np.asarray(labels, dtype=np.int64)
     counts = np.bincount(labels, weights=weights, minlength=n_classes).astype(float)
     total = len(labels) if weights is None else float(np.sum(weights))
-    return torch.as_tensor(total / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
+    # A class absent from the rows gets the weight of a single row, not an infinite one; a
+    # clamp at 1 would also clamp every class whose weights sum below 1.
+    counts = np.where(counts > 0, counts, 1.0)
+    return torch.as_tensor(total / (n_classes * counts), dtype=torch.float32)
 
 
 __all__ = ["BinaryCrossEntropy", "CrossEntropy", "Loss", "MeanSquaredError", "default_loss"]

@@ -67,6 +67,11 @@ class Run:
         return list(self.target_encoder.classes)
 
     @property
+    def decimal_comma(self) -> list[str]:
+        """The numeric columns whose numbers, given as text, are written with a decimal comma."""
+        return self.preprocessor.decimal_comma
+
+    @property
     def metrics_record(self) -> RunMetrics | None:
         """``metrics`` as a typed record; None before ``metrics.json`` is written."""
         return RunMetrics.model_validate(self.metrics) if self.metrics else None

@@ -106,7 +106,7 @@ class GrowingMLPBase(BaseEstimator):
             The fitted estimator.
         """
         config = self.fit_config()
-        features, target = training_columns(self, X, y, self._task)
+        features, target = training_columns(self, X, y, self._task, config.data.infinite)
         features, target, weights = weighted_rows(sample_weight, features, target, self._task)
         table = table_from_columns(
             type(self).__name__, features, target, _TARGET, self._task, config.data.infinite

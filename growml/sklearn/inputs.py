@@ -21,14 +21,22 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from growml.data.table import MIN_ROWS
 
 # Categorical and text columns pass through (dtype=None); missing values are imputed.
-_X_CHECKS = {"dtype": None, "ensure_all_finite": "allow-nan", "accept_sparse": False}
+_X_CHECKS = {"dtype": None, "accept_sparse": False}
+
+
+def _x_checks(infinite: str) -> dict[str, Any]:
+    """``validate_data``'s checks of ``X`` under the setting ``data.infinite``: with
+    ``missing`` an infinite number passes, to be read as missing as a file's is; else
+    scikit-learn refuses it in its own words."""
+    return {**_X_CHECKS, "ensure_all_finite": False if infinite == "missing" else "allow-nan"}
 
 
 def training_columns(
-    estimator: BaseEstimator, X: Any, y: Any, task: str
+    estimator: BaseEstimator, X: Any, y: Any, task: str, infinite: str = "error"
 ) -> tuple[pa.Table, pa.ChunkedArray]:
     """The feature columns and the target of ``fit(X, y)``; sets ``n_features_in_`` (and
-    ``feature_names_in_`` for named columns) on ``estimator``."""
+    ``feature_names_in_`` for named columns) on ``estimator``. ``infinite`` is the setting
+    ``data.infinite``."""
     y_checks = {"y_numeric": task == "regression"}
     if isinstance(X, pa.Table):
         # validate_data without X forgets feature names, so the table's come after it.
@@ -42,7 +50,7 @@ def training_columns(
             y,
             reset=True,
             ensure_min_samples=MIN_ROWS,
-            **_X_CHECKS,
+            **_x_checks(infinite),
             **y_checks,
         )
         rows = len(checked)
@@ -68,7 +76,8 @@ def prediction_rows(estimator: BaseEstimator, X: Any) -> pa.Table:
         _check_table(estimator, X, reset=False)
         table = X
     else:
-        checked = validate_data(estimator, _checkable(X), reset=False, **_X_CHECKS)
+        infinite = estimator.run_.config.get("data", {}).get("infinite", "error")
+        checked = validate_data(estimator, _checkable(X), reset=False, **_x_checks(infinite))
         table = _as_table(estimator, X, checked)
     return table.select(estimator.run_.preprocessor.feature_names)
 
