@@ -27,15 +27,10 @@ from growml.losses import Loss, default_loss, make_loss
 from growml.losses.threshold import choose_threshold
 from growml.nn.mlp import GrowingMLP
 from growml.prune.stage import prune_network
+from growml.runs.layout import PLOTS
 from growml.runs.plots import threshold_plot
 from growml.runs.run import Run, save_run
-from growml.runs.rundir import (
-    PLOTS,
-    RunWriter,
-    default_run_dir,
-    interrupted_runs,
-    remove_abandoned,
-)
+from growml.runs.rundir import RunWriter, default_run_dir, interrupted_runs, remove_abandoned
 from growml.runs.summary import fit_metrics
 from growml.scoring import check_settings, threshold_metric
 from growml.train.metrics import probabilities

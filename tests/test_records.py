@@ -17,8 +17,9 @@ from growml.errors import RunError
 from growml.events import EpochEnd, GrowthStep, PruneStep, TrainEnd, TrainStart, parse_event
 from growml.fitting import load_config_table
 from growml.runs import digests
+from growml.runs.layout import HISTORY, METRICS, MODEL_SPEC
 from growml.runs.records import RunMetrics
-from growml.runs.rundir import HISTORY, METRICS, MODEL_SPEC, RunWriter
+from growml.runs.rundir import RunWriter
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FORMAT_1 = [FIXTURES / "format1-iris", FIXTURES / "format1-binary-pruned"]

@@ -14,8 +14,9 @@ from growml.checkpoint import CHECKPOINT
 from growml.errors import DataError, GrowmlWarning, RunError
 from growml.events import EpochEnd, GrowthStep, TrainEnd, kept_epoch
 from growml.runs import digests, plots
+from growml.runs.layout import HISTORY, MODEL_SPEC
 from growml.runs.run import FORMAT_VERSION, Run, load_run, save_run
-from growml.runs.rundir import HISTORY, MODEL_SPEC, RunWriter, interrupted_runs, remove_abandoned
+from growml.runs.rundir import RunWriter, interrupted_runs, remove_abandoned
 from growml.runs.summary import fit_metrics, growth_summary
 
 FAST = [("data.source", "iris"), ("train.epochs", 3), ("growth.enabled", False)]

@@ -23,13 +23,9 @@ from growml.errors import GrowmlWarning, RunError
 from growml.events import Event
 from growml.runs import digests
 from growml.runs.layout import (
-    CONFIG,
     HISTORY,
-    METRICS,
-    MODEL_SPEC,
     MODEL_WEIGHTS,
     PLOTS,
-    PREPROCESS,
     RUN_FILES,
 )
 from growml.runs.workdir import (
@@ -41,20 +37,7 @@ from growml.runs.workdir import (
     partials,
 )
 
-# The file names are re-exported: a run's writer is where they have always been imported from.
-__all__ = [
-    "CONFIG",
-    "HISTORY",
-    "METRICS",
-    "MODEL_SPEC",
-    "MODEL_WEIGHTS",
-    "PLOTS",
-    "PREPROCESS",
-    "RunWriter",
-    "default_run_dir",
-    "interrupted_runs",
-    "remove_abandoned",
-]
+__all__ = ["RunWriter", "default_run_dir", "interrupted_runs", "remove_abandoned"]
 
 
 def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
