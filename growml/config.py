@@ -136,6 +136,14 @@ class TrainConfig(Section):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (sgd only).")
     early_stopping: bool = Field(True, description="Stop when the monitored metric stalls.")
     patience: int = Field(20, ge=1, description="Epochs without improvement before stopping.")
+    anneal_epochs: int = Field(
+        0,
+        ge=0,
+        description="Epochs of a final anneal: once training would stop (early stopping or "
+        "train.epochs), it goes on from the best weights for this many "
+        "epochs more with the learning rate falling from train.lr to 0 along a half cosine, "
+        "and keeps the best validation epoch of all (0: no anneal).",
+    )
     monitor: Literal["loss", "accuracy", "macro_f1", "r2"] = Field(
         "loss", description="Validation metric for early stopping and best-weight selection."
     )
@@ -254,6 +262,15 @@ class GrowthConfig(Section):
         "(loss not 1 % lower, accuracy or R² not higher).",
     )
     max_params: int | None = Field(None, ge=1, description="Parameter budget (none: no limit).")
+    max_depth: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Hidden layers growth may reach: once widening stops paying, a hidden layer "
+        "that leaves the function unchanged (identity weights; relu only) may be inserted "
+        "below the output and grown, when its neurons' gain per parameter, the layer's own "
+        "included, beats widening's. Never fewer layers than model.hidden_widths has.",
+    )
     statistics_rows: int = Field(
         2048, ge=16, description="Training rows sampled for the statistics and line search."
     )
@@ -349,6 +366,13 @@ class LossConfig(Section):
     )
     warmup_epochs: int = Field(
         0, ge=0, description="Epochs of cross-entropy before a soft-set loss takes over."
+    )
+    label_smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="ε of label smoothing in cross-entropy and bce: the training target is "
+        "(1 − ε)·one-hot + ε/classes (regression and the soft-set losses ignore it).",
     )
 
 

@@ -60,7 +60,8 @@ class TrainEnd(Event):
 
 @dataclass(frozen=True)
 class GrowthStep(Event):
-    """One growth decision: neurons added to a layer, or why none were."""
+    """One growth decision: neurons added to a layer, or why none were. ``inserted_layer``:
+    the hidden layer (0-based) inserted by this step to receive them, if one was."""
 
     epoch: int
     layer: int | None
@@ -80,6 +81,7 @@ class GrowthStep(Event):
     reason: str
     finished: bool
     skipped: dict[int, str] = field(default_factory=dict)
+    inserted_layer: int | None = None
     event: Literal["growth"] = field(default="growth", kw_only=True)
 
     def describe(self) -> str:
@@ -95,6 +97,8 @@ class GrowthStep(Event):
         if not self.added:
             return prefix + f"{layer} not grown: {self.reason}"
         widths = ",".join(str(w) for w in self.hidden_widths)
+        if self.inserted_layer is not None:
+            layer = f"new {layer}"
         return (
             prefix + f"{layer} +{self.added} (λ₁ {self.lambdas[0]:.2g}, γ {self.gamma:.2g}) "
             f"loss {self.loss_before:.3f} → {self.loss_after:.3f}, widths {widths}"

@@ -101,7 +101,8 @@ def test_the_state_round_trips_through_a_checkpoint_file(tmp_path):
     again.load_state_dict(read, read.state["early_stopping"])
     assert (again.best_score, again.best_epoch, again.last_growth) == (0.7, 1, 2)
     assert again.best_metrics == {"loss": 0.5, "accuracy": 0.7}
-    for a, b in zip(again.best_weights, stopping.best_weights, strict=True):
+    assert again.best_weights.keys() == stopping.best_weights.keys()
+    for a, b in zip(again.best_weights.values(), stopping.best_weights.values(), strict=True):
         assert torch.equal(a, b)
     assert again.stalled(3) == stopping.stalled(3) == 1
 

@@ -25,6 +25,7 @@ scores and the bar behind its decision.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from typing import Any
@@ -186,6 +187,14 @@ class GrowthEngine:
         if self._failures >= self.config.max_failures:
             reason = self._validation_stop()
             return [self._event(model, epoch, started, reason, evidence, finished=True)]
+        deeper = self._deeper(model, options, x_stats, target_stats)
+        if deeper is not None:
+            option, network = deeper
+            event = self._grow(
+                model, optimizer, x_stats, target_stats, option, epoch, started, network
+            )
+            if event.added:
+                return self._grew([event])
         layers = self._choose(model, options)
         if not layers:
             if evidence is not None and self._underfitting():
@@ -259,6 +268,50 @@ class GrowthEngine:
                 self.skipped_[layer] = reason
         return options
 
+    def _deeper(
+        self, model: GrowingMLP, options: dict[int, Option], x: Tensor, target: Tensor
+    ) -> tuple[Option, GrowingMLP] | None:
+        """Neurons for a new hidden layer below the output, with the network they are measured
+        on (a copy with the layer inserted, the same function), when depth may grow, widening
+        has stopped paying (the last step did not improve validation, or no layer is offered
+        neurons) and the new layer's gain per parameter, its own identity weights counted,
+        beats the best layer's; None otherwise."""
+        position = model.n_hidden_layers
+        if (
+            position >= self.config.max_depth
+            or model.activation.name != "relu"
+            or model.masks is not None
+        ):
+            return None
+        offered = [option for option in options.values() if option.neurons]
+        if offered and not self._failures:
+            return None
+        network = copy.deepcopy(model)
+        network.insert_layer(position)
+        limit = self._limit(network, position)
+        if limit < 1:
+            return None
+        measurement = self.method.measure(network, self.loss, x, target)[position]
+        if _unusable(measurement.statistics) is not None:
+            return None
+        try:
+            option = self.method.propose(measurement, limit, self._generator)
+        except (torch.linalg.LinAlgError, RuntimeError):
+            return None
+        if not option.neurons:
+            return None
+        site = network.growable_layers()[position]
+        inserted = network.n_parameters() - model.n_parameters()
+        per_parameter = option.gain / (option.neurons * site.unit_cost() + inserted)
+        layers = model.growable_layers()
+        if any(
+            option.gain / (option.neurons * layers[option.candidate.layer].unit_cost())
+            >= per_parameter
+            for option in offered
+        ):
+            return None
+        return option, network
+
     def _limit(self, model: GrowingMLP, layer: int) -> int:
         """Neurons ``layer`` may receive: ``max_new_neurons``, within the parameter budget."""
         limit = self.config.max_new_neurons
@@ -296,16 +349,25 @@ class GrowthEngine:
         option: Option,
         epoch: int,
         started: float,
+        deeper: GrowingMLP | None = None,
     ) -> GrowthStep:
+        """Add ``option``'s neurons at the step the method chooses; ``deeper``: the network
+        with a hidden layer inserted below the output, on which ``option`` was measured for
+        that layer (``model`` gets the layer too when the neurons are added)."""
         candidate = option.candidate
         before = self._measured
+        network = model if deeper is None else deeper
         with torch.no_grad():
-            cache = model.forward_cached(x)
+            cache = network.forward_cached(x)
             loss_before = float(self.loss(cache.output, target))
-            loss_at = extended_loss(model, cache, self.loss, target, candidate)
+            loss_at = extended_loss(network, cache, self.loss, target, candidate)
             step, loss_after = self.method.choose_step(option, loss_at, loss_before)
         # Random neurons are added even at step 0 (zero outgoing weights still train).
         added = candidate.neurons if step > 0 or option.explore else 0
+        inserted = None
+        if added and deeper is not None:
+            inserted = candidate.layer
+            model.insert_layer(inserted, optimizer)
         if added:
             _apply(model, optimizer, candidate, step)
             reason = (
@@ -335,6 +397,7 @@ class GrowthEngine:
             reason=reason,
             finished=False,
             skipped=dict(self.skipped_),
+            inserted_layer=inserted,
         )
 
     def _bottlenecks(self, model: GrowingMLP, x: Tensor, target: Tensor) -> list[float | None]:

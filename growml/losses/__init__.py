@@ -53,8 +53,8 @@ def make_loss(
             positive_weight = (
                 float(class_weights[1] / class_weights[0]) if class_weights is not None else 1.0
             )
-            return BinaryCrossEntropy(positive_weight)
-        return CrossEntropy(n_outputs, class_weights)
+            return BinaryCrossEntropy(positive_weight, config.label_smoothing)
+        return CrossEntropy(n_outputs, class_weights, config.label_smoothing)
     if n_outputs != 1:
         return MacroSoftF1(n_outputs, config.tau, config.delta)
     metric = name.removeprefix("soft-")

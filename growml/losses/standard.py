@@ -18,16 +18,24 @@ def _log_softmax(output: Tensor) -> Tensor:
 
 
 class CrossEntropy(Loss):
-    """Softmax cross-entropy over K ≥ 2 logits; targets are one-hot rows."""
+    """Softmax cross-entropy over K ≥ 2 logits; targets are one-hot rows, smoothed by
+    ``smoothing`` = ε: (1 − ε)·one-hot + ε/K (Szegedy et al., CVPR 2016)."""
 
     name = "cross-entropy"
 
-    def __init__(self, n_classes: int, class_weights: Tensor | None = None) -> None:
+    def __init__(
+        self, n_classes: int, class_weights: Tensor | None = None, smoothing: float = 0.0
+    ) -> None:
         self.n_classes = n_classes
         self.class_weights = class_weights
+        self.smoothing = smoothing
 
     def encode_target(self, target: np.ndarray) -> Tensor:
-        return F.one_hot(torch.as_tensor(target, dtype=torch.long), self.n_classes).float()
+        one_hot = F.one_hot(torch.as_tensor(target, dtype=torch.long), self.n_classes).float()
+        if not self.smoothing:
+            return one_hot
+        # Each row still sums to 1, so softmax(z) − y stays the exact gradient.
+        return one_hot.mul_(1 - self.smoothing).add_(self.smoothing / self.n_classes)
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
         target, weights = split_weights(output, target)
@@ -60,15 +68,20 @@ class CrossEntropy(Loss):
 
 
 class BinaryCrossEntropy(Loss):
-    """Logistic loss on one logit per row; targets are 0/1 floats of shape (n, 1)."""
+    """Logistic loss on one logit per row; targets are 0/1 floats of shape (n, 1), smoothed
+    by ``smoothing`` = ε to (1 − ε)·y + ε/2, as two-class cross-entropy smooths them."""
 
     name = "bce"
 
-    def __init__(self, positive_weight: float = 1.0) -> None:
+    def __init__(self, positive_weight: float = 1.0, smoothing: float = 0.0) -> None:
         self.positive_weight = positive_weight
+        self.smoothing = smoothing
 
     def encode_target(self, target: np.ndarray) -> Tensor:
-        return torch.as_tensor(target, dtype=torch.float32).reshape(-1, 1)
+        labels = torch.as_tensor(target, dtype=torch.float32).reshape(-1, 1)
+        if not self.smoothing:
+            return labels
+        return labels.mul_(1 - self.smoothing).add_(self.smoothing / 2)
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
         target, weights = split_weights(output, target)

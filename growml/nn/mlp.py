@@ -243,6 +243,51 @@ class GrowingMLP(nn.Module):
             next_weight.data = next_weight.data.index_select(1, keep)
         return self._resized(resizes, optimizer)
 
+    def insert_layer(self, position: int, optimizer: Optimizer | None = None) -> None:
+        """Insert a hidden layer at ``position`` (1 … ``n_hidden_layers``: above hidden layer
+        ``position − 1``) that leaves the network's function unchanged: as wide as the layer
+        below, identity weights and zero biases. The layer below's outputs are ReLU outputs,
+        never negative, so ReLU(I·h + 0) = h exactly; other activations have no such identity.
+
+        ``optimizer``: the optimizer training the network; the new parameters join its group
+        (their moments start at zero) in the network's parameter order, so that a checkpoint
+        of the optimizer restores into a network rebuilt from its widths.
+        """
+        if self.activation.name != "relu":
+            raise ValueError(f"an identity layer needs relu, not {self.activation.name}")
+        if not 1 <= position <= self.n_hidden_layers:
+            raise IndexError(
+                f"a layer is inserted above a hidden layer: position 1 … {self.n_hidden_layers}, "
+                f"got {position}"
+            )
+        width = self.hidden_widths[position - 1]
+        reference = self.weights[position - 1]
+        weight = nn.Parameter(torch.eye(width, dtype=reference.dtype))
+        bias = nn.Parameter(torch.zeros(width, dtype=reference.dtype))
+        weights, biases = list(self.weights), list(self.biases)
+        weights.insert(position, weight)
+        biases.insert(position, bias)
+        self.weights, self.biases = nn.ParameterList(weights), nn.ParameterList(biases)
+        self._layers = tuple(zip(self.weights, self.biases, strict=True))
+        if self.masks is not None:
+            self.masks.insert(position, torch.ones_like(weight.data))
+        if optimizer is not None:
+            group = optimizer.param_groups[0]
+            group["params"] = list(self.parameters())
+
+    def keep_layers(self, n_hidden_layers: int) -> None:
+        """Drop the hidden layers above the first ``n_hidden_layers`` (those inserted since
+        weights of fewer layers were kept), the output layer's parameters staying the same
+        objects; the caller gives the output layer its weights for the layer below it."""
+        if n_hidden_layers >= self.n_hidden_layers:
+            return
+        keep = [*range(n_hidden_layers), self.n_hidden_layers]
+        self.weights = nn.ParameterList([self.weights[k] for k in keep])
+        self.biases = nn.ParameterList([self.biases[k] for k in keep])
+        self._layers = tuple(zip(self.weights, self.biases, strict=True))
+        if self.masks is not None:
+            self.masks = [self.masks[k] for k in keep]
+
     def _resized(
         self, resizes: list[ParamResize], optimizer: Optimizer | None
     ) -> list[ParamResize]:

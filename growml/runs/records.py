@@ -38,8 +38,9 @@ class Seconds(_Record):
 
 
 class GrowthSummary(_Record):
-    """What growth did: the steps that added neurons, per layer, what the kept weights hold
-    (they may predate the last steps), and why growth stopped."""
+    """What growth did: the steps that added neurons, per layer, the hidden layers it
+    inserted (``growth.max_depth``), what the kept weights hold (they may predate the last
+    steps), and why growth stopped."""
 
     method: str
     start_widths: list[int]
@@ -48,6 +49,7 @@ class GrowthSummary(_Record):
     kept_epoch: int | None = None
     kept_widths: list[int] | None = None
     neurons_kept: list[int] | None = None
+    layers_inserted: list[int] = []
     seconds: float
     stopped: str
 

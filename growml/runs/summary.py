@@ -82,11 +82,15 @@ def evaluate_splits(
 
 def growth_summary(config: FitConfig, history: Sequence[Event]) -> dict[str, Any]:
     """What growth did, from the run's ``history``: the steps that added neurons, per layer,
-    what the kept weights hold (they may predate the last steps), and why growth stopped."""
+    the hidden layers it inserted, what the kept weights hold (they may predate the last
+    steps, and have fewer layers), and why growth stopped."""
     start = config.model.hidden_widths
     steps = [event for event in history if isinstance(event, GrowthStep)]
     added = [event for event in steps if event.added]
-    per_layer = [0] * len(start)
+    inserted = [event.inserted_layer for event in added if event.inserted_layer is not None]
+    # An inserted layer starts at width 0 here: its identity units count as neurons kept.
+    start_of = [*start, *[0] * len(inserted)]
+    per_layer = [0] * len(start_of)
     for event in added:
         per_layer[event.layer] += event.added
     stop = next((event.reason for event in steps if event.finished), None)
@@ -107,7 +111,10 @@ def growth_summary(config: FitConfig, history: Sequence[Event]) -> dict[str, Any
         "neurons_added": per_layer,
         "kept_epoch": kept.epoch if kept else 0,
         "kept_widths": kept_widths,
-        "neurons_kept": [width - first for width, first in zip(kept_widths, start, strict=True)],
+        "layers_inserted": inserted,
+        "neurons_kept": [
+            width - first for width, first in zip(kept_widths, start_of, strict=False)
+        ],
         "seconds": sum(event.seconds for event in steps),
         "stopped": stop,
     }

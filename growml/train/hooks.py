@@ -39,7 +39,8 @@ class Growth(Hook):
 
     The engine sees every epoch's validation metrics; it is asked for a step after each epoch
     until growth has finished, except on the warm-up loss, whose values and gradients are
-    another loss's. A step that added neurons is a change of the network's shape.
+    another loss's, and during the final anneal, which ends growth. A step that added neurons
+    is a change of the network's shape.
     """
 
     name = "growth"
@@ -50,7 +51,7 @@ class Growth(Hook):
     def on_epoch_end(self, loop: Loop, epoch: EpochEnd) -> bool:
         engine = self.engine
         engine.observe(epoch.validation)
-        if engine.finished_ or loop.warming_up:
+        if engine.finished_ or loop.warming_up or loop.anneal_start:
             return False
         stalled = loop.stopping.stalled(epoch.epoch)
         if not engine.wants_step(epoch.epoch, epoch.train_loss, stalled):

@@ -60,6 +60,7 @@ class LoopState:
         optimizer: the optimizer's state (``checkpoint.optimizer_state``).
         early_stopping: ``EarlyStopping.state_dict``.
         hooks: each named hook's ``state_dict``, by its name.
+        anneal_start: the epoch after which the final anneal began (0: not begun).
     """
 
     epoch: int
@@ -67,6 +68,7 @@ class LoopState:
     optimizer: dict[str, Any]
     early_stopping: dict[str, Any]
     hooks: dict[str, dict[str, Any]]
+    anneal_start: int = 0
 
 
 @dataclass
@@ -86,6 +88,8 @@ class Loop:
         epoch: epochs done.
         warming_up: whether the latest epoch trained on the warm-up loss.
         changed: whether a hook changed the network's shape after the latest epoch.
+        anneal_start: the epoch after which the final anneal began (0: not begun); the
+            network's shape no longer changes from then on.
     """
 
     model: GrowingMLP
@@ -99,6 +103,7 @@ class Loop:
     epoch: int = 0
     warming_up: bool = False
     changed: bool = False
+    anneal_start: int = 0
 
     def snapshot(self) -> Checkpoint:
         """The training's whole state between epochs: what ``restore`` needs to go on."""
@@ -111,6 +116,7 @@ class Loop:
             optimizer=optimizer_state(checkpoint, self.optimizer),
             early_stopping=self.stopping.state_dict(checkpoint),
             hooks={hook.name: hook.state_dict(checkpoint) for hook in self.hooks if hook.name},
+            anneal_start=self.anneal_start,
         )
         checkpoint.state["trainer"] = asdict(state)
         return checkpoint
@@ -128,3 +134,4 @@ class Loop:
             if hook.name:
                 hook.load_state_dict(checkpoint, state.hooks[hook.name])
         self.epoch = state.epoch
+        self.anneal_start = state.anneal_start

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from growml.checkpoint import Checkpoint
+from growml.nn.mlp import GrowingMLP
 from growml.nn.optimizer_state import forget_stale_state
 from growml.train.metrics import HIGHER_IS_BETTER
 
@@ -26,8 +27,8 @@ class EarlyStopping:
         enabled: whether to stop and keep the best weights (``train.early_stopping``).
 
     ``best_score``, ``best_epoch`` (0 before the first epoch), ``best_metrics`` and
-    ``best_weights`` describe the best epoch so far; ``last_growth`` is the last epoch that
-    changed the network's shape.
+    ``best_weights`` (by parameter name) describe the best epoch so far; ``last_growth`` is the
+    last epoch that changed the network's shape.
     """
 
     # What a checkpoint stores besides the best weights (JSON-ready).
@@ -41,7 +42,7 @@ class EarlyStopping:
         self.best_score: float | None = None
         self.best_epoch = 0
         self.best_metrics: dict[str, float] = {}
-        self.best_weights: list[Tensor] | None = None
+        self.best_weights: dict[str, Tensor] | None = None
         self.last_growth = 0
 
     def update(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> bool:
@@ -53,7 +54,9 @@ class EarlyStopping:
         )
         if improved:
             self.best_score, self.best_epoch, self.best_metrics = score, epoch, metrics
-            self.best_weights = [param.detach().clone() for param in model.parameters()]
+            self.best_weights = {
+                name: param.detach().clone() for name, param in model.named_parameters()
+            }
         return improved
 
     def grew(self, epoch: int) -> None:
@@ -70,12 +73,17 @@ class EarlyStopping:
 
     def restore_best(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         """Put the best epoch's weights back into ``model`` when ``enabled``. They may predate
-        growth, so their shapes come back too, and ``optimizer`` forgets the state of every
-        parameter whose shape changed."""
+        growth, so their shapes come back too (and a network that has gained hidden layers
+        since loses them), and ``optimizer`` forgets the state of every parameter whose shape
+        changed."""
         if not self.enabled or self.best_weights is None:
             return
-        for param, best in zip(model.parameters(), self.best_weights, strict=True):
-            param.data = best
+        if isinstance(model, GrowingMLP):  # layers inserted since go again
+            model.keep_layers(sum(name.startswith("weights.") for name in self.best_weights) - 1)
+            optimizer.param_groups[0]["params"] = list(model.parameters())
+        for name, param in model.named_parameters():
+            # Training may go on (the anneal): the kept weights stay intact.
+            param.data = self.best_weights[name].clone()
         forget_stale_state(optimizer)
 
     def state_dict(self, checkpoint: Checkpoint) -> dict[str, Any]:
@@ -84,7 +92,10 @@ class EarlyStopping:
         state["best_weights"] = (
             None
             if self.best_weights is None
-            else [checkpoint.put(f"best.{i}", weight) for i, weight in enumerate(self.best_weights)]
+            else {
+                name: checkpoint.put(f"best.{name}", weight)
+                for name, weight in self.best_weights.items()
+            }
         )
         return state
 
@@ -93,4 +104,6 @@ class EarlyStopping:
         for name in self._STATE:
             setattr(self, name, state[name])
         names = state["best_weights"]
-        self.best_weights = None if names is None else [checkpoint.tensors[n] for n in names]
+        self.best_weights = None
+        if names is not None:
+            self.best_weights = {name: checkpoint.tensors[key] for name, key in names.items()}

@@ -171,19 +171,32 @@ class Trainer:
             model.train()
             for hook in loop.hooks:
                 hook.on_train_start(loop)
-            for epoch in range(loop.epoch + 1, config.epochs + 1):
+            for epoch in range(loop.epoch + 1, config.epochs + config.anneal_epochs + 1):
                 for hook in loop.hooks:
                     hook.on_epoch_start(loop)
+                if loop.anneal_start:
+                    _set_lr(loop.optimizer, annealed_lr(config, epoch - loop.anneal_start))
                 last = self._epoch(loop, epoch, validation)
                 loop.changed = any([hook.on_epoch_end(loop, last) for hook in loop.hooks])
                 # New neurons get the full patience to pay off; wider layers may want more threads.
                 if loop.changed:
                     loop.stopping.grew(epoch)
                     torch.set_num_threads(choose_threads(config.threads, model, config.batch_size))
-                if loop.stopping.should_stop(epoch):
-                    stopped_early = True
-                    break
+                if loop.anneal_start:
+                    if epoch - loop.anneal_start >= config.anneal_epochs:
+                        break
+                    continue
+                stopping = loop.stopping.should_stop(epoch)
+                stopped_early = stopped_early or stopping
+                if stopping or epoch >= config.epochs:
+                    if not config.anneal_epochs:
+                        break
+                    # The anneal starts from the best weights, whose shape may predate growth.
+                    loop.stopping.restore_best(model, loop.optimizer)
+                    loop.anneal_start = epoch
             loop.stopping.restore_best(model, loop.optimizer)
+            if loop.anneal_start:
+                _set_lr(loop.optimizer, config.lr)
             model.eval()
         kept = loop.stopping if config.early_stopping else None
         self.result_ = TrainResult(
@@ -239,7 +252,7 @@ class Trainer:
     def _start_event(self, loop: Loop, validation_rows: int) -> TrainStart:
         config, model = self.config, loop.model
         return TrainStart(
-            max_epochs=config.epochs,
+            max_epochs=config.epochs + config.anneal_epochs,
             train_rows=len(loop.x),
             validation_rows=validation_rows,
             hidden_widths=model.hidden_widths,
@@ -308,6 +321,18 @@ class Trainer:
     def _emit(self, event: Event) -> None:
         for observer in self.observers:
             observer(event)
+
+
+def annealed_lr(config: TrainConfig, step: int) -> float:
+    """The learning rate of the anneal's ``step``-th epoch (1 … ``anneal_epochs``): ``lr``
+    falling along a half cosine, to ``lr·(1 − cos(π/(K+1)))/2`` at the last of K epochs
+    (never 0, which would waste the epoch)."""
+    return config.lr * 0.5 * (1 + math.cos(math.pi * step / (config.anneal_epochs + 1)))
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def stratified_order(labels: Tensor, generator: torch.Generator) -> Tensor:
