@@ -74,7 +74,9 @@ def added_and_kept(growth: GrowthSummary) -> str:
     if growth.neurons_kept is None:  # runs written before it was recorded
         return added
     kept = ", ".join(str(n) for n in growth.neurons_kept)
-    return f"{added} (kept {kept}, at epoch {growth.kept_epoch})"
+    inserted = ", ".join(str(layer + 1) for layer in growth.layers_inserted)
+    deeper = f"; layers inserted: {inserted}" if inserted else ""
+    return f"{added} (kept {kept}, at epoch {growth.kept_epoch}{deeper})"
 
 
 def pruning_line(pruning: PruneSummary) -> str:
@@ -126,7 +128,7 @@ def growth_table(steps: Sequence[GrowthStep]) -> Table:
             continue
         table.add_row(
             str(step.epoch),
-            str(step.layer + 1),
+            f"{step.layer + 1} (new)" if step.inserted_layer is not None else str(step.layer + 1),
             str(step.added),
             f"{step.lambdas[0]:.2g}",
             f"{step.predicted_first_order:.2g}",

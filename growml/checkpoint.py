@@ -26,7 +26,7 @@ from growml import atomic
 from growml.errors import RunError
 
 CHECKPOINT = "checkpoint.safetensors"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 @dataclass

@@ -52,3 +52,37 @@ def test_default_loss_follows_the_task():
     assert isinstance(default_loss("classification", 1), BinaryCrossEntropy)
     assert isinstance(default_loss("classification", 5), CrossEntropy)
     assert isinstance(default_loss("regression", 1), MeanSquaredError)
+
+
+@pytest.mark.parametrize("classes", [2, 5])
+def test_label_smoothing_moves_the_optimum_to_the_smoothed_target(classes):
+    epsilon = 0.1
+    labels = np.array([0, 1, 1, classes - 1])
+    if classes == 2:
+        loss, outputs = BinaryCrossEntropy(smoothing=epsilon), 1
+        expected = np.where(labels == 1, 1 - epsilon / 2, epsilon / 2)[:, None]
+    else:
+        loss, outputs = CrossEntropy(classes, smoothing=epsilon), classes
+        expected = np.full((4, classes), epsilon / classes)
+        expected[np.arange(4), labels] += 1 - epsilon
+    target = loss.prepare_target(labels)
+    np.testing.assert_allclose(target.numpy(), expected, rtol=1e-6)
+    # The closed-form gradient is exact for smoothed targets too ...
+    output = torch.randn(4, outputs, dtype=torch.float64)
+    _, grad = loss.value_and_grad(output, target.double())
+    _, reference = Loss.value_and_grad(loss, output, target.double())
+    torch.testing.assert_close(grad, reference)
+    # ... and vanishes where the predicted probabilities are the smoothed target (float64).
+    probabilities = torch.as_tensor(expected, dtype=torch.float64)
+    logits = torch.logit(probabilities) if classes == 2 else probabilities.log()
+    _, at_optimum = loss.value_and_grad(logits, target.double())
+    assert float(at_optimum.abs().max()) < 1e-7
+
+
+def test_label_smoothing_reaches_the_loss_from_the_settings():
+    from growml.config import LossConfig
+    from growml.losses import make_loss
+
+    labels = np.array([0, 1, 2])
+    loss = make_loss(LossConfig(label_smoothing=0.3), "classification", 3, labels)
+    assert loss.prepare_target(labels)[0].tolist() == pytest.approx([0.8, 0.1, 0.1])

@@ -1,5 +1,7 @@
 """The training loop: loss goes down, early stopping keeps the best weights, events, threads."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from growml.losses import default_loss
 from growml.nn import GrowingMLP
 from growml.train import Trainer, choose_threads
 from growml.train import trainer as trainer_module
+from growml.train.hooks import Hook
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +151,51 @@ def test_divergence_is_a_training_error(moons):
 
     with pytest.raises(TrainingError, match="diverged at epoch 1.*lower train.lr"):
         _train(moons, epochs=5, lr=1e30, optimizer="sgd")
+
+
+class _LearningRates(Hook):
+    """Records the learning rate each epoch trains with."""
+
+    def __init__(self):
+        self.rates = []
+
+    def on_epoch_start(self, loop):
+        self.rates.append(loop.optimizer.param_groups[0]["lr"])
+
+
+def test_the_anneal_follows_early_stopping_from_the_best_weights_on_a_falling_rate(moons):
+    config = TrainConfig(epochs=300, lr=0.05, patience=5, anneal_epochs=4)
+    plain_model, _, plain, _ = _train(moons, epochs=300, lr=0.05, patience=5)
+    rates = _LearningRates()
+    events = []
+    model = GrowingMLP(moons.x_train.shape[1], [16], 1, generator=torch.Generator().manual_seed(0))
+    trainer = Trainer(
+        config,
+        default_loss("classification", 1),
+        "classification",
+        observers=[events.append],
+        hooks=[rates],
+    )
+    result = trainer.run(model, moons.x_train, moons.y_train, moons.x_val, moons.y_val)
+    # The same training up to the stop, then four annealed epochs from the best weights.
+    assert result.stopped_early and result.epochs == plain.epochs + 4
+    stop = plain.epochs
+    assert rates.rates[:stop] == [0.05] * stop
+    expected = [0.05 * 0.5 * (1 + math.cos(math.pi * k / 5)) for k in (1, 2, 3, 4)]
+    assert rates.rates[stop:] == pytest.approx(expected)
+    assert trainer.optimizer_.param_groups[0]["lr"] == 0.05  # for a training that goes on
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    best = min(epochs, key=lambda e: e.validation["loss"])
+    assert result.best_epoch == best.epoch
+    if result.best_epoch <= stop:  # the anneal found nothing better: the plain result
+        for a, b in zip(model.parameters(), plain_model.parameters(), strict=True):
+            assert torch.equal(a, b)
+    # The first annealed epoch trains the best weights, not the last ones.
+    first = epochs[stop]
+    assert first.train_loss < epochs[stop - 1].train_loss * 1.5
+
+
+def test_without_early_stopping_the_anneal_follows_the_last_epoch(moons):
+    _, _, result, events = _train(moons, epochs=6, early_stopping=False, anneal_epochs=3)
+    assert result.epochs == 9 and not result.stopped_early
+    assert isinstance(events[0], TrainStart) and events[0].max_epochs == 9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,10 +51,14 @@ def growth_figure(history: Sequence[Event], monitor: str) -> Any:
     figure, (widths_axis, metric_axis) = plt.subplots(
         2, 1, figsize=(7, 5), sharex=True, constrained_layout=True
     )
-    for layer in range(len(epochs[0].hidden_widths) if epochs else 0):
+    # Layers inserted by depth growth start part-way: no line before they exist.
+    for layer in range(max((len(event.hidden_widths) for event in epochs), default=0)):
         widths_axis.step(
             x,
-            [event.hidden_widths[layer] for event in epochs],
+            [
+                event.hidden_widths[layer] if layer < len(event.hidden_widths) else math.nan
+                for event in epochs
+            ],
             where="post",
             label=f"hidden layer {layer + 1}",
         )

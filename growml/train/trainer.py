@@ -172,10 +172,10 @@ class Trainer:
             for hook in loop.hooks:
                 hook.on_train_start(loop)
             for epoch in range(loop.epoch + 1, config.epochs + config.anneal_epochs + 1):
-                for hook in loop.hooks:
-                    hook.on_epoch_start(loop)
                 if loop.anneal_start:
                     _set_lr(loop.optimizer, annealed_lr(config, epoch - loop.anneal_start))
+                for hook in loop.hooks:
+                    hook.on_epoch_start(loop)
                 last = self._epoch(loop, epoch, validation)
                 loop.changed = any([hook.on_epoch_end(loop, last) for hook in loop.hooks])
                 # New neurons get the full patience to pay off; wider layers may want more threads.
