@@ -84,6 +84,13 @@ class GrowthStep(Event):
     inserted_layer: int | None = None
     event: Literal["growth"] = field(default="growth", kw_only=True)
 
+    def to_dict(self) -> dict[str, Any]:
+        """As every event's, without ``inserted_layer`` unless the step inserted one."""
+        line = super().to_dict()
+        if line["inserted_layer"] is None:
+            del line["inserted_layer"]
+        return line
+
     def describe(self) -> str:
         """One line for the step, as ``growml fit`` and ``verbose=1`` print it (the symbols
         are explained in ``growml fit --help``): ``epoch  12: layer 1 +3 (λ₁ 0.41, γ 1) loss
