@@ -1,0 +1,176 @@
+"""The numeric columns' scaling as ONNX nodes, one builder per ``data.scaling`` kind.
+
+Each builder takes the numbers as one ``[N, k]`` float64 tensor and the columns' fitted
+scalings, and gives the scaled ``[N, k]`` float64 tensor, computing the formula of
+``growml.data.scaling`` from the same constants (missing values are imputed afterwards).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from growml.data import scaling as formulas
+from growml.data.scaling import QuantileScaling, RobustScaling, Scaling, StandardScaling
+from growml.export.nodes import Graph
+
+
+def scaled_numbers(graph: Graph, numbers: str, scalings: Sequence[Scaling]) -> str:
+    """``numbers`` (``[N, k]`` float64) scaled column by column as ``scalings`` say."""
+    kinds = {type(scaling) for scaling in scalings}
+    (kind,) = kinds  # a preprocessor scales all its numeric columns one way
+    return _BUILDERS[kind](graph, numbers, scalings)
+
+
+def _row(graph: Graph, hint: str, values: Sequence[float]) -> str:
+    return graph.constant(hint, [list(values)], np.float64)
+
+
+def _standard(graph: Graph, numbers: str, scalings: Sequence[StandardScaling]) -> str:
+    mean = _row(graph, "mean", [s.mean for s in scalings])
+    std = _row(graph, "std", [s.std for s in scalings])
+    return graph.node("Div", [graph.node("Sub", [numbers, mean], "centred"), std], "scaled")
+
+
+def _robust(graph: Graph, numbers: str, scalings: Sequence[RobustScaling]) -> str:
+    median = _row(graph, "median", [s.median for s in scalings])
+    factor = _row(graph, "factor", [s.factor for s in scalings])
+    centred = graph.node("Sub", [numbers, median], "centred")
+    z = graph.node("Mul", [centred, factor], "robust")
+    limit = formulas.ROBUST_SATURATION
+    z = graph.node("Max", [z, graph.constant("saturation_low", -limit, np.float64)], "robust_low")
+    z = graph.node("Min", [z, graph.constant("saturation_high", limit, np.float64)], "robust_high")
+    third = graph.node(
+        "Div", [z, graph.constant("clip_level", formulas.CLIP_LEVEL, np.float64)], "third"
+    )
+    one = graph.constant("one_double", 1.0, np.float64)
+    denominator = graph.node(
+        "Sqrt",
+        [graph.node("Add", [one, graph.node("Mul", [third, third], "third_squared")], "radicand")],
+        "clip_denominator",
+    )
+    return graph.node("Div", [z, denominator], "scaled")
+
+
+def _quantile(graph: Graph, numbers: str, scalings: Sequence[QuantileScaling]) -> str:
+    """The probability as a sum over each column's distinct quantiles (``QuantileScaling.
+    steps``), padded to the longest column with terms that add 0; then Φ⁻¹.
+
+    The sum holds ``[N, k, m]`` float64 values for ``m`` distinct quantiles (at most 1000):
+    80 KiB per row and column at most.
+    """
+    steps = [s.steps() for s in scalings]
+    longest = max(len(distinct) for distinct, *_ in steps)
+
+    def padded(index: int, fill: float) -> np.ndarray:
+        table = np.full((1, len(steps), longest), fill)
+        for column, parts in enumerate(steps):
+            table[0, column, : len(parts[index])] = parts[index]
+        return table
+
+    distinct = graph.constant("quantiles", padded(0, 0.0), np.float64)
+    half_jump = graph.constant("half_jump", padded(1, 0.0) / 2, np.float64)
+    rise = graph.constant("rise", padded(2, 0.0), np.float64)
+    width = graph.constant("width", padded(3, 1.0), np.float64)
+    wide = graph.node("Unsqueeze", [numbers, graph.constant("axis2", [2], np.int64)], "wide")
+    offset = graph.node("Sub", [wide, distinct], "offset")
+    zero = graph.constant("zero_double", 0.0, np.float64)
+    one = graph.constant("one_double", 1.0, np.float64)
+    ramp = graph.node("Div", [offset, width], "ramp_raw")
+    ramp = graph.node("Min", [graph.node("Max", [ramp, zero], "ramp_low"), one], "ramp")
+    # (sign + 1) / 2 is the step H with H(0) = 1/2: a value equal to repeated quantiles
+    # gets the middle of their probabilities.
+    step = graph.node("Add", [graph.node("Sign", [offset], "sign"), one], "step")
+    terms = graph.node(
+        "Add",
+        [
+            graph.node("Mul", [ramp, rise], "ramp_terms"),
+            graph.node("Mul", [step, half_jump], "step_terms"),
+        ],
+        "terms",
+    )
+    probability = graph.node(
+        "ReduceSum", [terms, graph.constant("axes2", [2], np.int64)], "probability_sum", keepdims=0
+    )
+    first = _row(graph, "first_quantile", [s.quantiles[0] for s in scalings])
+    last = _row(graph, "last_quantile", [s.quantiles[-1] for s in scalings])
+    probability = graph.node(
+        "Where",
+        [graph.node("GreaterOrEqual", [numbers, last], "at_top"), one, probability],
+        "probability_top",
+    )
+    probability = graph.node(
+        "Where",
+        [graph.node("LessOrEqual", [numbers, first], "at_bottom"), zero, probability],
+        "probability_bottom",
+    )
+    floor = formulas.PROBABILITY_FLOOR
+    probability = graph.node(
+        "Max", [probability, graph.constant("floor", floor, np.float64)], "probability_floor"
+    )
+    probability = graph.node(
+        "Min", [probability, graph.constant("ceiling", 1.0 - floor, np.float64)], "probability"
+    )
+    normal = _normal_quantile(graph, probability)
+    # A column with one training value carries no signal: zeros, as in training.
+    informative = _row(graph, "informative", [0.0 if s.constant else 1.0 for s in scalings])
+    return graph.node("Mul", [normal, informative], "scaled")
+
+
+def _polynomial(graph: Graph, coefficients: Sequence[float], x: str, hint: str) -> str:
+    """Horner's rule, as ``growml.data.scaling.horner`` evaluates it."""
+    result = graph.constant(f"{hint}0", coefficients[0], np.float64)
+    for index, coefficient in enumerate(coefficients[1:], 1):
+        product = graph.node("Mul", [result, x], f"{hint}_times{index}")
+        term = graph.constant(f"{hint}{index}", coefficient, np.float64)
+        result = graph.node("Add", [product, term], f"{hint}_sum{index}")
+    return result
+
+
+def _normal_quantile(graph: Graph, p: str) -> str:
+    """Φ⁻¹(p) by Acklam's approximation, branch for branch as
+    ``growml.data.scaling.normal_quantile``."""
+    half = graph.constant("half_double", 0.5, np.float64)
+    one = graph.constant("one_double", 1.0, np.float64)
+    q = graph.node("Sub", [p, half], "q")
+    r = graph.node("Mul", [q, q], "r")
+    central = graph.node(
+        "Div",
+        [
+            graph.node("Mul", [q, _polynomial(graph, formulas.ACKLAM_A, r, "acklam_a")], "qa"),
+            _polynomial(graph, formulas.ACKLAM_B, r, "acklam_b"),
+        ],
+        "central",
+    )
+    smaller = graph.node("Min", [p, graph.node("Sub", [one, p], "complement")], "tail_p")
+    log_p = graph.node("Log", [smaller], "log_p")
+    minus_two = graph.constant("minus_two", -2.0, np.float64)
+    t = graph.node("Sqrt", [graph.node("Mul", [log_p, minus_two], "minus_two_log")], "t")
+    tail = graph.node(
+        "Div",
+        [
+            _polynomial(graph, formulas.ACKLAM_C, t, "acklam_c"),
+            _polynomial(graph, formulas.ACKLAM_D, t, "acklam_d"),
+        ],
+        "lower_tail",
+    )
+    tail = graph.node(
+        "Where",
+        [
+            graph.node("Less", [p, half], "lower"),
+            tail,
+            graph.node("Neg", [tail], "upper_tail"),
+        ],
+        "tail",
+    )
+    bound = graph.constant("central_bound", 0.5 - formulas.ACKLAM_SPLIT, np.float64)
+    is_central = graph.node("LessOrEqual", [graph.node("Abs", [q], "abs_q"), bound], "is_central")
+    return graph.node("Where", [is_central, central, tail], "normal")
+
+
+_BUILDERS: dict[type[Scaling], Callable[..., str]] = {
+    StandardScaling: _standard,
+    RobustScaling: _robust,
+    QuantileScaling: _quantile,
+}
