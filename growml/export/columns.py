@@ -115,9 +115,11 @@ def _numbers(graph: Graph, columns: list[NumericColumn], grouped: bool, number: 
     if number == TensorProto.FLOAT:
         # Scaled in float64, so that no rounding is added to the input's own.
         numbers = graph.node("Cast", [numbers], "numbers_double", to=TensorProto.DOUBLE)
-    # x - x is NaN exactly where x is NaN or ±inf: the values training counts as missing.
-    missing = graph.node("IsNaN", [graph.node("Sub", [numbers, numbers], "spread")], "missing")
-    scaled = scaled_numbers(graph, numbers, [column.scaling for column in columns])
+    # x - x is NaN exactly where x is NaN or ±inf: the values training counts as missing,
+    # with those beyond float32's range.
+    absent = graph.node("IsNaN", [graph.node("Sub", [numbers, numbers], "spread")], "absent")
+    scaled, beyond = scaled_numbers(graph, numbers, [column.scaling for column in columns])
+    missing = graph.node("Or", [absent, beyond], "missing")
     # Imputed after the cast: Where on float32 halves the memory it streams.
     narrow = graph.node("Cast", [scaled], "scaled_float", to=TensorProto.FLOAT)
     zero = graph.constant("zero", 0.0, np.float32)

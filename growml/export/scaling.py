@@ -16,11 +16,17 @@ from growml.data.scaling import QuantileScaling, RobustScaling, Scaling, Standar
 from growml.export.nodes import Graph
 
 
-def scaled_numbers(graph: Graph, numbers: str, scalings: Sequence[Scaling]) -> str:
-    """``numbers`` (``[N, k]`` float64) scaled column by column as ``scalings`` say."""
+def scaled_numbers(graph: Graph, numbers: str, scalings: Sequence[Scaling]) -> tuple[str, str]:
+    """``numbers`` (``[N, k]`` float64) scaled column by column as ``scalings`` say, and
+    where a finite value is missing all the same: beyond float32's range (``Scaling.apply``)."""
     kinds = {type(scaling) for scaling in scalings}
     (kind,) = kinds  # a preprocessor scales all its numeric columns one way
-    return _BUILDERS[kind](graph, numbers, scalings)
+    scaled = _BUILDERS[kind](graph, numbers, scalings)
+    # Standardised values are judged after scaling, the others before (as in training).
+    judged = scaled if kind is StandardScaling else numbers
+    largest = graph.constant("float32_max", formulas.FLOAT32_MAX, np.float64)
+    beyond = graph.node("Greater", [graph.node("Abs", [judged], "magnitude"), largest], "beyond")
+    return scaled, beyond
 
 
 def _row(graph: Graph, hint: str, values: Sequence[float]) -> str:
