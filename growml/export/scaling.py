@@ -64,7 +64,7 @@ def _quantile(graph: Graph, numbers: str, scalings: Sequence[QuantileScaling]) -
     steps``), padded to the longest column with terms that add 0; then Φ⁻¹.
 
     The sum holds ``[N, k, m]`` float64 values for ``m`` distinct quantiles (at most 1000):
-    80 KiB per row and column at most.
+    8 KB per row and column at most.
     """
     steps = [s.steps() for s in scalings]
     longest = max(len(distinct) for distinct, *_ in steps)
