@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
+import onnxruntime
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv
@@ -18,6 +20,9 @@ from typer.testing import CliRunner
 import growml
 from growml.data.preprocess import Preprocessor
 from growml.data.scaling import QuantileScaling, RobustScaling, normal_quantile
+from growml.export.columns import preprocessing
+from growml.export.metadata import DEFAULT_OPSET, NUMBERS_INPUT
+from growml.export.nodes import Graph
 from growml.sklearn import GrowingMLPClassifier
 
 runner = CliRunner()
@@ -183,6 +188,37 @@ def test_scaling_is_fitted_on_training_rows_only(tmp_path):
     # training rows', not those of every row.
     np.testing.assert_allclose(np.median(x_train, axis=0), 0.0, atol=1e-6)
     assert growml.load_run(run).preprocessor.scaling == "robust"
+
+
+def test_graph_scaling_equals_numpy_at_every_quantile_and_between(tmp_path):
+    """The two-level search of the graph against numpy's interpolation, fed float64: columns
+    with 3, 70 and 1000 distinct quantiles (block edges included), ties and a constant."""
+    rng = np.random.default_rng(4)
+    train = pa.table(
+        {
+            "few": rng.integers(0, 3, 2000).astype(float),
+            "tied": np.round(rng.normal(0, 1, 2000), 1),
+            "many": rng.lognormal(0, 1, 2000),
+            "constant": np.full(2000, 2.5),
+        }
+    )
+    preprocessor = Preprocessor.fit(train, scaling="quantile")
+    quantiles = np.unique(np.concatenate([c.scaling.quantiles for c in preprocessor.columns]))
+    probes = np.r_[quantiles, (quantiles[1:] + quantiles[:-1]) / 2, -100.0, 100.0]
+    rows = pa.table({name: probes for name in train.column_names})
+    graph = Graph(DEFAULT_OPSET, [*train.column_names, NUMBERS_INPUT])
+    features, order = preprocessing(graph, preprocessor, True, onnx.TensorProto.DOUBLE)
+    output = onnx.helper.make_tensor_value_info(features, onnx.TensorProto.FLOAT, ["N", 4])
+    numbers = onnx.helper.make_tensor_value_info(NUMBERS_INPUT, onnx.TensorProto.DOUBLE, ["N", 4])
+    model = onnx.helper.make_model(
+        onnx.helper.make_graph(graph.nodes, "scaling", [numbers], [output], graph.initializers),
+        opset_imports=[onnx.helper.make_opsetid("", DEFAULT_OPSET)],
+    )
+    model.ir_version = 8
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    (computed,) = session.run(None, {NUMBERS_INPUT: np.column_stack([probes] * 4)})
+    expected = preprocessor.transform(rows)[:, order]
+    np.testing.assert_allclose(computed, expected, rtol=0, atol=1e-6)  # float32 outputs
 
 
 # --- commands and estimators ----------------------------------------------------------------

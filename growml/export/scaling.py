@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from onnx import TensorProto
 
 from growml.data import scaling as formulas
 from growml.data.scaling import QuantileScaling, RobustScaling, Scaling, StandardScaling
 from growml.export.nodes import Graph
+
+# Distinct quantiles per block of the two-level search: about √1000.
+BLOCK = 32
 
 
 def scaled_numbers(graph: Graph, numbers: str, scalings: Sequence[Scaling]) -> tuple[str, str]:
@@ -61,43 +65,79 @@ def _robust(graph: Graph, numbers: str, scalings: Sequence[RobustScaling]) -> st
 
 def _quantile(graph: Graph, numbers: str, scalings: Sequence[QuantileScaling]) -> str:
     """The probability as a sum over each column's distinct quantiles (``QuantileScaling.
-    steps``), padded to the longest column with terms that add 0; then Φ⁻¹.
+    steps``), found in two levels; then Φ⁻¹.
 
-    The sum holds ``[N, k, m]`` float64 values for ``m`` distinct quantiles (at most 1000):
-    8 KB per row and column at most.
+    The distinct quantiles are cut into blocks of ``BLOCK``. A value's block is the number
+    of block starts at or below it; its probability is the probability just below the block
+    plus the block's own terms. Summing every term instead (up to 1000 per column) took
+    3.9 GB and 18 s for 4000 rows of mnist1d's 40 columns (onnxruntime 1.32, 2 cores); two
+    levels took 0.22 GB and 0.47 s.
     """
-    steps = [s.steps() for s in scalings]
-    longest = max(len(distinct) for distinct, *_ in steps)
+    parts = [_blocks(scaling.steps()) for scaling in scalings]
+    count = max(len(base) for _, base, *_ in parts)  # the most blocks a column has
 
-    def padded(index: int, fill: float) -> np.ndarray:
-        table = np.full((1, len(steps), longest), fill)
-        for column, parts in enumerate(steps):
-            table[0, column, : len(parts[index])] = parts[index]
-        return table
+    def table(index: int, fill: float) -> np.ndarray:
+        """Field ``index`` of every column's blocks, padded, as ``[columns · count, ...]``."""
+        shape = (len(parts), count) + np.shape(parts[0][index])[1:]
+        out = np.full(shape, fill)
+        for column, blocks in enumerate(parts):
+            out[column, : len(blocks[index])] = blocks[index]
+        return out.reshape((len(parts) * count, *shape[2:]))
 
-    distinct = graph.constant("quantiles", padded(0, 0.0), np.float64)
-    half_jump = graph.constant("half_jump", padded(1, 0.0) / 2, np.float64)
-    rise = graph.constant("rise", padded(2, 0.0), np.float64)
-    width = graph.constant("width", padded(3, 1.0), np.float64)
-    wide = graph.node("Unsqueeze", [numbers, graph.constant("axis2", [2], np.int64)], "wide")
-    offset = graph.node("Sub", [wide, distinct], "offset")
+    # Block starts past a column's last block are +inf: no value reaches them.
+    starts = graph.constant("block_starts", table(0, np.inf).reshape(1, len(parts), count))
+    base = graph.constant("block_base", table(1, 0.0), np.float64)
+    distinct = graph.constant("quantiles", table(2, 0.0), np.float64)
+    half_jump = graph.constant("half_jump", table(3, 0.0) / 2, np.float64)
+    rise = graph.constant("rise", table(4, 0.0), np.float64)
+    width = graph.constant("width", table(5, 1.0), np.float64)
+    axis2 = graph.constant("axis2", [2], np.int64)
+    wide = graph.node("Unsqueeze", [numbers, axis2], "wide")
+    reached = graph.node(
+        "Cast",
+        [graph.node("GreaterOrEqual", [wide, starts], "reached_bool")],
+        "reached",
+        to=TensorProto.INT64,
+    )
+    block = graph.node("ReduceSum", [reached, axis2], "blocks_reached", keepdims=0)
+    # Below the first quantile no start is reached: block 0, whose terms are then all 0.
+    one_int = graph.constant("one_int", 1, np.int64)
+    block = graph.node(
+        "Max",
+        [graph.node("Sub", [block, one_int], "block_raw"), graph.constant("zero_int", 0, np.int64)],
+        "block",
+    )
+    first_row = graph.constant("first_block", [[column * count for column in range(len(parts))]])
+    row = graph.node("Add", [block, first_row], "block_row")  # [N, k] rows of the tables
     zero = graph.constant("zero_double", 0.0, np.float64)
     one = graph.constant("one_double", 1.0, np.float64)
-    ramp = graph.node("Div", [offset, width], "ramp_raw")
-    ramp = graph.node("Min", [graph.node("Max", [ramp, zero], "ramp_low"), one], "ramp")
+    offset = graph.node(
+        "Sub", [wide, graph.node("Gather", [distinct, row], "block_quantiles")], "offset"
+    )
+    ramp = graph.node("Div", [offset, graph.node("Gather", [width, row], "block_width")], "ramp")
+    ramp = graph.node("Min", [graph.node("Max", [ramp, zero], "ramp_low"), one], "ramp_clipped")
     # (sign + 1) / 2 is the step H with H(0) = 1/2: a value equal to repeated quantiles
     # gets the middle of their probabilities.
     step = graph.node("Add", [graph.node("Sign", [offset], "sign"), one], "step")
     terms = graph.node(
         "Add",
         [
-            graph.node("Mul", [ramp, rise], "ramp_terms"),
-            graph.node("Mul", [step, half_jump], "step_terms"),
+            graph.node(
+                "Mul", [ramp, graph.node("Gather", [rise, row], "block_rise")], "ramp_terms"
+            ),
+            graph.node(
+                "Mul", [step, graph.node("Gather", [half_jump, row], "block_jump")], "step_terms"
+            ),
         ],
         "terms",
     )
     probability = graph.node(
-        "ReduceSum", [terms, graph.constant("axes2", [2], np.int64)], "probability_sum", keepdims=0
+        "Add",
+        [
+            graph.node("Gather", [base, row], "start_probability"),
+            graph.node("ReduceSum", [terms, axis2], "block_probability", keepdims=0),
+        ],
+        "probability_sum",
     )
     first = _row(graph, "first_quantile", [s.quantiles[0] for s in scalings])
     last = _row(graph, "last_quantile", [s.quantiles[-1] for s in scalings])
@@ -173,6 +213,23 @@ def _normal_quantile(graph: Graph, p: str) -> str:
     bound = graph.constant("central_bound", 0.5 - formulas.ACKLAM_SPLIT, np.float64)
     is_central = graph.node("LessOrEqual", [graph.node("Abs", [q], "abs_q"), bound], "is_central")
     return graph.node("Where", [is_central, central, tail], "normal")
+
+
+def _blocks(
+    steps: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], size: int = BLOCK
+) -> tuple[np.ndarray, ...]:
+    """One column's ``steps`` cut into blocks of ``size``: each block's first quantile, the
+    probability just below it, and its quantiles, jumps, rises and widths (``[blocks, size]``,
+    padded with terms that add 0)."""
+    distinct, jump, rise, width = steps
+    count = -(-len(distinct) // size)
+    padding = count * size - len(distinct)
+    fields = [
+        np.pad(values, (0, padding), constant_values=fill).reshape(count, size)
+        for values, fill in ((distinct, 0.0), (jump, 0.0), (rise, 0.0), (width, 1.0))
+    ]
+    below = np.cumsum(jump + rise) - jump - rise  # the probability just below each quantile
+    return (distinct[::size], below[::size], *fields)
 
 
 _BUILDERS: dict[type[Scaling], Callable[..., str]] = {
