@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv
 import pytest
+import yaml
 from growml.cli import app
 from scipy.special import ndtri
 from sklearn.preprocessing import QuantileTransformer
@@ -179,10 +180,10 @@ def test_preprocess_json_without_scaling_reads_as_standard():
     np.testing.assert_allclose(scaled[~np.isnan(column)], expected[~np.isnan(column)], rtol=1e-6)
 
 
-def test_scaling_is_fitted_on_training_rows_only(tmp_path):
+def test_a_recipe_sets_the_scaling_fitted_on_training_rows_only(tmp_path):
+    recipe = yaml.safe_load("data: {source: wine, scaling: robust}\ntrain: {epochs: 2}\n")
     run = tmp_path / "run"
-    overrides = [("data.source", "wine"), ("train.epochs", 2), ("data.scaling", "robust")]
-    result = growml.fit(growml.resolve_config(overrides=overrides), out=run)
+    result = growml.fit(growml.resolve_config(recipe), out=run)
     x_train = result.data.x_train
     # The training rows' medians scale to 0 (the smooth clip is odd): the statistics are the
     # training rows', not those of every row.
