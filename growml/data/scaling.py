@@ -27,7 +27,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 # float32 rounds a value by up to 2^-24 of itself.
 FLOAT32_ROUNDING = 2.0**-24
 
-# RealMLP's constants (Holzmüller et al. 2024, section "Robust scale and smooth clip"): the
+# RealMLP's constants (Holzmüller et al., NeurIPS 2024, its preprocessing of numbers): the
 # quartiles, the half-range used when they coincide, the 1e-30 guarding the division, and
 # the smooth clip x / sqrt(1 + (x / 3)^2), which saturates at ±3.
 ROBUST_LOW, ROBUST_HIGH = 0.25, 0.75
