@@ -80,6 +80,12 @@ class DataConfig(Section):
     max_categories: int = Field(
         50, ge=1, description="Most frequent categories one-hot encoded per column; others → 0."
     )
+    scaling: Literal["standard", "robust", "quantile"] = Field(
+        "standard",
+        description="How numeric columns are scaled, fitted on the training rows: standard "
+        "(mean and standard deviation), robust (median and quartiles with a smooth clip to "
+        "±3, as RealMLP), or quantile (the column's quantiles mapped to a normal distribution).",
+    )
     infinite: Literal["error", "missing"] = Field(
         "error",
         description="An infinite number (inf) in a feature column: error (refused, naming the "

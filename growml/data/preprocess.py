@@ -3,9 +3,10 @@
 Both are fitted on the training rows only and written to JSON, so that prediction, evaluation
 and the ONNX export prepare data exactly as training did.
 
-Numeric columns (integers, floats, booleans as 0/1) are imputed with the training mean and
-standardised with the training mean and standard deviation; a ``<name>_missing`` indicator
-follows when the training column had missing values. Non-finite numbers count as missing.
+Numeric columns (integers, floats, booleans as 0/1) are scaled as ``data.scaling`` says
+(``growml.data.scaling``: standardised by default) and a missing value becomes 0, the scaled
+centre (the training mean when standardised); a ``<name>_missing`` indicator follows when
+the training column had missing values. Non-finite numbers count as missing.
 Other columns are categorical: one-hot over the most frequent training categories, all zeros
 for a category not kept or never seen, and a ``<name>_missing`` indicator as above (the
 empty text and the other missing marks, ``?``, ``NA``..., count as missing, as in a CSV file).
@@ -32,10 +33,10 @@ from growml.data.columns import (
     is_numeric_type,
     is_text_type,
 )
+from growml.data.scaling import SCALINGS, Scaling, StandardScaling, mean_and_std
 from growml.errors import DataError, GrowmlWarning
 
 _FORMAT_VERSION = 1
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 # The words of booleans as pyarrow's CSV reader (pyarrow.csv.ConvertOptions defaults) reads
 # them. Numbers given as text (records from csv.DictReader) are read the same way, so that
 # they mean what the same file would.
@@ -105,22 +106,6 @@ def _not_numbers(name: str, dtype: pa.DataType) -> DataError:
     )
 
 
-def mean_and_std(values: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation of finite ``values``; std 1 for a constant or empty column.
-
-    Computed on values scaled by a power of two (exact), so magnitudes near 1e300 do not
-    overflow when squared.
-    """
-    if not values.size:
-        return 0.0, 1.0
-    largest = float(np.abs(values).max())
-    scale = 2.0 ** np.floor(np.log2(largest)) if largest > 0 else 1.0
-    scaled = values / scale
-    mean, std = float(scaled.mean()) * scale, float(scaled.std()) * scale
-    # A constant column carries no signal; dividing by 1 maps it to zeros instead of NaN.
-    return mean, std if std > 0 else 1.0
-
-
 def string_values(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
     """The column as text, as categories are matched: trimmed, and the empty text and the
     other missing marks (``?``, ``NA``...) missing (null), as in a CSV file, so every reader of
@@ -137,7 +122,8 @@ def string_values(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
 
 @dataclass(frozen=True)
 class NumericColumn:
-    """A numeric input column: ``(x - mean) / std``, missing values imputed with ``mean``.
+    """A numeric input column, scaled by ``scaling`` (``growml.data.scaling``); a missing value
+    becomes 0, the scaled centre of the column.
 
     ``boolean`` records that the training column held booleans (read as 0/1), so that the
     ONNX export can take them as text the way a CSV writes them; ``decimal_comma`` that its
@@ -145,8 +131,7 @@ class NumericColumn:
     """
 
     name: str
-    mean: float
-    std: float
+    scaling: Scaling
     missing_indicator: bool
     boolean: bool = False
     decimal_comma: bool = False
@@ -156,22 +141,24 @@ class NumericColumn:
         return [self.name] + ([f"{self.name}_missing"] if self.missing_indicator else [])
 
     @classmethod
-    def fit(cls, name: str, column: pa.ChunkedArray, decimal_comma: bool = False) -> NumericColumn:
+    def fit(
+        cls,
+        name: str,
+        column: pa.ChunkedArray,
+        decimal_comma: bool = False,
+        scaling: type[Scaling] = StandardScaling,
+    ) -> NumericColumn:
         values = numeric_values(column, name, decimal_comma)
         present = values[~np.isnan(values)]
-        mean, std = mean_and_std(present)
         boolean = pa.types.is_boolean(as_chunked(column).type)
-        return cls(name, mean, std, bool(present.size < values.size), boolean, decimal_comma)
+        fitted = scaling.fit(present)
+        return cls(name, fitted, bool(present.size < values.size), boolean, decimal_comma)
 
     def write(self, column: pa.ChunkedArray, out: np.ndarray) -> None:
-        values = numeric_values(column, self.name, self.decimal_comma)
-        standardised = (values - self.mean) / self.std
-        # A number that standardises beyond float32's range (1e300 in a column of ordinary
-        # values) is missing, as it is to the exported model, whose float32 input holds it as
-        # infinite; as a number it would turn the network's outputs into NaN.
-        missing = ~(np.abs(standardised) <= _FLOAT32_MAX)
-        standardised[missing] = 0.0
-        out[:, 0] = standardised
+        scaled = self.scaling.apply(numeric_values(column, self.name, self.decimal_comma))
+        missing = np.isnan(scaled)
+        scaled[missing] = 0.0
+        out[:, 0] = scaled
         if self.missing_indicator:
             out[:, 1] = missing
 
@@ -241,19 +228,24 @@ class Preprocessor:
         features: pa.Table,
         max_categories: int = 50,
         readings: Sequence[ColumnReading] = (),
+        scaling: str = "standard",
     ) -> Preprocessor:
         """Learn every column's statistics from ``features``, the training rows only.
 
         ``max_categories`` is how many of the most frequent categories each categorical column
         one-hot encodes; rarer ones become all zeros. ``readings``: how ``read_columns`` read
         the columns (numbers written with a decimal comma are read so at prediction too).
+        ``scaling``: how numeric columns are scaled, ``standard``, ``robust`` or ``quantile``
+        (``growml.data.scaling``).
         """
         decimal_comma = {reading.name for reading in readings if reading.decimal_comma}
         columns: list[InputColumn] = []
         for name in features.column_names:
             column = features.column(name)
             if is_numeric_type(column.type):
-                columns.append(NumericColumn.fit(name, column, name in decimal_comma))
+                columns.append(
+                    NumericColumn.fit(name, column, name in decimal_comma, SCALINGS[scaling])
+                )
             else:
                 columns.append(CategoricalColumn.fit(name, column, max_categories))
         return cls(columns, readings)
@@ -277,6 +269,12 @@ class Preprocessor:
         """The columns training read and left out (dates, identifiers...): rows to predict on
         may hold them without remark."""
         return [reading.name for reading in self.readings if reading.read_as == "dropped"]
+
+    @property
+    def scaling(self) -> str:
+        """How the numeric columns are scaled (``standard`` when there are none)."""
+        kinds = {c.scaling.kind for c in self.columns if isinstance(c, NumericColumn)}
+        return kinds.pop() if len(kinds) == 1 else StandardScaling.kind
 
     @property
     def decimal_comma(self) -> list[str]:
@@ -311,8 +309,7 @@ class Preprocessor:
             if isinstance(column, NumericColumn):
                 entry = {
                     "kind": "numeric",
-                    "mean": column.mean,
-                    "std": column.std,
+                    **column.scaling.to_dict(),
                     "boolean": column.boolean,
                     "decimal_comma": column.decimal_comma,
                 }
@@ -322,7 +319,12 @@ class Preprocessor:
                 {"name": column.name, **entry, "missing_indicator": column.missing_indicator}
             )
         reading = [entry.model_dump() for entry in self.readings]
-        return {"version": _FORMAT_VERSION, "columns": columns, "reading": reading}
+        return {
+            "version": _FORMAT_VERSION,
+            "scaling": self.scaling,
+            "columns": columns,
+            "reading": reading,
+        }
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> Preprocessor:
@@ -330,15 +332,17 @@ class Preprocessor:
         try:
             if settings["version"] != _FORMAT_VERSION:
                 raise KeyError("version")
+            # Runs written before data.scaling existed standardised their numbers.
+            scaling = SCALINGS[settings.get("scaling", StandardScaling.kind)]
             columns: list[InputColumn] = []
             for entry in settings["columns"]:
                 name, indicator = str(entry["name"]), bool(entry["missing_indicator"])
                 if entry["kind"] == "numeric":
-                    mean, std = float(entry["mean"]), float(entry["std"])
+                    fitted = scaling.from_dict(entry)
                     # Runs written before booleans were recorded read them as numbers.
                     boolean = bool(entry.get("boolean", False))
                     comma = bool(entry.get("decimal_comma", False))
-                    columns.append(NumericColumn(name, mean, std, indicator, boolean, comma))
+                    columns.append(NumericColumn(name, fitted, indicator, boolean, comma))
                 elif entry["kind"] == "categorical":
                     categories = tuple(str(value) for value in entry["categories"])
                     columns.append(CategoricalColumn(name, categories, indicator))

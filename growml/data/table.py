@@ -371,7 +371,7 @@ def prepare(
         table.target_name,
     )
     preprocessor = Preprocessor.fit(
-        table.features.take(train), config.max_categories, table.readings
+        table.features.take(train), config.max_categories, table.readings, config.scaling
     )
 
     def arrays(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -22,8 +22,10 @@ from growml.data.preprocess import (
 )
 from growml.export.metadata import NUMBER, NUMBERS_INPUT, TEXT
 from growml.export.nodes import Graph
+from growml.export.scaling import scaled_numbers
 
-# float32 rounds a value by up to 2^-24 of itself: |mean| / std · 6e-8 standard deviations.
+# float32 rounds a value by up to 2^-24 of itself: |mean| / std · 6e-8 standard deviations
+# (``Scaling.value_to_spread`` gives the like for every scaling).
 # Past 64 (a year spread over a few years, a price in millions spread over tens) that is 4e-6,
 # which a trained network amplifies past the 1e-5 parity (measured: a price of 2.5e6 with a
 # spread of 40 moved probabilities by 8e-3); such models take their numbers as float64.
@@ -40,9 +42,11 @@ def input_types(preprocessor: Preprocessor) -> dict[str, str]:
 
 def number_type(preprocessor: Preprocessor) -> int:
     """The numeric inputs' element type: float32, the convention of scikit-learn's converters,
-    unless a column's values carry more digits than float32 holds (``FLOAT32_MEAN_TO_STD``)."""
+    unless a column's values carry more digits than float32 holds for its scaling: a float32
+    rounding would move its scaled value by more than ``FLOAT32_MEAN_TO_STD`` · 2^-24, or
+    across a jump of its quantile map (``Scaling.float32_exact``)."""
     wide = any(
-        abs(column.mean) > FLOAT32_MEAN_TO_STD * column.std
+        column.scaling.value_to_spread > FLOAT32_MEAN_TO_STD or not column.scaling.float32_exact
         for column in preprocessor.columns
         if isinstance(column, NumericColumn) and not column.boolean
     )
@@ -86,7 +90,7 @@ def preprocessing(
 
 
 def _numbers(graph: Graph, columns: list[NumericColumn], grouped: bool, number: int) -> list[str]:
-    """Standardised numbers as float, then (when any has one) the missing indicators;
+    """Scaled numbers as float, then (when any has one) the missing indicators;
     ``number``: the numeric inputs' element type."""
     parts = [NUMBERS_INPUT] if grouped and not columns[0].boolean else []
     for column in columns:
@@ -109,14 +113,13 @@ def _numbers(graph: Graph, columns: list[NumericColumn], grouped: bool, number: 
             parts.append(column.name)
     numbers = graph.concat(parts, "numbers", axis=1)
     if number == TensorProto.FLOAT:
-        # Standardised in float64, so that no rounding is added to the input's own.
+        # Scaled in float64, so that no rounding is added to the input's own.
         numbers = graph.node("Cast", [numbers], "numbers_double", to=TensorProto.DOUBLE)
-    # x - x is NaN exactly where x is NaN or ±inf: the values training counts as missing.
-    missing = graph.node("IsNaN", [graph.node("Sub", [numbers, numbers], "spread")], "missing")
-    mean = graph.constant("mean", [[c.mean for c in columns]], np.float64)
-    std = graph.constant("std", [[c.std for c in columns]], np.float64)
-    centred = graph.node("Sub", [numbers, mean], "centred")
-    scaled = graph.node("Div", [centred, std], "scaled")
+    # x - x is NaN exactly where x is NaN or ±inf: the values training counts as missing,
+    # with those beyond float32's range.
+    absent = graph.node("IsNaN", [graph.node("Sub", [numbers, numbers], "spread")], "absent")
+    scaled, beyond = scaled_numbers(graph, numbers, [column.scaling for column in columns])
+    missing = graph.node("Or", [absent, beyond], "missing")
     # Imputed after the cast: Where on float32 halves the memory it streams.
     narrow = graph.node("Cast", [scaled], "scaled_float", to=TensorProto.FLOAT)
     zero = graph.constant("zero", 0.0, np.float32)

@@ -218,7 +218,7 @@ class GrowingMLPBase(BaseEstimator):
         verified with onnxruntime as ``growml export`` verifies a run; returns the path.
 
         ``X``: rows to verify on; by default rows drawn from the fitted preprocessing (numbers
-        around each column's training mean, every known category, missing values), since the
+        around each column's training centre, every known category, missing values), since the
         estimator keeps no training rows. Raises ``ExportError`` and writes nothing when the
         ONNX model disagrees with the estimator.
         """

@@ -66,7 +66,7 @@ def read_estimator_record(path: Path) -> dict[str, Any]:
 
 def verification_rows(run: Run, n_rows: int = 256, seed: int = 0) -> pa.Table:
     """Rows that exercise every part of the preprocessing: numbers spread around each
-    column's training mean (and beyond), every kept category, an unseen one, missing values."""
+    column's training centre (and beyond), every kept category, an unseen one, missing values."""
     rng = np.random.default_rng(seed)
     columns = {}
     for column in run.preprocessor.columns:
@@ -74,7 +74,8 @@ def verification_rows(run: Run, n_rows: int = 256, seed: int = 0) -> pa.Table:
             if column.boolean:
                 values: list[Any] = rng.integers(0, 2, n_rows).astype(bool).tolist()
             else:
-                values = (column.mean + 3 * column.std * rng.standard_normal(n_rows)).tolist()
+                centre, spread = column.scaling.centre, column.scaling.spread
+                values = (centre + 3 * spread * rng.standard_normal(n_rows)).tolist()
         else:
             choices = [*column.categories, "<unseen>"]
             values = [choices[i] for i in rng.integers(0, len(choices), n_rows)]
