@@ -1,8 +1,9 @@
 """The search space: which settings a study searches, over which values, and which it fixes.
 
 Growth chooses the widths, so the default space holds what it leaves open: the learning rate,
-batch size and weight decay, the initial scale, and the growth step's size and stopping rule
-(``pruning``'s compression as well when the settings prune). A network that does not grow gets
+batch size, weight decay and final anneal, label smoothing (for cross-entropy), the initial
+scale, the growth step's size, its stopping rule and the depth it may reach (``pruning``'s
+compression as well when the settings prune). A network that does not grow gets
 its width searched instead. A ``tune.space`` entry replaces the default for its setting:
 
 * ``{low: 1.0e-4, high: 1.0e-1, log: true}`` (optionally ``step``): a range, of integers when
@@ -52,10 +53,15 @@ def default_space(config: FitConfig) -> dict[str, BaseDistribution]:
         "train.batch_size": CategoricalDistribution([16, 32, 64, 128]),
         "train.weight_decay": FloatDistribution(1e-6, 1e-2, log=True),
         "model.init_scale": FloatDistribution(0.5, 2.0, log=True),
+        "train.anneal_epochs": IntDistribution(0, 30),
     }
+    if config.data.task != "regression" and config.loss.name in ("auto", "cross-entropy", "bce"):
+        space["loss.label_smoothing"] = FloatDistribution(0.0, 0.2)
     if config.growth.enabled:
         space["growth.max_new_neurons"] = IntDistribution(2, 16, log=True)
         space["growth.max_failures"] = IntDistribution(2, 8)
+        if config.model.activation == "relu":
+            space["growth.max_depth"] = IntDistribution(1, 3)
         if config.growth.method == "pool":
             space["growth.pool.max_step"] = FloatDistribution(0.25, 2.0, log=True)
     else:
