@@ -114,12 +114,19 @@ def test_a_hook_that_changes_the_network_restarts_the_patience(moons):
     assert changed.epochs >= plain.epochs + 2  # three more epochs of patience from there
 
 
-def _grow(data, epochs, checkpoint=None, resume=None, seconds=1e9, patience=20):
+def _grow(data, epochs, checkpoint=None, resume=None, seconds=1e9, patience=20, anneal=0):
     """A growing run on ``data``; returns its events, result and final weights."""
     loss = default_loss("classification", 1)
     events = []
+    config = TrainConfig(
+        epochs=epochs,
+        patience=patience,
+        lr=0.02,
+        checkpoint_seconds=seconds,
+        anneal_epochs=anneal,
+    )
     result = Trainer(
-        TrainConfig(epochs=epochs, patience=patience, lr=0.02, checkpoint_seconds=seconds),
+        config,
         loss,
         "classification",
         observers=[events.append],
@@ -187,3 +194,19 @@ def test_a_checkpoint_of_the_earlier_format_is_refused_in_one_sentence(tmp_path)
     assert FORMAT_VERSION > 1
     with pytest.raises(RunError, match="written by another growml version"):
         read_checkpoint(tmp_path)
+
+
+def test_a_run_resumed_during_its_anneal_ends_as_the_uninterrupted_one(moons, tmp_path):
+    saved = []
+    events, result, weights = _grow(moons, 8, checkpoint=saved.append, seconds=0, anneal=4)
+    assert result.epochs == 12
+    checkpoint = next(c for c in saved if c.state["trainer"]["epoch"] == 10)
+    assert checkpoint.state["trainer"]["anneal_start"] == 8
+    write_checkpoint(tmp_path, checkpoint)
+    resumed_events, resumed, resumed_weights = _grow(
+        moons, 8, resume=read_checkpoint(tmp_path), anneal=4
+    )
+    assert [e.epoch for e in resumed_events if isinstance(e, EpochEnd)] == [11, 12]
+    assert (resumed.epochs, resumed.best_epoch) == (result.epochs, result.best_epoch)
+    for a, b in zip(resumed_weights, weights, strict=True):
+        assert torch.equal(a, b)
