@@ -1,0 +1,295 @@
+"""Trimming after growth: remove the hidden neurons a grown network does without.
+
+Growth adds neurons where the training loss says they pay; by the end some carry little (later
+neurons took over their part), some are dead on the data, and some duplicate a twin. Trimming
+ranks the hidden neurons by the validation metric the run monitors (``train.monitor``) of the
+network without each one, removes them least harm first while that metric stays within a
+relative ``tolerance`` of the untrimmed network's, and stops at the first removal that costs
+more. The rule and why: ``docs/trimming.md``.
+
+Removing neuron j of hidden layer l subtracts ``h_j · W_{l+1}[:, j]`` from the next layer's
+pre-activation and changes nothing else, so the network without a set of neurons is the
+network with their outgoing columns set to zero: one validation forward of the network's own
+``forward`` per candidate, exact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from growml.events import Event, TrimEnd, TrimStep
+from growml.nn.mlp import GrowingMLP
+from growml.nn.optimizer_state import forget_stale_state
+from growml.train.metrics import HIGHER_IS_BETTER
+from growml.train.trainer import Trainer, TrainResult, Validation
+
+# A neuron: (hidden layer, index in it).
+Neuron = tuple[int, int]
+# Candidates ranked exactly per round at most; beyond, the others wait for a later round,
+# chosen by the size of their outgoing contribution (a wide network's cost stays bounded).
+EXACT_RANKING = 256
+# Incoming weights (with bias) of two ReLU neurons this close in direction make twins.
+_TWIN_COSINE = 1 - 1e-9
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """When a validation score is no worse than ``baseline``: within ``tolerance`` × |baseline|
+    of it, in the metric's direction."""
+
+    baseline: float
+    tolerance: float
+    higher_is_better: bool
+
+    def accepts(self, score: float) -> bool:
+        margin = self.tolerance * abs(self.baseline)
+        if self.higher_is_better:
+            return score >= self.baseline - margin
+        return score <= self.baseline + margin
+
+    def order(self, score: float) -> float:
+        """Sort key: smaller is less harm."""
+        return -score if self.higher_is_better else score
+
+
+@contextlib.contextmanager
+def silenced(model: GrowingMLP, neurons: Sequence[Neuron]) -> Iterator[None]:
+    """Within the block, ``model`` computes the network without ``neurons``: their outgoing
+    columns are zero (restored afterwards)."""
+    layers = model.growable_layers()
+    saved = []
+    with torch.no_grad():
+        for layer, index in neurons:
+            # outgoing() shares the parameter's storage: writing into it silences the neuron.
+            outgoing = layers[layer].outgoing()
+            saved.append((outgoing, index, outgoing[:, index].clone()))
+            outgoing[:, index] = 0
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for outgoing, index, column in reversed(saved):
+                outgoing[:, index] = column
+
+
+def validation_score(
+    model: GrowingMLP, validation: Validation, monitor: str
+) -> Callable[[Sequence[Neuron]], float]:
+    """The validation ``monitor`` of ``model`` without the neurons given."""
+
+    def score(without: Sequence[Neuron]) -> float:
+        with torch.no_grad(), silenced(model, without):
+            return validation.of_output(model(validation.x))[monitor]
+
+    return score
+
+
+def rank_neurons(
+    model: GrowingMLP,
+    score: Callable[[Sequence[Neuron]], float],
+    criterion: Criterion,
+    removed: Sequence[Neuron],
+    contribution: Callable[[], dict[Neuron, float]] | None = None,
+    exact: int = EXACT_RANKING,
+) -> list[tuple[float, Neuron]]:
+    """(score without it and ``removed``, neuron) for every neuron that may still go (each
+    layer keeps one), least harm first; ties by layer and index. Beyond ``exact`` candidates,
+    those of smallest ``contribution`` are ranked."""
+    gone = set(removed)
+    widths = model.hidden_widths
+    candidates = [
+        (layer, index)
+        for layer, width in enumerate(widths)
+        for index in range(width)
+        if (layer, index) not in gone
+        and width - sum(1 for g in gone if g[0] == layer) > 1
+    ]
+    if len(candidates) > exact and contribution is not None:
+        sizes = contribution()
+        candidates = sorted(candidates, key=lambda n: (sizes[n], n))[:exact]
+    scored = [(score([*removed, neuron]), neuron) for neuron in candidates]
+    return sorted(scored, key=lambda pair: (criterion.order(pair[0]), pair[1]))
+
+
+def trim_neurons(
+    model: GrowingMLP,
+    score: Callable[[Sequence[Neuron]], float],
+    criterion: Criterion,
+    contribution: Callable[[], dict[Neuron, float]] | None = None,
+    exact: int = EXACT_RANKING,
+) -> list[Neuron]:
+    """The neurons to remove: greedily, least harm first, while ``criterion`` accepts the
+    network without them; stops at the first removal that it refuses.
+
+    Each round ranks the remaining neurons exactly (``rank_neurons``), then tries to remove at
+    once all of those whose removal alone is acceptable, halving the batch until the network
+    without it is acceptable (a batch of one always is: its score was ranked). A round costs
+    one forward per candidate and a few more; rounds shrink the network geometrically when
+    neurons go in bulk.
+    """
+    removed: list[Neuron] = []
+    while True:
+        ranked = rank_neurons(model, score, criterion, removed, contribution, exact)
+        fitting = [neuron for value, neuron in ranked if criterion.accepts(value)]
+        if not fitting:
+            return removed
+        batch = len(fitting)
+        while batch > 1 and not criterion.accepts(score([*removed, *fitting[:batch]])):
+            batch //= 2
+        removed.extend(fitting[:batch])
+
+
+def contribution_sizes(model: GrowingMLP, x: Tensor) -> Callable[[], dict[Neuron, float]]:
+    """Each neuron's outgoing contribution on ``x``: RMS activation × norm of its outgoing
+    column (what it adds to the next layer, in size)."""
+
+    def sizes() -> dict[Neuron, float]:
+        with torch.no_grad():
+            cache = model.forward_cached(x)
+        found = {}
+        for layer in model.growable_layers():
+            rms = cache.inputs[layer.index + 1].pow(2).mean(0).sqrt()
+            norms = layer.outgoing().norm(dim=0)
+            for index, size in enumerate((rms * norms).tolist()):
+                found[(layer.index, index)] = size
+        return found
+
+    return sizes
+
+
+def merge_twins(model: GrowingMLP, optimizer: torch.optim.Optimizer | None) -> list[int]:
+    """Fold every neuron that computes a positive multiple of another one's activation into
+    it (its outgoing column, scaled, added to the twin's), leaving the function unchanged;
+    returns the neurons merged per layer. ReLU is positively homogeneous
+    (relu(c·a) = c·relu(a) for c > 0), so any positive multiple of incoming weights and bias
+    makes a twin; for other activations only equal ones do."""
+    homogeneous = model.activation.name == "relu"
+    merged = []
+    for layer in model.growable_layers():
+        index = layer.index
+        rows = torch.cat(
+            [model.weights[index].detach(), model.biases[index].detach()[:, None]], 1
+        ).double()
+        twins = _twins(rows, homogeneous)
+        if twins:
+            outgoing = model.weights[index + 1]
+            with torch.no_grad():
+                for duplicate, (kept, scale) in twins.items():
+                    outgoing[:, kept] += scale * outgoing[:, duplicate]
+            model.remove_neurons(index, sorted(twins), optimizer)
+        merged.append(len(twins))
+    return merged
+
+
+def _twins(rows: Tensor, homogeneous: bool) -> dict[int, tuple[int, float]]:
+    """duplicate → (the earlier neuron it copies, scale of its activation relative to it)."""
+    norms = rows.norm(dim=1)
+    twins: dict[int, tuple[int, float]] = {}
+    for k in range(1, len(rows)):
+        if norms[k] == 0 or len(twins) == len(rows) - 1:
+            continue
+        for j in range(k):
+            if j in twins or norms[j] == 0:
+                continue
+            if homogeneous:
+                cosine = float(rows[j] @ rows[k] / (norms[j] * norms[k]))
+                if cosine > _TWIN_COSINE:
+                    twins[k] = (j, float(norms[k] / norms[j]))
+                    break
+            elif torch.equal(rows[j], rows[k]):
+                twins[k] = (j, 1.0)
+                break
+    return twins
+
+
+def trim_after_growth(
+    model: GrowingMLP,
+    trainer: Trainer,
+    arrays: Sequence[np.ndarray],
+    weights: dict[str, np.ndarray | None],
+    tolerance: float,
+    emit: Callable[[Event], None],
+) -> tuple[dict[str, Any], TrainResult | None]:
+    """Trim the grown ``model`` that ``trainer`` trained on ``arrays`` (x, y train, x, y
+    validation) with ``weights``, fine-tune it with the same optimizer (``Trainer.fine_tuning``),
+    and keep it only if its validation ``train.monitor`` is within ``tolerance`` of the
+    untrimmed network's; otherwise the untrimmed network comes back. Emits ``TrimStep`` and
+    ``TrimEnd``; returns the summary metrics.json holds and the fine-tuning's result (None when
+    nothing was removed)."""
+    started = time.perf_counter()
+    monitor = trainer.config.monitor
+    optimizer = trainer.optimizer_
+    validation = Validation(trainer, arrays[2], arrays[3], weights["validation_weights"])
+    score = validation_score(model, validation, monitor)
+    criterion = Criterion(score([]), tolerance, monitor in HIGHER_IS_BETTER)
+    untrimmed = [param.detach().clone() for param in model.parameters()]
+    widths_before, parameters_before = model.hidden_widths, model.n_parameters()
+    merged = merge_twins(model, optimizer)
+    removed = trim_neurons(model, score, criterion, contribution_sizes(model, validation.x))
+    per_layer = [sorted(i for layer, i in removed if layer == k) for k in range(len(merged))]
+    for layer, indices in enumerate(per_layer):
+        if indices:
+            model.remove_neurons(layer, indices, optimizer)
+    after = score([])
+    trimmed_widths, trimmed_parameters = model.hidden_widths, model.n_parameters()
+    step = TrimStep(
+        monitor=monitor,
+        tolerance=tolerance,
+        validation_before=criterion.baseline,
+        validation_after=after,
+        removed=[len(indices) for indices in per_layer],
+        merged=merged,
+        widths_before=widths_before,
+        hidden_widths=trimmed_widths,
+        parameters_before=parameters_before,
+        parameters=trimmed_parameters,
+        seconds=time.perf_counter() - started,
+    )
+    emit(step)
+    tuned = None
+    if removed:
+        tuned = trainer.fine_tuning().run(model, *arrays, optimizer=optimizer, **weights)
+        final = score([])
+        kept = criterion.accepts(final)
+        if not kept:
+            for param, saved in zip(model.parameters(), untrimmed, strict=True):
+                param.data = saved
+            forget_stale_state(optimizer)
+    else:
+        final, kept = (after if any(merged) else None), any(merged)
+    emit(
+        TrimEnd(
+            kept=kept,
+            monitor=monitor,
+            validation_untrimmed=criterion.baseline,
+            validation_trimmed=final,
+            epochs=tuned.epochs if tuned else 0,
+            hidden_widths=model.hidden_widths,
+            parameters=model.n_parameters(),
+        )
+    )
+    summary = {
+        "monitor": monitor,
+        "tolerance": tolerance,
+        "kept": kept,
+        "removed": step.removed,
+        "merged": merged,
+        "widths_before": widths_before,
+        "trimmed_widths": trimmed_widths,
+        "parameters_before": parameters_before,
+        "parameters_after": trimmed_parameters,
+        "validation_before": criterion.baseline,
+        "validation_after_removal": after,
+        "validation_after": final,
+        "epochs": tuned.epochs if tuned else 0,
+        "seconds": time.perf_counter() - started - (tuned.seconds if tuned else 0.0),
+    }
+    return summary, tuned
