@@ -29,7 +29,13 @@ from growml.events import Event, TrimEnd, TrimStep
 from growml.nn.mlp import GrowingMLP
 from growml.nn.optimizer_state import forget_stale_state
 from growml.train.metrics import HIGHER_IS_BETTER
-from growml.train.trainer import Trainer, TrainResult, Validation
+from growml.train.trainer import (
+    Trainer,
+    TrainResult,
+    Validation,
+    choose_threads,
+    torch_threads,
+)
 
 # A neuron: (hidden layer, index in it).
 Neuron = tuple[int, int]
@@ -109,8 +115,7 @@ def rank_neurons(
         (layer, index)
         for layer, width in enumerate(widths)
         for index in range(width)
-        if (layer, index) not in gone
-        and width - sum(1 for g in gone if g[0] == layer) > 1
+        if (layer, index) not in gone and width - sum(1 for g in gone if g[0] == layer) > 1
     ]
     if len(candidates) > exact and contribution is not None:
         sizes = contribution()
@@ -229,16 +234,19 @@ def trim_after_growth(
     optimizer = trainer.optimizer_
     validation = Validation(trainer, arrays[2], arrays[3], weights["validation_weights"])
     score = validation_score(model, validation, monitor)
-    criterion = Criterion(score([]), tolerance, monitor in HIGHER_IS_BETTER)
-    untrimmed = [param.detach().clone() for param in model.parameters()]
-    widths_before, parameters_before = model.hidden_widths, model.n_parameters()
-    merged = merge_twins(model, optimizer)
-    removed = trim_neurons(model, score, criterion, contribution_sizes(model, validation.x))
-    per_layer = [sorted(i for layer, i in removed if layer == k) for k in range(len(merged))]
-    for layer, indices in enumerate(per_layer):
-        if indices:
-            model.remove_neurons(layer, indices, optimizer)
-    after = score([])
+    # Many small forwards: on torch's default threads they wait on each other (40× slower).
+    threads = choose_threads(trainer.config.threads, model, len(validation.x))
+    with torch_threads(threads):
+        criterion = Criterion(score([]), tolerance, monitor in HIGHER_IS_BETTER)
+        untrimmed = [param.detach().clone() for param in model.parameters()]
+        widths_before, parameters_before = model.hidden_widths, model.n_parameters()
+        merged = merge_twins(model, optimizer)
+        removed = trim_neurons(model, score, criterion, contribution_sizes(model, validation.x))
+        per_layer = [sorted(i for layer, i in removed if layer == k) for k in range(len(merged))]
+        for layer, indices in enumerate(per_layer):
+            if indices:
+                model.remove_neurons(layer, indices, optimizer)
+        after = score([])
     trimmed_widths, trimmed_parameters = model.hidden_widths, model.n_parameters()
     step = TrimStep(
         monitor=monitor,
@@ -257,7 +265,8 @@ def trim_after_growth(
     tuned = None
     if removed:
         tuned = trainer.fine_tuning().run(model, *arrays, optimizer=optimizer, **weights)
-        final = score([])
+        with torch_threads(threads):
+            final = score([])
         kept = criterion.accepts(final)
         if not kept:
             for param, saved in zip(model.parameters(), untrimmed, strict=True):

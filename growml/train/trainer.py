@@ -325,8 +325,9 @@ def stratified_order(labels: Tensor, generator: torch.Generator) -> Tensor:
 
 
 class Validation:
-    """Cheap per-epoch validation metrics (also what trimming follows), computed in torch on the encoded targets; weighted
-    rows count by their weights in each (as repeated rows would)."""
+    """Cheap per-epoch validation metrics (also what trimming follows), computed in torch on
+    the encoded targets; weighted rows count by their weights in each (as repeated rows
+    would)."""
 
     def __init__(
         self, trainer: Trainer, x_val: np.ndarray, y_val: np.ndarray, weights: np.ndarray | None
