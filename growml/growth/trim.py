@@ -143,13 +143,30 @@ def trim_neurons(
     removed: list[Neuron] = []
     while True:
         ranked = rank_neurons(model, score, criterion, removed, contribution, exact)
-        fitting = [neuron for value, neuron in ranked if criterion.accepts(value)]
+        fitting = _leaving_one_per_layer(
+            model, removed, [neuron for value, neuron in ranked if criterion.accepts(value)]
+        )
         if not fitting:
             return removed
         batch = len(fitting)
         while batch > 1 and not criterion.accepts(score([*removed, *fitting[:batch]])):
             batch //= 2
         removed.extend(fitting[:batch])
+
+
+def _leaving_one_per_layer(
+    model: GrowingMLP, removed: Sequence[Neuron], neurons: Sequence[Neuron]
+) -> list[Neuron]:
+    """``neurons`` in order, less those that would take the last neuron of a layer."""
+    room = list(model.hidden_widths)
+    for layer, _ in removed:
+        room[layer] -= 1
+    taken = []
+    for neuron in neurons:
+        if room[neuron[0]] > 1:
+            room[neuron[0]] -= 1
+            taken.append(neuron)
+    return taken
 
 
 def contribution_sizes(model: GrowingMLP, x: Tensor) -> Callable[[], dict[Neuron, float]]:
