@@ -24,39 +24,69 @@ def _network(widths, activation="relu", seed=0):
     return GrowingMLP(3, widths, 2, activation, generator=generator).double()
 
 
-def _numpy_forward(model, x, without=()):
+def _numpy_forward(model, x, without=(), rows=None):
     """The network's output recomputed in float64 numpy with the neurons ``without`` deleted
-    from their layer (their incoming row and outgoing column)."""
+    from their layer and, given training ``rows``, the kept neurons' outgoing weights (and the
+    next bias) moved by the least-squares fit of the deleted ones' activations on those rows
+    (the untrimmed network's activations)."""
+    layers = [(w.detach().numpy().copy(), b.detach().numpy().copy()) for w, b in model._layers]
+    hidden, activations, h = len(layers) - 1, [], rows
+    for w, b in layers[:-1] if rows is not None else []:
+        h = np.maximum(h @ w.T + b, 0)
+        activations.append(h)
+    for layer in range(hidden):
+        gone = [i for k, i in without if k == layer]
+        kept = [i for i in range(len(layers[layer][1])) if i not in gone]
+        w, b = layers[layer + 1]
+        if gone and rows is not None:
+            z = np.hstack([activations[layer][:, kept], np.ones((len(rows), 1))])
+            beta, *_ = np.linalg.lstsq(z, activations[layer][:, gone], rcond=None)
+            w[:, kept] += w[:, gone] @ beta[:-1].T
+            b = b + w[:, gone] @ beta[-1]
+        layers[layer + 1] = (w[:, kept], b)
+        layers[layer] = (layers[layer][0][kept], layers[layer][1][kept])
     h = x
-    layers = list(zip(model.weights, model.biases, strict=True))
-    for index, (weight, bias) in enumerate(layers):
-        w, b = weight.detach().numpy(), bias.detach().numpy()
-        if index > 0:
-            keep = [i for i in range(w.shape[1]) if (index - 1, i) not in without]
-            w = w[:, keep]
-        if index < len(layers) - 1:
-            keep = [i for i in range(w.shape[0]) if (index, i) not in without]
-            w, b = w[keep], b[keep]
-        a = h @ w.T + b
-        h = a if index == len(layers) - 1 else np.maximum(a, 0)
+    for index, (w, b) in enumerate(layers):
+        h = h @ w.T + b if index == hidden else np.maximum(h @ w.T + b, 0)
     return h
 
 
 @pytest.mark.parametrize("without", [[(0, 2)], [(1, 0), (1, 3)], [(0, 0), (0, 4), (1, 1)]])
-def test_a_silenced_neuron_is_exactly_the_network_without_it_and_removal_agrees(without):
+def test_trimming_is_exactly_the_network_without_the_neurons_and_the_rest_refitted(without):
     model = _network([5, 4])
-    x = torch.randn(50, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    expected = _numpy_forward(model, x.numpy(), without)
-    with torch.no_grad(), trim.silenced(model, without):
-        silenced = model(x).numpy()
-    np.testing.assert_allclose(silenced, expected, rtol=1e-12, atol=1e-12)
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(50, 3, generator=generator, dtype=torch.float64)
+    rows = torch.randn(80, 3, generator=generator, dtype=torch.float64)
+    reconstruction = trim.Reconstruction(model, rows, ridge=0.0)
+    expected = _numpy_forward(model, x.numpy(), without, rows.numpy())
     full = model(x).detach().numpy()
     np.testing.assert_allclose(full, _numpy_forward(model, x.numpy()), rtol=1e-12, atol=1e-12)
-    assert not np.allclose(full, expected)  # the silenced neurons did contribute
-    for layer in (1, 0):
-        model.remove_neurons(layer, [i for k, i in without if k == layer])
-    removed = model(x).detach().numpy()
-    np.testing.assert_allclose(removed, expected, rtol=1e-12, atol=1e-12)
+    with torch.no_grad(), trim.trimmed(model, without, reconstruction):
+        np.testing.assert_allclose(model(x).numpy(), expected, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(model(x).detach().numpy(), full)  # restored exactly
+    assert not np.allclose(full, expected, atol=1e-6)  # the trimmed neurons did contribute
+    trim.remove(model, without, reconstruction, None)
+    assert model.hidden_widths == [
+        5 - sum(k == 0 for k, _ in without),
+        4 - sum(k == 1 for k, _ in without),
+    ]
+    np.testing.assert_allclose(model(x).detach().numpy(), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_a_neuron_the_others_express_on_the_rows_goes_without_changing_the_function():
+    """Where every neuron is active, each is an affine function of the 3 inputs: four of them
+    and the bias span all such functions, so a fifth is theirs exactly."""
+    model = _network([5])
+    x = torch.randn(60, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    with torch.no_grad():
+        model.biases[0].fill_(10.0)  # all active on the rows
+    before = model(x).detach()
+    reconstruction = trim.Reconstruction(model, x, ridge=0.0)
+    with torch.no_grad(), trim.trimmed(model, [(0, 4)], reconstruction):
+        torch.testing.assert_close(model(x), before, rtol=1e-9, atol=1e-9)
+    with torch.no_grad():  # silenced alone, it would have changed the output
+        model.weights[1][:, 4] = 0
+        assert not torch.allclose(model(x), before, atol=1e-3)
 
 
 @pytest.mark.parametrize(("activation", "scale"), [("relu", 2.5), ("relu", 1.0), ("tanh", 1.0)])
@@ -82,8 +112,10 @@ def test_a_scaled_copy_is_no_twin_for_tanh():
 
 
 def _mse_score(model, x, target):
+    reconstruction = trim.Reconstruction(model, x)
+
     def score(without):
-        with torch.no_grad(), trim.silenced(model, without):
+        with torch.no_grad(), trim.trimmed(model, without, reconstruction):
             return float(((model(x) - target) ** 2).mean())
 
     return score

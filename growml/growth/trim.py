@@ -7,10 +7,11 @@ network without each one, removes them least harm first while that metric stays 
 relative ``tolerance`` of the untrimmed network's, and stops at the first removal that costs
 more. The rule and why: ``docs/trimming.md``.
 
-Removing neuron j of hidden layer l subtracts ``h_j · W_{l+1}[:, j]`` from the next layer's
-pre-activation and changes nothing else, so the network without a set of neurons is the
-network with their outgoing columns set to zero: one validation forward of the network's own
-``forward`` per candidate, exact.
+Removing neuron j of hidden layer l takes ``h_j · W_{l+1}[:, j]`` out of the next layer's
+pre-activation and changes nothing else; the kept neurons of the layer then take over what
+they can of it (``Reconstruction``: least squares on training rows, the next layer's weights
+moved). Each candidate is judged exactly: one validation forward of the network's own
+``forward`` with the change applied.
 """
 
 from __future__ import annotations
@@ -66,33 +67,106 @@ class Criterion:
         return -score if self.higher_is_better else score
 
 
+class Reconstruction:
+    """How the kept neurons of a hidden layer take over the part of those removed.
+
+    With ``Z = [H, 1]`` the layer's activations on some training rows and a bias column, the
+    removed neurons ``R`` are regressed on the kept ones ``K`` by least squares,
+    ``β = (Z_Kᵀ Z_K + εI)⁻¹ Z_Kᵀ Z_R``, and the next layer's weights move by
+    ``W_K += W_R β_Kᵀ`` (its bias by ``W_R β_1``) while ``W_R`` goes: the next pre-activation
+    changes by ``W_R (Z_K β − H_R)ᵀ``, only the part of the removed neurons the kept ones cannot
+    express (zero for a twin or a dead neuron). Computed in float64 from each layer's Gram
+    matrix ``ZᵀZ`` of the network before trimming; ``ε`` is a ridge of ``ridge`` × the mean
+    diagonal, which keeps the solve defined when neurons are collinear or silent on the rows.
+    """
+
+    def __init__(self, model: GrowingMLP, x: Tensor, ridge: float = 1e-8) -> None:
+        with torch.no_grad():
+            cache = model.forward_cached(x.to(model.weights[0].dtype))
+        self.grams = []
+        for layer in model.growable_layers():
+            h = cache.inputs[layer.index + 1].double()
+            z = torch.cat([h, torch.ones(len(h), 1, dtype=torch.float64)], 1)
+            self.grams.append(z.T @ z / len(z))
+        self.ridge = ridge
+
+    def outgoing_update(self, layer: int, removed: Sequence[int], outgoing: Tensor) -> Tensor:
+        """The change (fan_out, width + 1) of the next layer's weights (and bias, last column)
+        that removes ``removed`` from hidden ``layer`` and lets the kept neurons take over."""
+        gram = self.grams[layer]
+        size = len(gram)
+        gone = torch.as_tensor(sorted(removed), dtype=torch.long)
+        mask = torch.ones(size, dtype=torch.bool)
+        mask[gone] = False
+        kept = mask.nonzero().flatten()  # the bias column (last) is always kept
+        inner = gram[kept][:, kept]
+        epsilon = self.ridge * float(inner.diagonal().mean()) + 1e-300
+        beta = torch.linalg.solve(
+            inner + epsilon * torch.eye(len(kept), dtype=torch.float64), gram[kept][:, gone]
+        )
+        weights = outgoing.detach().double()
+        update = torch.zeros(weights.shape[0], size, dtype=torch.float64)
+        update[:, kept] = weights[:, gone] @ beta.T
+        update[:, gone] = -weights[:, gone]
+        return update
+
+
 @contextlib.contextmanager
-def silenced(model: GrowingMLP, neurons: Sequence[Neuron]) -> Iterator[None]:
-    """Within the block, ``model`` computes the network without ``neurons``: their outgoing
-    columns are zero (restored afterwards)."""
-    layers = model.growable_layers()
+def trimmed(
+    model: GrowingMLP, neurons: Sequence[Neuron], reconstruction: Reconstruction
+) -> Iterator[None]:
+    """Within the block, ``model`` computes the network without ``neurons``, the kept neurons
+    taking over their part (``Reconstruction``); restored afterwards."""
     saved = []
     with torch.no_grad():
-        for layer, index in neurons:
-            # outgoing() shares the parameter's storage: writing into it silences the neuron.
-            outgoing = layers[layer].outgoing()
-            saved.append((outgoing, index, outgoing[:, index].clone()))
-            outgoing[:, index] = 0
+        for layer, indices in _by_layer(neurons).items():
+            weight, bias = model.weights[layer + 1], model.biases[layer + 1]
+            saved.append((weight, weight.detach().clone(), bias, bias.detach().clone()))
+            _apply(weight, bias, reconstruction.outgoing_update(layer, indices, weight), indices)
     try:
         yield
     finally:
         with torch.no_grad():
-            for outgoing, index, column in reversed(saved):
-                outgoing[:, index] = column
+            for weight, weight_saved, bias, bias_saved in saved:
+                weight.copy_(weight_saved)
+                bias.copy_(bias_saved)
+
+
+def remove(
+    model: GrowingMLP,
+    neurons: Sequence[Neuron],
+    reconstruction: Reconstruction,
+    optimizer: torch.optim.Optimizer | None,
+) -> None:
+    """Remove ``neurons`` from ``model`` for good, as ``trimmed`` computes the network without
+    them; ``optimizer`` forgets their state."""
+    for layer, indices in _by_layer(neurons).items():
+        weight, bias = model.weights[layer + 1], model.biases[layer + 1]
+        with torch.no_grad():
+            _apply(weight, bias, reconstruction.outgoing_update(layer, indices, weight), indices)
+        model.remove_neurons(layer, indices, optimizer)
+
+
+def _apply(weight: Tensor, bias: Tensor, update: Tensor, removed: Sequence[int]) -> None:
+    weight.add_(update[:, :-1].to(weight.dtype))
+    bias.add_(update[:, -1].to(bias.dtype))
+    weight[:, list(removed)] = 0  # exactly, whatever the rounding of the update
+
+
+def _by_layer(neurons: Sequence[Neuron]) -> dict[int, list[int]]:
+    layers: dict[int, list[int]] = {}
+    for layer, index in neurons:
+        layers.setdefault(layer, []).append(index)
+    return {layer: sorted(indices) for layer, indices in sorted(layers.items())}
 
 
 def validation_score(
-    model: GrowingMLP, validation: Validation, monitor: str
+    model: GrowingMLP, validation: Validation, monitor: str, reconstruction: Reconstruction
 ) -> Callable[[Sequence[Neuron]], float]:
-    """The validation ``monitor`` of ``model`` without the neurons given."""
+    """The validation ``monitor`` of ``model`` without the neurons given (``trimmed``)."""
 
     def score(without: Sequence[Neuron]) -> float:
-        with torch.no_grad(), silenced(model, without):
+        with torch.no_grad(), trimmed(model, without, reconstruction):
             return validation.of_output(model(validation.x))[monitor]
 
     return score
@@ -232,6 +306,18 @@ def _twins(rows: Tensor, homogeneous: bool) -> dict[int, tuple[int, float]]:
     return twins
 
 
+# Training rows the reconstruction's Gram matrices are computed on, at most.
+RECONSTRUCTION_ROWS = 4096
+
+
+def _reconstruction_rows(x_train: np.ndarray, seed: int) -> Tensor:
+    x = torch.as_tensor(x_train, dtype=torch.float32)
+    if len(x) <= RECONSTRUCTION_ROWS:
+        return x
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    return x[order[:RECONSTRUCTION_ROWS]]
+
+
 def trim_after_growth(
     model: GrowingMLP,
     trainer: Trainer,
@@ -250,19 +336,17 @@ def trim_after_growth(
     monitor = trainer.config.monitor
     optimizer = trainer.optimizer_
     validation = Validation(trainer, arrays[2], arrays[3], weights["validation_weights"])
-    score = validation_score(model, validation, monitor)
     # Many small forwards: on torch's default threads they wait on each other (40× slower).
     threads = choose_threads(trainer.config.threads, model, len(validation.x))
     with torch_threads(threads):
-        criterion = Criterion(score([]), tolerance, monitor in HIGHER_IS_BETTER)
         untrimmed = [param.detach().clone() for param in model.parameters()]
         widths_before, parameters_before = model.hidden_widths, model.n_parameters()
         merged = merge_twins(model, optimizer)
+        reconstruction = Reconstruction(model, _reconstruction_rows(arrays[0], trainer.seed))
+        score = validation_score(model, validation, monitor, reconstruction)
+        criterion = Criterion(score([]), tolerance, monitor in HIGHER_IS_BETTER)
         removed = trim_neurons(model, score, criterion, contribution_sizes(model, validation.x))
-        per_layer = [sorted(i for layer, i in removed if layer == k) for k in range(len(merged))]
-        for layer, indices in enumerate(per_layer):
-            if indices:
-                model.remove_neurons(layer, indices, optimizer)
+        remove(model, removed, reconstruction, optimizer)
         after = score([])
     trimmed_widths, trimmed_parameters = model.hidden_widths, model.n_parameters()
     step = TrimStep(
@@ -270,7 +354,7 @@ def trim_after_growth(
         tolerance=tolerance,
         validation_before=criterion.baseline,
         validation_after=after,
-        removed=[len(indices) for indices in per_layer],
+        removed=[sum(1 for layer, _ in removed if layer == k) for k in range(len(merged))],
         merged=merged,
         widths_before=widths_before,
         hidden_widths=trimmed_widths,
