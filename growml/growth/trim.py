@@ -49,22 +49,27 @@ _TWIN_COSINE = 1 - 1e-9
 
 @dataclass(frozen=True)
 class Criterion:
-    """When a validation score is no worse than ``baseline``: within ``tolerance`` × |baseline|
-    of it, in the metric's direction."""
+    """When scores are no worse than their ``baseline``: each within ``tolerance`` × |its
+    baseline| of it, in its direction (``higher_is_better``). The first score orders the
+    candidates; trimming's are the validation metric, then the training loss."""
 
-    baseline: float
+    baseline: tuple[float, ...]
     tolerance: float
-    higher_is_better: bool
+    higher_is_better: tuple[bool, ...]
 
-    def accepts(self, score: float) -> bool:
-        margin = self.tolerance * abs(self.baseline)
-        if self.higher_is_better:
-            return score >= self.baseline - margin
-        return score <= self.baseline + margin
+    def accepts(self, scores: tuple[float, ...]) -> bool:
+        return all(
+            score >= base - self.tolerance * abs(base)
+            if higher
+            else score <= base + self.tolerance * abs(base)
+            for score, base, higher in zip(
+                scores, self.baseline, self.higher_is_better, strict=True
+            )
+        )
 
-    def order(self, score: float) -> float:
+    def order(self, scores: tuple[float, ...]) -> float:
         """Sort key: smaller is less harm."""
-        return -score if self.higher_is_better else score
+        return -scores[0] if self.higher_is_better[0] else scores[0]
 
 
 class Reconstruction:
@@ -160,26 +165,33 @@ def _by_layer(neurons: Sequence[Neuron]) -> dict[int, list[int]]:
     return {layer: sorted(indices) for layer, indices in sorted(layers.items())}
 
 
-def validation_score(
-    model: GrowingMLP, validation: Validation, monitor: str, reconstruction: Reconstruction
-) -> Callable[[Sequence[Neuron]], float]:
-    """The validation ``monitor`` of ``model`` without the neurons given (``trimmed``)."""
+def trimming_scores(
+    model: GrowingMLP,
+    validation: Validation,
+    monitor: str,
+    reconstruction: Reconstruction,
+    training: tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]],
+) -> Callable[[Sequence[Neuron]], tuple[float, float]]:
+    """The validation ``monitor`` and the training loss (``training``: rows, their prepared
+    target and the loss) of ``model`` without the neurons given (``trimmed``)."""
+    x, target, loss = training
 
-    def score(without: Sequence[Neuron]) -> float:
+    def scores(without: Sequence[Neuron]) -> tuple[float, float]:
         with torch.no_grad(), trimmed(model, without, reconstruction):
-            return validation.of_output(model(validation.x))[monitor]
+            metric = validation.of_output(model(validation.x))[monitor]
+            return metric, float(loss(model(x), target))
 
-    return score
+    return scores
 
 
 def rank_neurons(
     model: GrowingMLP,
-    score: Callable[[Sequence[Neuron]], float],
+    score: Callable[[Sequence[Neuron]], tuple[float, ...]],
     criterion: Criterion,
     removed: Sequence[Neuron],
     contribution: Callable[[], dict[Neuron, float]] | None = None,
     exact: int = EXACT_RANKING,
-) -> list[tuple[float, Neuron]]:
+) -> list[tuple[tuple[float, ...], Neuron]]:
     """(score without it and ``removed``, neuron) for every neuron that may still go (each
     layer keeps one), least harm first; ties by layer and index. Beyond ``exact`` candidates,
     those of smallest ``contribution`` are ranked."""
@@ -200,7 +212,7 @@ def rank_neurons(
 
 def trim_neurons(
     model: GrowingMLP,
-    score: Callable[[Sequence[Neuron]], float],
+    score: Callable[[Sequence[Neuron]], tuple[float, ...]],
     criterion: Criterion,
     contribution: Callable[[], dict[Neuron, float]] | None = None,
     exact: int = EXACT_RANKING,
@@ -306,16 +318,21 @@ def _twins(rows: Tensor, homogeneous: bool) -> dict[int, tuple[int, float]]:
     return twins
 
 
-# Training rows the reconstruction's Gram matrices are computed on, at most.
-RECONSTRUCTION_ROWS = 4096
+# Training rows that judge and refit trimming, at most.
+TRAINING_ROWS = 4096
 
 
-def _reconstruction_rows(x_train: np.ndarray, seed: int) -> Tensor:
-    x = torch.as_tensor(x_train, dtype=torch.float32)
-    if len(x) <= RECONSTRUCTION_ROWS:
-        return x
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    return x[order[:RECONSTRUCTION_ROWS]]
+def _training_rows(
+    trainer: Trainer, x: np.ndarray, y: np.ndarray, weights: np.ndarray | None
+) -> tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]]:
+    """Up to ``TRAINING_ROWS`` training rows (a seeded sample), their target as the loss
+    takes it, and the loss."""
+    rows = np.arange(len(x))
+    if len(x) > TRAINING_ROWS:
+        generator = torch.Generator().manual_seed(trainer.seed)
+        rows = np.sort(torch.randperm(len(x), generator=generator)[:TRAINING_ROWS].numpy())
+    target = trainer.loss.prepare_target(y[rows], None if weights is None else weights[rows])
+    return torch.as_tensor(x[rows], dtype=torch.float32), target, trainer.loss
 
 
 def trim_after_growth(
@@ -342,9 +359,10 @@ def trim_after_growth(
         untrimmed = [param.detach().clone() for param in model.parameters()]
         widths_before, parameters_before = model.hidden_widths, model.n_parameters()
         merged = merge_twins(model, optimizer)
-        reconstruction = Reconstruction(model, _reconstruction_rows(arrays[0], trainer.seed))
-        score = validation_score(model, validation, monitor, reconstruction)
-        criterion = Criterion(score([]), tolerance, monitor in HIGHER_IS_BETTER)
+        training = _training_rows(trainer, arrays[0], arrays[1], weights["train_weights"])
+        reconstruction = Reconstruction(model, training[0])
+        score = trimming_scores(model, validation, monitor, reconstruction, training)
+        criterion = Criterion(score([]), tolerance, (monitor in HIGHER_IS_BETTER, False))
         removed = trim_neurons(model, score, criterion, contribution_sizes(model, validation.x))
         remove(model, removed, reconstruction, optimizer)
         after = score([])
@@ -352,8 +370,8 @@ def trim_after_growth(
     step = TrimStep(
         monitor=monitor,
         tolerance=tolerance,
-        validation_before=criterion.baseline,
-        validation_after=after,
+        validation_before=criterion.baseline[0],
+        validation_after=after[0],
         removed=[sum(1 for layer, _ in removed if layer == k) for k in range(len(merged))],
         merged=merged,
         widths_before=widths_before,
@@ -379,8 +397,8 @@ def trim_after_growth(
         TrimEnd(
             kept=kept,
             monitor=monitor,
-            validation_untrimmed=criterion.baseline,
-            validation_trimmed=final,
+            validation_untrimmed=criterion.baseline[0],
+            validation_trimmed=final[0] if final else None,
             epochs=tuned.epochs if tuned else 0,
             hidden_widths=model.hidden_widths,
             parameters=model.n_parameters(),
@@ -396,9 +414,12 @@ def trim_after_growth(
         "trimmed_widths": trimmed_widths,
         "parameters_before": parameters_before,
         "parameters_after": trimmed_parameters,
-        "validation_before": criterion.baseline,
-        "validation_after_removal": after,
-        "validation_after": final,
+        "validation_before": criterion.baseline[0],
+        "validation_after_removal": after[0],
+        "validation_after": final[0] if final else None,
+        "training_loss_before": criterion.baseline[1],
+        "training_loss_after_removal": after[1],
+        "training_loss_after": final[1] if final else None,
         "epochs": tuned.epochs if tuned else 0,
         "seconds": time.perf_counter() - started - (tuned.seconds if tuned else 0.0),
     }

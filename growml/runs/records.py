@@ -68,8 +68,8 @@ class PruneSummary(_Record):
 
 class TrimSummary(_Record):
     """What trimming after growth removed (per hidden layer), the widths and parameters before
-    and after, the validation ``monitor`` untrimmed, after removal and after fine-tuning (None:
-    nothing to trim), and whether the trimmed network was ``kept``."""
+    and after, the validation ``monitor`` and the training loss untrimmed, after removal and
+    after fine-tuning (None: nothing to trim), and whether the trimmed network was ``kept``."""
 
     monitor: str
     tolerance: float
@@ -83,6 +83,9 @@ class TrimSummary(_Record):
     validation_before: float
     validation_after_removal: float
     validation_after: float | None
+    training_loss_before: float | None = None
+    training_loss_after_removal: float | None = None
+    training_loss_after: float | None = None
     epochs: int
     seconds: float
 
