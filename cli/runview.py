@@ -275,12 +275,18 @@ def trimming_rows(trim: TrimSummary) -> dict[str, Any]:
         "parameters": f"{trim.parameters_before:,} → {trim.parameters_after:,}",
         f"validation {trim.monitor}": f"{trim.validation_before:.4g} untrimmed, "
         f"{trim.validation_after_removal:.4g} trimmed",
-        "kept": "yes" if trim.kept else "no: the untrimmed network",
     }
-    if trim.validation_after is not None and trim.epochs:
-        rows[f"validation {trim.monitor}"] += (
-            f", {trim.validation_after:.4g} after {trim.epochs} epochs of fine-tuning"
+    if trim.training_loss_before is not None:
+        rows["training loss"] = (
+            f"{trim.training_loss_before:.4g} untrimmed, "
+            f"{trim.training_loss_after_removal:.4g} trimmed"
         )
+    if trim.validation_after is not None and trim.epochs:
+        tuned = f" after {trim.epochs} epochs of fine-tuning"
+        rows[f"validation {trim.monitor}"] += f", {trim.validation_after:.4g}{tuned}"
+        if trim.training_loss_after is not None:
+            rows["training loss"] += f", {trim.training_loss_after:.4g}{tuned}"
+    rows["kept"] = "yes" if trim.kept else "no: the untrimmed network"
     return rows
 
 
