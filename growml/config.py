@@ -272,7 +272,7 @@ class GrowthConfig(Section):
     )
     line_search_steps: int = Field(20, ge=1, description="Loss evaluations per line search.")
     trim: bool = Field(
-        False,
+        True,
         description="After growth, remove the neurons the validation metric (train.monitor) "
         "does without, least harm first, fine-tune, and keep the result only if validation is "
         "no worse (growing runs only).",

@@ -282,10 +282,13 @@ def test_a_run_interrupted_while_trimming_resumes_to_the_uninterrupted_result(tm
 def test_trimming_from_the_command_line_and_in_the_report(tmp_path):
     runner = CliRunner()
     out = tmp_path / "run"
-    fit = ["fit", "circles", "--epochs", "60", "--set", "growth.trim=true", "--out", str(out)]
-    result = runner.invoke(app, fit)
+    fit = ["fit", "circles", "--epochs", "60", "--out"]
+    result = runner.invoke(app, [*fit, str(out)])  # on by default
     assert result.exit_code == 0, result.output
     assert "trimmed " in result.output and "trimming kept the trimmed network" in result.output
+    off = runner.invoke(app, [*fit, str(tmp_path / "off"), "--set", "growth.trim=false"])
+    assert off.exit_code == 0 and "trimmed " not in off.output
+    assert "trim" not in json.loads((tmp_path / "off" / "metrics.json").read_text())
     report = runner.invoke(app, ["report", str(out)])
     assert report.exit_code == 0 and "Trimming" in report.output
     bad = runner.invoke(app, ["fit", "circles", "--set", "growth.trim_tolerance=1.5"])
