@@ -67,6 +67,11 @@ class Criterion:
             )
         )
 
+    def accepts_first(self, scores: tuple[float, ...]) -> bool:
+        """Whether the first score alone is no worse than its baseline."""
+        first = Criterion(self.baseline[:1], self.tolerance, self.higher_is_better[:1])
+        return first.accepts(scores[:1])
+
     def order(self, scores: tuple[float, ...]) -> float:
         """Sort key: smaller is less harm."""
         return -scores[0] if self.higher_is_better[0] else scores[0]
@@ -386,7 +391,9 @@ def trim_after_growth(
         tuned = trainer.fine_tuning().run(model, *arrays, optimizer=optimizer, **weights)
         with torch_threads(threads):
             final = score([])
-        kept = criterion.accepts(final)
+        # Validation alone decides now: the search is over, and a smaller network that was
+        # fine-tuned fits its training rows less closely than the overgrown one, by design.
+        kept = criterion.accepts_first(final)
         if not kept:
             for param, saved in zip(model.parameters(), untrimmed, strict=True):
                 param.data = saved
