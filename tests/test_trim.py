@@ -246,6 +246,15 @@ def test_a_trimmed_network_worse_after_fine_tuning_gives_way_to_the_untrimmed(
     assert [e.kept for e in history if isinstance(e, TrimEnd)] == [False]
 
 
+def test_a_comparison_trims_its_growing_runs_and_never_its_fixed_widths():
+    from growml.compare.members import plan
+
+    members = plan(resolve_config(overrides=[("data.source", "circles")]), [[8], [16]], [0, 1])
+    for member in members:
+        growth = member.config["growth"]
+        assert (growth["enabled"] and growth["trim"]) is (member.kind == "grown")
+
+
 def test_fixed_widths_are_not_trimmed(tmp_path):
     result = _fit(tmp_path, ("growth.enabled", False), ("model.hidden_widths", [16]))
     assert "trim" not in result.metrics
