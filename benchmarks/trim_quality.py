@@ -1,8 +1,8 @@
 """What trimming buys: growth with and without ``growth.trim`` against fixed widths.
 
 On each dataset, ``growml compare`` trains on the same splits (one per seed): the growing run
-as it is (``grown``), the same run trimmed after growth (the ``trim`` variant,
-``growth.trim=true``), and fixed widths 2 … 128. Prints and writes (JSON and Markdown, under
+untrimmed (``grown``, ``growth.trim=false``), the same run trimmed after growth (the ``trim``
+variant, ``growth.trim=true``), and fixed widths 2 … 128. Prints and writes (JSON and Markdown, under
 ``benchmarks/results/``) per dataset: the test score and parameters of both, and their
 parameters over the smallest fixed width within half a point of the best fixed width (the
 comparison's own verdict for ``grown``, the same rule for ``trim``).
@@ -38,6 +38,8 @@ def run_comparison(data: str, seeds: int, out: Path) -> dict[str, Any]:
         "0",
         "--widths",
         WIDTHS,
+        "--set",
+        "growth.trim=false",
         "--variant",
         "trim growth.trim=true",
         "--jobs",
