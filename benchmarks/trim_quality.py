@@ -3,8 +3,8 @@
 On each dataset, ``growml compare`` trains on the same splits (one per seed): the growing run
 untrimmed (``grown``, ``growth.trim=false``), the same run trimmed after growth (the ``trim``
 variant, ``growth.trim=true``), and fixed widths 2 … 128. Prints and writes (JSON and
-Markdown, under ``benchmarks/results/``) per dataset: the test score and parameters of both, and their
-parameters over the smallest fixed width within half a point of the best fixed width (the
+Markdown, under ``benchmarks/results/``) per dataset: the test score and parameters of both,
+and their parameters over the smallest fixed width within half a point of the best fixed width (the
 comparison's own verdict for ``grown``, the same rule for ``trim``).
 
     .venv/bin/python benchmarks/trim_quality.py [--seeds 2] [--datasets xor,circles]
