@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import growml
 from growml.config import resolve_config
 from growml.events import EpochEnd, TrimEnd, TrimStep, kept_epoch
-from growml.growth import trim
+from growml.growth import removal, trim
 from growml.nn.mlp import GrowingMLP
 from growml.train import trainer as trainer_module
 from growml.train.hooks import Hook
@@ -57,15 +57,15 @@ def test_trimming_is_exactly_the_network_without_the_neurons_and_the_rest_refitt
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(50, 3, generator=generator, dtype=torch.float64)
     rows = torch.randn(80, 3, generator=generator, dtype=torch.float64)
-    reconstruction = trim.Reconstruction(model, rows, ridge=0.0)
+    reconstruction = removal.Reconstruction(model, rows, ridge=0.0)
     expected = _numpy_forward(model, x.numpy(), without, rows.numpy())
     full = model(x).detach().numpy()
     np.testing.assert_allclose(full, _numpy_forward(model, x.numpy()), rtol=1e-12, atol=1e-12)
-    with torch.no_grad(), trim.trimmed(model, without, reconstruction):
+    with torch.no_grad(), removal.trimmed(model, without, reconstruction):
         np.testing.assert_allclose(model(x).numpy(), expected, rtol=1e-9, atol=1e-9)
     np.testing.assert_array_equal(model(x).detach().numpy(), full)  # restored exactly
     assert not np.allclose(full, expected, atol=1e-6)  # the trimmed neurons did contribute
-    trim.remove(model, without, reconstruction, None)
+    removal.remove(model, without, reconstruction, None)
     assert model.hidden_widths == [
         5 - sum(k == 0 for k, _ in without),
         4 - sum(k == 1 for k, _ in without),
@@ -81,8 +81,8 @@ def test_a_neuron_the_others_express_on_the_rows_goes_without_changing_the_funct
     with torch.no_grad():
         model.biases[0].fill_(10.0)  # all active on the rows
     before = model(x).detach()
-    reconstruction = trim.Reconstruction(model, x, ridge=0.0)
-    with torch.no_grad(), trim.trimmed(model, [(0, 4)], reconstruction):
+    reconstruction = removal.Reconstruction(model, x, ridge=0.0)
+    with torch.no_grad(), removal.trimmed(model, [(0, 4)], reconstruction):
         torch.testing.assert_close(model(x), before, rtol=1e-9, atol=1e-9)
     with torch.no_grad():  # silenced alone, it would have changed the output
         model.weights[1][:, 4] = 0
@@ -98,7 +98,7 @@ def test_twins_are_merged_without_changing_the_function(activation, scale):
         bias = scale * model.biases[0][1:2].clone()
     model.add_neurons(0, incoming, bias, torch.randn(3, 1, dtype=torch.float64))
     before = model(x).detach()
-    assert trim.merge_twins(model, None) == [1, 0]
+    assert removal.merge_twins(model, None) == [1, 0]
     assert model.hidden_widths == [4, 3]
     torch.testing.assert_close(model(x).detach(), before, rtol=1e-12, atol=1e-12)
 
@@ -108,14 +108,14 @@ def test_a_scaled_copy_is_no_twin_for_tanh():
     with torch.no_grad():
         incoming, bias = 2 * model.weights[0][:1].clone(), 2 * model.biases[0][:1].clone()
     model.add_neurons(0, incoming, bias, torch.ones(2, 1, dtype=torch.float64))
-    assert trim.merge_twins(model, None) == [0]
+    assert removal.merge_twins(model, None) == [0]
 
 
 def _mse_score(model, x, target):
-    reconstruction = trim.Reconstruction(model, x)
+    reconstruction = removal.Reconstruction(model, x)
 
     def score(without):
-        with torch.no_grad(), trim.trimmed(model, without, reconstruction):
+        with torch.no_grad(), removal.trimmed(model, without, reconstruction):
             return (float(((model(x) - target) ** 2).mean()),)
 
     return score
