@@ -71,6 +71,8 @@ def _run(path: Path, json_output: bool) -> None:
     if steps:
         stdout.print(runview.growth_table(steps))
         stdout.print(render.summary_table(runview.growth_rows(metrics, steps)))
+    if metrics is not None and metrics.trim:
+        stdout.print(render.summary_table(runview.trimming_rows(metrics.trim), title="Trimming"))
     if metrics is not None and metrics.prune:
         stdout.print(render.summary_table(runview.pruning_rows(metrics.prune), title="Pruning"))
     if any(isinstance(event, EpochEnd) for event in history):

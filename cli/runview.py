@@ -16,11 +16,20 @@ from growml.cli.render import number, progress_bar
 from rich.console import Console
 from rich.table import Table
 
-from growml.events import EpochEnd, Event, GrowthStep, TrainEnd, TrainStart, kept_epoch
+from growml.events import (
+    EpochEnd,
+    Event,
+    GrowthStep,
+    TrainEnd,
+    TrainStart,
+    TrimEnd,
+    TrimStep,
+    kept_epoch,
+)
 
 if TYPE_CHECKING:
     from growml.runs.files import RunFiles
-    from growml.runs.records import GrowthSummary, PruneSummary, RunMetrics
+    from growml.runs.records import GrowthSummary, PruneSummary, RunMetrics, TrimSummary
 
 _SHORT = {"accuracy": "acc", "macro_f1": "mF1"}
 _METRIC_ORDER = ("accuracy", "macro_f1", "f1", "f1_at_0.5", "log_loss", "rmse", "mae", "r2")
@@ -91,6 +100,22 @@ def pruning_line(pruning: PruneSummary) -> str:
     return f"{weights}, masked as zeros among the {pruning.parameters_after:,} parameters"
 
 
+def trimming_line(trim: TrimSummary) -> str:
+    """What trimming after growth did: the widths and parameters before → after, and whether
+    the trimmed network was kept."""
+    widths = ",".join(str(w) for w in trim.widths_before)
+    trimmed = ",".join(str(w) for w in trim.trimmed_widths)
+    change = (
+        f"widths {widths} → {trimmed}, parameters {trim.parameters_before:,} → "
+        f"{trim.parameters_after:,}"
+    )
+    if trim.validation_after is None:
+        return f"nothing to trim (widths {widths})"
+    if trim.kept:
+        return f"{change}, kept"
+    return f"{change}, not kept (validation {trim.monitor} worse after fine-tuning)"
+
+
 def times(metrics: RunMetrics) -> dict[str, str]:
     """The training time (with its time per epoch) and the wall time, as every command shows
     them."""
@@ -112,6 +137,8 @@ def run_summary(metrics: RunMetrics, path: str) -> dict[str, Any]:
     if metrics.growth:
         rows["neurons added"] = added_and_kept(metrics.growth)
     rows["parameters"] = f"{metrics.parameters:,}"
+    if metrics.trim:
+        rows["trimming"] = trimming_line(metrics.trim)
     if metrics.prune:
         rows["pruning"] = pruning_line(metrics.prune)
     rows["epochs"] = f"{metrics.epochs} (kept: best validation epoch {metrics.best_epoch})"
@@ -175,7 +202,7 @@ class FitProgress:
                 status=f"{status} · widths {widths}",
                 refresh=True,
             )
-        elif isinstance(event, GrowthStep):
+        elif isinstance(event, GrowthStep | TrimStep | TrimEnd):
             self.progress.console.print(event.describe(), highlight=False)
         elif isinstance(event, TrainEnd):
             self.progress.update(
@@ -237,6 +264,32 @@ def pruning_rows(pruning: PruneSummary) -> dict[str, Any]:
         "parameters": f"{pruning.parameters_before:,} → {pruning.parameters_after:,}",
         "widths after": ", ".join(str(w) for w in pruning.hidden_widths),
     }
+
+
+def trimming_rows(trim: TrimSummary) -> dict[str, Any]:
+    """A report's ``Trimming`` section."""
+    removed = ", ".join(str(n) for n in trim.removed)
+    merged = ", ".join(str(n) for n in trim.merged)
+    rows = {
+        "neurons removed": f"{removed} (and {merged} merged into a twin)",
+        "widths": f"{', '.join(str(w) for w in trim.widths_before)} → "
+        f"{', '.join(str(w) for w in trim.trimmed_widths)}",
+        "parameters": f"{trim.parameters_before:,} → {trim.parameters_after:,}",
+        f"validation {trim.monitor}": f"{trim.validation_before:.4g} untrimmed, "
+        f"{trim.validation_after_removal:.4g} trimmed",
+    }
+    if trim.training_loss_before is not None:
+        rows["training loss"] = (
+            f"{trim.training_loss_before:.4g} untrimmed, "
+            f"{trim.training_loss_after_removal:.4g} trimmed"
+        )
+    if trim.validation_after is not None and trim.epochs:
+        tuned = f" after {trim.epochs} epochs of fine-tuning"
+        rows[f"validation {trim.monitor}"] += f", {trim.validation_after:.4g}{tuned}"
+        if trim.training_loss_after is not None:
+            rows["training loss"] += f", {trim.training_loss_after:.4g}{tuned}"
+    rows["kept"] = "yes" if trim.kept else "no: the untrimmed network"
+    return rows
 
 
 def training_rows(metrics: RunMetrics | None, history: Sequence[Event]) -> dict[str, Any]:

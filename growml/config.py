@@ -294,6 +294,19 @@ class GrowthConfig(Section):
         "counts as stalled.",
     )
     line_search_steps: int = Field(20, ge=1, description="Loss evaluations per line search.")
+    trim: bool = Field(
+        True,
+        description="After growth, remove the neurons the validation metric (train.monitor) "
+        "does without, least harm first, fine-tune, and keep the result only if validation is "
+        "no worse (growing runs only).",
+    )
+    trim_tolerance: float = Field(
+        0.01,
+        ge=0,
+        lt=1,
+        description="growth.trim: how much worse, relative to the untrimmed network's, the "
+        "validation metric may become (0.01: 1 %).",
+    )
     pool: PoolSettings = PoolSettings()
     tiny: TinySettings = TinySettings()
     gradmax: GradMaxSettings = GradMaxSettings()

@@ -126,8 +126,77 @@ class PruneStep(Event):
     event: Literal["prune"] = field(default="prune", kw_only=True)
 
 
+@dataclass(frozen=True)
+class TrimStep(Event):
+    """Trimming after growth: the neurons removed from the grown network (least harm to the
+    validation ``monitor`` first), before fine-tuning; ``merged``: duplicates folded into a
+    twin, which leaves the function unchanged."""
+
+    monitor: str
+    tolerance: float
+    validation_before: float
+    validation_after: float
+    removed: list[int]
+    merged: list[int]
+    widths_before: list[int]
+    hidden_widths: list[int]
+    parameters_before: int
+    parameters: int
+    seconds: float
+    event: Literal["trim"] = field(default="trim", kw_only=True)
+
+    def describe(self) -> str:
+        """One line: ``trimmed 14 neurons: widths 22 → 8, parameters 310 → 114, validation
+        loss 0.081 → 0.082``."""
+        gone = sum(self.removed) + sum(self.merged)
+        if not gone:
+            return (
+                f"trimming: no neuron can go without a worse validation {self.monitor} "
+                f"({self.validation_before:.4g})"
+            )
+        return (
+            f"trimmed {gone} neurons: widths {_widths(self.widths_before)} → "
+            f"{_widths(self.hidden_widths)}, parameters {self.parameters_before} → "
+            f"{self.parameters}, validation {self.monitor} {self.validation_before:.4g} → "
+            f"{self.validation_after:.4g}"
+        )
+
+
+@dataclass(frozen=True)
+class TrimEnd(Event):
+    """Trimming's decision after ``epochs`` of fine-tuning: ``kept`` the trimmed network (its
+    validation ``monitor`` no worse than the untrimmed one's, within the tolerance) or went
+    back to the untrimmed one; ``validation_trimmed`` is None when nothing was trimmed."""
+
+    kept: bool
+    monitor: str
+    validation_untrimmed: float
+    validation_trimmed: float | None
+    epochs: int
+    hidden_widths: list[int]
+    parameters: int
+    event: Literal["trim_end"] = field(default="trim_end", kw_only=True)
+
+    def describe(self) -> str:
+        if self.validation_trimmed is None:
+            return "trimming kept the grown network: nothing to trim"
+        tuned = f" after {self.epochs} epochs of fine-tuning" if self.epochs else ""
+        scores = (
+            f"validation {self.monitor} {self.validation_trimmed:.4g}{tuned}, "
+            f"{self.validation_untrimmed:.4g} untrimmed"
+        )
+        if self.kept:
+            return f"trimming kept the trimmed network ({scores})"
+        return f"trimming went back to the grown network ({scores})"
+
+
+def _widths(widths: Sequence[int]) -> str:
+    return ",".join(str(width) for width in widths)
+
+
 AnyEvent = Annotated[
-    TrainStart | EpochEnd | TrainEnd | GrowthStep | PruneStep, Field(discriminator="event")
+    TrainStart | EpochEnd | TrainEnd | GrowthStep | PruneStep | TrimStep | TrimEnd,
+    Field(discriminator="event"),
 ]
 _EVENTS: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 
@@ -143,8 +212,8 @@ Observer = Callable[[Event], None]
 
 def kept_epoch(history: Sequence[Event], final: bool = False) -> EpochEnd | None:
     """The epoch event whose weights a training kept (its best epoch): the first training's
-    (the growing one), or with ``final`` the last one's (fine-tuning after pruning, when
-    there is one); None before any epoch."""
+    (the growing one), or with ``final`` the last one's (fine-tuning after trimming or
+    pruning, when there is one, and a trimming was kept); None before any epoch."""
     trainings: list[tuple[list[EpochEnd], int | None]] = []
     epochs: list[EpochEnd] = []
     for event in history:
@@ -153,6 +222,8 @@ def kept_epoch(history: Sequence[Event], final: bool = False) -> EpochEnd | None
         elif isinstance(event, TrainEnd):
             trainings.append((epochs, event.best_epoch))
             epochs = []
+        elif isinstance(event, TrimEnd) and event.epochs and not event.kept:
+            trainings.pop()  # the fine-tuning of a trimmed network that was not kept
     if epochs or not trainings:
         trainings.append((epochs, None))  # still training: its latest epoch
     epochs, best = trainings[-1] if final else trainings[0]

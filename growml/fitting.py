@@ -23,6 +23,7 @@ from growml.data import PreparedData, Table, load_data_table, prepare
 from growml.errors import DataError, GrowmlWarning, RunError, TrainingError
 from growml.events import Event, Observer, parse_event
 from growml.growth.engine import GrowthEngine
+from growml.growth.trim import trim_after_growth
 from growml.losses import Loss, default_loss, make_loss
 from growml.losses.threshold import choose_threshold
 from growml.nn.mlp import GrowingMLP
@@ -118,7 +119,7 @@ def fit(
                 checkpoint=recorder.save_checkpoint if checkpoints else None,
                 resume=checkpoint,
             )
-            trained, pruning = _train_and_prune(
+            trained, pruning, trimming = _train_and_prune(
                 model, data, config, trainer, recorder, resumed=checkpoint is not None
             )
             threshold = None
@@ -133,7 +134,7 @@ def fit(
             )
             seconds = {"data": loaded - started, "wall": time.perf_counter() - started}
             run.metrics = fit_metrics(
-                run, config, data, trained, recorder.events, seconds, pruning, threshold
+                run, config, data, trained, recorder.events, seconds, pruning, threshold, trimming
             )
             save_run(writer, run, recorder.events)
     run.path = writer.out
@@ -320,14 +321,16 @@ def _train_and_prune(
     trainer: Trainer,
     emit: Observer,
     resumed: bool = False,
-) -> tuple[TrainResult, dict[str, Any] | None]:
-    """Prune at init (if asked), train with ``trainer`` (growing if asked), then prune after
-    growth (if asked) and fine-tune (``Trainer.fine_tuning``), continuing the same optimizer so
-    that its sliced state carries over.
+) -> tuple[TrainResult, dict[str, Any] | None, dict[str, Any] | None]:
+    """Prune at init (if asked), train with ``trainer`` (growing if asked), trim what growth
+    added beyond need (``growth.trim``), then prune after growth (if asked); trimming and
+    pruning each fine-tune (``Trainer.fine_tuning``), continuing the same optimizer so that its
+    sliced state carries over. Returns the training, pruning and trimming summaries.
     ``resumed``: the training goes on from a checkpoint, whose history already holds the
-    pruning at initialisation (done again, to give the network its masks and widths)."""
+    pruning at initialisation (done again, to give the network its masks and widths); trimming
+    and pruning after growth follow the training, so a resumed run does them afresh."""
     when = _prune_when(config)
-    pruning = None
+    pruning = trimming = None
     if when == "at-init":
         pruning = prune_network(
             model, None, config.prune, when, config.seed, _quiet if resumed else emit
@@ -335,18 +338,33 @@ def _train_and_prune(
     arrays = (data.x_train, data.y_train, data.x_val, data.y_val)
     weights = {"train_weights": data.w_train, "validation_weights": data.w_val}
     result = trainer.run(model, *arrays, **weights)
+    if config.growth.enabled and config.growth.trim:
+        trimming, tuned = trim_after_growth(
+            model, trainer, arrays, weights, config.growth.trim_tolerance, emit
+        )
+        if tuned is not None:
+            result = _followed_by(result, tuned, kept=trimming["kept"], seconds=trimming["seconds"])
     if when != "after-growth":
-        return result, pruning
+        return result, pruning, trimming
     pruning = prune_network(model, trainer.optimizer_, config.prune, when, config.seed, emit)
     tuned = trainer.fine_tuning().run(model, *arrays, optimizer=trainer.optimizer_, **weights)
-    combined = TrainResult(
+    return _followed_by(result, tuned), pruning, trimming
+
+
+def _followed_by(
+    result: TrainResult, tuned: TrainResult, kept: bool = True, seconds: float = 0.0
+) -> TrainResult:
+    """A training ``result`` followed by fine-tuning ``tuned`` (and ``seconds`` of other
+    work): their epochs and times add up; the kept weights are the fine-tuning's best epoch,
+    or the first training's when the fine-tuned network was not ``kept``."""
+    last = tuned if kept else result
+    return TrainResult(
         epochs=result.epochs + tuned.epochs,
-        best_epoch=result.epochs + tuned.best_epoch,
-        stopped_early=tuned.stopped_early,
-        seconds=result.seconds + tuned.seconds,
-        best_validation=tuned.best_validation,
+        best_epoch=result.epochs + tuned.best_epoch if kept else result.best_epoch,
+        stopped_early=last.stopped_early,
+        seconds=result.seconds + tuned.seconds + seconds,
+        best_validation=last.best_validation,
     )
-    return combined, pruning
 
 
 def _choose_threshold(

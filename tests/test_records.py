@@ -14,7 +14,16 @@ from typer.testing import CliRunner
 import growml
 from growml.data import prepare
 from growml.errors import RunError
-from growml.events import EpochEnd, GrowthStep, PruneStep, TrainEnd, TrainStart, parse_event
+from growml.events import (
+    EpochEnd,
+    GrowthStep,
+    PruneStep,
+    TrainEnd,
+    TrainStart,
+    TrimEnd,
+    TrimStep,
+    parse_event,
+)
 from growml.fitting import load_config_table
 from growml.runs import digests
 from growml.runs.layout import HISTORY, METRICS, MODEL_SPEC
@@ -68,6 +77,28 @@ EVENTS = [
     ),
     TrainEnd(
         epochs=5, best_epoch=4, stopped_early=True, seconds=0.02, best_validation={"loss": 0.7}
+    ),
+    TrimStep(
+        monitor="loss",
+        tolerance=0.01,
+        validation_before=0.31,
+        validation_after=0.305,
+        removed=[4, 0],
+        merged=[1, 0],
+        widths_before=[9, 2],
+        hidden_widths=[4, 2],
+        parameters_before=69,
+        parameters=34,
+        seconds=0.01,
+    ),
+    TrimEnd(
+        kept=True,
+        monitor="loss",
+        validation_untrimmed=0.31,
+        validation_trimmed=0.29,
+        epochs=12,
+        hidden_widths=[4, 2],
+        parameters=34,
     ),
 ]
 

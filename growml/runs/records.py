@@ -68,6 +68,30 @@ class PruneSummary(_Record):
     hidden_widths: list[int]
 
 
+class TrimSummary(_Record):
+    """What trimming after growth removed (per hidden layer), the widths and parameters before
+    and after, the validation ``monitor`` and the training loss untrimmed, after removal and
+    after fine-tuning (None: nothing to trim), and whether the trimmed network was ``kept``."""
+
+    monitor: str
+    tolerance: float
+    kept: bool
+    removed: list[int]
+    merged: list[int]
+    widths_before: list[int]
+    trimmed_widths: list[int]
+    parameters_before: int
+    parameters_after: int
+    validation_before: float
+    validation_after_removal: float
+    validation_after: float | None
+    training_loss_before: float | None = None
+    training_loss_after_removal: float | None = None
+    training_loss_after: float | None = None
+    epochs: int
+    seconds: float
+
+
 class ThresholdSummary(_Record):
     """A binary run's decision threshold, and how it was chosen (``metric`` ``none``: 0.5)."""
 
@@ -94,6 +118,7 @@ class RunMetrics(_Record):
     seconds: Seconds | None = None
     growth: GrowthSummary | None = None
     prune: PruneSummary | None = None
+    trim: TrimSummary | None = None
     threshold: ThresholdSummary | None = None
 
 

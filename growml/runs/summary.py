@@ -2,7 +2,7 @@
 
 The sections: every split's metrics at the run's threshold (a split without rows has none),
 the network's size, the epochs and timings, and the summaries of growth, pruning and the
-binary threshold for the runs that had them.
+binary threshold for the runs that had them, and of trimming after growth.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def fit_metrics(
     seconds: Mapping[str, float],
     pruning: dict[str, Any] | None = None,
     threshold: dict[str, Any] | None = None,
+    trimming: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The content of ``metrics.json`` for ``run``, trained with ``config`` on ``data`` as
     ``trained`` and ``history`` say; ``seconds``: the time of reading and preparing the data
@@ -54,6 +55,8 @@ def fit_metrics(
     }
     if config.growth.enabled:
         metrics["growth"] = growth_summary(config, history)
+    if trimming is not None:
+        metrics["trim"] = trimming
     if pruning is not None:
         metrics["prune"] = pruning
     if threshold is not None:

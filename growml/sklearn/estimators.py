@@ -77,14 +77,14 @@ _ATTRIBUTES_DOC = """
         Column names seen in ``fit``, when ``X`` had string column names (a DataFrame or a
         pyarrow Table).
     hidden_widths_ : list of int
-        Hidden widths of the fitted network, after growth and pruning.
+        Hidden widths of the fitted network, after growth, trimming and pruning.
     n_parameters_ : int
         Weights and biases of the fitted network.
     history_ : list of growml.events.Event
         The run's events (``history.jsonl``), typed: ``EpochEnd``, ``GrowthStep``,
         ``PruneStep``...
     n_iter_ : int
-        Epochs trained.
+        Epochs trained: growth's training, then the fine-tuning after trimming or pruning.
     loss_curve_ : list of float
         Training loss at the end of every epoch.
     metrics_ : dict

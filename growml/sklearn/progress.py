@@ -1,12 +1,21 @@
 """``verbose=1``: the training's progress as plain lines on stderr, one per epoch and one per
-growth or pruning step, the way scikit-learn's ``MLPClassifier(verbose=True)`` prints its
+growth, pruning or trimming step, the way scikit-learn's ``MLPClassifier(verbose=True)`` prints its
 iterations (``growml fit`` draws the same events as a live display)."""
 
 from __future__ import annotations
 
 import sys
 
-from growml.events import EpochEnd, Event, GrowthStep, PruneStep, TrainEnd, TrainStart
+from growml.events import (
+    EpochEnd,
+    Event,
+    GrowthStep,
+    PruneStep,
+    TrainEnd,
+    TrainStart,
+    TrimEnd,
+    TrimStep,
+)
 
 
 def progress_line(event: Event) -> str | None:
@@ -22,7 +31,7 @@ def progress_line(event: Event) -> str | None:
             f"epoch {event.epoch}: loss {event.train_loss:.4f}, validation {validation}, "
             f"widths {_widths(event.hidden_widths)}"
         )
-    if isinstance(event, GrowthStep):
+    if isinstance(event, GrowthStep | TrimStep | TrimEnd):
         return event.describe()
     if isinstance(event, PruneStep):
         return (

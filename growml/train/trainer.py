@@ -159,7 +159,7 @@ class Trainer:
         """
         config = self.config
         loop = self._loop(model, x_train, y_train, optimizer, train_weights)
-        validation = _Validation(self, x_val, y_val, validation_weights)
+        validation = Validation(self, x_val, y_val, validation_weights)
         started = time.perf_counter()
         if self.resume is None:
             self._emit(self._start_event(loop, validation_rows=len(x_val)))
@@ -260,7 +260,7 @@ class Trainer:
             threads=choose_threads(config.threads, model, config.batch_size),
         )
 
-    def _epoch(self, loop: Loop, epoch: int, validation: _Validation) -> EpochEnd:
+    def _epoch(self, loop: Loop, epoch: int, validation: Validation) -> EpochEnd:
         """Train and validate ``epoch``, and hand its ``EpochEnd`` event to the observers."""
         started = time.perf_counter()
         loop.warming_up = self.warmup is not None and epoch <= self.warmup_epochs
@@ -349,9 +349,10 @@ def stratified_order(labels: Tensor, generator: torch.Generator) -> Tensor:
     return shuffled[torch.argsort(keys)]
 
 
-class _Validation:
-    """Cheap per-epoch validation metrics, computed in torch on the encoded targets; weighted
-    rows count by their weights in each (as repeated rows would)."""
+class Validation:
+    """Cheap per-epoch validation metrics (also what trimming follows), computed in torch on
+    the encoded targets; weighted rows count by their weights in each (as repeated rows
+    would)."""
 
     def __init__(
         self, trainer: Trainer, x_val: np.ndarray, y_val: np.ndarray, weights: np.ndarray | None
@@ -368,7 +369,10 @@ class _Validation:
     def __call__(self, model: GrowingMLP) -> dict[str, float]:
         # No train/eval switch: the network has no dropout or normalisation, and the switch
         # costs more than the rest of a small validation pass.
-        output = model(self.x)
+        return self.of_output(model(self.x))
+
+    def of_output(self, output: Tensor) -> dict[str, float]:
+        """The metrics of the network outputs ``output`` on the validation rows."""
         metrics = {"loss": float(self.trainer.loss(output, self.target))}
         if self.trainer.task == "regression":
             residual = output - self.labels.float().reshape_as(output)
