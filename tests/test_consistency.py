@@ -17,7 +17,10 @@ def _fit(tmp_path, *overrides):
 
 @pytest.mark.parametrize("source", ["digits", "breast-cancer"])
 def test_the_kept_network_is_the_one_every_record_describes(tmp_path, source):
-    metrics, history = _fit(tmp_path, ("data.source", source), ("train.epochs", 40))
+    # Trimming would replace the kept network by a smaller one (tests/test_trim.py).
+    metrics, history = _fit(
+        tmp_path, ("data.source", source), ("train.epochs", 40), ("growth.trim", False)
+    )
     growth, kept = metrics["growth"], kept_epoch(history)
     assert growth["kept_epoch"] == kept.epoch == metrics["best_epoch"]
     assert growth["kept_widths"] == kept.hidden_widths == metrics["hidden_widths"]
