@@ -385,8 +385,15 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 def markdown(report: dict[str, Any], threads: int, settings: list[str]) -> str:
     """The results file: the three tables and the medians, as the README shows them."""
+    done = [len(entry["seeds_done"]) for entry in report["datasets"].values()]
+    seeds = len(report["seeds"])
+    shown = (
+        f"{seeds} seeds"
+        if set(done) == {seeds}
+        else f"up to {max(done, default=0)} of {seeds} seeds"
+    )
     lines = [
-        f"# growml against tabular peers ({len(report['seeds'])} seeds, {threads} threads)",
+        f"# growml against tabular peers ({shown}, {threads} thread{'s' * (threads > 1)})",
         "",
         f"growml settings: {', '.join(settings) or 'defaults'}. Every model sees the same test "
         "rows (growml's split of each seed); the peers fit on growml's training and validation "
