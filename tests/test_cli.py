@@ -139,6 +139,10 @@ def test_datasets_lists_every_builtin():
         "spirals",
         "xor",
         "sine",
+        "diabetes",
+        "many-features",
+        "clusters",
+        "checkerboard",
     }
     assert rows["digits"]["rows"] == 1797 and rows["digits"]["features"] == 64
     assert rows["friedman"]["task"] == "regression" and rows["friedman"]["class_balance"] is None

@@ -58,6 +58,10 @@ BUILTINS = {
     "spirals": (1000, 2, "classification", 2),
     "xor": (2000, 10, "classification", 2),
     "sine": (1000, 1, "regression", None),
+    "diabetes": (442, 10, "regression", None),
+    "many-features": (3000, 100, "classification", 2),
+    "clusters": (3000, 20, "classification", 4),
+    "checkerboard": (4000, 2, "classification", 2),
 }
 
 
@@ -76,6 +80,39 @@ def test_builtin_loads_with_its_shape_and_task(name: str) -> None:
 def test_builtins_are_deterministic() -> None:
     assert load_table("moons").features.equals(load_table("moons").features)
     assert load_table("friedman").target.equals(load_table("friedman").target)
+    for name in ("many-features", "clusters", "checkerboard"):
+        first, again = load_table(name), load_table(name)
+        assert first.features.equals(again.features) and first.target.equals(again.target)
+
+
+def test_checkerboard_labels_are_the_colour_of_each_points_cell() -> None:
+    table = load_table("checkerboard")
+    x = np.column_stack([table.features.column(i).to_numpy() for i in range(2)])
+    assert x.min() >= 0 and x.max() < 1
+    cells = np.floor(8 * x).astype(int)
+    assert np.array_equal(table.target.to_numpy(), (cells[:, 0] + cells[:, 1]) % 2)
+    # Every one of the 64 cells holds points, so the board is there to be learnt.
+    assert len({tuple(cell) for cell in cells}) == 64
+
+
+def test_many_features_has_twelve_informative_columns_and_noise() -> None:
+    """The 12 informative columns tell the classes apart (jointly: some carry no signal in
+    their means), the 88 noise columns no better than a coin."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    table = load_table("many-features")
+    names = table.features.column_names
+    assert names[:12] == [f"informative{i}" for i in range(12)]
+    x = np.column_stack([c.to_numpy() for c in table.features.columns])
+    y = table.target.to_numpy()
+
+    def accuracy(columns: slice) -> float:
+        return cross_val_score(KNeighborsClassifier(15), x[:, columns], y, cv=3).mean()
+
+    assert accuracy(slice(0, 12)) > 0.8
+    assert abs(accuracy(slice(12, 24)) - 0.5) < 0.05
+    assert abs(accuracy(slice(88, 100)) - 0.5) < 0.05
 
 
 def test_list_datasets_describes_every_builtin_in_order() -> None:

@@ -29,6 +29,8 @@ _GENERATOR_SEED = 0
 _MNIST1D_CACHE_FILE = "mnist1d-v1.npz"
 _MNIST1D_ROWS = 5000
 _MNIST1D_LENGTH = 40
+# Cells per side of the checkerboard dataset.
+_CHECKERBOARD_CELLS = 8
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,56 @@ def _sine() -> tuple[pa.Table, pa.ChunkedArray]:
     rng = np.random.default_rng(_GENERATOR_SEED)
     x = rng.uniform(-np.pi, np.pi, size=(1000, 1))
     return _from_arrays(x, np.sin(3 * x[:, 0]) + rng.normal(scale=0.1, size=1000))
+
+
+def _many_features() -> tuple[pa.Table, pa.ChunkedArray]:
+    # 12 informative columns (two clusters per class at corners of a 12-D hypercube, so some
+    # columns matter only jointly) beside 88 of pure noise; 3 % of the labels flipped at random.
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=3000,
+        n_features=100,
+        n_informative=12,
+        n_redundant=0,
+        n_repeated=0,
+        n_clusters_per_class=2,
+        flip_y=0.03,
+        class_sep=1.0,
+        shuffle=False,
+        random_state=_GENERATOR_SEED,
+    )
+    # Unshuffled, the informative columns come first (named so) and the rows by class.
+    rows = np.random.default_rng(_GENERATOR_SEED).permutation(len(y))
+    names = [f"informative{i}" for i in range(12)] + [f"noise{i}" for i in range(88)]
+    return _from_arrays(x[rows], y[rows], names)
+
+
+def _clusters() -> tuple[pa.Table, pa.ChunkedArray]:
+    # Each class is 3 Gaussian clusters at corners of a 10-D hypercube: no class is one blob.
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=3000,
+        n_features=20,
+        n_informative=10,
+        n_redundant=0,
+        n_classes=4,
+        n_clusters_per_class=3,
+        flip_y=0.01,
+        class_sep=1.5,
+        random_state=_GENERATOR_SEED,
+    )
+    return _from_arrays(x, y)
+
+
+def _checkerboard() -> tuple[pa.Table, pa.ChunkedArray]:
+    # The colour of the cell of an 8 x 8 board over the unit square: 32 alternating regions
+    # that a few ReLUs cannot carve, and axis-aligned splits can.
+    rng = np.random.default_rng(_GENERATOR_SEED)
+    x = rng.uniform(size=(4000, 2))
+    cells = np.floor(x * _CHECKERBOARD_CELLS).astype(np.int64)
+    return _from_arrays(x, cells.sum(1) % 2)
 
 
 def cache_dir() -> Path:
@@ -306,6 +358,37 @@ _REGISTRY: dict[str, _Builtin] = {
         "Three periods of a sine in 1-D, noise sd 0.1 (synthetic).",
         shape=(1000, 1),
         class_counts=None,
+    ),
+    "diabetes": _Builtin(
+        _sklearn_bundled("load_diabetes", class_names=False),
+        "regression",
+        "Disease progression after one year from 10 baseline measurements of 442 diabetes "
+        "patients (scikit-learn).",
+        shape=(442, 10),
+        class_counts=None,
+    ),
+    "many-features": _Builtin(
+        _many_features,
+        "classification",
+        "Binary, 100 features of which 12 informative and 88 pure noise, 3 % of labels flipped "
+        "(synthetic).",
+        shape=(3000, 100),
+        class_counts={"0": 1496, "1": 1504},
+    ),
+    "clusters": _Builtin(
+        _clusters,
+        "classification",
+        "Four classes of three clusters each in 20 features, 10 of them informative (synthetic).",
+        shape=(3000, 20),
+        class_counts={"0": 748, "1": 747, "2": 751, "3": 754},
+    ),
+    "checkerboard": _Builtin(
+        _checkerboard,
+        "classification",
+        "The colour of an 8 x 8 checkerboard's cell from 2 uniform coordinates in [0, 1] "
+        "(synthetic).",
+        shape=(4000, 2),
+        class_counts={"0": 2046, "1": 1954},
     ),
 }
 
