@@ -136,9 +136,9 @@ def test_no_layer_is_inserted_into_a_network_without_an_identity():
 def test_a_deepened_run_exports_predicts_and_reports(tmp_path):
     runner = CliRunner()
     out = tmp_path / "deep"
-    fitted = runner.invoke(
-        app, ["fit", "circles", "--set", "growth.max_depth=3", "--out", str(out)]
-    )
+    settings = ["growth.max_depth=2", "train.lr=0.01", "train.epochs=60", "growth.trim=false"]
+    flags = [part for setting in settings for part in ("--set", setting)]
+    fitted = runner.invoke(app, ["fit", "xor", *flags, "--out", str(out)])
     assert fitted.exit_code == 0, fitted.output
     model = json.loads((out / "model.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
@@ -147,7 +147,7 @@ def test_a_deepened_run_exports_predicts_and_reports(tmp_path):
     assert growth["layers_inserted"] and len(growth["neurons_added"]) >= 2
     exported = runner.invoke(app, ["export", str(out)])
     assert exported.exit_code == 0, exported.output
-    rows = load_table("circles").features.to_pandas().head(20)
+    rows = load_table("xor").features.to_pandas().head(20)
     csv = tmp_path / "rows.csv"
     rows.to_csv(csv, index=False)
     for engine in ("torch", "onnx"):
