@@ -204,7 +204,10 @@ class PiecewiseEmbedding(NumericEmbedding):
         levels = np.linspace(0.0, 1.0, max_bins + 1)
         edges = []
         for column in columns.T:
-            unique = np.unique(np.quantile(column, levels)) if column.size else np.zeros(1)
+            # Merged in float32, the precision the model keeps them in: two quantiles apart
+            # in float64 only would make a bin of width 0.
+            quantiles = np.quantile(column, levels) if column.size else np.zeros(1)
+            unique = np.unique(quantiles.astype(np.float32)).astype(np.float64)
             edges.append(unique if unique.size > 1 else np.array([unique[0], unique[0] + 1.0]))
         embedding = cls(x_train.shape[1], numeric, [e.size - 1 for e in edges])
         starts = np.concatenate([e[:-1] for e in edges])
