@@ -4,6 +4,7 @@ export, the estimators)."""
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pyarrow as pa
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 import growml
 from growml.compare import compare
 from growml.data import Preprocessor
-from growml.errors import ConfigError
+from growml.errors import ConfigError, RunError
 from growml.events import GrowthStep
 from growml.nn import GrowingMLP
 from growml.nn.embeddings import PeriodicEmbedding, PiecewiseEmbedding
@@ -171,6 +172,17 @@ def test_model_json_and_safetensors_round_trip(embedded_run):
         torch.testing.assert_close(loaded.model(x), result.run.model(x), rtol=0, atol=0)
     raw = result.data.raw_test
     np.testing.assert_array_equal(loaded.predict(raw), result.run.predict(raw))
+
+
+def test_a_damaged_embedding_in_model_json_is_a_run_error(embedded_run, tmp_path):
+    _, result = embedded_run
+    copy = tmp_path / "run"
+    shutil.copytree(result.path, copy)
+    info = json.loads((copy / "model.json").read_text())
+    info["embedding"]["kind"] = "fourier"
+    (copy / "model.json").write_text(json.dumps(info))
+    with pytest.raises(RunError, match="damaged"):
+        growml.load_run(copy)
 
 
 def test_export_parity(embedded_run):
