@@ -174,6 +174,12 @@ def test_model_json_and_safetensors_round_trip(embedded_run):
     np.testing.assert_array_equal(loaded.predict(raw), result.run.predict(raw))
 
 
+def test_report_names_the_embedding(embedded_run):
+    kind, result = embedded_run
+    report = runner.invoke(app, ["report", str(result.path)])
+    assert report.exit_code == 0 and f"{kind} (13 numeric columns)" in report.output
+
+
 def test_a_damaged_embedding_in_model_json_is_a_run_error(embedded_run, tmp_path):
     _, result = embedded_run
     copy = tmp_path / "run"
