@@ -119,16 +119,16 @@ class ModelConfig(Section):
         "they are, periodic (trained frequencies, linear, ReLU) or piecewise (quantile bins).",
     )
     embedding_frequencies: int = Field(
-        48, ge=1, le=1024, description="Trained frequencies per numeric column (periodic)."
+        16, ge=1, le=1024, description="Trained frequencies per numeric column (periodic)."
     )
     embedding_sigma: float = Field(
         0.01, gt=0, le=100, description="Standard deviation of the initial frequencies (periodic)."
     )
     embedding_width: int = Field(
-        24, ge=1, le=1024, description="Outputs per numeric column (periodic)."
+        8, ge=1, le=1024, description="Outputs per numeric column (periodic)."
     )
     embedding_bins: int = Field(
-        48, ge=2, le=1024, description="Quantile bins per numeric column at most (piecewise)."
+        16, ge=2, le=1024, description="Quantile bins per numeric column at most (piecewise)."
     )
 
     @field_validator("hidden_widths", mode="before")

@@ -110,9 +110,9 @@ class PeriodicEmbedding(NumericEmbedding):
         self,
         input_size: int,
         numeric: Sequence[int],
-        frequencies: int = 48,
+        frequencies: int = 16,
         sigma: float = 0.01,
-        width: int = 24,
+        width: int = 8,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(input_size, numeric)
