@@ -226,12 +226,19 @@ def model_rows(files: RunFiles) -> dict[str, Any]:
     """The ``Model`` section of a report: the data, the task and the network."""
     model = files.description
     columns = len(files.preprocessor.feature_names)
+    embedding = model.embedding
+    embedded = (
+        {"embedding": f"{embedding['kind']} ({len(embedding['numeric'])} numeric columns)"}
+        if embedding
+        else {}
+    )
     return {
         "run": str(files.path),
         "data": files.setting("data.source") or "?",
         "task": model.task,
         "classes": ", ".join(str(c) for c in model.classes or []) or "—",
         "inputs": f"{model.input_size} ({columns} raw columns)",
+        **embedded,
         "hidden widths": ", ".join(str(w) for w in model.hidden_widths),
         "activation": model.activation,
         "parameters": "?" if model.parameters is None else f"{model.parameters:,}",

@@ -109,7 +109,7 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    """The network: hidden widths, activation and initialisation."""
+    """The network: hidden widths, activation, initialisation and numeric embeddings."""
 
     hidden_widths: list[Annotated[int, Strict(), Field(ge=1, le=MAX_WIDTH)]] = Field(
         [1],
@@ -119,6 +119,23 @@ class ModelConfig(Section):
     )
     activation: Activation = Field("relu", description="The hidden layers' activation.")
     init_scale: float = Field(1.0, gt=0, description="Multiplier on PyTorch's default init.")
+    embedding: Literal["none", "periodic", "piecewise"] = Field(
+        "none",
+        description="How numeric columns enter the first hidden layer (docs/embeddings.md): as "
+        "they are, periodic (trained frequencies, linear, ReLU) or piecewise (quantile bins).",
+    )
+    embedding_frequencies: int = Field(
+        16, ge=1, le=1024, description="Trained frequencies per numeric column (periodic)."
+    )
+    embedding_sigma: float = Field(
+        0.01, gt=0, le=100, description="Standard deviation of the initial frequencies (periodic)."
+    )
+    embedding_width: int = Field(
+        8, ge=1, le=1024, description="Outputs per numeric column (periodic)."
+    )
+    embedding_bins: int = Field(
+        16, ge=2, le=1024, description="Quantile bins per numeric column at most (piecewise)."
+    )
 
     @field_validator("hidden_widths", mode="before")
     @classmethod

@@ -20,12 +20,13 @@ import torch
 from growml.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from growml.config import FitConfig
 from growml.data import PreparedData, Table, load_data_table, prepare
-from growml.errors import DataError, GrowmlWarning, RunError, TrainingError
+from growml.errors import ConfigError, DataError, GrowmlWarning, RunError, TrainingError
 from growml.events import Event, Observer, parse_event
 from growml.growth.engine import GrowthEngine
 from growml.growth.trim import trim_after_growth
 from growml.losses import Loss, default_loss, make_loss
 from growml.losses.threshold import choose_threshold
+from growml.nn.embeddings import make_embedding
 from growml.nn.mlp import GrowingMLP
 from growml.prune.stage import prune_network
 from growml.runs.layout import PLOTS
@@ -175,13 +176,22 @@ class _Recorder:
 
 def _network(config: FitConfig, data: PreparedData) -> GrowingMLP:
     """The starting network ``model`` describes, seeded by ``seed``."""
+    generator = torch.Generator().manual_seed(config.seed)
+    numeric = data.preprocessor.numeric_outputs
+    if config.model.embedding != "none" and not numeric:
+        raise ConfigError(
+            f"model.embedding={config.model.embedding} embeds numeric columns and the data has "
+            "none; use model.embedding=none."
+        )
+    embedding = make_embedding(config.model, data.x_train, numeric, generator)
     return GrowingMLP(
         input_size=data.x_train.shape[1],
         hidden_widths=config.model.hidden_widths,
         output_size=data.target_encoder.n_outputs,
         activation=config.model.activation,
         init_scale=config.model.init_scale,
-        generator=torch.Generator().manual_seed(config.seed),
+        generator=generator,
+        embedding=embedding,
     )
 
 

@@ -265,6 +265,17 @@ class Preprocessor:
         return len(self.output_names)
 
     @property
+    def numeric_outputs(self) -> list[int]:
+        """The output columns that hold a standardised number (booleans, missing indicators
+        and one-hot columns excluded): what a numeric embedding embeds."""
+        starts = np.cumsum([0] + [len(column.output_names) for column in self.columns])
+        return [
+            int(start)
+            for column, start in zip(self.columns, starts, strict=False)
+            if isinstance(column, NumericColumn) and not column.boolean
+        ]
+
+    @property
     def dropped(self) -> list[str]:
         """The columns training read and left out (dates, identifiers...): rows to predict on
         may hold them without remark."""

@@ -16,10 +16,12 @@ from growml import atomic
 from growml.errors import ExportError
 from growml.export import metadata
 from growml.export.columns import grouped_numbers, input_types, number_type
+from growml.export.embedding import EmbeddingWeights
 from growml.export.engines import MODEL_FILE
 from growml.export.graph import DEFAULT_OPSET, NetworkWeights, build_model
 from growml.export.runtime import OnnxModel
 from growml.export.verify import Parity, check_recorded_metrics, compare, held_out_rows
+from growml.nn.embeddings import NumericEmbedding
 from growml.runs import Run, digests, load_run
 from growml.runs.layout import SOURCE_FILES
 from growml.version import __version__
@@ -120,6 +122,18 @@ def _check_out(out: Path) -> None:
         )
 
 
+def _embedding_weights(embedding: NumericEmbedding | None) -> EmbeddingWeights | None:
+    if embedding is None:
+        return None
+    tensors = [*embedding.named_parameters(), *embedding.named_buffers()]
+    return EmbeddingWeights(
+        kind=embedding.kind,
+        numeric=embedding.numeric,
+        others=embedding.others,
+        arrays={name: tensor.detach().numpy() for name, tensor in tensors},
+    )
+
+
 def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = True) -> onnx.ModelProto:
     """The ONNX model of a loaded run, unchecked and unverified."""
     network = NetworkWeights(
@@ -128,6 +142,7 @@ def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = True) 
             for weight, bias in zip(run.model.weights, run.model.biases, strict=True)
         ],
         activation=run.model.activation.name,
+        embedding=_embedding_weights(run.model.embedding),
     )
     info = run.model_info()
     properties = metadata.encode(

@@ -42,6 +42,8 @@ What is in the graph:
   or never seen is all zeros, as in training; the missing indicator is one more category, ``""``;
 * the preprocessing writes its columns grouped by kind; the permutation back to the order of
   ``preprocess.json`` is folded into the rows of the first weight matrix, so it costs nothing;
+* a numeric embedding, when the network has one, between the two (``export/embedding.py``);
+  it picks its columns from the grouped matrix, and the first weight matrix stays as it is;
 * the network as ``Gemm`` + activation per layer, at its final widths (pruned weights are the
   zeros the run saved); GELU is the ``Gelu`` operator from opset 20, its erf form before;
 * outputs: ``label`` (the class labels, binary decisions at the stored threshold) and
@@ -64,6 +66,7 @@ from onnx import TensorProto, helper
 from growml.data.preprocess import Preprocessor, TargetEncoder
 from growml.errors import ExportError
 from growml.export.columns import grouped_numbers, input_types, number_type, preprocessing
+from growml.export.embedding import EmbeddingWeights, embedding_nodes
 from growml.export.metadata import DEFAULT_OPSET, MIN_OPSET, NUMBER, NUMBERS_INPUT
 from growml.export.nodes import Graph
 
@@ -78,10 +81,12 @@ OUTPUTS = {"classification": ("label", "probabilities"), "regression": ("value",
 
 @dataclass(frozen=True)
 class NetworkWeights:
-    """The network as arrays: ``layers`` are ``(weight (out, in), bias (out,))`` pairs."""
+    """The network as arrays: ``layers`` are ``(weight (out, in), bias (out,))`` pairs, and
+    the numeric ``embedding`` the first reads, if any."""
 
     layers: Sequence[tuple[np.ndarray, np.ndarray]]
     activation: str
+    embedding: EmbeddingWeights | None = None
 
 
 def build_model(
@@ -149,10 +154,12 @@ def _network(
     graph: Graph, features: tuple[str, list[int]], network: NetworkWeights, opset: int
 ) -> str:
     hidden, order = features
+    if network.embedding is not None:
+        hidden = embedding_nodes(graph, hidden, order, network.embedding)
     last = len(network.layers) - 1
     for index, (weight, bias) in enumerate(network.layers):
         transposed = np.ascontiguousarray(np.asarray(weight, np.float32).T)
-        if index == 0:
+        if index == 0 and network.embedding is None:
             transposed = transposed[order]
         layer = f"layer{index + 1}"
         hidden = graph.node(

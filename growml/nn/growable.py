@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from torch import Tensor, nn
 from torch.optim import Optimizer
@@ -54,11 +54,13 @@ class LayerSample:
 
 @dataclass
 class ForwardCache:
-    """What the backward pass needs: each layer's input, each hidden pre-activation, the output."""
+    """What the backward pass needs: each layer's input, each hidden pre-activation, the output,
+    and what the numeric embedding kept (None without one)."""
 
     inputs: list[Tensor]
     preactivations: list[Tensor]
     output: Tensor
+    embedding: Any = None
 
 
 @dataclass(frozen=True)

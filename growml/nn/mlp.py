@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from growml.nn.activations import ACTIVATIONS, Activation, get_activation
+from growml.nn.embeddings import NumericEmbedding, embedding_from_spec
 from growml.nn.growable import Candidate, ForwardCache, LayerSample, ParamResize
 from growml.nn.optimizer_state import carry_state
 
@@ -36,9 +37,13 @@ class ModelSpec:
     hidden_widths: tuple[int, ...]
     output_size: int
     activation: str = "relu"
+    embedding: dict[str, Any] | None = None  # NumericEmbedding.spec(); None: raw inputs
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "hidden_widths": list(self.hidden_widths)}
+        data = {**asdict(self), "hidden_widths": list(self.hidden_widths)}
+        if self.embedding is None:
+            del data["embedding"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
@@ -47,6 +52,7 @@ class ModelSpec:
             hidden_widths=tuple(int(w) for w in data["hidden_widths"]),
             output_size=int(data["output_size"]),
             activation=str(data["activation"]),
+            embedding=data.get("embedding"),
         )
 
 
@@ -60,6 +66,8 @@ class GrowingMLP(nn.Module):
         activation: one of ``relu``, ``tanh``, ``gelu``, ``selu``.
         init_scale: multiplier on PyTorch's default ``nn.Linear`` initialisation.
         generator: random generator for the initial weights (for reproducible runs).
+        embedding: what the first hidden layer reads in place of the raw inputs
+            (``growml/nn/embeddings.py``); None: the inputs themselves.
     """
 
     def __init__(
@@ -70,11 +78,15 @@ class GrowingMLP(nn.Module):
         activation: str = "relu",
         init_scale: float = 1.0,
         generator: torch.Generator | None = None,
+        embedding: NumericEmbedding | None = None,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}")
-        sizes = [input_size, *hidden_widths, output_size]
+        if embedding is not None and embedding.input_size != input_size:
+            raise ValueError(f"the embedding reads {embedding.input_size} inputs, not {input_size}")
+        first = input_size if embedding is None else embedding.output_size
+        sizes = [first, *hidden_widths, output_size]
         if len(hidden_widths) < 1 or min(sizes) < 1:
             raise ValueError(f"every layer needs at least one unit (got {sizes})")
         self.input_size = input_size
@@ -89,6 +101,8 @@ class GrowingMLP(nn.Module):
             bias = torch.empty(fan_out).uniform_(-bound, bound, generator=generator)
             self.weights.append(nn.Parameter(weight))
             self.biases.append(nn.Parameter(bias))
+        self.embedding = embedding
+        self._trained_embedding = embedding is not None and embedding.trained
         # Parameters keep their identity across shape changes, so this tuple stays valid.
         self._layers = tuple(zip(self.weights, self.biases, strict=True))
         # Unstructured pruning: 0/1 per weight, re-applied after every optimizer step.
@@ -113,19 +127,32 @@ class GrowingMLP(nn.Module):
 
     def spec(self) -> ModelSpec:
         return ModelSpec(
-            self.input_size, tuple(self.hidden_widths), self.output_size, self.activation.name
+            self.input_size,
+            tuple(self.hidden_widths),
+            self.output_size,
+            self.activation.name,
+            None if self.embedding is None else self.embedding.spec(),
         )
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> GrowingMLP:
         """An uninitialised network of this architecture, ready for ``load_state_dict``."""
-        return cls(spec.input_size, spec.hidden_widths, spec.output_size, spec.activation)
+        embedding = (
+            None if spec.embedding is None else embedding_from_spec(spec.input_size, spec.embedding)
+        )
+        return cls(
+            spec.input_size,
+            spec.hidden_widths,
+            spec.output_size,
+            spec.activation,
+            embedding=embedding,
+        )
 
     # ------------------------------------------------------------------------------ forward
 
     def forward(self, x: Tensor) -> Tensor:
         """The network's output (logits for classification)."""
-        h = x
+        h = x if self.embedding is None else self.embedding(x)
         last = len(self._layers) - 1
         for index, (weight, bias) in enumerate(self._layers):
             a = torch.addmm(bias, h, weight.t())
@@ -133,9 +160,14 @@ class GrowingMLP(nn.Module):
         return h
 
     def forward_cached(self, x: Tensor) -> ForwardCache:
-        """Forward pass keeping what ``backward`` needs. Call under ``torch.no_grad()``."""
+        """Forward pass keeping what ``backward`` needs. Call under ``torch.no_grad()``.
+
+        ``inputs[0]`` is what the first hidden layer reads: the embedding's output when the
+        network has one."""
         inputs, preactivations = [], []
-        h = x
+        h, embedded = x, None
+        if self.embedding is not None:
+            h, embedded = self.embedding.forward_cached(x)
         for weight, bias in self._layers[:-1]:
             inputs.append(h)
             a = torch.addmm(bias, h, weight.t())
@@ -143,7 +175,7 @@ class GrowingMLP(nn.Module):
             h = self.activation.fn(a)
         inputs.append(h)
         weight, bias = self._layers[-1]
-        return ForwardCache(inputs, preactivations, torch.addmm(bias, h, weight.t()))
+        return ForwardCache(inputs, preactivations, torch.addmm(bias, h, weight.t()), embedded)
 
     def backward(
         self, cache: ForwardCache, output_grad: Tensor, parameter_grads: bool = True
@@ -152,7 +184,8 @@ class GrowingMLP(nn.Module):
         ``parameter_grads`` is false) and return ``∂L/∂a_l``.
 
         The returned list has one entry per layer (hidden layers, then the output layer), each
-        of shape (batch, width). Call under ``torch.no_grad()``.
+        of shape (batch, width). A trained embedding gets its gradients from ∂L/∂(its outputs)
+        = δ₀ W₀ (its columns of W₀). Call under ``torch.no_grad()``.
         """
         derivative = self.activation.derivative
         preactivation_grads: list[Tensor] = [output_grad] * len(self._layers)
@@ -168,6 +201,10 @@ class GrowingMLP(nn.Module):
                 delta = torch.mm(delta, weight).mul_(
                     derivative(cache.preactivations[index - 1], layer_input)
                 )
+            elif parameter_grads and self._trained_embedding:
+                embedding = self.embedding
+                embedded_weight = weight[:, : embedding.embedded_size]
+                embedding.backward(cache.embedding, torch.mm(delta, embedded_weight))
         return preactivation_grads
 
     # ------------------------------------------------------------------------ shape changes

@@ -132,6 +132,7 @@ class ModelRecord(_Record):
     hidden_widths: list[PositiveInt] = Field(min_length=1)
     output_size: PositiveInt
     activation: str
+    embedding: dict[str, Any] | None = None
     task: Literal["classification", "regression"]
     classes: list[Any] | None = None
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
