@@ -14,6 +14,7 @@ import pyarrow.csv
 import pytest
 import yaml
 from growml.cli import app
+from sample_tables import mixed_csv
 from scipy.special import ndtri
 from sklearn.preprocessing import QuantileTransformer
 from typer.testing import CliRunner
@@ -223,21 +224,6 @@ def test_graph_scaling_equals_numpy_at_every_quantile_and_between(tmp_path):
 
 
 # --- commands and estimators ----------------------------------------------------------------
-
-
-def mixed_csv(path, rows=240, seed=0):
-    """Numbers with ties and gaps, a category, a boolean, a binary target."""
-    rng = np.random.default_rng(seed)
-    lines = ["age,income,colour,member,label"]
-    for i in range(rows):
-        age = "" if i % 11 == 0 else f"{rng.normal(40, 12):.1f}"
-        income = f"{rng.lognormal(10, 1):.2f}"
-        colour = "" if i % 13 == 0 else ["red", "green", "blue", "grey"][i % 4]
-        member = "" if i % 7 == 0 else ("true" if rng.random() < 0.5 else "false")
-        signal = (colour == "red") + (member == "true") + (age != "" and float(age) > 40)
-        lines.append(f"{age},{income},{colour},{member},{'yes' if signal >= 2 else 'no'}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.mark.filterwarnings("ignore::growml.errors.GrowmlWarning")
