@@ -289,10 +289,10 @@ class GrowthConfig(Section):
         1,
         ge=1,
         le=16,
-        description="Hidden layers growth may reach: once widening stops paying, a hidden layer "
-        "that leaves the function unchanged (identity weights; relu only) may be inserted "
-        "below the output and grown, when its neurons' gain per parameter, the layer's own "
-        "included, beats widening's. Never fewer layers than model.hidden_widths has.",
+        description="Hidden layers growth may reach: once no layer has a candidate above its "
+        "bar, a hidden layer that leaves the function unchanged (identity weights; relu only) "
+        "may be inserted below the output and grown, when its own candidates beat the bar. "
+        "A network that starts with more layers keeps them.",
     )
     statistics_rows: int = Field(
         2048, ge=16, description="Training rows sampled for the statistics and line search."

@@ -15,6 +15,11 @@ less than half the largest since the last step, at least ``MIN_INTERVAL`` and at
 ``growth.every`` grows on a fixed schedule instead, ``growth.schedule=stall`` only once
 training has stalled.
 
+Depth (``growth.max_depth`` above 1): once no existing layer has a candidate above its bar,
+the engine measures a copy of the network with an identity layer inserted below the output
+(the same function) and, when that layer's candidates beat the bar and their line search
+lowers the loss, inserts the layer into the network and adds them (``_deeper``).
+
 When to stop, on held-out evidence: growth goes on while validation improves from one step to
 the next (the best validation loss falls by ``LOSS_MARGIN``, or the best accuracy or R² rises);
 a step whose candidates all miss their bar (the pool's permutation null, TINY's noise floor)
