@@ -53,6 +53,11 @@ def _start_and_stop(out, epoch, stop=signal.SIGKILL, extra=()):
     process.send_signal(stop)
     stdout, stderr = process.communicate(timeout=60)
     assert reached is not None and reached >= epoch, stderr
+    # Epochs take milliseconds: a later checkpoint may have replaced the one read above
+    # before the signal arrived. The one left on disk is what a resume goes on from.
+    left = [p for p in _partials(out) if (p / CHECKPOINT).is_file()]
+    if left:
+        reached = read_checkpoint(left[0]).state["trainer"]["epoch"]
     return reached, process.returncode, stderr
 
 

@@ -567,7 +567,9 @@ def test_a_killed_worker_trial_is_failed_and_retried_by_the_next_sqlite_worker(t
     killed = [number for number, state, _, _ in trial_summary(out) if state == "RUNNING"]
     assert len(killed) == 1
     assert any(partial_of(path) for path in (out / "trials").iterdir())  # its run, half made
-    time.sleep(2.5)  # past the grace period: the trial counts as killed
+    # Well past the grace period (2 s after its last heartbeat), so that the next trial finds
+    # it stale and retries it even on a loaded machine.
+    time.sleep(4.0)
     result = invoke("tune", "iris", "--out", out, "--trials", 1, *settings, "--json")
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
