@@ -393,11 +393,15 @@ def test_a_comparison_killed_outright_resumes_where_it_stopped(tmp_path):
     out = tmp_path / "c"
     args = ["compare", "iris", "--epochs", "3", "--widths", "2,3,4,5,6,7,8,9", "--seeds", "3"]
     command = [str(Path(sys.executable).parent / "growml"), *args, "--jobs", "2", "--out", out]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     while len(list((out / "members").glob("*.json"))) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
+    # The command and its worker processes together, as a crash or an out-of-memory kill of
+    # its group ends them (a worker left running would still be writing its member).
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert json.loads((out / "compare.json").read_text())["status"] == "running"
     recorded = {path.name for path in (out / "members").glob("*.json")}
