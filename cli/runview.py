@@ -241,8 +241,30 @@ def model_rows(files: RunFiles) -> dict[str, Any]:
         **embedded,
         "hidden widths": ", ".join(str(w) for w in model.hidden_widths),
         "activation": model.activation,
+        **_gate_row(files.metrics_record),
         "parameters": "?" if model.parameters is None else f"{model.parameters:,}",
         "threshold": _describe_threshold(model.threshold, files.metrics_record),
+    }
+
+
+# A column counts as kept by the feature gate at this share of the strongest column's gate.
+GATE_KEPT_SHARE = 0.1
+# The strongest columns a report names.
+GATE_NAMED = 5
+
+
+def _gate_row(metrics: RunMetrics | None) -> dict[str, str]:
+    """``feature gate``: how many columns it keeps, and the strongest by name."""
+    gate = metrics.feature_gate if metrics is not None else None
+    if not gate:
+        return {}
+    strongest = max(gate.values())
+    kept = sum(value >= GATE_KEPT_SHARE * strongest for value in gate.values())
+    named = ", ".join(f"{name} {value:.2g}" for name, value in list(gate.items())[:GATE_NAMED])
+    share = f"{GATE_KEPT_SHARE:.0%}"
+    return {
+        "feature gate": f"{kept} of {len(gate)} columns at {share} of the strongest or more; "
+        f"strongest: {named}"
     }
 
 

@@ -136,6 +136,12 @@ class ModelConfig(Section):
     embedding_bins: int = Field(
         16, ge=2, le=1024, description="Quantile bins per numeric column at most (piecewise)."
     )
+    feature_gate: bool = Field(
+        True,
+        description="A trained scale on each column the first hidden layer reads, pulled "
+        "towards 0 by train.feature_gate_l1, so that columns that carry no signal fade out "
+        "(docs/feature-gate.md).",
+    )
 
     @field_validator("hidden_widths", mode="before")
     @classmethod
@@ -157,6 +163,13 @@ class TrainConfig(Section):
     optimizer: Literal["adam", "adamw", "sgd"] = Field("adam", description="The optimizer.")
     weight_decay: float = Field(0.0, ge=0, description="L2 penalty (adamw: decoupled decay).")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (sgd only).")
+    feature_gate_l1: float = Field(
+        1e-3,
+        ge=0,
+        le=1,
+        description="L1 penalty on the feature gate (model.feature_gate), added to the "
+        "gradient like weight decay, not to the reported loss.",
+    )
     early_stopping: bool = Field(True, description="Stop when the monitored metric stalls.")
     patience: int = Field(20, ge=1, description="Epochs without improvement before stopping.")
     anneal_epochs: int = Field(

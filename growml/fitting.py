@@ -192,6 +192,7 @@ def _network(config: FitConfig, data: PreparedData) -> GrowingMLP:
         init_scale=config.model.init_scale,
         generator=generator,
         embedding=embedding,
+        feature_gate=config.model.feature_gate,
     )
 
 

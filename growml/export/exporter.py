@@ -137,10 +137,7 @@ def _embedding_weights(embedding: NumericEmbedding | None) -> EmbeddingWeights |
 def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = True) -> onnx.ModelProto:
     """The ONNX model of a loaded run, unchecked and unverified."""
     network = NetworkWeights(
-        layers=[
-            (weight.detach().numpy(), bias.detach().numpy())
-            for weight, bias in zip(run.model.weights, run.model.biases, strict=True)
-        ],
+        layers=[(weight.numpy(), bias.numpy()) for weight, bias in run.model.folded_layers()],
         activation=run.model.activation.name,
         embedding=_embedding_weights(run.model.embedding),
     )

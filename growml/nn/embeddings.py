@@ -79,6 +79,13 @@ class NumericEmbedding(nn.Module):
         """model.json's ``embedding``: enough to rebuild it before loading its tensors."""
         return {"kind": self.kind, "numeric": list(self.numeric)}
 
+    def output_columns(self) -> list[int]:
+        """The prepared column each output comes from, in the outputs' order."""
+        return [*self._embedded_columns(), *self.others]
+
+    def _embedded_columns(self) -> list[int]:
+        raise NotImplementedError
+
     def _join(self, embedded: Tensor, x: Tensor) -> Tensor:
         if not self.others:
             return embedded
@@ -128,6 +135,9 @@ class PeriodicEmbedding(NumericEmbedding):
     @property
     def embedded_size(self) -> int:
         return len(self.numeric) * self.weight.shape[0]
+
+    def _embedded_columns(self) -> list[int]:
+        return [column for column in self.numeric for _ in range(self.weight.shape[0])]
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -219,6 +229,9 @@ class PiecewiseEmbedding(NumericEmbedding):
     @property
     def embedded_size(self) -> int:
         return len(self.bin_starts)
+
+    def _embedded_columns(self) -> list[int]:
+        return self.component_index.tolist()
 
     def spec(self) -> dict[str, Any]:
         return {**super().spec(), "bins": list(self.bins)}

@@ -55,12 +55,14 @@ class LayerSample:
 @dataclass
 class ForwardCache:
     """What the backward pass needs: each layer's input, each hidden pre-activation, the output,
-    and what the numeric embedding kept (None without one)."""
+    what the numeric embedding kept (None without one) and what the feature gate scaled (None
+    without one)."""
 
     inputs: list[Tensor]
     preactivations: list[Tensor]
     output: Tensor
     embedding: Any = None
+    ungated: Tensor | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,11 @@ from growml.nn.embeddings import NumericEmbedding, embedding_from_spec
 from growml.nn.growable import Candidate, ForwardCache, LayerSample, ParamResize
 from growml.nn.optimizer_state import carry_state
 
+# The feature gate's learning-rate multiplier: its parameter θ is g / GATE_MULTIPLIER, so that
+# Adam, whose steps do not depend on a gradient's scale, moves g this many times as fast as a
+# weight. Measured in docs/feature-gate.md.
+GATE_MULTIPLIER = 30.0
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -38,11 +43,14 @@ class ModelSpec:
     output_size: int
     activation: str = "relu"
     embedding: dict[str, Any] | None = None  # NumericEmbedding.spec(); None: raw inputs
+    feature_gate: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = {**asdict(self), "hidden_widths": list(self.hidden_widths)}
         if self.embedding is None:
             del data["embedding"]
+        if not self.feature_gate:
+            del data["feature_gate"]
         return data
 
     @classmethod
@@ -53,6 +61,7 @@ class ModelSpec:
             output_size=int(data["output_size"]),
             activation=str(data["activation"]),
             embedding=data.get("embedding"),
+            feature_gate=bool(data.get("feature_gate", False)),
         )
 
 
@@ -68,6 +77,10 @@ class GrowingMLP(nn.Module):
         generator: random generator for the initial weights (for reproducible runs).
         embedding: what the first hidden layer reads in place of the raw inputs
             (``growml/nn/embeddings.py``); None: the inputs themselves.
+        feature_gate: a trained scale on each column the first hidden layer reads
+            (docs/feature-gate.md): that layer reads ``x ⊙ g``. ``g = GATE_MULTIPLIER·θ`` with
+            ``θ`` the parameter ``gate``, so that Adam moves ``g`` ``GATE_MULTIPLIER`` times as
+            fast as a weight; ``g`` starts at 1.
     """
 
     def __init__(
@@ -79,6 +92,7 @@ class GrowingMLP(nn.Module):
         init_scale: float = 1.0,
         generator: torch.Generator | None = None,
         embedding: NumericEmbedding | None = None,
+        feature_gate: bool = False,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -103,6 +117,9 @@ class GrowingMLP(nn.Module):
             self.biases.append(nn.Parameter(bias))
         self.embedding = embedding
         self._trained_embedding = embedding is not None and embedding.trained
+        self.gate = (
+            nn.Parameter(torch.full((first,), 1.0 / GATE_MULTIPLIER)) if feature_gate else None
+        )
         # Parameters keep their identity across shape changes, so this tuple stays valid.
         self._layers = tuple(zip(self.weights, self.biases, strict=True))
         # Unstructured pruning: 0/1 per weight, re-applied after every optimizer step.
@@ -132,6 +149,7 @@ class GrowingMLP(nn.Module):
             self.output_size,
             self.activation.name,
             None if self.embedding is None else self.embedding.spec(),
+            self.gate is not None,
         )
 
     @classmethod
@@ -146,13 +164,42 @@ class GrowingMLP(nn.Module):
             spec.output_size,
             spec.activation,
             embedding=embedding,
+            feature_gate=spec.feature_gate,
         )
+
+    def gate_values(self) -> Tensor | None:
+        """``g``, the scale on each column the first hidden layer reads (None without a gate)."""
+        return None if self.gate is None else self.gate * GATE_MULTIPLIER
+
+    def gate_by_column(self) -> list[float] | None:
+        """The gate of each prepared input column: the largest |g| over the inputs it gives the
+        first hidden layer (one without an embedding, its embedded outputs with one); None
+        without a gate."""
+        if self.gate is None:
+            return None
+        values = self.gate_values().detach().abs().tolist()
+        if self.embedding is None:
+            return values
+        strongest = [0.0] * self.input_size
+        for column, value in zip(self.embedding.output_columns(), values, strict=True):
+            strongest[column] = max(strongest[column], value)
+        return strongest
+
+    def folded_layers(self) -> list[tuple[Tensor, Tensor]]:
+        """Every layer's (weight, bias), detached, the gate folded into the first weight
+        (``W₀(g ⊙ x) = (W₀ diag g) x``): the same function without the gate."""
+        layers = [(weight.detach(), bias.detach()) for weight, bias in self._layers]
+        if self.gate is not None:
+            layers[0] = (layers[0][0] * self.gate_values().detach(), layers[0][1])
+        return layers
 
     # ------------------------------------------------------------------------------ forward
 
     def forward(self, x: Tensor) -> Tensor:
         """The network's output (logits for classification)."""
         h = x if self.embedding is None else self.embedding(x)
+        if self.gate is not None:
+            h = h * self.gate_values()
         last = len(self._layers) - 1
         for index, (weight, bias) in enumerate(self._layers):
             a = torch.addmm(bias, h, weight.t())
@@ -163,11 +210,13 @@ class GrowingMLP(nn.Module):
         """Forward pass keeping what ``backward`` needs. Call under ``torch.no_grad()``.
 
         ``inputs[0]`` is what the first hidden layer reads: the embedding's output when the
-        network has one."""
+        network has one, times the gate when it has one (``ungated`` keeps it before)."""
         inputs, preactivations = [], []
-        h, embedded = x, None
+        h, embedded, ungated = x, None, None
         if self.embedding is not None:
             h, embedded = self.embedding.forward_cached(x)
+        if self.gate is not None:
+            ungated, h = h, h * self.gate_values()
         for weight, bias in self._layers[:-1]:
             inputs.append(h)
             a = torch.addmm(bias, h, weight.t())
@@ -175,7 +224,8 @@ class GrowingMLP(nn.Module):
             h = self.activation.fn(a)
         inputs.append(h)
         weight, bias = self._layers[-1]
-        return ForwardCache(inputs, preactivations, torch.addmm(bias, h, weight.t()), embedded)
+        output = torch.addmm(bias, h, weight.t())
+        return ForwardCache(inputs, preactivations, output, embedded, ungated)
 
     def backward(
         self, cache: ForwardCache, output_grad: Tensor, parameter_grads: bool = True
@@ -184,8 +234,10 @@ class GrowingMLP(nn.Module):
         ``parameter_grads`` is false) and return ``∂L/∂a_l``.
 
         The returned list has one entry per layer (hidden layers, then the output layer), each
-        of shape (batch, width). A trained embedding gets its gradients from ∂L/∂(its outputs)
-        = δ₀ W₀ (its columns of W₀). Call under ``torch.no_grad()``.
+        of shape (batch, width). With a gate, ∂L/∂θ = GATE_MULTIPLIER·Σ_rows (δ₀ W₀) ⊙ u, u what
+        the gate scales. A trained embedding gets its gradients from ∂L/∂(its outputs) =
+        δ₀ W₀ (its columns of W₀), times the gate when there is one. Call under
+        ``torch.no_grad()``.
         """
         derivative = self.activation.derivative
         preactivation_grads: list[Tensor] = [output_grad] * len(self._layers)
@@ -201,11 +253,24 @@ class GrowingMLP(nn.Module):
                 delta = torch.mm(delta, weight).mul_(
                     derivative(cache.preactivations[index - 1], layer_input)
                 )
-            elif parameter_grads and self._trained_embedding:
-                embedding = self.embedding
-                embedded_weight = weight[:, : embedding.embedded_size]
-                embedding.backward(cache.embedding, torch.mm(delta, embedded_weight))
+            elif parameter_grads and (self.gate is not None or self._trained_embedding):
+                self._input_backward(cache, delta, weight)
         return preactivation_grads
+
+    def _input_backward(self, cache: ForwardCache, delta: Tensor, weight: Tensor) -> None:
+        """The gate's and the embedding's gradients from δ₀, the first layer's."""
+        input_grad = torch.mm(delta, weight)
+        if self.gate is not None:
+            self.gate.grad = (input_grad * cache.ungated).sum(0).mul_(GATE_MULTIPLIER)
+            input_grad = input_grad * self.gate_values()
+        if self._trained_embedding:
+            embedding = self.embedding
+            embedding.backward(cache.embedding, input_grad[:, : embedding.embedded_size])
+
+    def add_gate_penalty(self, strength: float) -> None:
+        """Add the gradient of ``strength·Σ|g|`` (an L1 penalty on the gate) to the gate's."""
+        if self.gate is not None and strength > 0:
+            self.gate.grad.add_(self.gate.sign(), alpha=strength * GATE_MULTIPLIER)
 
     # ------------------------------------------------------------------------ shape changes
 

@@ -21,14 +21,16 @@ from growml.nn.mlp import GrowingMLP
 def _linearised(
     model: GrowingMLP, masks: list[Tensor] | None, include_biases: bool
 ) -> tuple[list[Tensor], list[Tensor]]:
+    # The feature gate folded into the first layer (the same function): with W₀' = W₀ diag g,
+    # ∂R/∂W₀ ⊙ W₀ = ∂R/∂W₀' ⊙ W₀', so the first layer's scores are those of its weights.
     weights, biases = [], []
-    for index, (weight, bias) in enumerate(zip(model.weights, model.biases, strict=True)):
-        absolute = weight.detach().to(torch.float64).abs()
+    for index, (weight, bias) in enumerate(model.folded_layers()):
+        absolute = weight.to(torch.float64).abs()
         if masks is not None:
             absolute = absolute * masks[index].to(torch.float64)
         weights.append(absolute.requires_grad_(True))
         biases.append(
-            bias.detach().to(torch.float64).abs()
+            bias.to(torch.float64).abs()
             if include_biases
             else torch.zeros(bias.shape, dtype=torch.float64)
         )
@@ -90,8 +92,8 @@ def synflow_neuron_scores(model: GrowingMLP, include_biases: bool = False) -> li
 
 
 def magnitude_weight_scores(model: GrowingMLP, masks: list[Tensor] | None = None) -> list[Tensor]:
-    """|W| (masked entries 0)."""
-    scores = [weight.detach().to(torch.float64).abs() for weight in model.weights]
+    """|W| (masked entries 0), the feature gate folded into the first layer's."""
+    scores = [weight.to(torch.float64).abs() for weight, _ in model.folded_layers()]
     if masks is not None:
         scores = [score * mask for score, mask in zip(scores, masks, strict=True)]
     return scores
@@ -100,9 +102,10 @@ def magnitude_weight_scores(model: GrowingMLP, masks: list[Tensor] | None = None
 def magnitude_neuron_scores(model: GrowingMLP) -> list[Tensor]:
     """A neuron's summed |incoming| × summed |outgoing| weights (its linear gain)."""
     scores = []
+    weights = [weight.to(torch.float64) for weight, _ in model.folded_layers()]
     for layer in range(model.n_hidden_layers):
-        incoming = model.weights[layer].detach().to(torch.float64).abs().sum(1)
-        outgoing = model.weights[layer + 1].detach().to(torch.float64).abs().sum(0)
+        incoming = weights[layer].abs().sum(1)
+        outgoing = weights[layer + 1].abs().sum(0)
         scores.append(incoming * outgoing)
     return scores
 

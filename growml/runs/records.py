@@ -120,6 +120,7 @@ class RunMetrics(_Record):
     prune: PruneSummary | None = None
     trim: TrimSummary | None = None
     threshold: ThresholdSummary | None = None
+    feature_gate: dict[str, float] | None = None
 
 
 class ModelRecord(_Record):
@@ -133,6 +134,7 @@ class ModelRecord(_Record):
     output_size: PositiveInt
     activation: str
     embedding: dict[str, Any] | None = None
+    feature_gate: bool = False
     task: Literal["classification", "regression"]
     classes: list[Any] | None = None
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)

@@ -53,6 +53,9 @@ def fit_metrics(
             "wall": seconds["wall"],
         },
     }
+    gate = model.gate_by_column()
+    if gate is not None:
+        metrics["feature_gate"] = gate_summary(gate, data.preprocessor.output_names)
     if config.growth.enabled:
         metrics["growth"] = growth_summary(config, history)
     if trimming is not None:
@@ -81,6 +84,13 @@ def evaluate_splits(
         for split, (x, y, weights) in splits.items()
         if len(x)
     }
+
+
+def gate_summary(gate: Sequence[float], names: Sequence[str]) -> dict[str, float]:
+    """Each prepared column's feature gate (``GrowingMLP.gate_by_column``) by its name,
+    strongest first."""
+    pairs = sorted(zip(names, gate, strict=True), key=lambda pair: -pair[1])
+    return {name: round(value, 6) for name, value in pairs}
 
 
 def growth_summary(config: FitConfig, history: Sequence[Event]) -> dict[str, Any]:

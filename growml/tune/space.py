@@ -2,7 +2,7 @@
 
 Growth chooses the widths, so the default space holds what it leaves open: the learning rate,
 batch size, weight decay and final anneal, label smoothing (for cross-entropy), the initial
-scale, the growth step's size, its stopping rule and the depth it may reach (``pruning``'s
+scale, the feature gate, the growth step's size, its stopping rule and the depth it may reach (``pruning``'s
 compression as well when the settings prune). A network that does not grow gets
 its width searched instead. A ``tune.space`` entry replaces the default for its setting:
 
@@ -54,6 +54,7 @@ def default_space(config: FitConfig) -> dict[str, BaseDistribution]:
         "train.weight_decay": FloatDistribution(1e-6, 1e-2, log=True),
         "model.init_scale": FloatDistribution(0.5, 2.0, log=True),
         "train.anneal_epochs": IntDistribution(0, 30),
+        "model.feature_gate": CategoricalDistribution([False, True]),
     }
     if config.data.task != "regression" and config.loss.name in ("auto", "cross-entropy", "bce"):
         space["loss.label_smoothing"] = FloatDistribution(0.0, 0.2)
