@@ -43,7 +43,7 @@ def test_fit_writes_a_complete_run_directory(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     for split in ("train", "validation", "test"):
         assert {"accuracy", "macro_f1", "log_loss"} <= set(metrics[split])
-    assert metrics["parameters"] == 4 * 4 + 4 + 4 * 3 + 3
+    assert metrics["parameters"] == 4 + 4 * 4 + 4 + 4 * 3 + 3  # the feature gate, the layers
     model = json.loads((out / "model.json").read_text())
     assert model["hidden_widths"] == [4] and model["activation"] == "relu"
     assert model["task"] == "classification" and len(model["classes"]) == 3

@@ -73,7 +73,8 @@ def test_fixed_members_have_the_widths_asked(iris_comparison):
             assert member["config"]["growth"]["enabled"] is True
             continue
         sizes = [inputs, *member["widths"], classes]
-        expected = sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False))
+        gate = inputs if member["kind"] == "fixed" else 0  # one scale per column (not sklearn)
+        expected = gate + sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False))
         assert member["hidden_widths"] == member["widths"]
         assert member["parameters"] == expected
         if member["kind"] == "fixed":
@@ -376,7 +377,7 @@ def test_pruning_applies_to_every_member(tmp_path, when):
     }
     assert pruned["grown"]["when"] == "after-growth"
     assert pruned["fixed"]["when"] == "at-init"
-    assert pruned["fixed"]["parameters_before"] == 4 * 8 + 8 + 8 * 3 + 3
+    assert pruned["fixed"]["parameters_before"] == 4 + 4 * 8 + 8 + 8 * 3 + 3  # gate, layers
     assert result.document["members"][1]["parameters"] < pruned["fixed"]["parameters_before"]
 
 

@@ -136,7 +136,14 @@ def test_no_layer_is_inserted_into_a_network_without_an_identity():
 def test_a_deepened_run_exports_predicts_and_reports(tmp_path):
     runner = CliRunner()
     out = tmp_path / "deep"
-    settings = ["growth.max_depth=2", "train.lr=0.01", "train.epochs=60", "growth.trim=false"]
+    # A run known to insert a layer: xor without the feature gate (with it, width alone pays).
+    settings = [
+        "growth.max_depth=2",
+        "train.lr=0.01",
+        "train.epochs=60",
+        "growth.trim=false",
+        "model.feature_gate=false",
+    ]
     flags = [part for setting in settings for part in ("--set", setting)]
     fitted = runner.invoke(app, ["fit", "xor", *flags, "--out", str(out)])
     assert fitted.exit_code == 0, fitted.output

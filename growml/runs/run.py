@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,9 +99,7 @@ class Run:
             self.target_encoder.name,
         )
         check_inputs(found, strict)
-        x = torch.as_tensor(self.preprocessor.transform(table))
-        with torch.inference_mode():
-            return self.model.eval()(x)
+        return inference_outputs(self.model, self.preprocessor.transform(table)).float()
 
     def _probabilities(self, outputs: torch.Tensor) -> np.ndarray:
         return probabilities(outputs, self.target_encoder.n_outputs).numpy()
@@ -192,3 +191,17 @@ def _weights_mismatch(model: GrowingMLP, weights: dict[str, torch.Tensor]) -> st
             return f"{name!r} is {tuple(weights[name].shape)} where the model needs {shape}"
     extra = sorted(set(weights) - set(expected))
     return f"it holds a tensor {extra[0]!r} the model does not have" if extra else None
+
+
+def inference_outputs(model: GrowingMLP, x: np.ndarray) -> torch.Tensor:
+    """The network's outputs for prepared rows ``x``, computed in float64.
+
+    A float32 matrix product rounds a row differently depending on how many rows share it
+    (the kernel blocks them differently), so a row's prediction would change by ~1e-7 with the
+    batch around it; in float64 those differences stay far below float32's precision, and a
+    row predicts the same alone as in any batch (scikit-learn's subset invariance)."""
+    # ``.double()`` converts each tensor in place, the objects staying: the copy's layers are
+    # its own, in float64.
+    network = copy.deepcopy(model).double().eval()
+    with torch.inference_mode():
+        return network(torch.as_tensor(x).double())

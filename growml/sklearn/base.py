@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -21,6 +20,7 @@ from growml.errors import ExportError, GrowmlWarning, RunError
 from growml.events import EpochEnd
 from growml.fitting import fit as fit_run
 from growml.runs import Run, load_run
+from growml.runs.run import inference_outputs
 from growml.runs.rundir import RunWriter
 from growml.sklearn import files
 from growml.sklearn.inputs import prediction_rows, training_columns
@@ -155,9 +155,7 @@ class GrowingMLPBase(BaseEstimator):
     def _outputs(self, X: Any) -> np.ndarray:
         """The network's raw outputs (logits, or the standardised value) for rows ``X``."""
         rows = prediction_rows(self, X)
-        x = torch.as_tensor(self.run_.preprocessor.transform(rows))
-        with torch.inference_mode():
-            return self.run_.model.eval()(x).double().numpy()
+        return inference_outputs(self.run_.model, self.run_.preprocessor.transform(rows)).numpy()
 
     # Persistence -----------------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 
 Growth chooses the widths, so the default space holds what it leaves open: the learning rate,
 batch size, weight decay and final anneal, label smoothing (for cross-entropy), the initial
-scale, the feature gate, the growth step's size, its stopping rule and the depth it may reach (``pruning``'s
-compression as well when the settings prune). A network that does not grow gets
+scale, the feature gate, the growth step's size, its stopping rule and the depth it may reach
+(``pruning``'s compression as well when the settings prune). A network that does not grow gets
 its width searched instead. A ``tune.space`` entry replaces the default for its setting:
 
 * ``{low: 1.0e-4, high: 1.0e-1, log: true}`` (optionally ``step``): a range, of integers when
