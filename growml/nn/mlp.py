@@ -31,7 +31,7 @@ from growml.nn.optimizer_state import carry_state
 # The feature gate's learning-rate multiplier: its parameter θ is g / GATE_MULTIPLIER, so that
 # Adam, whose steps do not depend on a gradient's scale, moves g this many times as fast as a
 # weight. Measured in docs/feature-gate.md.
-GATE_MULTIPLIER = 30.0
+GATE_MULTIPLIER = 6.0
 
 
 @dataclass(frozen=True)
