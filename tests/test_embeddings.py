@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 import torch
 from growml.cli import app
+from resuming import assert_same_end, interrupted_then_resumed
 from sklearn.datasets import load_wine
 from typer.testing import CliRunner
 
@@ -236,23 +237,8 @@ def test_synflow_pruning_after_growth_keeps_the_embedding(tmp_path, kind):
 def test_a_resumed_run_ends_as_the_uninterrupted_one(tmp_path):
     settings = [*EMBEDDINGS["periodic"], ("train.checkpoint_seconds", 0)]
     reference = growml.fit(config("wine", *settings, epochs=12), out=tmp_path / "reference")
-
-    class Stop(Exception):
-        pass
-
-    def stop_at_epoch_7(event):
-        if type(event).__name__ == "EpochEnd" and event.epoch == 7:
-            raise Stop
-
-    out = tmp_path / "run"
-    with pytest.raises(Stop):
-        growml.fit(config("wine", *settings, epochs=12), out=out, observers=[stop_at_epoch_7])
-    resumed = growml.fit(config("wine", *settings, epochs=12), out=out, resume=True)
-    assert resumed.metrics["hidden_widths"] == reference.metrics["hidden_widths"]
-    for key, value in reference.metrics["test"].items():
-        assert resumed.metrics["test"][key] == pytest.approx(value, abs=1e-6)
-    for name, param in reference.run.model.state_dict().items():
-        torch.testing.assert_close(resumed.run.model.state_dict()[name], param)
+    resumed = interrupted_then_resumed(config("wine", *settings, epochs=12), tmp_path / "run", 7)
+    assert_same_end(resumed, reference)
 
 
 def test_compare_trains_the_fixed_widths_with_the_same_embedding(tmp_path):

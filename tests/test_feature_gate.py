@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from growml.cli import app
+from resuming import assert_same_end, interrupted_then_resumed
 from typer.testing import CliRunner
 
 import growml
@@ -247,22 +248,10 @@ def test_synflow_pruning_of_a_gated_run_keeps_parity(noisy_csv, tmp_path):
 
 def test_a_resumed_gated_run_ends_as_the_uninterrupted_one(noisy_csv, tmp_path):
     settings = [("train.checkpoint_seconds", 0), ("growth.max_new_neurons", 4)]
-    reference = growml.fit(_config(noisy_csv, *settings, epochs=14), out=tmp_path / "reference")
-
-    class Stop(Exception):
-        pass
-
-    def stop_at_epoch_9(event):
-        if type(event).__name__ == "EpochEnd" and event.epoch == 9:
-            raise Stop
-
-    out = tmp_path / "run"
-    with pytest.raises(Stop):
-        growml.fit(_config(noisy_csv, *settings, epochs=14), out=out, observers=[stop_at_epoch_9])
-    resumed = growml.fit(_config(noisy_csv, *settings, epochs=14), out=out, resume=True)
-    assert resumed.metrics["hidden_widths"] == reference.metrics["hidden_widths"]
-    for name, param in reference.run.model.state_dict().items():
-        torch.testing.assert_close(resumed.run.model.state_dict()[name], param)
+    config = _config(noisy_csv, *settings, epochs=14)
+    reference = growml.fit(config, out=tmp_path / "reference")
+    resumed = interrupted_then_resumed(config, tmp_path / "run", 9)
+    assert_same_end(resumed, reference)
 
 
 def test_tune_searches_the_gate():
