@@ -173,33 +173,38 @@ def test_the_gate_fades_noise_columns_and_metrics_rank_the_signal_first(noisy_cs
     assert result.metrics["test"]["accuracy"] >= plain.metrics["test"]["accuracy"]
 
 
-def test_the_penalty_waits_for_growth_to_finish(tmp_path, monkeypatch):
-    strengths = []
-    original = GrowingMLP.add_gate_penalty
+def test_the_gate_waits_for_growth_to_finish(tmp_path, monkeypatch):
+    """While the network grows the gate stays at 1; then it learns with its penalty."""
+    calls = []  # per training step: ("hold", gate) or ("penalty", strength)
+    hold, penalty = GrowingMLP.hold_gate, GrowingMLP.add_gate_penalty
 
-    def record(self, strength):
-        strengths.append(strength)
-        original(self, strength)
+    def record_hold(self):
+        calls.append(("hold", self.gate_values().detach().clone()))
+        hold(self)
 
-    monkeypatch.setattr(GrowingMLP, "add_gate_penalty", record)
+    def record_penalty(self, strength):
+        calls.append(("penalty", strength))
+        penalty(self, strength)
+
+    monkeypatch.setattr(GrowingMLP, "hold_gate", record_hold)
+    monkeypatch.setattr(GrowingMLP, "add_gate_penalty", record_penalty)
     epochs = []
-    # friedman's growth ends on validation well before training does.
-    settings = [("data.source", "friedman"), ("growth.trim", False), ("seed", 0)]
+    # many-features' growth ends on validation well before training does.
+    settings = [("data.source", "many-features"), ("growth.trim", False), ("seed", 0)]
     result = growml.fit(
         growml.resolve_config(overrides=settings),
         out=tmp_path / "run",
         observers=[lambda event: epochs.append(event) if type(event).__name__ == "EpochEnd" else 0],
     )
-    assert len(strengths) % len(epochs) == 0  # one call per step, the same steps every epoch
-    steps_per_epoch = len(strengths) // len(epochs)
-    per_epoch = [
-        set(strengths[i : i + steps_per_epoch]) for i in range(0, len(strengths), steps_per_epoch)
-    ]
+    assert len(calls) % len(epochs) == 0  # one call per step, the same steps every epoch
+    per_epoch = len(calls) // len(epochs)
     steps = [e for e in result.run.history() if type(e).__name__ == "GrowthStep"]
     assert steps[-1].finished
-    last_step = steps[-1].epoch
-    assert all(values == {0.0} for values in per_epoch[:last_step])
-    assert all(values == {1e-3} for values in per_epoch[last_step:])
+    growing = steps[-1].epoch * per_epoch  # the steps of the epochs up to the last growth step
+    assert all(kind == "hold" for kind, _ in calls[:growing])
+    assert all(torch.equal(gate, torch.ones_like(gate)) for _, gate in calls[:growing])
+    assert calls[growing:] and all(call == ("penalty", 1e-3) for call in calls[growing:])
+    assert not torch.equal(result.run.model.gate_values(), torch.ones_like(result.run.model.gate))
 
 
 @pytest.fixture(scope="module")

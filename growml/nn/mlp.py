@@ -267,6 +267,12 @@ class GrowingMLP(nn.Module):
             embedding = self.embedding
             embedding.backward(cache.embedding, input_grad[:, : embedding.embedded_size])
 
+    def hold_gate(self) -> None:
+        """Zero the gate's gradient, so that the optimizer step leaves it where it is (Adam's
+        moments of a gradient that was always zero are zero)."""
+        if self.gate is not None:
+            self.gate.grad.zero_()
+
     def add_gate_penalty(self, strength: float) -> None:
         """Add the gradient of ``strength·Σ|g|`` (an L1 penalty on the gate) to the gate's."""
         if self.gate is not None and strength > 0:

@@ -298,16 +298,18 @@ class Trainer:
         else:
             order = stratified_order(self._labels, loop.generator)
         values = []
-        # The gate's L1 waits for growth to finish: a network still narrow cannot use columns
-        # that matter only jointly yet, and the penalty would fade them out before it could.
+        # The feature gate waits for growth to finish: a network still narrow cannot use
+        # columns that matter only jointly, and would fade them out before it could.
         growing = self.growth is not None and not self.growth.finished_
-        gate_l1 = 0.0 if growing else self.config.feature_gate_l1
         for start in range(0, n, batch_size):
             rows = order[start : start + batch_size]
             cache = model.forward_cached(x.index_select(0, rows))
             value, output_grad = loss.value_and_grad(cache.output, target.index_select(0, rows))
             model.backward(cache, output_grad)
-            model.add_gate_penalty(gate_l1)
+            if growing:
+                model.hold_gate()
+            else:
+                model.add_gate_penalty(self.config.feature_gate_l1)
             optimizer.step()
             for hook in loop.hooks:
                 hook.on_step_end(loop)
