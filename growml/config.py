@@ -138,8 +138,9 @@ class ModelConfig(Section):
     )
     feature_gate: bool = Field(
         True,
-        description="A trained scale on each column the first hidden layer reads, pulled "
-        "towards 0 by train.feature_gate_l1, so that columns that carry no signal fade out "
+        description="A trained scale on each column the first hidden layer reads: held at 1 "
+        "while the network grows, then learned and pulled towards 0 by "
+        "train.feature_gate_l1, so that columns that carry no signal fade out "
         "(docs/feature-gate.md).",
     )
 
