@@ -238,6 +238,7 @@ def model_rows(files: RunFiles) -> dict[str, Any]:
         "task": model.task,
         "classes": ", ".join(str(c) for c in model.classes or []) or "—",
         "inputs": f"{model.input_size} ({columns} raw columns)",
+        **_scaling_row(files.setting("data.scaling")),
         **embedded,
         "hidden widths": ", ".join(str(w) for w in model.hidden_widths),
         "activation": model.activation,
@@ -245,6 +246,11 @@ def model_rows(files: RunFiles) -> dict[str, Any]:
         "parameters": "?" if model.parameters is None else f"{model.parameters:,}",
         "threshold": _describe_threshold(model.threshold, files.metrics_record),
     }
+
+
+def _scaling_row(scaling: str | None) -> dict[str, str]:
+    """``scaling``: how the numeric columns were scaled (runs from before the setting: none)."""
+    return {} if scaling is None else {"scaling": f"{scaling} (numeric columns)"}
 
 
 # A column counts as kept by the feature gate at this share of the strongest column's gate.

@@ -278,6 +278,15 @@ def test_an_unknown_scaling_is_refused_in_one_sentence(tmp_path):
     assert message.count("\n") == 0 and "Traceback" not in result.output
 
 
+def test_the_report_names_the_scaling(tmp_path):
+    settings = ["--set", "data.scaling=robust", "--set", "train.epochs=3"]
+    assert invoke("fit", "iris", "--out", tmp_path / "run", *settings).exit_code == 0
+    report = invoke("report", tmp_path / "run")
+    assert report.exit_code == 0
+    line = next(line for line in report.stdout.splitlines() if " scaling " in line)
+    assert "robust (numeric columns)" in line
+
+
 @pytest.mark.filterwarnings("ignore::growml.errors.GrowmlWarning")
 def test_estimator_scales_as_set_and_exports(tmp_path):
     rng = np.random.default_rng(2)
