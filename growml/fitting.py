@@ -98,7 +98,6 @@ def fit(
     data = prepared
     loaded = time.perf_counter()
     with _memory_errors_as_user_errors(config):
-        _check_memory(config, data)
         model = _network(config, data)
         n_outputs = data.target_encoder.n_outputs
         loss = make_loss(config.loss, data.task, n_outputs, data.y_train, data.w_train)
@@ -184,6 +183,8 @@ def _network(config: FitConfig, data: PreparedData) -> GrowingMLP:
             "none; use model.embedding=none."
         )
     embedding = make_embedding(config.model, data.x_train, numeric, generator)
+    first = data.x_train.shape[1] if embedding is None else embedding.output_size
+    _check_memory(config, data, first)
     return GrowingMLP(
         input_size=data.x_train.shape[1],
         hidden_widths=config.model.hidden_widths,
@@ -235,10 +236,11 @@ def load_config_table(config: FitConfig) -> Table:
 _BYTES_PER_PARAMETER = 6 * 4
 
 
-def _check_memory(config: FitConfig, data: PreparedData) -> None:
+def _check_memory(config: FitConfig, data: PreparedData, first_inputs: int) -> None:
     """Refuse a starting network that cannot fit in the memory available now: allocation
-    itself would not fail (memory is promised lazily), the process would be killed instead."""
-    sizes = [data.x_train.shape[1], *config.model.hidden_widths, data.target_encoder.n_outputs]
+    itself would not fail (memory is promised lazily), the process would be killed instead.
+    ``first_inputs``: what the first hidden layer reads (an embedding's outputs, when set)."""
+    sizes = [first_inputs, *config.model.hidden_widths, data.target_encoder.n_outputs]
     parameters = sum((a + 1) * b for a, b in zip(sizes, sizes[1:], strict=False))
     activations = config.train.batch_size * sum(sizes) * 4 * 3
     needed = parameters * _BYTES_PER_PARAMETER + activations

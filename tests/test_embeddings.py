@@ -292,3 +292,18 @@ def test_embedding_data_without_numbers_is_a_config_error(write_csv, tmp_path):
         growml.fit(
             config(path, ("data.target", "label"), *EMBEDDINGS["periodic"]), out=tmp_path / "r"
         )
+
+
+def test_the_memory_check_counts_what_the_embedding_gives_the_first_layer(tmp_path, monkeypatch):
+    """A first layer of 2048 over 64 raw pixels fits in 50 MB; over their periodic embedding
+    (64 outputs a pixel) it does not, and nothing is written."""
+    import growml.fitting
+    from growml.errors import TrainingError
+
+    monkeypatch.setattr(growml.fitting, "_available_memory", lambda: 50 * 2**20)
+    fixed = [("growth.enabled", False), ("model.hidden_widths", [2048])]
+    embedded = [("model.embedding", "periodic"), ("model.embedding_width", 64)]
+    with pytest.raises(TrainingError, match="GiB of memory is available"):
+        growml.fit(config("digits", *fixed, *embedded, epochs=1), out=tmp_path / "embedded")
+    assert not (tmp_path / "embedded").exists()
+    growml.fit(config("digits", *fixed, epochs=1), out=tmp_path / "plain")
