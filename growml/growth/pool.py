@@ -58,13 +58,15 @@ class LayerRows:
 
     ``below`` is the layer's input with a column of ones appended (B2), ``current`` its output
     with ones (B1), ``gradient`` each row's gradient of the loss at the next pre-activation (G),
-    ``weights`` each row's weight (None: every row counts once).
+    ``weights`` each row's weight (None: every row counts once), ``scale`` what turns an
+    average over the rows into one over examples (``LayerSample.scale``).
     """
 
     below: Tensor
     current: Tensor
     gradient: Tensor
     weights: Tensor | None = None
+    scale: int = 1
 
     @property
     def rows(self) -> int:
@@ -291,16 +293,18 @@ def pool_proposal(
     fitted = inputs @ solution
     width = rows.current.shape[1]
     explained = basis.T @ desired
+    # Means over the rows, in the loss's units: × scale for a convolution's summed positions.
+    scale = rows.scale
     return PoolProposal(
         alpha=picked,
         omega=solution[width:].T.contiguous(),
         weight_update=solution[:width].T.contiguous(),
-        gains=selection.gains,
-        best_gain=selection.best_gain,
-        bar=bar,
-        first_order=float((fitted * fitted).sum()) / n,
-        weight_gain=float((explained * explained).sum()) / n,
-        bottleneck=float((residual * residual).sum()) / n,
+        gains=[scale * gain for gain in selection.gains],
+        best_gain=scale * selection.best_gain,
+        bar=scale * bar,
+        first_order=scale * float((fitted * fitted).sum()) / n,
+        weight_gain=scale * float((explained * explained).sum()) / n,
+        bottleneck=scale * float((residual * residual).sum()) / n,
         candidates=alpha.shape[0],
     )
 

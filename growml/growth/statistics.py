@@ -10,6 +10,11 @@ Weighted rows (a weight column in the prepared target, ``losses/base.py``) make 
 weighted one, ``E[·] = Σ wᵢ (·)ᵢ / Σ wᵢ``, with ``g`` each row's own, unweighted gradient
 (the batch loss's gradient × Σ w / wᵢ): these are exactly the averages over the rows repeated
 ``wᵢ`` times, so TINY's formulas apply to them unchanged (docs/growth.md).
+
+A convolution's rows are (example, position) pairs: each example's weight goes to each of its
+rows, and the sums are divided by the rows' total over the layer's ``scale`` (its positions
+when each is a term of the example's loss), so that every average is per example, in the
+loss's units, like a dense layer's (docs/conv-growth.md).
 """
 
 from __future__ import annotations
@@ -33,29 +38,42 @@ _NAMES = ("S1", "M", "S2", "M2", "P")
 
 
 class _Sums:
-    """Running sums over some of the rows, for every candidate layer; ``rows`` counts the rows
-    (their total weight when they are weighted)."""
+    """Running sums over some of the rows, for every candidate layer; ``rows`` holds what each
+    layer's averages divide by (``_total``)."""
 
     def __init__(self, n_candidates: int) -> None:
         self.layers: list[dict[str, Tensor | float]] = [
             dict.fromkeys(_NAMES, 0.0) for _ in range(n_candidates)
         ]
         self.gradient_norms = [0.0] * n_candidates
-        self.rows: float = 0
+        self.rows: list[float] = [0.0] * n_candidates
 
     def add(self, samples: list[LayerSample], weights: Tensor | None) -> None:
-        self.rows += samples[0].below.shape[0] if weights is None else float(weights.sum())
         for k, (sums, sample) in enumerate(zip(self.layers, samples, strict=True)):
+            row_weights = _row_weights(weights, sample)
+            self.rows[k] += _total(sample.below.shape[0], row_weights, sample.scale)
             b2, b1 = _with_ones(sample.below), _with_ones(sample.current)
             g = sample.gradient.double()
             # Σ wᵢ xᵢ yᵢᵀ = (w ⊙ x)ᵀ y: the weights go on the left factor of every product.
-            b2w, b1w, gw = (b2, b1, g) if weights is None else _weighted(weights, b2, b1, g)
+            b2w, b1w, gw = (b2, b1, g) if row_weights is None else _weighted(row_weights, b2, b1, g)
             sums["S1"] = sums["S1"] + b1w.T @ b1
             sums["M"] = sums["M"] + b1w.T @ g
             sums["S2"] = sums["S2"] + b2w.T @ b2
             sums["M2"] = sums["M2"] + b2w.T @ g
             sums["P"] = sums["P"] + b2w.T @ b1
             self.gradient_norms[k] += float((gw * g).sum())
+
+
+def _row_weights(weights: Tensor | None, sample: LayerSample) -> Tensor | None:
+    """Each statistics row's weight: its example's (None when unweighted)."""
+    if weights is None or sample.positions == 1:
+        return weights
+    return weights.repeat_interleave(sample.positions)
+
+
+def _total(rows: int, weights: Tensor | None, scale: int) -> float:
+    """What an average over rows divides by: the rows (their weight) over ``scale``."""
+    return (rows if weights is None else float(weights.sum())) / scale
 
 
 def _weighted(weights: Tensor, *rows: Tensor) -> tuple[Tensor, ...]:
@@ -66,7 +84,7 @@ def _weighted(weights: Tensor, *rows: Tensor) -> tuple[Tensor, ...]:
 def _averaged(
     parts: list[_Sums], k: int, groups: tuple[LayerStatistics, ...] = ()
 ) -> LayerStatistics:
-    rows = sum(part.rows for part in parts)
+    rows = sum(part.rows[k] for part in parts)
     return LayerStatistics(
         **{name: sum(part.layers[k][name] for part in parts) / rows for name in _NAMES},
         gradient_norm=sum(part.gradient_norms[k] for part in parts) / rows,
@@ -125,7 +143,12 @@ def collect_rows(
             below=torch.cat([_with_ones(samples[k].below) for samples, _ in batches]),
             current=torch.cat([_with_ones(samples[k].current) for samples, _ in batches]),
             gradient=torch.cat([samples[k].gradient.double() for samples, _ in batches]),
-            weights=torch.cat([w.double() for _, w in batches]) if weighted else None,
+            weights=(
+                torch.cat([_row_weights(w, samples[k]).double() for samples, w in batches])
+                if weighted
+                else None
+            ),
+            scale=batches[0][0][k].scale,
         )
         for k in range(len(layers))
     ]
@@ -157,7 +180,7 @@ def statistics_of(rows: LayerRows) -> LayerStatistics:
     rows' weights when they have them."""
     b2, b1, g = rows.below, rows.current, rows.gradient
     b2w, b1w, gw = (b2, b1, g) if rows.weights is None else _weighted(rows.weights, b2, b1, g)
-    n = rows.total_weight
+    n = rows.total_weight / rows.scale
     return LayerStatistics(
         S1=b1w.T @ b1 / n,
         M=b1w.T @ g / n,

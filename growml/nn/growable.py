@@ -42,14 +42,22 @@ class LayerSample:
 
     Attributes:
         below: (n, fan_in) what a new unit reads, one row per statistics row (for convolution
-            channels: one row per position, the unfolded input patch).
+            channels: one row per example and position, the unfolded input patch).
         current: (n, width) what the layer's existing units give the next layer.
         gradient: (n, fan_out) each row's gradient of the loss at the next pre-activation.
+        positions: statistics rows per example (1 for a dense layer), example-major: the
+            rows of example i are ``i·positions … (i+1)·positions − 1``.
+        scale: how an average over the rows becomes one in the loss's units, an average over
+            examples: ``positions`` when each position is its own term of the example's loss
+            (a convolution read by a convolution), 1 when the positions are averaged before
+            the next layer reads them (global pooling) or there is one (docs/conv-growth.md).
     """
 
     below: Tensor
     current: Tensor
     gradient: Tensor
+    positions: int = 1
+    scale: int = 1
 
 
 @dataclass

@@ -44,6 +44,12 @@ class ModelSpec:
     activation: str = "relu"
     embedding: dict[str, Any] | None = None  # NumericEmbedding.spec(); None: raw inputs
     feature_gate: bool = False
+    # A convolutional network (nn/conv.py): the input's (C, L) or (C, H, W), how many of
+    # hidden_widths are convolution blocks, their kernel and stride. 0 blocks: an MLP.
+    input_shape: tuple[int, ...] | None = None
+    conv_layers: int = 0
+    kernel_size: int = 0
+    stride: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         data = {**asdict(self), "hidden_widths": list(self.hidden_widths)}
@@ -51,6 +57,11 @@ class ModelSpec:
             del data["embedding"]
         if not self.feature_gate:
             del data["feature_gate"]
+        if self.conv_layers:
+            data["input_shape"] = list(self.input_shape or ())
+        else:
+            for name in ("input_shape", "conv_layers", "kernel_size", "stride"):
+                del data[name]
         return data
 
     @classmethod
@@ -62,6 +73,12 @@ class ModelSpec:
             activation=str(data["activation"]),
             embedding=data.get("embedding"),
             feature_gate=bool(data.get("feature_gate", False)),
+            input_shape=tuple(int(n) for n in data["input_shape"])
+            if "input_shape" in data
+            else None,
+            conv_layers=int(data.get("conv_layers", 0)),
+            kernel_size=int(data.get("kernel_size", 0)),
+            stride=int(data.get("stride", 1)),
         )
 
 
@@ -291,10 +308,11 @@ class GrowingMLP(nn.Module):
         """Append k neurons to hidden layer ``layer`` (0-based).
 
         Args:
-            incoming: (k, fan_in) rows of the layer's weight.
+            incoming: (k, fan_in) rows of the layer's weight ((k, in, kh, kw) kernels of a
+                convolution block).
             incoming_bias: (k,) entries of its bias.
-            outgoing: (fan_out, k) columns of the next layer's weight. Zero columns leave the
-                network's function unchanged.
+            outgoing: (fan_out, k) columns of the next layer's weight ((fan_out, k, kh, kw)
+                when it is a block). Zero columns leave the network's function unchanged.
             optimizer: the optimizer training the network: the new neurons' moments start at
                 zero, the others are kept.
         """
@@ -302,16 +320,15 @@ class GrowingMLP(nn.Module):
         weight, bias = self._layers[layer]
         next_weight = self._layers[layer + 1][0]
         k = incoming.shape[0]
-        if incoming.shape != (k, weight.shape[1]) or incoming_bias.shape != (k,):
+        shape_in = (k, *weight.shape[1:])
+        if incoming.shape != shape_in or incoming_bias.shape != (k,):
             raise ValueError(
-                f"incoming weights must be ({k}, {weight.shape[1]}) with a ({k},) bias, "
+                f"incoming weights must be {shape_in} with a ({k},) bias, "
                 f"got {tuple(incoming.shape)} and {tuple(incoming_bias.shape)}"
             )
-        if outgoing.shape != (next_weight.shape[0], k):
-            raise ValueError(
-                f"outgoing weights must be ({next_weight.shape[0]}, {k}), "
-                f"got {tuple(outgoing.shape)}"
-            )
+        shape_out = (next_weight.shape[0], k, *next_weight.shape[2:])
+        if outgoing.shape != shape_out:
+            raise ValueError(f"outgoing weights must be {shape_out}, got {tuple(outgoing.shape)}")
         resizes = [
             ParamResize(weight, 0, weight.shape[0], append=k),
             ParamResize(bias, 0, bias.shape[0], append=k),

@@ -18,6 +18,7 @@ from growml.data import Preprocessor, TargetEncoder, as_arrow
 from growml.data.checks import check_inputs, unknown_inputs
 from growml.errors import RunError
 from growml.events import Event
+from growml.nn.conv import network_from_spec
 from growml.nn.mlp import GrowingMLP, ModelSpec
 from growml.predictions import prediction_table
 from growml.runs.files import FORMAT_VERSION, read_history, read_run_files
@@ -142,7 +143,7 @@ def load_run(path: str | Path) -> Run:
     files = read_run_files(path)
     path = files.path
     try:
-        model = GrowingMLP.from_spec(ModelSpec.from_dict(files.model))
+        model = network_from_spec(ModelSpec.from_dict(files.model))
         weights = load_file(path / MODEL_WEIGHTS)
         mismatch = _weights_mismatch(model, weights)
         if mismatch:

@@ -1,0 +1,426 @@
+"""The growable convolutional network: convolution blocks, global average pooling, a dense head.
+
+``input (C, L) or (C, H, W) → conv blocks → mean over positions → dense hidden layers → output``
+
+Each block is a convolution (an odd kernel k, stride s, zero padding k // 2) followed by the
+activation; the first ``conv_layers`` hidden widths are the blocks' output channels, the rest
+the dense head's widths. Rows arrive flat (C·L or C·H·W values, channel-major, as numpy's
+``reshape`` reads them) and are reshaped inside. A signal is convolved as an image of height 1
+with a 1 × k kernel, so one code path serves both.
+
+Every block's output channels and every dense layer's neurons grow. ``ConvLayer`` is a block as
+a ``GrowableLayer``: a new channel's kernel reads an input patch, so the growth math runs
+unchanged on the unfolded patches, one statistics row per (example, position)
+(docs/conv-growth.md). The weights of all layers live in ``weights`` / ``biases`` as in
+``GrowingMLP`` (kernels of shape (out, in, kh, kw) first), so growth, shrinking, optimizer state
+and checkpoints treat them alike; the dense layers are ``HiddenLayer``s.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.grad import conv2d_input, conv2d_weight
+from torch.optim import Optimizer
+
+from growml.nn.activations import ACTIVATIONS, Activation, get_activation
+from growml.nn.growable import Candidate, ForwardCache, LayerSample
+from growml.nn.mlp import GrowingMLP, HiddenLayer, ModelSpec
+
+
+@dataclass
+class ConvCache(ForwardCache):
+    """``ForwardCache`` of a convolutional network: ``inputs[k]`` of a block is its input map,
+    ``inputs[conv_layers]`` the pooled vector the head reads; ``last_map`` the last block's
+    output before pooling."""
+
+    last_map: Tensor | None = None
+
+
+def conv_output_length(length: int, kernel: int, stride: int) -> int:
+    """Positions a convolution with zero padding ``kernel // 2`` gives along one axis."""
+    return (length + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+class GrowingConvNet(GrowingMLP):
+    """Convolution blocks, global average pooling and a dense head, whose channels and widths
+    can grow and shrink.
+
+    Args:
+        input_shape: (channels, length) of a signal or (channels, height, width) of an image.
+        hidden_widths: the blocks' output channels, then the dense hidden widths (each ≥ 1).
+        output_size: number of outputs.
+        conv_layers: how many of ``hidden_widths`` are convolution blocks (at least one).
+        kernel_size: the blocks' kernel length (odd).
+        stride: the blocks' stride.
+        activation, init_scale, generator: as ``GrowingMLP``'s; kernels are initialised as
+            PyTorch's ``nn.Conv2d``, U(±1/√fan_in) with fan_in = in_channels × kernel area.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...] | list[int],
+        hidden_widths: list[int] | tuple[int, ...],
+        output_size: int,
+        conv_layers: int,
+        kernel_size: int,
+        stride: int = 1,
+        activation: str = "relu",
+        init_scale: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        nn.Module.__init__(self)
+        shape = tuple(int(n) for n in input_shape)
+        if len(shape) not in (2, 3) or min(shape) < 1:
+            raise ValueError(f"input_shape must be (C, L) or (C, H, W), got {shape}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}")
+        if not 1 <= conv_layers <= len(hidden_widths):
+            raise ValueError(
+                f"conv_layers must lie in 1 … {len(hidden_widths)} (the hidden layers), "
+                f"got {conv_layers}"
+            )
+        if kernel_size < 1 or kernel_size % 2 == 0 or stride < 1:
+            raise ValueError(
+                f"kernel_size must be odd and stride ≥ 1 (got {kernel_size}, {stride})"
+            )
+        if min([*hidden_widths, output_size]) < 1:
+            raise ValueError(f"every layer needs at least one unit (got {list(hidden_widths)})")
+        self.input_shape = shape
+        self.input_size = math.prod(shape)
+        self.output_size = output_size
+        self.conv_layers = conv_layers
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.activation = get_activation(activation)
+        signal = len(shape) == 2
+        self._image_shape = (shape[0], 1, shape[1]) if signal else shape
+        self._kernel = (1, kernel_size) if signal else (kernel_size, kernel_size)
+        self._strides = (1, stride) if signal else (stride, stride)
+        self._padding = (0, kernel_size // 2) if signal else (kernel_size // 2,) * 2
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        channels = [shape[0], *hidden_widths[:conv_layers]]
+        area = math.prod(self._kernel)
+        shapes = [
+            (out, inp, *self._kernel) for inp, out in zip(channels, channels[1:], strict=False)
+        ]
+        sizes = [channels[-1], *hidden_widths[conv_layers:], output_size]
+        shapes += [(out, inp) for inp, out in zip(sizes, sizes[1:], strict=False)]
+        for weight_shape in shapes:
+            fan_in = weight_shape[1] * (area if len(weight_shape) == 4 else 1)
+            bound = init_scale / math.sqrt(fan_in)
+            weight = torch.empty(weight_shape).uniform_(-bound, bound, generator=generator)
+            bias = torch.empty(weight_shape[0]).uniform_(-bound, bound, generator=generator)
+            self.weights.append(nn.Parameter(weight))
+            self.biases.append(nn.Parameter(bias))
+        self.embedding = None
+        self._trained_embedding = False
+        self.gate = None
+        self._layers = tuple(zip(self.weights, self.biases, strict=True))
+        self.masks = None
+
+    # ----------------------------------------------------------------------------- structure
+
+    @property
+    def map_shapes(self) -> list[tuple[int, int]]:
+        """(height, width) of each block's output (height 1 for a signal)."""
+        height, width = self._image_shape[1:]
+        shapes = []
+        for _ in range(self.conv_layers):
+            height = conv_output_length(height, self._kernel[0], self._strides[0])
+            width = conv_output_length(width, self._kernel[1], self._strides[1])
+            shapes.append((height, width))
+        return shapes
+
+    @property
+    def channels(self) -> list[int]:
+        """The blocks' output channels."""
+        return self.hidden_widths[: self.conv_layers]
+
+    def growable_layers(self) -> list[ConvLayer | HiddenLayer]:
+        """The blocks, then the dense hidden layers."""
+        return [
+            ConvLayer(self, index) if index < self.conv_layers else HiddenLayer(self, index)
+            for index in range(self.n_hidden_layers)
+        ]
+
+    def spec(self) -> ModelSpec:
+        return ModelSpec(
+            self.input_size,
+            tuple(self.hidden_widths),
+            self.output_size,
+            self.activation.name,
+            input_shape=self.input_shape,
+            conv_layers=self.conv_layers,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+        )
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> GrowingConvNet:
+        assert spec.input_shape is not None
+        return cls(
+            spec.input_shape,
+            spec.hidden_widths,
+            spec.output_size,
+            spec.conv_layers,
+            spec.kernel_size,
+            spec.stride,
+            spec.activation,
+        )
+
+    def insert_layer(self, position: int, optimizer: Optimizer | None = None) -> None:
+        """Insert a dense identity layer (``GrowingMLP.insert_layer``) above the pooling: a
+        block is never inserted."""
+        if position < self.conv_layers:
+            raise IndexError(
+                f"a layer is inserted in the dense head: position {self.conv_layers} … "
+                f"{self.n_hidden_layers}, got {position}"
+            )
+        super().insert_layer(position, optimizer)
+
+    # ------------------------------------------------------------------------------ forward
+
+    def _conv(self, h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        return F.conv2d(h, weight, bias, self._strides, self._padding)
+
+    def image(self, x: Tensor) -> Tensor:
+        """Flat rows as (N, C, H, W) maps (H = 1 for a signal)."""
+        return x.reshape(x.shape[0], *self._image_shape)
+
+    def continue_from(self, layer: int, preactivation: Tensor) -> Tensor:
+        """The network's output given hidden layer ``layer``'s pre-activation (the output's
+        when ``layer`` is the output layer)."""
+        a = preactivation
+        for index in range(layer + 1, len(self._layers)):
+            weight, bias = self._layers[index]
+            h = self.activation.fn(a)
+            if index < self.conv_layers:
+                a = self._conv(h, weight, bias)
+                continue
+            if index == self.conv_layers:
+                h = h.mean((2, 3))
+            a = torch.addmm(bias, h, weight.t())
+        return a
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The network's output (logits for classification)."""
+        weight, bias = self._layers[0]
+        return self.continue_from(0, self._conv(self.image(x), weight, bias))
+
+    def forward_cached(self, x: Tensor) -> ConvCache:
+        """Forward pass keeping what ``backward`` and the growth statistics need."""
+        inputs, preactivations = [], []
+        h, last_map = self.image(x), None
+        for index, (weight, bias) in enumerate(self._layers[:-1]):
+            if index == self.conv_layers:
+                last_map, h = h, h.mean((2, 3))
+            inputs.append(h)
+            a = self._conv(h, weight, bias) if index < self.conv_layers else h @ weight.t() + bias
+            preactivations.append(a)
+            h = self.activation.fn(a)
+        if self.conv_layers == self.n_hidden_layers:
+            last_map, h = h, h.mean((2, 3))
+        inputs.append(h)
+        weight, bias = self._layers[-1]
+        output = torch.addmm(bias, h, weight.t())
+        return ConvCache(inputs, preactivations, output, last_map=last_map)
+
+    def backward(
+        self, cache: ForwardCache, output_grad: Tensor, parameter_grads: bool = True
+    ) -> list[Tensor]:
+        """``GrowingMLP.backward`` through the blocks: ∂L/∂a of every layer (maps of shape
+        (batch, channels, H, W) for the blocks), every ``.grad`` set unless
+        ``parameter_grads`` is false. Call under ``torch.no_grad()``."""
+        assert isinstance(cache, ConvCache)
+        derivative = self.activation.derivative
+        grads: list[Tensor] = [output_grad] * len(self._layers)
+        delta = output_grad
+        for index in range(len(self._layers) - 1, -1, -1):
+            weight, bias = self._layers[index]
+            layer_input = cache.inputs[index]
+            grads[index] = delta
+            conv = index < self.conv_layers
+            if parameter_grads:
+                if conv:
+                    weight.grad = conv2d_weight(
+                        layer_input, weight.shape, delta, self._strides, self._padding
+                    )
+                    bias.grad = delta.sum((0, 2, 3))
+                else:
+                    weight.grad = torch.mm(delta.t(), layer_input)
+                    bias.grad = delta.sum(0)
+            if index == 0:
+                break
+            if conv:
+                delta = conv2d_input(layer_input.shape, weight, delta, self._strides, self._padding)
+            elif index == self.conv_layers:
+                # The pooled vector is the mean of the last block's map over its positions.
+                last = cache.last_map
+                delta = torch.mm(delta, weight)[:, :, None, None].expand_as(last)
+                delta = delta / (last.shape[2] * last.shape[3])
+                layer_input = last
+            else:
+                delta = torch.mm(delta, weight)
+            delta = delta * derivative(cache.preactivations[index - 1], layer_input)
+        return grads
+
+
+class ConvLayer:
+    """Block ``index`` of a ``GrowingConvNet`` as a ``GrowableLayer``: a unit is an output
+    channel, its incoming weights a kernel (flattened in ``unfold``'s order: channel, then
+    kernel position), its outgoing weights the centre tap of the next block's kernel, or a
+    column of the head's first weight after the pooling (docs/conv-growth.md)."""
+
+    def __init__(self, model: GrowingConvNet, index: int) -> None:
+        if not 0 <= index < model.conv_layers:
+            raise IndexError(f"block {index} does not exist ({model.conv_layers} blocks)")
+        self.model = model
+        self.index = index
+
+    @property
+    def _weight(self) -> nn.Parameter:
+        return self.model.weights[self.index]
+
+    @property
+    def _next(self) -> nn.Parameter:
+        return self.model.weights[self.index + 1]
+
+    @property
+    def reads_block(self) -> bool:
+        """Whether the next layer is a block (else the pooled head)."""
+        return self.index + 1 < self.model.conv_layers
+
+    @property
+    def fan_in(self) -> int:
+        return math.prod(self._weight.shape[1:])
+
+    @property
+    def fan_out(self) -> int:
+        return self._next.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self._weight.shape[0]
+
+    @property
+    def activation(self) -> Activation:
+        return self.model.activation
+
+    def unit_cost(self) -> int:
+        return self.fan_in + 1 + math.prod(self._next.shape[2:]) * self.fan_out
+
+    def _centre(self) -> tuple[int, int]:
+        return self._next.shape[2] // 2, self._next.shape[3] // 2
+
+    def outgoing(self) -> Tensor:
+        if self.reads_block:
+            return self._next.detach()[:, :, self._centre()[0], self._centre()[1]]
+        return self._next.detach()
+
+    def _centres(self, maps: Tensor) -> Tensor:
+        """The positions of this block's output that the next block's kernel centres sit on,
+        one per position of the next block's output."""
+        height, width = self.model.map_shapes[self.index + 1]
+        step_h, step_w = self.model._strides
+        return maps[:, :, ::step_h, ::step_w][:, :, :height, :width]
+
+    def sample(self, cache: ForwardCache, gradients: list[Tensor]) -> LayerSample:
+        model, k = self.model, self.index
+        below = cache.inputs[k]
+        patches = F.unfold(below, model._kernel, padding=model._padding, stride=model._strides)
+        height, width = model.map_shapes[k]
+        patches = patches.reshape(below.shape[0], self.fan_in, height, width)
+        if self.reads_block:
+            rows = _rows(self._centres(patches))
+            current = _rows(self._centres(cache.inputs[k + 1]))
+            gradient = _rows(gradients[k + 1])
+            positions = rows.shape[0] // below.shape[0]
+            return LayerSample(rows, current, gradient, positions=positions, scale=positions)
+        assert isinstance(cache, ConvCache) and cache.last_map is not None
+        positions = height * width
+        gradient = gradients[k + 1].repeat_interleave(positions, 0)
+        return LayerSample(
+            _rows(patches), _rows(cache.last_map), gradient, positions=positions, scale=1
+        )
+
+    def extended_output(
+        self, cache: ForwardCache, candidate: Candidate
+    ) -> Callable[[float], Tensor]:
+        model, k = self.model, self.index
+        activation = model.activation.fn
+        following = cache.preactivations[k + 1] if k + 1 < model.n_hidden_layers else cache.output
+        dtype = following.dtype
+        alpha, omega = candidate.alpha.to(dtype), candidate.omega.to(dtype)
+        kernels = alpha[:, :-1].reshape(alpha.shape[0], *self._weight.shape[1:])
+        new_preactivation = model._conv(cache.inputs[k], kernels, alpha[:, -1])
+        current = cache.inputs[k + 1]
+        if self.reads_block:
+            new_preactivation, current = self._centres(new_preactivation), self._centres(current)
+        weight_shift = None
+        if candidate.weight_update is not None:
+            update = candidate.weight_update.to(dtype)
+            weight_shift = _mix(update[:, :-1], current) + _expand(update[:, -1], current)
+
+        @torch.no_grad()
+        def output_at(step: float) -> Tensor:
+            incoming, outgoing = candidate.scales(step)
+            new = activation(incoming * new_preactivation)
+            if not self.reads_block:
+                new = new.mean((2, 3))
+            a = following + outgoing * _mix(omega, new)
+            if weight_shift is not None:
+                a = a + step * weight_shift
+            return model.continue_from(k + 1, a)
+
+        return output_at
+
+    def add_units(
+        self, incoming: Tensor, bias: Tensor, outgoing: Tensor, optimizer: Optimizer | None
+    ) -> None:
+        units = incoming.shape[0]
+        kernels = incoming.reshape(units, *self._weight.shape[1:])
+        if self.reads_block:
+            taps = outgoing.new_zeros(self.fan_out, units, *self._next.shape[2:])
+            taps[:, :, self._centre()[0], self._centre()[1]] = outgoing
+            outgoing = taps
+        self.model.add_neurons(self.index, kernels, bias, outgoing, optimizer)
+
+    def move_outgoing(self, update: Tensor) -> None:
+        weight, bias = self._next, self.model.biases[self.index + 1]
+        with torch.no_grad():
+            if self.reads_block:
+                row, column = self._centre()
+                weight[:, :, row, column] += update[:, :-1].to(weight.dtype)
+            else:
+                weight.add_(update[:, :-1].to(weight.dtype))
+            bias.add_(update[:, -1].to(bias.dtype))
+
+
+def _rows(maps: Tensor) -> Tensor:
+    """(N, F, H, W) maps as (N·H·W, F) rows, example-major."""
+    return maps.flatten(2).transpose(1, 2).reshape(-1, maps.shape[1])
+
+
+def _mix(weight: Tensor, h: Tensor) -> Tensor:
+    """``weight`` (out, in) applied to the channels of maps (N, in, H, W) or vectors (N, in)."""
+    if h.dim() == 2:
+        return h @ weight.T
+    return torch.einsum("oi,nihw->nohw", weight, h)
+
+
+def _expand(bias: Tensor, like: Tensor) -> Tensor:
+    """``bias`` (out,) broadcast against maps or vectors like ``like``."""
+    return bias if like.dim() == 2 else bias[None, :, None, None]
+
+
+def network_from_spec(spec: ModelSpec) -> GrowingMLP:
+    """An uninitialised network of ``spec``'s architecture (an MLP or a convolutional
+    network), ready for ``load_state_dict``."""
+    return GrowingConvNet.from_spec(spec) if spec.conv_layers else GrowingMLP.from_spec(spec)
