@@ -134,6 +134,13 @@ def fit(
         str | None,
         typer.Option(help="Train fixed hidden widths instead of growing: 32 or 64,32."),
     ] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            help="mlp (dense layers over the columns, the default) or conv (convolution "
+            "blocks over each row as a signal or an image; model.arch)."
+        ),
+    ] = None,
     loss: Annotated[
         str | None,
         typer.Option(
@@ -181,6 +188,7 @@ def fit(
             {
                 "model.hidden_widths": widths_flag(widths, "--start" if start else "--fixed"),
                 "growth.enabled": False if fixed is not None else (True if start else None),
+                "model.arch": arch,
                 "loss.name": loss,
                 "prune.method": prune,
                 "train.epochs": epochs,

@@ -240,11 +240,26 @@ def model_rows(files: RunFiles) -> dict[str, Any]:
         "inputs": f"{model.input_size} ({columns} raw columns)",
         **_scaling_row(files.setting("data.scaling")),
         **embedded,
+        **_conv_rows(model),
         "hidden widths": ", ".join(str(w) for w in model.hidden_widths),
         "activation": model.activation,
         **_gate_row(files.metrics_record),
         "parameters": "?" if model.parameters is None else f"{model.parameters:,}",
         "threshold": _describe_threshold(model.threshold, files.metrics_record),
+    }
+
+
+def _conv_rows(model: Any) -> dict[str, str]:
+    """A convolutional network's shape: its input, blocks and dense head (none for an MLP)."""
+    if not model.conv_layers:
+        return {}
+    blocks = model.conv_layers
+    head = model.hidden_widths[blocks:]
+    return {
+        "input shape": " × ".join(str(n) for n in model.input_shape or []),
+        "convolution": f"{blocks} blocks, kernel {model.kernel_size}, stride {model.stride}, "
+        f"channels {', '.join(str(w) for w in model.hidden_widths[:blocks])}; global average "
+        "pooling; dense widths " + (", ".join(str(w) for w in head) or "none"),
     }
 
 

@@ -141,8 +141,62 @@ class ModelConfig(Section):
         description="A trained scale on each column the first hidden layer reads: held at 1 "
         "while the network grows, then learned and pulled towards 0 by "
         "train.feature_gate_l1, so that columns that carry no signal fade out "
-        "(docs/feature-gate.md).",
+        "(docs/feature-gate.md; model.arch=mlp).",
     )
+    arch: Literal["mlp", "conv"] = Field(
+        "mlp",
+        description="mlp: dense layers over the columns; conv: convolution blocks over each "
+        "row as a signal or an image, global average pooling, then the dense layers of "
+        "model.hidden_widths (docs/conv-growth.md).",
+    )
+    channels: list[Annotated[int, Strict(), Field(ge=1, le=MAX_WIDTH)]] = Field(
+        [1, 1, 1],
+        min_length=1,
+        max_length=8,
+        description="model.arch=conv: output channels of each convolution block, where "
+        "growth starts (fixed when growth is off).",
+    )
+    kernel_size: int | None = Field(
+        None,
+        ge=1,
+        le=31,
+        description="model.arch=conv: the blocks' kernel length, odd (none: 5 for a signal, "
+        "3 for an image).",
+    )
+    stride: int = Field(2, ge=1, le=8, description="model.arch=conv: the blocks' stride.")
+    input_shape: list[Annotated[int, Strict(), Field(ge=1)]] | None = Field(
+        None,
+        min_length=2,
+        max_length=3,
+        description="model.arch=conv: each row's values as (channels, length) or (channels, "
+        "height, width), channel-major (none: the data's own, as mnist1d's 1,40 and digits' "
+        "1,8,8).",
+    )
+
+    @property
+    def layer_widths(self) -> list[int]:
+        """Every hidden layer's starting width, as the network lists them: the convolution
+        blocks' channels (model.arch=conv), then model.hidden_widths."""
+        blocks = self.channels if self.arch == "conv" else []
+        return [*blocks, *self.hidden_widths]
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd_kernel(cls, kernel: int | None) -> int | None:
+        if kernel is not None and kernel % 2 == 0:
+            raise ValueError(
+                f"model.kernel_size must be odd, so that it has a centre (got {kernel})"
+            )
+        return kernel
+
+    @model_validator(mode="after")
+    def _conv_reads_raw_values(self) -> ModelConfig:
+        if self.arch == "conv" and self.embedding != "none":
+            raise ValueError(
+                f"model.embedding={self.embedding} embeds the columns of an MLP; "
+                "model.arch=conv convolves the values themselves: use model.embedding=none."
+            )
+        return self
 
     @field_validator("hidden_widths", mode="before")
     @classmethod
@@ -282,8 +336,9 @@ class GrowthConfig(Section):
     )
     where: Literal["best", "all", "round-robin"] = Field(
         "best",
-        description="Which hidden layers grow at a step: the best predicted gain per "
-        "parameter, every layer, or each in turn.",
+        description="Which hidden layers grow at a step: the largest fall of the training "
+        "loss per added parameter (each layer's neurons at their chosen step), every layer, "
+        "or each in turn.",
     )
     schedule: Literal["adaptive", "stall"] = Field(
         "adaptive",
@@ -504,6 +559,11 @@ class FitConfig(Section):
             raise ValueError(
                 "weight masks from pruning at init cannot follow a growing network; prune after "
                 "growth, prune whole neurons (prune.structured=true), or train fixed widths"
+            )
+        if self.prune.method != "none" and self.model.arch == "conv":
+            raise ValueError(
+                "pruning scores the weights of an MLP; model.arch=conv is not pruned "
+                "(use prune.method=none, or model.arch=mlp)"
             )
         return self
 

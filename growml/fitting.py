@@ -7,6 +7,7 @@ directory behind; the directory itself appears only when the run is complete.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -20,12 +21,14 @@ import torch
 from growml.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from growml.config import FitConfig
 from growml.data import PreparedData, Table, load_data_table, prepare
+from growml.data.builtin import builtin_signal_shape
 from growml.errors import ConfigError, DataError, GrowmlWarning, RunError, TrainingError
 from growml.events import Event, Observer, parse_event
 from growml.growth.engine import GrowthEngine
 from growml.growth.trim import trim_after_growth
 from growml.losses import Loss, default_loss, make_loss
 from growml.losses.threshold import choose_threshold
+from growml.nn.conv import GrowingConvNet
 from growml.nn.embeddings import make_embedding
 from growml.nn.mlp import GrowingMLP
 from growml.prune.stage import prune_network
@@ -176,6 +179,8 @@ class _Recorder:
 def _network(config: FitConfig, data: PreparedData) -> GrowingMLP:
     """The starting network ``model`` describes, seeded by ``seed``."""
     generator = torch.Generator().manual_seed(config.seed)
+    if config.model.arch == "conv":
+        return _conv_network(config, data, generator)
     numeric = data.preprocessor.numeric_outputs
     if config.model.embedding != "none" and not numeric:
         raise ConfigError(
@@ -195,6 +200,42 @@ def _network(config: FitConfig, data: PreparedData) -> GrowingMLP:
         embedding=embedding,
         feature_gate=config.model.feature_gate,
     )
+
+
+def _conv_network(
+    config: FitConfig, data: PreparedData, generator: torch.Generator
+) -> GrowingConvNet:
+    """The starting convolutional network (``model.arch=conv``)."""
+    model = config.model
+    own = builtin_signal_shape(config.data.source) if config.data.source else None
+    shape = tuple(model.input_shape) if model.input_shape else own
+    columns = data.x_train.shape[1]
+    if shape is None:
+        raise ConfigError(
+            "model.arch=conv reads each row as a signal or an image: give its shape, e.g. "
+            f"model.input_shape=[1,{columns}] for one channel of length {columns}."
+        )
+    if math.prod(shape) != columns:
+        raise ConfigError(
+            f"model.input_shape={list(shape)} holds {math.prod(shape)} values but each row has "
+            f"{columns} prepared inputs; the shape must account for every column."
+        )
+    kernel = model.kernel_size or (5 if len(shape) == 2 else 3)
+    network = GrowingConvNet(
+        shape,
+        [*model.channels, *model.hidden_widths],
+        data.target_encoder.n_outputs,
+        conv_layers=len(model.channels),
+        kernel_size=kernel,
+        stride=model.stride,
+        activation=model.activation,
+        init_scale=model.init_scale,
+        generator=generator,
+    )
+    positions = sum(c * h * w for c, (h, w) in zip(model.channels, network.map_shapes, strict=True))
+    activations = config.train.batch_size * (columns + positions) * 4 * 3
+    _check_available(config, network.n_parameters(), activations)
+    return network
 
 
 def _check_weights(sample_weight: np.ndarray | None, table: Table) -> None:
@@ -242,7 +283,12 @@ def _check_memory(config: FitConfig, data: PreparedData, first_inputs: int) -> N
     ``first_inputs``: what the first hidden layer reads (an embedding's outputs, when set)."""
     sizes = [first_inputs, *config.model.hidden_widths, data.target_encoder.n_outputs]
     parameters = sum((a + 1) * b for a, b in zip(sizes, sizes[1:], strict=False))
-    activations = config.train.batch_size * sum(sizes) * 4 * 3
+    _check_available(config, parameters, config.train.batch_size * sum(sizes) * 4 * 3)
+
+
+def _check_available(config: FitConfig, parameters: int, activations: int) -> None:
+    """Refuse a network of ``parameters`` whose training (with ``activations`` bytes of
+    activations per batch) would not fit in the memory available."""
     needed = parameters * _BYTES_PER_PARAMETER + activations
     available = _available_memory()
     if available is not None and needed > available:

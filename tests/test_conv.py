@@ -12,7 +12,7 @@ from torch import nn
 
 from growml.losses import default_loss
 from growml.nn.conv import ConvLayer, GrowingConvNet, network_from_spec
-from growml.nn.growable import Candidate
+from growml.nn.growable import Candidate, pooled_mean
 from growml.nn.mlp import HiddenLayer, ModelSpec
 
 # (input shape, hidden widths, conv layers, kernel, stride)
@@ -153,8 +153,9 @@ def test_new_channels_with_zero_outgoing_leave_the_function(architecture):
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_statistics_rows_give_the_first_order_change(architecture):
     """The dense first-order formula on a block's rows — the mean over examples of
-    Σ_rows ⟨g, ω σ(α·patch) + ΔW·current⟩ — is the derivative of the loss of the grown
-    network at step 0, for a block read by a block (centre taps) and one read by the pooling."""
+    Σ_rows ⟨g, ω h + ΔW·current⟩, h = σ(α·patch) (averaged over the patches of a pooled row) —
+    is the derivative of the loss of the grown network at step 0, for a block read by a block
+    (centre taps) and one read by the pooling."""
     net = _network(*architecture, outputs=3)
     x = _rows(architecture[0], n=8)
     target = nn.functional.one_hot(torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]), 3).double()
@@ -165,12 +166,15 @@ def test_statistics_rows_give_the_first_order_change(architecture):
         gradients = net.backward(cache, output_grad * x.shape[0], parameter_grads=False)
     for layer in net.growable_layers():
         sample = layer.sample(cache, gradients)
-        assert sample.below.shape[0] == x.shape[0] * sample.positions
+        assert sample.current.shape[0] == x.shape[0] * sample.positions
+        assert sample.below.shape[0] == sample.current.shape[0] * sample.pooled
         candidate = _candidate(layer, units=2, seed=10 + layer.index)
         alpha, omega, move = candidate.alpha, candidate.omega, candidate.weight_update
-        features = torch.relu(sample.below @ alpha[:, :-1].T + alpha[:, -1])
+        features = pooled_mean(
+            torch.relu(sample.below @ alpha[:, :-1].T + alpha[:, -1]), sample.pooled
+        )
         change = features @ omega.T + sample.current @ move[:, :-1].T + move[:, -1]
-        examples = sample.below.shape[0] / sample.scale
+        examples = sample.current.shape[0] / sample.positions
         predicted = float((sample.gradient * change).sum()) / examples
         output_at = layer.extended_output(cache, candidate)
         step = 1e-6
@@ -182,7 +186,8 @@ def test_statistics_rows_give_the_first_order_change(architecture):
 
 def test_block_rows_are_the_unfolded_patches():
     """A block's ``below`` rows are its input patches as a dense layer over them reads them:
-    its kernel flattened, times a row, is the block's pre-activation at that position."""
+    its kernel flattened, times a row, is the block's pre-activation at that position; read
+    by the pooling, its ``current`` rows are the pooled activations."""
     net = _network((2, 6, 5), [3, 2], 1, 3, 1)
     x = _rows((2, 6, 5), n=4)
     with torch.no_grad():
@@ -194,8 +199,9 @@ def test_block_rows_are_the_unfolded_patches():
     preactivation = cache.preactivations[0]
     expected = preactivation.flatten(2).transpose(1, 2).reshape(-1, weight.shape[0])
     torch.testing.assert_close(dense, expected, rtol=0, atol=1e-12)
-    torch.testing.assert_close(sample.current, torch.relu(expected), rtol=0, atol=1e-12)
-    assert sample.positions == 30 and sample.scale == 1
+    pooled = pooled_mean(torch.relu(expected), 30)
+    torch.testing.assert_close(sample.current, pooled, rtol=0, atol=1e-12)
+    assert sample.positions == 1 and sample.pooled == 30
 
 
 def test_layers_and_costs():

@@ -61,6 +61,9 @@ class _Builtin:
     # (tests/test_data.py checks them against the data itself).
     shape: tuple[int, int] = (0, 0)
     class_counts: dict[str, int] | None = None
+    # Each row's values as a signal (channels, length) or an image (channels, height, width),
+    # for model.arch=conv; None: a table of unrelated columns.
+    signal_shape: tuple[int, ...] | None = None
 
 
 def _from_arrays(
@@ -258,6 +261,7 @@ _REGISTRY: dict[str, _Builtin] = {
         "classification",
         "8x8 images of handwritten digits 0-9 (scikit-learn).",
         shape=(1797, 64),
+        signal_shape=(1, 8, 8),
         class_counts={
             "0": 178,
             "1": 182,
@@ -297,6 +301,7 @@ _REGISTRY: dict[str, _Builtin] = {
         "classification",
         "MNIST-1D: digits 0-9 as 1-D signals of length 40, generated locally and cached.",
         shape=(5000, 40),
+        signal_shape=(1, 40),
         class_counts={
             "0": 500,
             "1": 500,
@@ -423,6 +428,12 @@ def list_datasets() -> list[DatasetInfo]:
         )
         for name, builtin in _REGISTRY.items()
     ]
+
+
+def builtin_signal_shape(name: str) -> tuple[int, ...] | None:
+    """Each row of built-in ``name`` as a signal or image shape; None for a plain table."""
+    builtin = _REGISTRY.get(name)
+    return None if builtin is None else builtin.signal_shape
 
 
 def recorded_facts(name: str) -> tuple[tuple[int, int], dict[str, int] | None]:

@@ -18,10 +18,12 @@ from growml.export import metadata
 from growml.export.columns import grouped_numbers, input_types, number_type
 from growml.export.embedding import EmbeddingWeights
 from growml.export.engines import MODEL_FILE
-from growml.export.graph import DEFAULT_OPSET, NetworkWeights, build_model
+from growml.export.graph import DEFAULT_OPSET, ConvShape, NetworkWeights, build_model
 from growml.export.runtime import OnnxModel
 from growml.export.verify import Parity, check_recorded_metrics, compare, held_out_rows
+from growml.nn.conv import GrowingConvNet
 from growml.nn.embeddings import NumericEmbedding
+from growml.nn.mlp import GrowingMLP
 from growml.runs import Run, digests, load_run
 from growml.runs.layout import SOURCE_FILES
 from growml.version import __version__
@@ -134,12 +136,25 @@ def _embedding_weights(embedding: NumericEmbedding | None) -> EmbeddingWeights |
     )
 
 
+def _conv_shape(model: GrowingMLP) -> ConvShape | None:
+    if not isinstance(model, GrowingConvNet):
+        return None
+    return ConvShape(
+        image=model.image_shape,
+        blocks=model.conv_layers,
+        kernel=model.kernel,
+        strides=model.strides,
+        padding=model.padding,
+    )
+
+
 def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = True) -> onnx.ModelProto:
     """The ONNX model of a loaded run, unchecked and unverified."""
     network = NetworkWeights(
         layers=[(weight.numpy(), bias.numpy()) for weight, bias in run.model.folded_layers()],
         activation=run.model.activation.name,
         embedding=_embedding_weights(run.model.embedding),
+        convolution=_conv_shape(run.model),
     )
     info = run.model_info()
     properties = metadata.encode(

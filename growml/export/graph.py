@@ -87,6 +87,21 @@ class NetworkWeights:
     layers: Sequence[tuple[np.ndarray, np.ndarray]]
     activation: str
     embedding: EmbeddingWeights | None = None
+    convolution: ConvShape | None = None
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """How a convolutional network reads its row (``growml/nn/conv.py``): the row as an image
+    (C, H, W) (H = 1 for a signal), then ``blocks`` convolutions of ``kernel`` (kh, kw) with
+    ``strides`` and zero ``padding`` (ph, pw), the first ``blocks`` of ``layers`` (kernels of
+    shape (out, in, kh, kw)), then global average pooling before the dense layers."""
+
+    image: tuple[int, int, int]
+    blocks: int
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    padding: tuple[int, int]
 
 
 def build_model(
@@ -156,8 +171,14 @@ def _network(
     hidden, order = features
     if network.embedding is not None:
         hidden = embedding_nodes(graph, hidden, order, network.embedding)
+    blocks = 0
+    if network.convolution is not None:
+        hidden = _convolutions(graph, hidden, order, network, opset)
+        blocks = network.convolution.blocks
     last = len(network.layers) - 1
     for index, (weight, bias) in enumerate(network.layers):
+        if index < blocks:
+            continue
         transposed = np.ascontiguousarray(np.asarray(weight, np.float32).T)
         if index == 0 and network.embedding is None:
             transposed = transposed[order]
@@ -174,6 +195,46 @@ def _network(
         if index < last:
             hidden = _activation(graph, network.activation, hidden, layer, opset)
     return hidden
+
+
+def _convolutions(
+    graph: Graph, features: str, order: list[int], network: NetworkWeights, opset: int
+) -> str:
+    """The blocks of a convolutional network, from the prepared features (graph column j is
+    prepared column ``order[j]``) to the pooled vector the dense layers read."""
+    shape = network.convolution
+    assert shape is not None
+    if list(order) != list(range(len(order))):
+        inverse = np.argsort(np.asarray(order, np.int64))
+        features = graph.node(
+            "Gather",
+            [features, graph.constant("prepared_order", inverse, np.int64)],
+            "prepared",
+            axis=1,
+        )
+    hidden = graph.node(
+        "Reshape",
+        [features, graph.constant("image_shape", [-1, *shape.image], np.int64)],
+        "image",
+    )
+    for index in range(shape.blocks):
+        weight, bias = network.layers[index]
+        layer = f"layer{index + 1}"
+        hidden = graph.node(
+            "Conv",
+            [
+                hidden,
+                graph.constant(f"{layer}.kernel", np.asarray(weight, np.float32)),
+                graph.constant(f"{layer}.bias", np.asarray(bias, np.float32)),
+            ],
+            f"{layer}.conv",
+            kernel_shape=list(shape.kernel),
+            strides=list(shape.strides),
+            pads=[*shape.padding, *shape.padding],
+        )
+        hidden = _activation(graph, network.activation, hidden, layer, opset)
+    pooled = graph.node("GlobalAveragePool", [hidden], "pooled_map")
+    return graph.node("Flatten", [pooled], "pooled", axis=1)
 
 
 def _activation(graph: Graph, name: str, x: str, layer: str, opset: int) -> str:

@@ -200,7 +200,7 @@ class GrowthEngine:
             )
             if event.added:
                 return self._grew([event])
-        layers = self._choose(model, options)
+        layers = self._choose(model, options, x_stats, target_stats)
         if not layers:
             if evidence is not None and self._underfitting():
                 # Nothing shows at first order, yet training has made no headway: the network
@@ -315,9 +315,12 @@ class GrowthEngine:
             limit = min(limit, max(budget, 0) // model.growable_layers()[layer].unit_cost())
         return limit
 
-    def _choose(self, model: GrowingMLP, options: dict[int, Option]) -> list[int]:
+    def _choose(
+        self, model: GrowingMLP, options: dict[int, Option], x: Tensor, target: Tensor
+    ) -> list[int]:
         """Layers to grow by the ``where`` rule among those offered neurons: by default the
-        best predicted gain per added parameter."""
+        largest fall of the training loss per added parameter, each layer's neurons at the
+        step its method chooses (``_measured_falls``)."""
         offered = [layer for layer, option in options.items() if option.neurons]
         if not offered:
             return []
@@ -328,12 +331,35 @@ class GrowthEngine:
         if where == "round-robin" or not self.method.ranks_layers:
             turn = self.steps_ % len(layers)
             return [min(offered, key=lambda layer: (layer - turn) % len(layers))]
+        if len(offered) == 1:
+            return offered
+        falls = self._measured_falls(model, {layer: options[layer] for layer in offered}, x, target)
 
-        def gain_per_parameter(layer: int) -> float:
+        def per_parameter(layer: int) -> tuple[float, float]:
             option = options[layer]
-            return option.gain / (option.neurons * layers[layer].unit_cost())
+            cost = option.neurons * layers[layer].unit_cost()
+            return falls[layer] / cost, option.gain / cost
 
-        return [max(offered, key=gain_per_parameter)]
+        return [max(offered, key=per_parameter)]
+
+    def _measured_falls(
+        self, model: GrowingMLP, options: dict[int, Option], x: Tensor, target: Tensor
+    ) -> dict[int, float]:
+        """How far each option's neurons lower the training loss on the statistics rows, at
+        the step the method chooses (0 when no step lowers it). The predicted gains of
+        different layers are first-order decreases of the loss in the units of each layer's
+        own gradient: a layer behind a narrow one (a convolution block of one channel, whose
+        outgoing weights have grown large) has large gradients and so large predicted gains,
+        which a step does not deliver."""
+        falls = {}
+        with torch.no_grad():
+            cache = model.forward_cached(x)
+            before = float(self.loss(cache.output, target))
+            for layer, option in options.items():
+                loss_at = extended_loss(model, cache, self.loss, target, option.candidate)
+                _, after = self.method.choose_step(option, loss_at, before)
+                falls[layer] = max(before - after, 0.0)
+        return falls
 
     def _grow(
         self,

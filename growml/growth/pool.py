@@ -34,11 +34,13 @@ the part of b2 the current features cannot express, the picked gains are TINY's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from growml.growth.tiny import inverse_sqrt
+from growml.nn.growable import pooled_mean
 
 # Singular values of a feature matrix below this fraction of the largest (or below the
 # absolute floor) span nothing: dead units, constant or duplicated columns.
@@ -58,19 +60,31 @@ class LayerRows:
 
     ``below`` is the layer's input with a column of ones appended (B2), ``current`` its output
     with ones (B1), ``gradient`` each row's gradient of the loss at the next pre-activation (G),
-    ``weights`` each row's weight (None: every row counts once), ``scale`` what turns an
-    average over the rows into one over examples (``LayerSample.scale``).
+    ``weights`` each row's weight (None: every row counts once); ``positions`` and ``pooled``
+    as ``LayerSample``'s: statistics rows per example, and rows of ``below`` per statistics
+    row, over which a unit's activations are averaged.
     """
 
     below: Tensor
     current: Tensor
     gradient: Tensor
     weights: Tensor | None = None
-    scale: int = 1
+    positions: int = 1
+    pooled: int = 1
 
     @property
     def rows(self) -> int:
-        return self.below.shape[0]
+        return self.current.shape[0]
+
+    @property
+    def mean_below(self) -> Tensor:
+        return pooled_mean(self.below, self.pooled)
+
+    def features(self, alpha: Tensor, activation: Any, dtype: torch.dtype | None = None) -> Tensor:
+        """(rows, K) the activations of units with incoming weights ``alpha`` (K × fan_in+1),
+        each statistics row's the mean over its ``pooled`` rows of ``below``."""
+        dtype = dtype or self.below.dtype
+        return pooled_mean(activation(self.below.to(dtype) @ alpha.to(dtype).T), self.pooled)
 
     @property
     def total_weight(self) -> float:
@@ -279,7 +293,7 @@ def pool_proposal(
     # Scoring hundreds of candidates is the step's main cost: float32 halves it and ranks them
     # alike; the fit below is float64.
     scoring = score_dtype or rows.below.dtype
-    features = activation(rows.below.to(scoring) @ alpha.to(scoring).T)
+    features = rows.features(alpha, activation, scoring)
     features = _weigh(features, None if root is None else root.to(scoring))
     supported = effective_rows(features) >= max(MIN_SUPPORT * n, MIN_SUPPORT_ROWS)
     alpha, features = alpha[supported], features[:, supported]
@@ -288,13 +302,13 @@ def pool_proposal(
     bar = permutation_bar(projected, residual_scored, basis_scored, generator, permutations)
     selection = greedy_selection(projected, residual_scored, max_neurons, bar)
     picked = alpha[selection.indices]
-    inputs = _weigh(torch.cat([rows.current, activation(rows.below @ picked.T)], 1), root)
+    inputs = _weigh(torch.cat([rows.current, rows.features(picked, activation)], 1), root)
     solution = torch.linalg.lstsq(inputs, desired, driver="gelsd").solution
     fitted = inputs @ solution
     width = rows.current.shape[1]
     explained = basis.T @ desired
-    # Means over the rows, in the loss's units: × scale for a convolution's summed positions.
-    scale = rows.scale
+    # Means over the rows, in the loss's units: × a convolution's summed positions.
+    scale = rows.positions
     return PoolProposal(
         alpha=picked,
         omega=solution[width:].T.contiguous(),

@@ -6,6 +6,10 @@ another's activation) goes without changing the function at all (``merge_twins``
 removal lets the kept neurons of the layer take over what they can of the removed ones' part
 (``Reconstruction``: least squares on training rows, the next layer's weights moved). Trimming
 (``growml.growth.trim``) decides which neurons go; the formulas: ``docs/trimming.md``.
+
+A convolution block's channels are its neurons: their activations at every (row, position)
+are the regression's rows, and the next block moves each kernel tap alike; a block read by
+the pooling is regressed on its pooled activations, which is all the head reads.
 """
 
 from __future__ import annotations
@@ -43,13 +47,17 @@ class Reconstruction:
         self.grams = []
         for layer in model.growable_layers():
             h = cache.inputs[layer.index + 1].double()
+            if h.dim() == 4:  # a block's maps: one row per (row, position)
+                h = h.flatten(2).transpose(1, 2).reshape(-1, h.shape[1])
             z = torch.cat([h, torch.ones(len(h), 1, dtype=torch.float64)], 1)
             self.grams.append(z.T @ z / len(z))
         self.ridge = ridge
 
     def outgoing_update(self, layer: int, removed: Sequence[int], outgoing: Tensor) -> Tensor:
         """The change (fan_out, width + 1) of the next layer's weights (and bias, last column)
-        that removes ``removed`` from hidden ``layer`` and lets the kept neurons take over."""
+        that removes ``removed`` from hidden ``layer`` and lets the kept neurons take over;
+        (fan_out, width + 1, kh, kw) when the next layer is a block, one change per tap (the
+        bias's taps add up)."""
         gram = self.grams[layer]
         size = len(gram)
         gone = torch.as_tensor(sorted(removed), dtype=torch.long)
@@ -62,10 +70,11 @@ class Reconstruction:
             inner + epsilon * torch.eye(len(kept), dtype=torch.float64), gram[kept][:, gone]
         )
         weights = outgoing.detach().double()
-        update = torch.zeros(weights.shape[0], size, dtype=torch.float64)
-        update[:, kept] = weights[:, gone] @ beta.T
-        update[:, gone] = -weights[:, gone]
-        return update
+        taps = weights.reshape(weights.shape[0], weights.shape[1], -1)
+        update = torch.zeros(weights.shape[0], size, taps.shape[2], dtype=torch.float64)
+        update[:, kept] = torch.einsum("ort,kr->okt", taps[:, gone], beta)
+        update[:, gone] = -taps[:, gone]
+        return update.reshape(weights.shape[0], size, *weights.shape[2:])
 
 
 @contextlib.contextmanager
@@ -106,7 +115,7 @@ def remove(
 
 def _apply(weight: Tensor, bias: Tensor, update: Tensor, removed: Sequence[int]) -> None:
     weight.add_(update[:, :-1].to(weight.dtype))
-    bias.add_(update[:, -1].to(bias.dtype))
+    bias.add_(update[:, -1].reshape(len(bias), -1).sum(1).to(bias.dtype))
     weight[:, list(removed)] = 0  # exactly, whatever the rounding of the update
 
 
@@ -127,8 +136,9 @@ def merge_twins(model: GrowingMLP, optimizer: torch.optim.Optimizer | None) -> l
     merged = []
     for layer in model.growable_layers():
         index = layer.index
+        incoming = model.weights[index].detach()
         rows = torch.cat(
-            [model.weights[index].detach(), model.biases[index].detach()[:, None]], 1
+            [incoming.reshape(len(incoming), -1), model.biases[index].detach()[:, None]], 1
         ).double()
         twins = _twins(rows, homogeneous)
         if twins:

@@ -11,10 +11,11 @@ weighted one, ``E[·] = Σ wᵢ (·)ᵢ / Σ wᵢ``, with ``g`` each row's own, 
 (the batch loss's gradient × Σ w / wᵢ): these are exactly the averages over the rows repeated
 ``wᵢ`` times, so TINY's formulas apply to them unchanged (docs/growth.md).
 
-A convolution's rows are (example, position) pairs: each example's weight goes to each of its
-rows, and the sums are divided by the rows' total over the layer's ``scale`` (its positions
-when each is a term of the example's loss), so that every average is per example, in the
-loss's units, like a dense layer's (docs/conv-growth.md).
+A convolution read by a convolution has a statistics row per (example, position): each
+example's weight goes to each of its rows, and the sums are divided by the rows' total over
+the positions, so that every average is per example, in the loss's units, like a dense
+layer's. One read through global average pooling has a row per example, whose input is the
+mean of its patches (docs/conv-growth.md).
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ class _Sums:
     def add(self, samples: list[LayerSample], weights: Tensor | None) -> None:
         for k, (sums, sample) in enumerate(zip(self.layers, samples, strict=True)):
             row_weights = _row_weights(weights, sample)
-            self.rows[k] += _total(sample.below.shape[0], row_weights, sample.scale)
-            b2, b1 = _with_ones(sample.below), _with_ones(sample.current)
+            self.rows[k] += _total(sample.current.shape[0], row_weights, sample.positions)
+            b2, b1 = _with_ones(sample.mean_below), _with_ones(sample.current)
             g = sample.gradient.double()
             # Σ wᵢ xᵢ yᵢᵀ = (w ⊙ x)ᵀ y: the weights go on the left factor of every product.
             b2w, b1w, gw = (b2, b1, g) if row_weights is None else _weighted(row_weights, b2, b1, g)
@@ -71,9 +72,9 @@ def _row_weights(weights: Tensor | None, sample: LayerSample) -> Tensor | None:
     return weights.repeat_interleave(sample.positions)
 
 
-def _total(rows: int, weights: Tensor | None, scale: int) -> float:
-    """What an average over rows divides by: the rows (their weight) over ``scale``."""
-    return (rows if weights is None else float(weights.sum())) / scale
+def _total(rows: int, weights: Tensor | None, positions: int) -> float:
+    """What an average over rows divides by: the examples (their weight) they stand for."""
+    return (rows if weights is None else float(weights.sum())) / positions
 
 
 def _weighted(weights: Tensor, *rows: Tensor) -> tuple[Tensor, ...]:
@@ -148,7 +149,8 @@ def collect_rows(
                 if weighted
                 else None
             ),
-            scale=batches[0][0][k].scale,
+            positions=batches[0][0][k].positions,
+            pooled=batches[0][0][k].pooled,
         )
         for k in range(len(layers))
     ]
@@ -178,9 +180,9 @@ def _samples(
 def statistics_of(rows: LayerRows) -> LayerStatistics:
     """TINY's five averages computed from a layer's rows (no noise groups), weighted by the
     rows' weights when they have them."""
-    b2, b1, g = rows.below, rows.current, rows.gradient
+    b2, b1, g = rows.mean_below, rows.current, rows.gradient
     b2w, b1w, gw = (b2, b1, g) if rows.weights is None else _weighted(rows.weights, b2, b1, g)
-    n = rows.total_weight / rows.scale
+    n = rows.total_weight / rows.positions
     return LayerStatistics(
         S1=b1w.T @ b1 / n,
         M=b1w.T @ g / n,

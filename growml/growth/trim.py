@@ -164,15 +164,18 @@ def _leaving_one_per_layer(
 
 def contribution_sizes(model: GrowingMLP, x: Tensor) -> Callable[[], dict[Neuron, float]]:
     """Each neuron's outgoing contribution on ``x``: RMS activation × norm of its outgoing
-    column (what it adds to the next layer, in size)."""
+    column (what it adds to the next layer, in size; a channel's over its positions and the
+    next block's kernel taps)."""
 
     def sizes() -> dict[Neuron, float]:
         with torch.no_grad():
             cache = model.forward_cached(x)
         found = {}
         for layer in model.growable_layers():
-            rms = cache.inputs[layer.index + 1].pow(2).mean(0).sqrt()
-            norms = layer.outgoing().norm(dim=0)
+            activations = cache.inputs[layer.index + 1]  # a block's: (rows, channels, h, w)
+            rms = activations.pow(2).transpose(0, 1).reshape(layer.width, -1).mean(1).sqrt()
+            outgoing = model.weights[layer.index + 1].detach().transpose(0, 1)
+            norms = outgoing.reshape(layer.width, -1).norm(dim=1)
             for index, size in enumerate((rms * norms).tolist()):
                 found[(layer.index, index)] = size
         return found

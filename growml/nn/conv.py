@@ -99,16 +99,16 @@ class GrowingConvNet(GrowingMLP):
         self.stride = stride
         self.activation = get_activation(activation)
         signal = len(shape) == 2
-        self._image_shape = (shape[0], 1, shape[1]) if signal else shape
-        self._kernel = (1, kernel_size) if signal else (kernel_size, kernel_size)
-        self._strides = (1, stride) if signal else (stride, stride)
-        self._padding = (0, kernel_size // 2) if signal else (kernel_size // 2,) * 2
+        self.image_shape = (shape[0], 1, shape[1]) if signal else shape
+        self.kernel = (1, kernel_size) if signal else (kernel_size, kernel_size)
+        self.strides = (1, stride) if signal else (stride, stride)
+        self.padding = (0, kernel_size // 2) if signal else (kernel_size // 2,) * 2
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         channels = [shape[0], *hidden_widths[:conv_layers]]
-        area = math.prod(self._kernel)
+        area = math.prod(self.kernel)
         shapes = [
-            (out, inp, *self._kernel) for inp, out in zip(channels, channels[1:], strict=False)
+            (out, inp, *self.kernel) for inp, out in zip(channels, channels[1:], strict=False)
         ]
         sizes = [channels[-1], *hidden_widths[conv_layers:], output_size]
         shapes += [(out, inp) for inp, out in zip(sizes, sizes[1:], strict=False)]
@@ -130,11 +130,11 @@ class GrowingConvNet(GrowingMLP):
     @property
     def map_shapes(self) -> list[tuple[int, int]]:
         """(height, width) of each block's output (height 1 for a signal)."""
-        height, width = self._image_shape[1:]
+        height, width = self.image_shape[1:]
         shapes = []
         for _ in range(self.conv_layers):
-            height = conv_output_length(height, self._kernel[0], self._strides[0])
-            width = conv_output_length(width, self._kernel[1], self._strides[1])
+            height = conv_output_length(height, self.kernel[0], self.strides[0])
+            width = conv_output_length(width, self.kernel[1], self.strides[1])
             shapes.append((height, width))
         return shapes
 
@@ -188,11 +188,11 @@ class GrowingConvNet(GrowingMLP):
     # ------------------------------------------------------------------------------ forward
 
     def _conv(self, h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        return F.conv2d(h, weight, bias, self._strides, self._padding)
+        return F.conv2d(h, weight, bias, self.strides, self.padding)
 
     def image(self, x: Tensor) -> Tensor:
         """Flat rows as (N, C, H, W) maps (H = 1 for a signal)."""
-        return x.reshape(x.shape[0], *self._image_shape)
+        return x.reshape(x.shape[0], *self.image_shape)
 
     def continue_from(self, layer: int, preactivation: Tensor) -> Tensor:
         """The network's output given hidden layer ``layer``'s pre-activation (the output's
@@ -250,7 +250,7 @@ class GrowingConvNet(GrowingMLP):
             if parameter_grads:
                 if conv:
                     weight.grad = conv2d_weight(
-                        layer_input, weight.shape, delta, self._strides, self._padding
+                        layer_input, weight.shape, delta, self.strides, self.padding
                     )
                     bias.grad = delta.sum((0, 2, 3))
                 else:
@@ -259,7 +259,7 @@ class GrowingConvNet(GrowingMLP):
             if index == 0:
                 break
             if conv:
-                delta = conv2d_input(layer_input.shape, weight, delta, self._strides, self._padding)
+                delta = conv2d_input(layer_input.shape, weight, delta, self.strides, self.padding)
             elif index == self.conv_layers:
                 # The pooled vector is the mean of the last block's map over its positions.
                 last = cache.last_map
@@ -328,26 +328,23 @@ class ConvLayer:
         """The positions of this block's output that the next block's kernel centres sit on,
         one per position of the next block's output."""
         height, width = self.model.map_shapes[self.index + 1]
-        step_h, step_w = self.model._strides
+        step_h, step_w = self.model.strides
         return maps[:, :, ::step_h, ::step_w][:, :, :height, :width]
 
     def sample(self, cache: ForwardCache, gradients: list[Tensor]) -> LayerSample:
         model, k = self.model, self.index
         below = cache.inputs[k]
-        patches = F.unfold(below, model._kernel, padding=model._padding, stride=model._strides)
+        patches = F.unfold(below, model.kernel, padding=model.padding, stride=model.strides)
         height, width = model.map_shapes[k]
         patches = patches.reshape(below.shape[0], self.fan_in, height, width)
         if self.reads_block:
             rows = _rows(self._centres(patches))
             current = _rows(self._centres(cache.inputs[k + 1]))
             gradient = _rows(gradients[k + 1])
-            positions = rows.shape[0] // below.shape[0]
-            return LayerSample(rows, current, gradient, positions=positions, scale=positions)
-        assert isinstance(cache, ConvCache) and cache.last_map is not None
-        positions = height * width
-        gradient = gradients[k + 1].repeat_interleave(positions, 0)
+            return LayerSample(rows, current, gradient, positions=rows.shape[0] // len(below))
+        # Read through the pooling: one statistics row per example, its patches averaged.
         return LayerSample(
-            _rows(patches), _rows(cache.last_map), gradient, positions=positions, scale=1
+            _rows(patches), cache.inputs[k + 1], gradients[k + 1], pooled=height * width
         )
 
     def extended_output(

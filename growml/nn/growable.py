@@ -41,23 +41,39 @@ class LayerSample:
     """One growable layer's values on a batch of rows, as the growth math reads them.
 
     Attributes:
-        below: (n, fan_in) what a new unit reads, one row per statistics row (for convolution
-            channels: one row per example and position, the unfolded input patch).
-        current: (n, width) what the layer's existing units give the next layer.
-        gradient: (n, fan_out) each row's gradient of the loss at the next pre-activation.
+        below: (n · pooled, fan_in) what a new unit reads (for convolution channels: the
+            unfolded input patches, one row per example and position).
+        current: (n, width) what the layer's existing units give the next layer, one row per
+            statistics row.
+        gradient: (n, fan_out) each statistics row's gradient of the loss at the next
+            pre-activation.
         positions: statistics rows per example (1 for a dense layer), example-major: the
-            rows of example i are ``i·positions … (i+1)·positions − 1``.
-        scale: how an average over the rows becomes one in the loss's units, an average over
-            examples: ``positions`` when each position is its own term of the example's loss
-            (a convolution read by a convolution), 1 when the positions are averaged before
-            the next layer reads them (global pooling) or there is one (docs/conv-growth.md).
+            rows of example i are ``i·positions … (i+1)·positions − 1``. Each is a term of the
+            example's loss (a convolution read by a convolution, at each position of the
+            next one), so an average over examples sums them.
+        pooled: rows of ``below`` per statistics row: a unit's feature on a statistics row is
+            the mean of its activations on these rows (a convolution read through global
+            average pooling; 1 otherwise). docs/conv-growth.md.
     """
 
     below: Tensor
     current: Tensor
     gradient: Tensor
     positions: int = 1
-    scale: int = 1
+    pooled: int = 1
+
+    @property
+    def mean_below(self) -> Tensor:
+        """``below`` averaged over each statistics row's ``pooled`` rows: what a unit reads
+        when its activation is linear."""
+        return pooled_mean(self.below, self.pooled)
+
+
+def pooled_mean(rows: Tensor, pooled: int) -> Tensor:
+    """The mean of each consecutive group of ``pooled`` rows."""
+    if pooled == 1:
+        return rows
+    return rows.reshape(rows.shape[0] // pooled, pooled, rows.shape[1]).mean(1)
 
 
 @dataclass

@@ -135,6 +135,11 @@ class ModelRecord(_Record):
     activation: str
     embedding: dict[str, Any] | None = None
     feature_gate: bool = False
+    # A convolutional network (growml/nn/conv.py); absent for an MLP.
+    input_shape: list[PositiveInt] | None = None
+    conv_layers: int = Field(default=0, ge=0)
+    kernel_size: int = Field(default=0, ge=0)
+    stride: PositiveInt = 1
     task: Literal["classification", "regression"]
     classes: list[Any] | None = None
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)

@@ -97,7 +97,7 @@ def growth_summary(config: FitConfig, history: Sequence[Event]) -> dict[str, Any
     """What growth did, from the run's ``history``: the steps that added neurons, per layer,
     the hidden layers it inserted, what the kept weights hold (they may predate the last
     steps, and have fewer layers), and why growth stopped."""
-    start = config.model.hidden_widths
+    start = config.model.layer_widths
     steps = [event for event in history if isinstance(event, GrowthStep)]
     added = [event for event in steps if event.added]
     inserted = [event.inserted_layer for event in added if event.inserted_layer is not None]
