@@ -45,6 +45,13 @@ def compare(
     start: Annotated[
         str | None, typer.Option(help="Grow from these hidden widths (default 1).")
     ] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            help="mlp or conv (model.arch); a conv network's fixed width is every block's "
+            "channels and every dense layer's width."
+        ),
+    ] = None,
     seeds: Annotated[int, typer.Option(help="Seeds (splits) to average over.")] = 3,
     seed: Annotated[int | None, typer.Option(help="First seed; the others follow it.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs of every run.")] = None,
@@ -99,6 +106,7 @@ def compare(
             task,
             {
                 "model.hidden_widths": widths_flag(start, "--start"),
+                "model.arch": arch,
                 "loss.name": loss,
                 "prune.method": prune,
                 "train.epochs": epochs,

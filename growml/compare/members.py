@@ -74,6 +74,25 @@ def parse_widths(text: str, depth: int) -> list[list[int]]:
     return networks
 
 
+def _fixed_widths(base: FitConfig, network: Sequence[int]) -> list[tuple[str, Any]]:
+    """The settings of a fixed member of widths ``network``. A convolutional network's
+    (``model.arch=conv``) takes one width for every block's channels and every dense layer,
+    or one per layer, the blocks first."""
+    if base.model.arch != "conv":
+        return [("model.hidden_widths", list(network))]
+    blocks, dense = len(base.model.channels), len(base.model.hidden_widths)
+    if len(network) == 1:
+        widths = list(network) * (blocks + dense)
+    elif len(network) == blocks + dense:
+        widths = list(network)
+    else:
+        raise ConfigError(
+            f"a fixed convolutional network takes one width for all its layers or one for "
+            f"each of its {blocks} blocks and {dense} dense layers, not {widths_name(network)}."
+        )
+    return [("model.channels", widths[:blocks]), ("model.hidden_widths", widths[blocks:])]
+
+
 def widths_name(widths: Sequence[int]) -> str:
     """``[64]`` → ``"64"``, ``[64, 64]`` → ``"64x2"``, ``[64, 32]`` → ``"64-32"``."""
     if len(set(widths)) == 1:
@@ -123,7 +142,7 @@ def plan(
                     ("seed", seed),
                     *threads,
                     ("growth.enabled", False),
-                    ("model.hidden_widths", list(network)),
+                    *_fixed_widths(base, network),
                     ("prune.when", fixed_prune),
                 ],
             )
