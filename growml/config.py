@@ -334,11 +334,11 @@ class GrowthConfig(Section):
         description="How new neurons are chosen: pool scores a pool of nonlinear candidates "
         "(TINY's directions among them) by their exact gain; the others are ablations.",
     )
-    where: Literal["best", "all", "round-robin"] = Field(
-        "best",
-        description="Which hidden layers grow at a step: the largest fall of the training "
-        "loss per added parameter (each layer's neurons at their chosen step), every layer, "
-        "or each in turn.",
+    where: Literal["auto", "best", "all", "round-robin"] = Field(
+        "auto",
+        description="Which hidden layers grow at a step: the best predicted gain per "
+        "parameter, every layer, or each in turn; auto: best for an MLP, each in turn for a "
+        "convolutional network (docs/conv-growth.md).",
     )
     schedule: Literal["adaptive", "stall"] = Field(
         "adaptive",

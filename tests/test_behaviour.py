@@ -23,38 +23,35 @@ def _option(layer, neurons, fan_in, fan_out, gain):
     return Option(candidate, first_order=gain, gain=gain, scores=[1.0], bar=0.0, bottleneck=1.0)
 
 
-def test_where_best_grows_the_layer_whose_neurons_lower_the_loss_most_per_parameter():
-    generator = torch.Generator().manual_seed(0)
-    model = GrowingMLP(20, [4, 4], 2, generator=generator)
-    loss = default_loss("classification", 2)
-    x = torch.randn(128, 20, generator=generator)
-    target = loss.prepare_target((x[:, 0] > 0).long().numpy())
-    # Layer 0's neurons cost 20 + 1 + 4 parameters, layer 1's 4 + 1 + 2.
+def test_where_best_grows_the_layer_with_the_largest_gain_per_parameter():
+    model = GrowingMLP(20, [4, 4], 2, generator=torch.Generator().manual_seed(0))
+    # Layer 0's neurons cost 20 + 1 + 4 parameters, layer 1's 4 + 1 + 2: equal total gains
+    # favour layer 1; layer 0 wins only with more than (25 / 7)× the gain.
     assert [layer.unit_cost() for layer in model.growable_layers()] == [25, 7]
-    engine = GrowthEngine(GrowthConfig(where="best"), loss)
-    # When no layer's step lowers the loss, the predicted gain per parameter decides: equal
-    # total gains favour layer 1; layer 0 wins only with more than (25 / 7)× the gain.
+    engine = GrowthEngine(GrowthConfig(where="best"), default_loss("classification", 2))
     for gains, expected in (((1.0, 1.0), 1), ((3.0, 1.0), 1), ((4.0, 1.0), 0)):
         options = {
             0: _option(0, 2, 20, 4, gains[0]),
             1: _option(1, 2, 4, 2, gains[1]),
         }
-        assert engine._choose(model, options, x, target) == [expected], gains
-    # A predicted gain a step does not deliver loses to a smaller one that it does: layer 1
-    # moves the output layer down the loss's gradient, layer 0's neurons change nothing.
-    with torch.enable_grad():
-        output = model(x)
-        value = loss(output, target)
-        weight_grad, bias_grad = torch.autograd.grad(value, [model.weights[2], model.biases[2]])
-    descent = -torch.cat([weight_grad, bias_grad[:, None]], 1).double()
-    moving = Candidate(1, torch.zeros(2, 5), torch.zeros(2, 2), descent, linear=True)
-    options = {
-        0: _option(0, 2, 20, 4, 100.0),
-        1: Option(moving, first_order=0.01, gain=0.01, scores=[1.0], bar=0.0, bottleneck=1.0),
-    }
-    assert engine._choose(model, options, x, target) == [1]
-    falls = engine._measured_falls(model, options, x, target)
-    assert falls[0] == 0.0 and falls[1] > 0.0
+        assert engine._choose(model, options) == [expected], gains
+
+
+def test_where_auto_ranks_an_mlps_layers_and_lets_a_convolutional_networks_take_turns():
+    from growml.growth.engine import where_rule
+    from growml.nn.conv import GrowingConvNet
+
+    mlp = GrowingMLP(20, [4, 4], 2)
+    conv = GrowingConvNet((1, 12), [2, 2, 3], 2, conv_layers=2, kernel_size=3)
+    assert where_rule("auto", mlp) == "best" and where_rule("auto", conv) == "round-robin"
+    assert where_rule("all", conv) == "all" and where_rule("best", conv) == "best"
+    engine = GrowthEngine(GrowthConfig(), default_loss("classification", 2))
+    options = {layer: _option(layer, 1, 3, 2, gain=1.0 + layer) for layer in range(3)}
+    turns = []
+    for step in range(3):
+        engine.steps_ = step
+        turns += engine._choose(conv, options)
+    assert turns == [0, 1, 2]  # each layer in turn, whatever the gains
 
 
 def _step(method, **settings):

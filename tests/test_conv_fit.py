@@ -28,7 +28,7 @@ def _config(source, *settings):
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("conv") / "run"
-    config = _config("digits", ("model.channels", [1, 1]), ("train.epochs", 12))
+    config = _config("digits", ("model.channels", [1, 1]), ("train.epochs", 30))
     return growml.fit(config, out=out), out
 
 
@@ -39,7 +39,7 @@ def test_digits_grow_as_images(digits_run):
     assert (model["conv_layers"], model["kernel_size"], model["stride"]) == (2, 3, 2)
     widths = result.metrics["hidden_widths"]
     assert len(widths) == 3 and sum(widths) > 3  # two blocks and a dense layer, grown
-    assert result.metrics["test"]["accuracy"] > 0.3  # ten classes: chance is 0.1
+    assert result.metrics["test"]["accuracy"] > 0.8  # ten classes: chance is 0.1
     growth = result.metrics["growth"]
     assert growth["start_widths"] == [1, 1, 1] and len(growth["neurons_added"]) == 3
 

@@ -222,6 +222,33 @@ def test_each_kind_of_step_says_how_its_neurons_came(monkeypatch):
     assert event.predicted_first_order == 0.0  # random neurons predict nothing
 
 
+def test_no_headway_gives_every_layer_random_neurons_and_revives_a_dead_chain(monkeypatch):
+    """A chain of one-channel blocks with a dead channel passes nothing on: no layer has a
+    gradient, nothing beats the null, and training cannot move. Random channels in every
+    layer, bottom up, give the network a path again."""
+    from growml.nn.conv import GrowingConvNet
+
+    loss = CrossEntropy(2)
+    generator = torch.Generator().manual_seed(0)
+    model = GrowingConvNet((1, 12), [1, 1, 1], 2, conv_layers=2, kernel_size=3)
+    with torch.no_grad():
+        model.biases[1].fill_(-100.0)  # block 1's one channel is dead on every input
+    x = torch.randn(64, 12, generator=generator)
+    target = loss.prepare_target((x[:, 3] > 0).long().numpy())
+    optimizer = torch.optim.Adam(model.parameters())
+    engine = _engine()
+    monkeypatch.setattr(engine, "_underfitting", lambda: True)
+    events = engine.step(model, optimizer, x, target, 0)
+    assert [event.layer for event in events] == [0, 1, 2]
+    assert all(event.reason.startswith("added random neurons") for event in events)
+    assert all(width > 1 for width in model.hidden_widths)
+    with torch.no_grad():
+        cache = model.forward_cached(x)
+        _, output_grad = loss.value_and_grad(cache.output, target)
+        model.backward(cache, output_grad)
+    assert float(model.weights[0].grad.abs().sum()) > 0  # the gradient reaches the bottom
+
+
 def test_a_budget_with_room_for_one_neuron_grows_one_unpaired_neuron():
     model, optimizer, x, target = _network()
     one_neuron = 3 + 1 + 2  # its weights from 3 inputs, its bias, its weights to 2 outputs

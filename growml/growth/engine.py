@@ -200,19 +200,26 @@ class GrowthEngine:
             )
             if event.added:
                 return self._grew([event])
-        layers = self._choose(model, options, x_stats, target_stats)
+        layers = self._choose(model, options)
         if not layers:
             if evidence is not None and self._underfitting():
                 # Nothing shows at first order, yet training has made no headway: the network
                 # lacks capacity that training must shape itself (parity has no first-order
-                # signal). Random neurons give it that capacity.
-                layer = max(options, key=lambda k: options[k].bottleneck or 0.0)
-                limit = self._limit(model, layer)
-                site = model.growable_layers()[layer]
-                option = explore_option(site, limit, evidence, self._generator)
-                return self._grew(
-                    [self._grow(model, optimizer, x_stats, target_stats, option, epoch, started)]
-                )
+                # signal, a chain of one-unit layers may have a dead unit that passes nothing
+                # on). Random neurons in every layer, bottom up, give it that capacity.
+                events = []
+                for layer in range(model.n_hidden_layers):
+                    limit = self._limit(model, layer)
+                    if limit < 1:
+                        continue
+                    site = model.growable_layers()[layer]
+                    option = explore_option(site, limit, evidence, self._generator)
+                    events.append(
+                        self._grow(model, optimizer, x_stats, target_stats, option, epoch, started)
+                    )
+                    started = time.perf_counter()
+                if events:
+                    return self._grew(events)
             reason = (
                 f"no candidate beats the {self.method.bar_name}"
                 if evidence
@@ -315,51 +322,26 @@ class GrowthEngine:
             limit = min(limit, max(budget, 0) // model.growable_layers()[layer].unit_cost())
         return limit
 
-    def _choose(
-        self, model: GrowingMLP, options: dict[int, Option], x: Tensor, target: Tensor
-    ) -> list[int]:
+    def _choose(self, model: GrowingMLP, options: dict[int, Option]) -> list[int]:
         """Layers to grow by the ``where`` rule among those offered neurons: by default the
-        largest fall of the training loss per added parameter, each layer's neurons at the
-        step its method chooses (``_measured_falls``)."""
+        best predicted gain per added parameter, the layers in turn in a convolutional
+        network (``where_rule``)."""
         offered = [layer for layer, option in options.items() if option.neurons]
         if not offered:
             return []
-        where = self.config.where
+        where = where_rule(self.config.where, model)
         if where == "all":
             return sorted(offered)
         layers = model.growable_layers()
         if where == "round-robin" or not self.method.ranks_layers:
             turn = self.steps_ % len(layers)
             return [min(offered, key=lambda layer: (layer - turn) % len(layers))]
-        if len(offered) == 1:
-            return offered
-        falls = self._measured_falls(model, {layer: options[layer] for layer in offered}, x, target)
 
-        def per_parameter(layer: int) -> tuple[float, float]:
+        def gain_per_parameter(layer: int) -> float:
             option = options[layer]
-            cost = option.neurons * layers[layer].unit_cost()
-            return falls[layer] / cost, option.gain / cost
+            return option.gain / (option.neurons * layers[layer].unit_cost())
 
-        return [max(offered, key=per_parameter)]
-
-    def _measured_falls(
-        self, model: GrowingMLP, options: dict[int, Option], x: Tensor, target: Tensor
-    ) -> dict[int, float]:
-        """How far each option's neurons lower the training loss on the statistics rows, at
-        the step the method chooses (0 when no step lowers it). The predicted gains of
-        different layers are first-order decreases of the loss in the units of each layer's
-        own gradient: a layer behind a narrow one (a convolution block of one channel, whose
-        outgoing weights have grown large) has large gradients and so large predicted gains,
-        which a step does not deliver."""
-        falls = {}
-        with torch.no_grad():
-            cache = model.forward_cached(x)
-            before = float(self.loss(cache.output, target))
-            for layer, option in options.items():
-                loss_at = extended_loss(model, cache, self.loss, target, option.candidate)
-                _, after = self.method.choose_step(option, loss_at, before)
-                falls[layer] = max(before - after, 0.0)
-        return falls
+        return [max(offered, key=gain_per_parameter)]
 
     def _grow(
         self,
@@ -480,6 +462,18 @@ class GrowthEngine:
             finished=finished,
             skipped=dict(self.skipped_),
         )
+
+
+def where_rule(where: str, model: GrowingMLP) -> str:
+    """The rule ``growth.where`` stands for: ``auto`` is ``best`` for an MLP and
+    ``round-robin`` for a network with convolution blocks. A layer's predicted gain is a
+    first-order fall of the loss in the units of its own gradient, and a block behind a block
+    of few channels has large gradients (all the signal flows through those channels): ranked
+    by gain, the blocks behind it kept growing while it stayed at one channel
+    (docs/conv-growth.md)."""
+    if where != "auto":
+        return where
+    return "round-robin" if model.conv_layers else "best"
 
 
 def _unusable(stats: LayerStatistics) -> str | None:

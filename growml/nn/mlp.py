@@ -100,6 +100,9 @@ class GrowingMLP(nn.Module):
             fast as a weight; ``g`` starts at 1.
     """
 
+    # Convolution blocks below the dense layers (growml/nn/conv.py); an MLP has none.
+    conv_layers: int = 0
+
     def __init__(
         self,
         input_size: int,

@@ -1,0 +1,177 @@
+"""Convolutional growth against fixed convolutional networks and the grown MLP.
+
+On each dataset, ``growml.compare`` trains on the same splits (one per seed) and in the same
+process pool:
+
+* growml's convolutional growth from one channel per block (``model.arch=conv``, defaults);
+* fixed convolutional networks whose blocks and dense layer all have width 4 … 64 (growth off,
+  the same recipe);
+* growml's default grown MLP on the same rows (the variant ``mlp``).
+
+Prints the comparison table, and the ratios the goals are about: the gap to the best fixed
+width, the parameters against the smallest fixed width within half a point of it, the grown
+run's wall time against one fixed training of the width nearest its channels, and the
+single-row latency of the exported ONNX model against torch's, one thread. Writes JSON and a
+Markdown table (``benchmarks/results/conv_growth.md``).
+
+    .venv/bin/python benchmarks/conv_growth.py [--seeds 3] [--datasets mnist1d,digits]
+        [--set train.lr=0.01 ...] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from growml.cli.render import compare_table
+from rich.console import Console
+
+import growml
+from growml.compare import compare, verdict
+from growml.config import parse_assignment
+
+DATASETS = ("mnist1d", "digits")
+WIDTHS = [[4], [8], [16], [32], [64]]
+
+
+def median_seconds(call, budget: float = 0.5, minimum: int = 50) -> float:
+    """Median over repeated calls, after a warm-up, for about ``budget`` seconds."""
+    for _ in range(20):
+        call()
+    times: list[float] = []
+    deadline = time.perf_counter() + budget
+    while len(times) < minimum or time.perf_counter() < deadline:
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def latency(run_dir: Path) -> dict[str, float]:
+    """Microseconds to score one prepared row: the exported ONNX graph against the torch
+    network, one thread each."""
+    torch.set_num_threads(1)
+    exported = growml.export_run(run_dir, run_dir / "latency.onnx")
+    model = growml.load_onnx(exported.path)
+    run = growml.load_run(run_dir)
+    x = np.zeros((1, run.model.input_size), np.float32)
+    feeds = {model.session.get_inputs()[0].name: x}
+    tensor = torch.from_numpy(x)
+    with torch.inference_mode():
+        torch_us = 1e6 * median_seconds(lambda: run.model(tensor))
+    onnx_us = 1e6 * median_seconds(lambda: model.session.run(None, feeds))
+    return {"onnx_us": onnx_us, "torch_us": torch_us, "onnx_over_torch": onnx_us / torch_us}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--set", action="append", default=[], help="growml setting for all runs")
+    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/conv_growth.json"))
+    args = parser.parse_args()
+    extra = [parse_assignment(text) for text in args.set]
+    console = Console()
+    report = {"settings": args.set, "seeds": args.seeds, "datasets": {}}
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.datasets.split(","):
+            config = growml.resolve_config(
+                overrides=[("data.source", name), ("model.arch", "conv"), *extra]
+            )
+            out = Path(folder) / name
+            result = compare(
+                config,
+                WIDTHS,
+                args.seeds,
+                variants={"mlp": [("model.arch", "mlp")]},
+                jobs=args.jobs,
+                out=out,
+            )
+            document = result.document
+            rows = {row["label"]: row for row in document["rows"]}
+            summary = verdict([row for row in document["rows"] if row["label"] != "mlp"])
+            grown = rows["grown"]
+            blocks = len(config.model.channels)
+            channels = statistics.fmean(statistics.fmean(w[:blocks]) for w in grown["widths"])
+            nearest = min(WIDTHS, key=lambda w: abs(w[0] - channels))[0]
+            ratios = {
+                "gap_to_best_fixed": summary["gap"],
+                "best_fixed": summary["best_fixed"]["label"],
+                "parameters_over_smallest_within": summary["parameters_over_smallest_within"],
+                "wall_over_fixed_nearest": grown["wall_seconds"]
+                / rows[f"fixed {nearest}"]["wall_seconds"],
+                "nearest_fixed": nearest,
+                "conv_minus_mlp": grown["score"]["mean"] - rows["mlp"]["score"]["mean"],
+                **latency(out / "runs" / f"grown-s{document['seeds'][0]}"),
+            }
+            report["datasets"][name] = {"comparison": document, "ratios": ratios}
+            console.print(compare_table(document))
+            for line in summary["summary"]:
+                console.print(line, highlight=False)
+            console.print(
+                "; ".join(
+                    f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                    for k, v in ratios.items()
+                ),
+                highlight=False,
+            )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    table = args.out.with_suffix(".md")
+    table.write_text(markdown(report))
+    print(f"\nwritten {args.out} and {table}")
+
+
+def markdown(report: dict) -> str:
+    """The table of the results file: one row per dataset."""
+    lines = [
+        f"# Convolutional growth ({report['seeds']} seeds; fixed widths 4…64 in every layer)",
+        "",
+        f"Settings: {', '.join(report['settings']) or 'defaults'}, `model.arch=conv`. Test "
+        "accuracy in %, mean ± sd over seeds; params are means. ONNX and torch: microseconds "
+        "for one row, one thread.",
+        "",
+        "| data | grown conv (widths) | params | best fixed | smallest within 0.5 | gap | "
+        "params / smallest | wall / fixed nearest | grown MLP (params) | ONNX µs | torch µs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in report["datasets"].items():
+        document, ratios = entry["comparison"], entry["ratios"]
+        rows = {row["label"]: row for row in document["rows"]}
+        summary = verdict([row for row in document["rows"] if row["label"] != "mlp"])
+        grown, mlp = rows["grown"], rows["mlp"]
+        best, within = summary["best_fixed"], summary["smallest_within"]
+        widths = " / ".join(",".join(str(n) for n in w) for w in grown["widths"])
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    name,
+                    f"{100 * grown['score']['mean']:.1f} ± {100 * grown['score']['sd']:.1f} "
+                    f"({widths})",
+                    f"{grown['parameters']:.0f}",
+                    f"{100 * best['score']:.1f} ({best['label'].removeprefix('fixed ')})",
+                    f"{100 * within['score']:.1f} ({within['label'].removeprefix('fixed ')}, "
+                    f"{within['parameters']:.0f})",
+                    f"{100 * summary['gap']:+.1f}",
+                    f"{summary['parameters_over_smallest_within']:.2f}",
+                    f"{ratios['wall_over_fixed_nearest']:.2f} (w{ratios['nearest_fixed']})",
+                    f"{100 * mlp['score']['mean']:.1f} ({mlp['parameters']:.0f})",
+                    f"{ratios['onnx_us']:.0f}",
+                    f"{ratios['torch_us']:.0f}",
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
