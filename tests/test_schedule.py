@@ -230,23 +230,35 @@ def test_no_headway_gives_every_layer_random_neurons_and_revives_a_dead_chain(mo
 
     loss = CrossEntropy(2)
     generator = torch.Generator().manual_seed(0)
-    model = GrowingConvNet((1, 12), [1, 1, 1], 2, conv_layers=2, kernel_size=3)
+    model = GrowingConvNet((1, 12), [1, 1, 1], 2, 2, 3, generator=generator)
     with torch.no_grad():
         model.biases[1].fill_(-100.0)  # block 1's one channel is dead on every input
     x = torch.randn(64, 12, generator=generator)
     target = loss.prepare_target((x[:, 3] > 0).long().numpy())
     optimizer = torch.optim.Adam(model.parameters())
     engine = _engine()
-    monkeypatch.setattr(engine, "_underfitting", lambda: True)
+    monkeypatch.setattr(engine, "_choose", lambda *_: [])  # nothing beats the null ...
+    monkeypatch.setattr(engine, "_underfitting", lambda: True)  # ... and training is stuck
     events = engine.step(model, optimizer, x, target, 0)
     assert [event.layer for event in events] == [0, 1, 2]
     assert all(event.reason.startswith("added random neurons") for event in events)
     assert all(width > 1 for width in model.hidden_widths)
-    with torch.no_grad():
-        cache = model.forward_cached(x)
-        _, output_grad = loss.value_and_grad(cache.output, target)
-        model.backward(cache, output_grad)
-    assert float(model.weights[0].grad.abs().sum()) > 0  # the gradient reaches the bottom
+
+    def train_step():
+        with torch.no_grad():
+            cache = model.forward_cached(x)
+            _, output_grad = loss.value_and_grad(cache.output, target)
+            model.backward(cache, output_grad)
+
+    train_step()
+    # Every new unit's outgoing weights receive a gradient (each reads a live unit below) ...
+    for layer, width in enumerate([1, 1, 1]):
+        assert float(model.weights[layer + 1].grad[:, width:].abs().sum()) > 0
+    # ... and once they have moved, the gradient reaches the bottom block.
+    for _ in range(3):
+        optimizer.step()
+        train_step()
+    assert float(model.weights[0].grad.abs().sum()) > 0
 
 
 def test_a_budget_with_room_for_one_neuron_grows_one_unpaired_neuron():
