@@ -353,8 +353,9 @@ def predict(
         if out is not None:
             _check_predictions_file(out, data, run, overwrite)
         predictor = load_predictor(run, engine)
+        image_size, channels = _image_reading(run)
         predictions = predictor.prediction_table(
-            read_rows(data, predictor.decimal_comma), strict=strict
+            read_rows(data, predictor.decimal_comma, image_size, channels), strict=strict
         )
         if out is not None:
             write_predictions(predictions, out)
@@ -371,6 +372,16 @@ def predict(
         stdout.print(render.predictions_table(predictions))
     else:  # a pipe or a file gets every row and column, for the next program to read
         sys.stdout.write(encode_predictions(predictions).decode("utf-8"))
+
+
+def _image_reading(run: Path) -> tuple[list[int] | None, int | None]:
+    """How images are read for the run at ``run``: its ``data.image_size`` and the channels
+    its convolutional network reads (None, None for a run of a table)."""
+    from growml.runs.files import read_run_files
+
+    files = read_run_files(run)
+    shape = files.model.get("input_shape")
+    return files.setting("data.image_size"), shape[0] if shape else None
 
 
 def _check_predictions_file(out: Path, data: str, run: Path, overwrite: bool) -> None:

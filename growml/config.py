@@ -61,7 +61,9 @@ class DataConfig(Section):
     """Where the data comes from and how it is split."""
 
     source: str | None = Field(
-        None, description="A built-in dataset name (see `growml datasets`) or a CSV/Parquet path."
+        None,
+        description="A built-in dataset name (see `growml datasets`), a CSV/Parquet path, an "
+        ".npz/.npy of signals or images, or a folder of images in one subfolder per class.",
     )
     target: str | None = Field(
         None, description="Target column of a file; built-in datasets know their own."
@@ -90,6 +92,13 @@ class DataConfig(Section):
         "error",
         description="An infinite number (inf) in a feature column: error (refused, naming the "
         "column and row), or missing (imputed like any missing value).",
+    )
+    image_size: list[Annotated[int, Strict(), Field(ge=1, le=4096)]] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="An image folder's images resized to [height, width] (none: they must "
+        "all have one size already).",
     )
     stratify: Literal["always", "when-possible"] = Field(
         "always",

@@ -21,7 +21,6 @@ import torch
 from growml.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from growml.config import FitConfig
 from growml.data import PreparedData, Table, load_data_table, prepare
-from growml.data.builtin import builtin_signal_shape
 from growml.errors import ConfigError, DataError, GrowmlWarning, RunError, TrainingError
 from growml.events import Event, Observer, parse_event
 from growml.growth.engine import GrowthEngine
@@ -207,8 +206,7 @@ def _conv_network(
 ) -> GrowingConvNet:
     """The starting convolutional network (``model.arch=conv``)."""
     model = config.model
-    own = builtin_signal_shape(config.data.source) if config.data.source else None
-    shape = tuple(model.input_shape) if model.input_shape else own
+    shape = tuple(model.input_shape) if model.input_shape else data.signal_shape
     columns = data.x_train.shape[1]
     if shape is None:
         raise ConfigError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -18,7 +18,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from growml.data.builtin import TARGET_NAME, builtin_names, builtin_task, load_builtin
+from growml.data.arrays import is_signal_source, read_signals, signal_shape
+from growml.data.builtin import (
+    TARGET_NAME,
+    builtin_names,
+    builtin_signal_shape,
+    builtin_task,
+    load_builtin,
+)
 from growml.data.columns import (
     DELIMITER_KEY,
     ColumnReading,
@@ -54,6 +61,8 @@ class Table:
     target_name: str
     task: Task
     readings: tuple[ColumnReading, ...] = ()
+    # Each row as a signal (C, L) or an image (C, H, W), for model.arch=conv; None: a table.
+    signal_shape: tuple[int, ...] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -84,11 +93,15 @@ def load_data_table(data: DataConfig) -> Table:
         from growml.errors import ConfigError
 
         raise ConfigError("no data given: name a built-in dataset or a CSV/Parquet file.")
-    return load_table(data.source, data.target, data.task, data.infinite)
+    return load_table(data.source, data.target, data.task, data.infinite, data.image_size)
 
 
 def load_table(
-    source: str, target: str | None = None, task: str = "auto", infinite: str = "error"
+    source: str,
+    target: str | None = None,
+    task: str = "auto",
+    infinite: str = "error",
+    image_size: list[int] | None = None,
 ) -> Table:
     """Load and check a dataset.
 
@@ -122,6 +135,20 @@ def load_table(
         table, notes = _checked(
             source, features, target_values, TARGET_NAME, resolved, source, infinite
         )
+        table = replace(table, signal_shape=builtin_signal_shape(source))
+    elif is_signal_source(source):
+        columns, target_name = read_signals(source, target, image_size)
+        features = columns.drop_columns([target_name])
+        table, notes = _checked(
+            Path(source).stem,
+            features,
+            columns.column(target_name),
+            target_name,
+            task,
+            source,
+            infinite,
+        )
+        table = replace(table, signal_shape=signal_shape(columns))
     else:
         if not Path(source).exists() and not _looks_like_path(source):
             raise DataError(
@@ -157,17 +184,26 @@ def table_from_columns(
     return table
 
 
-def read_rows(source: str, decimal_comma: Collection[str] = ()) -> pa.Table:
+def read_rows(
+    source: str,
+    decimal_comma: Collection[str] = (),
+    image_size: list[int] | None = None,
+    channels: int | None = None,
+) -> pa.Table:
     """Rows to predict on: a built-in dataset's feature columns, or every column of a file
     (extra columns, the target among them, are ignored by the preprocessing).
 
     ``decimal_comma`` names the columns a run read as numbers written with a decimal comma
     (``Preprocessor.decimal_comma``); a file's are read as text, so that ``2.000`` is read as
-    2000 as in training, not typed 2.0 by the CSV reader."""
+    2000 as in training, not typed 2.0 by the CSV reader. Arrays and image folders
+    (``growml.data.arrays``) give their value columns; an image folder's images are read with
+    the run's ``image_size`` and ``channels``."""
     source = str(source)
     if source in builtin_names():
         features, _ = load_builtin(source)
         return features
+    if is_signal_source(source):
+        return read_signals(source, image_size=image_size, labelled=False, channels=channels)[0]
     if not Path(source).exists() and not _looks_like_path(source):
         raise DataError(
             f"unknown dataset {source!r}; built-in datasets are "
@@ -336,6 +372,7 @@ class PreparedData:
     w_train: np.ndarray | None = None
     w_val: np.ndarray | None = None
     w_test: np.ndarray | None = None
+    signal_shape: tuple[int, ...] | None = None  # Table.signal_shape
 
 
 def split_rows(
@@ -382,6 +419,7 @@ def prepare(
     x_val, y_val = arrays(validation)
     x_test, y_test = arrays(test)
     return PreparedData(
+        signal_shape=table.signal_shape,
         table_name=table.name,
         task=table.task,
         target_name=table.target_name,
