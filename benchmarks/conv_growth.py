@@ -21,10 +21,9 @@ Markdown table (``benchmarks/results/conv_growth.md``).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,21 +35,11 @@ import growml
 from growml.compare import compare, verdict
 from growml.config import parse_assignment
 
+sys.path.insert(0, str(Path(__file__).parent))
+from reporting import median_seconds, ratio_line, write_results  # noqa: E402
+
 DATASETS = ("mnist1d", "digits")
 WIDTHS = [[4], [8], [16], [32], [64]]
-
-
-def median_seconds(call, budget: float = 0.5, minimum: int = 50) -> float:
-    """Median over repeated calls, after a warm-up, for about ``budget`` seconds."""
-    for _ in range(20):
-        call()
-    times: list[float] = []
-    deadline = time.perf_counter() + budget
-    while len(times) < minimum or time.perf_counter() < deadline:
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def latency(run_dir: Path) -> dict[str, float]:
@@ -115,18 +104,8 @@ def main() -> None:
             console.print(compare_table(document))
             for line in summary["summary"]:
                 console.print(line, highlight=False)
-            console.print(
-                "; ".join(
-                    f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                    for k, v in ratios.items()
-                ),
-                highlight=False,
-            )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    table = args.out.with_suffix(".md")
-    table.write_text(markdown(report))
-    print(f"\nwritten {args.out} and {table}")
+            console.print(ratio_line(ratios), highlight=False)
+    write_results(args.out, report, markdown)
 
 
 def markdown(report: dict) -> str:

@@ -42,6 +42,7 @@ from growml.events import EpochEnd, GrowthStep
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gromo_peer import gromo_available, run_gromo  # noqa: E402
+from reporting import ratio_line, write_results  # noqa: E402
 
 DATASETS = (
     "digits",
@@ -182,18 +183,8 @@ def main() -> None:
                     f"gromo: {100 * gromo['accuracy_mean']:.1f} ± {100 * gromo['accuracy_sd']:.1f}"
                     f", {gromo['parameters']:.0f} parameters, {gromo['seconds']:.2f} s"
                 )
-            console.print(
-                "; ".join(
-                    f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                    for k, v in ratios.items()
-                ),
-                highlight=False,
-            )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    table = args.out.with_suffix(".md")
-    table.write_text(markdown(report))
-    print(f"\nwritten {args.out} and {table}")
+            console.print(ratio_line(ratios), highlight=False)
+    write_results(args.out, report, markdown)
 
 
 def markdown(report: dict) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from functools import partial
@@ -32,6 +33,9 @@ import numpy as np
 import torch
 
 import growml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from reporting import median_seconds  # noqa: E402
 
 ROW_COUNTS = (1, 1000)
 
@@ -65,19 +69,6 @@ def mixed_csv(path: Path, rows: int = 3000, seed: int = 0) -> Path:
         )
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def median_seconds(call, budget: float = 0.6, minimum: int = 30) -> float:
-    """Median over repeated calls, after a warm-up, for about ``budget`` seconds."""
-    for _ in range(20):
-        call()
-    times: list[float] = []
-    deadline = time.perf_counter() + budget
-    while len(times) < minimum or time.perf_counter() < deadline:
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def measure(name: str, run_dir: Path, raw) -> dict:

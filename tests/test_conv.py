@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from growml.growth.engine import apply_candidate
 from growml.losses import default_loss
 from growml.nn.conv import ConvLayer, GrowingConvNet, network_from_spec
 from growml.nn.growable import Candidate, pooled_mean
@@ -103,15 +104,9 @@ def _candidate(layer, units: int, seed: int, update: bool = True) -> Candidate:
 
 
 def _grown(net: GrowingConvNet, candidate: Candidate, step: float) -> GrowingConvNet:
-    """A copy of ``net`` with ``candidate`` added at ``step`` through the layer protocol."""
+    """A copy of ``net`` with ``candidate`` added at ``step``, as the engine adds it."""
     grown = copy.deepcopy(net)
-    layer = grown.growable_layers()[candidate.layer]
-    incoming_scale, outgoing_scale = candidate.scales(step)
-    with torch.no_grad():
-        if candidate.weight_update is not None:
-            layer.move_outgoing(step * candidate.weight_update)
-        incoming = incoming_scale * candidate.alpha
-        layer.add_units(incoming[:, :-1], incoming[:, -1], outgoing_scale * candidate.omega, None)
+    apply_candidate(grown, None, candidate, step)
     return grown
 
 

@@ -372,7 +372,7 @@ class GrowthEngine:
             inserted = candidate.layer
             model.insert_layer(inserted, optimizer)
         if added:
-            _apply(model, optimizer, candidate, step)
+            apply_candidate(model, optimizer, candidate, step)
             reason = (
                 f"added random neurons: no candidate beats the {self.method.bar_name} and "
                 "training has made no headway"
@@ -491,7 +491,7 @@ def _bottlenecks(measurements: list[Measurement]) -> list[float | None]:
     return [None if _unusable(m.statistics) else bottleneck(m.statistics) for m in measurements]
 
 
-def _apply(
+def apply_candidate(
     model: GrowingMLP, optimizer: torch.optim.Optimizer | None, candidate: Candidate, step: float
 ) -> None:
     """Add ``candidate``'s neurons at ``step`` (and move the next layer's weights)."""
