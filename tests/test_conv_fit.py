@@ -165,3 +165,16 @@ def test_compare_trains_fixed_channels_in_every_block(tmp_path):
     rows = {row["label"]: row for row in json.loads((out / "compare.json").read_text())["rows"]}
     assert rows["fixed 4"]["widths"] == [[4, 4]]  # one block of 4 channels, a dense layer of 4
     assert len(rows["grown"]["widths"][0]) == 2
+
+
+def test_tune_searches_the_channels_of_fixed_blocks_and_not_the_gate():
+    from growml.tune.space import _setting, default_space
+
+    growing = _config("digits", ("model.channels", [1, 1]))
+    assert "model.feature_gate" not in default_space(growing)
+    fixed = _config("digits", ("model.channels", [1, 1]), ("growth.enabled", False))
+    space = default_space(fixed)
+    assert "model.channels" in space and "model.hidden_widths" in space
+    assert _setting("model.channels", 16, fixed) == [16, 16]
+    mlp = growml.resolve_config(overrides=[("data.source", "digits")])
+    assert "model.feature_gate" in default_space(mlp) and "model.channels" not in default_space(mlp)

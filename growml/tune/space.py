@@ -11,7 +11,8 @@ its width searched instead. A ``tune.space`` entry replaces the default for its 
 * ``[32, 64, 128]``: choices;
 * anything else: a value fixed for every trial.
 
-``model.hidden_widths`` takes one width for every hidden layer (a range or choices of integers).
+``model.hidden_widths`` takes one width for every hidden layer (a range or choices of integers),
+``model.channels`` one for every convolution block.
 The data and the seed stay fixed: every trial is judged on the same validation split.
 """
 
@@ -43,6 +44,7 @@ from growml.config import (
 from growml.errors import ConfigError
 
 WIDTHS = "model.hidden_widths"
+CHANNELS = "model.channels"  # a convolutional network's blocks (model.arch=conv)
 _RANGE_KEYS = {"low", "high", "log", "step"}
 
 
@@ -54,8 +56,10 @@ def default_space(config: FitConfig) -> dict[str, BaseDistribution]:
         "train.weight_decay": FloatDistribution(1e-6, 1e-2, log=True),
         "model.init_scale": FloatDistribution(0.5, 2.0, log=True),
         "train.anneal_epochs": IntDistribution(0, 30),
-        "model.feature_gate": CategoricalDistribution([False, True]),
     }
+    conv = config.model.arch == "conv"
+    if not conv:  # the gate scales an MLP's input columns
+        space["model.feature_gate"] = CategoricalDistribution([False, True])
     if config.data.task != "regression" and config.loss.name in ("auto", "cross-entropy", "bce"):
         space["loss.label_smoothing"] = FloatDistribution(0.0, 0.2)
     if config.growth.enabled:
@@ -67,6 +71,8 @@ def default_space(config: FitConfig) -> dict[str, BaseDistribution]:
             space["growth.pool.max_step"] = FloatDistribution(0.25, 2.0, log=True)
     else:
         space[WIDTHS] = IntDistribution(8, 256, log=True)
+        if conv:
+            space[CHANNELS] = IntDistribution(4, 64, log=True)
     if config.prune.method != "none" and config.prune.compression is not None:
         space["prune.compression"] = FloatDistribution(1.5, 20.0, log=True)
     return space
@@ -235,6 +241,8 @@ def _setting(path: str, value: Any, config: FitConfig) -> Any:
     """A sampled value as the setting takes it: one width becomes a width for every layer."""
     if path == WIDTHS and isinstance(value, int):
         return [value] * len(config.model.hidden_widths)
+    if path == CHANNELS and isinstance(value, int):
+        return [value] * len(config.model.channels)
     return value
 
 
