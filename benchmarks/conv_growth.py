@@ -87,6 +87,8 @@ def main() -> None:
             rows = {row["label"]: row for row in document["rows"]}
             summary = verdict([row for row in document["rows"] if row["label"] != "mlp"])
             grown = rows["grown"]
+            if not grown["widths"]:
+                raise SystemExit(f"{name}: every growing run failed: {grown['errors']}")
             blocks = len(config.model.channels)
             channels = statistics.fmean(statistics.fmean(w[:blocks]) for w in grown["widths"])
             nearest = min(WIDTHS, key=lambda w: abs(w[0] - channels))[0]
