@@ -97,8 +97,8 @@ class DataConfig(Section):
         None,
         min_length=2,
         max_length=2,
-        description="An image folder's images resized to [height, width] (none: they must "
-        "all have one size already).",
+        description="An image folder's images resized to this height and width, a list of "
+        "two (none: they must all have one size already).",
     )
     stratify: Literal["always", "when-possible"] = Field(
         "always",

@@ -11,7 +11,7 @@ import growml
 from growml.config import DataConfig, GrowthConfig, TrainConfig
 from growml.data import load_table, prepare
 from growml.events import GrowthStep
-from growml.growth.engine import GrowthEngine, _apply
+from growml.growth.engine import GrowthEngine, apply_candidate
 from growml.growth.line_search import Candidate, armijo, extended_loss
 from growml.growth.statistics import collect_statistics
 from growml.growth.tiny import tiny_proposal
@@ -35,7 +35,7 @@ def test_extended_loss_equals_the_loss_after_applying(layer, linear):
     with torch.no_grad():
         loss_at = extended_loss(model, model.forward_cached(x), loss, target, candidate)
         predicted = loss_at(0.7)
-        _apply(model, None, candidate, 0.7)
+        apply_candidate(model, None, candidate, 0.7)
         assert model.hidden_widths[layer] == [3, 4][layer] + 2
         assert predicted == pytest.approx(float(loss(model(x), target)), rel=1e-12)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from growml.config import GrowthConfig
-from growml.growth.engine import _apply
+from growml.growth.engine import apply_candidate
 from growml.growth.line_search import Candidate, armijo, best_on_grid, extended_loss
 from growml.growth.methods import Measurement, make_method, random_candidate
 from growml.growth.pool import (
@@ -367,7 +367,7 @@ def test_the_extended_loss_of_a_first_layer_of_three_is_the_grown_networks():
     )
     with torch.no_grad():
         predicted = extended_loss(model, model.forward_cached(x), loss, target, candidate)(0.3)
-        _apply(model, None, candidate, 0.3)
+        apply_candidate(model, None, candidate, 0.3)
         assert predicted == pytest.approx(float(loss(model(x), target)), rel=1e-12)
 
 

@@ -162,3 +162,10 @@ def test_bad_image_folders_are_one_sentence(tmp_path):
         assert result.exit_code == 2, result.output
         assert expected in result.stderr, result.stderr
         assert not out.exists()
+
+
+def test_a_folder_without_class_subfolders_says_what_growml_reads(tmp_path):
+    (tmp_path / "data").mkdir()
+    Image.new("L", (4, 4)).save(tmp_path / "data" / "a.png")
+    result = invoke("fit", tmp_path / "data", *FAST, "--out", tmp_path / "run")
+    assert result.exit_code == 2 and "is a directory without subfolders" in result.stderr

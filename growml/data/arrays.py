@@ -180,6 +180,11 @@ def _image_folder(
     ]
     if not labelled:
         files += [(file, "") for file in _images_in(path)]
+    if labelled and not classes:
+        raise DataError(
+            f"{source!r} is a directory without subfolders; give a CSV or Parquet file, an "
+            ".npz, or a folder with one subfolder of PNG or JPEG images per class."
+        )
     if labelled and len(classes) < 2:
         raise DataError(
             f"folder {source!r} needs one subfolder of images per class (at least two), as "
