@@ -98,7 +98,7 @@ def main() -> None:
                 config,
                 WIDTHS,
                 args.seeds,
-                variants={"mlp": [("model.arch", "mlp")]},
+                variants={"mlp": [("model.arch", "mlp"), ("data.scaling", "standard")]},
                 jobs=args.jobs,
                 out=out,
             )

@@ -202,7 +202,7 @@ def fit(
         # A pipe or a file gets none of it, so that a mistake is the one line written there.
         chatty = stderr.is_terminal and not json_output
         with _reading(config.data.source, quiet=not chatty):
-            table = load_data_table(config.data)
+            table = load_data_table(config.data, config.model.input_shape)
             check_settings(config, table.task)
             prepared = prepare(table, config.data, config.seed)
         if chatty:

@@ -82,11 +82,12 @@ class DataConfig(Section):
     max_categories: int = Field(
         50, ge=1, description="Most frequent categories one-hot encoded per column; others → 0."
     )
-    scaling: Literal["standard", "robust", "quantile"] = Field(
+    scaling: Literal["standard", "robust", "quantile", "channel"] = Field(
         "standard",
         description="How numeric columns are scaled, fitted on the training rows: standard "
         "(mean and standard deviation), robust (median and quartiles with a smooth clip to "
-        "±3, as RealMLP), or quantile (the column's quantiles mapped to a normal distribution).",
+        "±3, as RealMLP), quantile (the column's quantiles mapped to a normal distribution), "
+        "or channel (signals and images: one mean and standard deviation per channel).",
     )
     infinite: Literal["error", "missing"] = Field(
         "error",
@@ -552,6 +553,22 @@ class FitConfig(Section):
     prune: PruneConfig = PruneConfig()
     loss: LossConfig = LossConfig()
     threshold: ThresholdConfig = ThresholdConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _channels_scale_a_convolution(cls, data: Any) -> Any:
+        """A convolutional network's input is standardised per channel (data.scaling=channel)
+        unless the settings say otherwise: per column, a pixel that is almost always 0 is blown
+        up by its own tiny spread (docs/conv-growth.md)."""
+        if not isinstance(data, Mapping):
+            return data
+        model, section = data.get("model"), data.get("data")
+        arch = model.get("arch") if isinstance(model, Mapping) else getattr(model, "arch", None)
+        if arch != "conv" or isinstance(section, DataConfig):
+            return data
+        section = dict(section or {})
+        section.setdefault("scaling", "channel")
+        return {**data, "data": section}
 
     @model_validator(mode="after")
     def _pruning_fits_growth(self) -> FitConfig:

@@ -267,7 +267,7 @@ def _run_path(out: str | Path | None, overwrite: bool, name: str) -> Path:
 
 def load_config_table(config: FitConfig) -> Table:
     """The table ``config.data`` names, loaded and checked."""
-    return load_data_table(config.data)
+    return load_data_table(config.data, config.model.input_shape)
 
 
 # What training holds per parameter (the weights, their gradients, Adam's two moments, the

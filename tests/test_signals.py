@@ -169,3 +169,39 @@ def test_a_folder_without_class_subfolders_says_what_growml_reads(tmp_path):
     Image.new("L", (4, 4)).save(tmp_path / "data" / "a.png")
     result = invoke("fit", tmp_path / "data", *FAST, "--out", tmp_path / "run")
     assert result.exit_code == 2 and "is a directory without subfolders" in result.stderr
+
+
+def test_channel_scaling_shares_one_mean_and_std_per_channel(tmp_path):
+    from growml.data import prepare
+
+    x, y = _signals(rows=120, channels=2, length=10)
+    x[:, 1] = 5 * x[:, 1] + 3
+    x[:, 0, 0] = 0.0  # a position that never varies keeps its channel's scale
+    np.savez(tmp_path / "signals.npz", x=x, y=y)
+    table = load_table(str(tmp_path / "signals.npz"))
+    config = growml.resolve_config(
+        overrides=[("data.source", str(tmp_path / "signals.npz")), ("model.arch", "conv")]
+    )
+    assert config.data.scaling == "channel"  # the default of a convolutional network
+    prepared = prepare(table, config.data, seed=0)
+    scalings = [column.scaling for column in prepared.preprocessor.columns]
+    assert len({(s.mean, s.std) for s in scalings[:10]}) == 1
+    assert len({(s.mean, s.std) for s in scalings[10:]}) == 1
+    train = prepared.x_train.reshape(-1, 2, 10)
+    for channel in range(2):
+        assert float(train[:, channel].mean()) == pytest.approx(0.0, abs=1e-5)
+        assert float(train[:, channel].std()) == pytest.approx(1.0, abs=1e-4)
+    assert np.all(train[:, 0, 0] == train[0, 0, 0])  # a constant position stays constant
+
+
+def test_an_mlp_keeps_standard_scaling_and_a_table_refuses_channel_scaling(tmp_path, write_csv):
+    mlp = growml.resolve_config(overrides=[("data.source", "digits")])
+    assert mlp.data.scaling == "standard"
+    explicit = growml.resolve_config(
+        overrides=[("data.source", "digits"), ("model.arch", "conv"), ("data.scaling", "robust")]
+    )
+    assert explicit.data.scaling == "robust"
+    source = write_csv("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)))
+    result = invoke("fit", source, "--target", "y", "--set", "data.scaling=channel")
+    assert result.exit_code == 2 and "data.scaling=channel scales the channels" in result.stderr
+    assert "model.input_shape=[1,2]" in result.stderr

@@ -16,6 +16,7 @@ is ``growml.data.columns``'s decision, kept here as ``Preprocessor.readings``.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -209,6 +210,10 @@ class CategoricalColumn:
 InputColumn = NumericColumn | CategoricalColumn
 
 
+# data.scaling for signals and images: one mean and std per channel (Preprocessor.channel_scaled).
+CHANNEL_SCALING = "channel"
+
+
 class Preprocessor:
     """Turns raw feature columns into a float32 matrix; build it with ``Preprocessor.fit``.
 
@@ -229,6 +234,7 @@ class Preprocessor:
         max_categories: int = 50,
         readings: Sequence[ColumnReading] = (),
         scaling: str = "standard",
+        signal_shape: Sequence[int] | None = None,
     ) -> Preprocessor:
         """Learn every column's statistics from ``features``, the training rows only.
 
@@ -236,8 +242,11 @@ class Preprocessor:
         one-hot encodes; rarer ones become all zeros. ``readings``: how ``read_columns`` read
         the columns (numbers written with a decimal comma are read so at prediction too).
         ``scaling``: how numeric columns are scaled, ``standard``, ``robust`` or ``quantile``
-        (``growml.data.scaling``).
+        (``growml.data.scaling``), or ``channel`` for signals and images of ``signal_shape``
+        (``channel_scaled``).
         """
+        if scaling == CHANNEL_SCALING:
+            return cls.channel_scaled(features, readings, signal_shape)
         decimal_comma = {reading.name for reading in readings if reading.decimal_comma}
         columns: list[InputColumn] = []
         for name in features.column_names:
@@ -248,6 +257,44 @@ class Preprocessor:
                 )
             else:
                 columns.append(CategoricalColumn.fit(name, column, max_categories))
+        return cls(columns, readings)
+
+    @classmethod
+    def channel_scaled(
+        cls,
+        features: pa.Table,
+        readings: Sequence[ColumnReading],
+        signal_shape: Sequence[int] | None,
+    ) -> Preprocessor:
+        """Signals or images of ``signal_shape`` (their columns channel-major) standardised
+        with one mean and standard deviation per channel, over every position of it, as
+        torchvision's ``Normalize`` does: a pixel that is almost always 0 keeps its scale
+        instead of being blown up by its own tiny spread. Each column is then a standard
+        column with its channel's constants, so the run files and the ONNX graph are those of
+        standard scaling."""
+        names = features.column_names
+        if signal_shape is None:
+            raise DataError(
+                "data.scaling=channel scales the channels of signals or images, and these rows "
+                f"have no shape: give one, e.g. model.input_shape=[1,{len(names)}] for one "
+                "channel, or use data.scaling=standard."
+            )
+        if math.prod(signal_shape) != len(names):
+            raise DataError(
+                f"the shape {list(signal_shape)} holds {math.prod(signal_shape)} values but "
+                f"each row has {len(names)} columns; give model.input_shape for every column."
+            )
+        channels = int(signal_shape[0])
+        per_channel = len(names) // channels
+        columns: list[InputColumn] = []
+        for channel in range(channels):
+            group = names[channel * per_channel : (channel + 1) * per_channel]
+            values = [numeric_values(features.column(name), name) for name in group]
+            present = np.concatenate([v[~np.isnan(v)] for v in values])
+            scaling = StandardScaling(*mean_and_std(present))
+            for name, column in zip(group, values, strict=True):
+                missing = bool(np.isnan(column).any())
+                columns.append(NumericColumn(name, scaling, missing))
         return cls(columns, readings)
 
     @property

@@ -86,14 +86,16 @@ def infer_task(target: pa.ChunkedArray) -> Task:
     return "classification" if np.unique(values).size <= MAX_INFERRED_CLASSES else "regression"
 
 
-def load_data_table(data: DataConfig) -> Table:
+def load_data_table(data: DataConfig, input_shape: list[int] | None = None) -> Table:
     """The table the ``data`` settings name, loaded and checked (no torch needed: the command
-    line answers a wrong file or column before it imports the training code)."""
+    line answers a wrong file or column before it imports the training code). ``input_shape``
+    (``model.input_shape``) is each row's shape, over the data's own."""
     if not data.source:
         from growml.errors import ConfigError
 
         raise ConfigError("no data given: name a built-in dataset or a CSV/Parquet file.")
-    return load_table(data.source, data.target, data.task, data.infinite, data.image_size)
+    table = load_table(data.source, data.target, data.task, data.infinite, data.image_size)
+    return replace(table, signal_shape=tuple(input_shape)) if input_shape else table
 
 
 def load_table(
@@ -408,7 +410,11 @@ def prepare(
         table.target_name,
     )
     preprocessor = Preprocessor.fit(
-        table.features.take(train), config.max_categories, table.readings, config.scaling
+        table.features.take(train),
+        config.max_categories,
+        table.readings,
+        config.scaling,
+        table.signal_shape,
     )
 
     def arrays(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
