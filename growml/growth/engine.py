@@ -260,20 +260,12 @@ class GrowthEngine:
     ) -> dict[int, Option]:
         """Each growable layer's option within the budget; layers whose measurements cannot be
         used are left out with the reason in ``skipped_``. Empty when the budget pays for no
-        layer's neuron. When the layers take turns, they are asked in turn order and the first
-        offered neurons ends the asking: it is the one that grows (``_choose``)."""
+        layer's neuron."""
         self.skipped_ = {}
         measurements = self.method.measure(model, self.loss, x, target)
         self._measured = _bottlenecks(measurements)
-        options: dict[int, Option] = {}
-        count = len(measurements)
-        layers = list(range(count)) if only is None else [only]
-        in_turn = only is None and self._takes_turns(model)
-        if in_turn:
-            layers.sort(key=lambda layer: (layer - self.steps_) % count)
-        for layer in layers:
-            if in_turn and any(option.neurons for option in options.values()):
-                break
+        options = {}
+        for layer in range(len(measurements)) if only is None else [only]:
             limit = self._limit(model, layer)
             measurement = measurements[layer]
             if limit < self.method.smallest_step(measurement.layer):
@@ -287,12 +279,6 @@ class GrowthEngine:
             if reason is not None:
                 self.skipped_[layer] = reason
         return options
-
-    def _takes_turns(self, model: GrowingMLP) -> bool:
-        """Whether one layer grows at a step, the layers in turn (round-robin, or a method
-        whose gains do not rank layers)."""
-        where = where_rule(self.config.where, model)
-        return where == "round-robin" or (where != "all" and not self.method.ranks_layers)
 
     def _deeper(
         self, model: GrowingMLP, options: dict[int, Option], x: Tensor, target: Tensor
@@ -347,7 +333,7 @@ class GrowthEngine:
         if where == "all":
             return sorted(offered)
         layers = model.growable_layers()
-        if self._takes_turns(model):
+        if where == "round-robin" or not self.method.ranks_layers:
             turn = self.steps_ % len(layers)
             return [min(offered, key=lambda layer: (layer - turn) % len(layers))]
 
