@@ -319,7 +319,13 @@ def datasets(
 @app.command()
 def predict(
     run: Annotated[Path, typer.Argument(help="A run directory written by `growml fit`.")],
-    data: Annotated[str, typer.Argument(help="A CSV/Parquet file (or built-in dataset) of rows.")],
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="A CSV/Parquet file (or built-in dataset) of rows, an .npz/.npy of signals or "
+            "images, or a folder of images."
+        ),
+    ],
     out: Annotated[
         Path | None,
         typer.Option(

@@ -35,7 +35,10 @@ stderr = _console(stderr=True)
 # The options several commands share, declared once.
 Data = Annotated[
     str | None,
-    typer.Argument(help="A built-in dataset (`growml datasets`) or a CSV/Parquet file."),
+    typer.Argument(
+        help="A built-in dataset (`growml datasets`), a CSV/Parquet file, an .npz/.npy of "
+        "signals or images, or a folder of images in one subfolder per class."
+    ),
 ]
 Recipe = Annotated[Path | None, typer.Option("--recipe", "-r", help="YAML recipe of settings.")]
 Target = Annotated[str | None, typer.Option(help="Target column of a file.")]
