@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from growml.nn.conv import map_rows
 from growml.nn.mlp import GrowingMLP
 
 # A neuron: (hidden layer, index in it).
@@ -48,7 +49,7 @@ class Reconstruction:
         for layer in model.growable_layers():
             h = cache.inputs[layer.index + 1].double()
             if h.dim() == 4:  # a block's maps: one row per (row, position)
-                h = h.flatten(2).transpose(1, 2).reshape(-1, h.shape[1])
+                h = map_rows(h)
             z = torch.cat([h, torch.ones(len(h), 1, dtype=torch.float64)], 1)
             self.grams.append(z.T @ z / len(z))
         self.ridge = ridge

@@ -338,13 +338,13 @@ class ConvLayer:
         height, width = model.map_shapes[k]
         patches = patches.reshape(below.shape[0], self.fan_in, height, width)
         if self.reads_block:
-            rows = _rows(self._centres(patches))
-            current = _rows(self._centres(cache.inputs[k + 1]))
-            gradient = _rows(gradients[k + 1])
+            rows = map_rows(self._centres(patches))
+            current = map_rows(self._centres(cache.inputs[k + 1]))
+            gradient = map_rows(gradients[k + 1])
             return LayerSample(rows, current, gradient, positions=rows.shape[0] // len(below))
         # Read through the pooling: one statistics row per example, its patches averaged.
         return LayerSample(
-            _rows(patches), cache.inputs[k + 1], gradients[k + 1], pooled=height * width
+            map_rows(patches), cache.inputs[k + 1], gradients[k + 1], pooled=height * width
         )
 
     def extended_output(
@@ -400,7 +400,7 @@ class ConvLayer:
             bias.add_(update[:, -1].to(bias.dtype))
 
 
-def _rows(maps: Tensor) -> Tensor:
+def map_rows(maps: Tensor) -> Tensor:
     """(N, F, H, W) maps as (N·H·W, F) rows, example-major."""
     return maps.flatten(2).transpose(1, 2).reshape(-1, maps.shape[1])
 
