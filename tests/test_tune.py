@@ -533,16 +533,22 @@ def _wait_for_a_running_trial(out, seconds=120):
 
 @pytest.mark.slow
 def test_the_worker_that_ends_first_says_how_many_trials_still_run(tmp_path):
-    # Trials of several seconds (one batch per epoch, thousands of epochs): the second worker's
-    # one trial ends while the first worker is in its second.
+    # The first worker is paused (SIGSTOP) while its first trial runs, so that trial is still
+    # running when the second worker's one trial ends, however the two trials' times fall; the
+    # grace period is long enough that the paused trial is not taken for a killed one.
     out = tmp_path / "shared"
     settings = [
         *("--set", "train.epochs=3000", "--set", "train.early_stopping=false"),
         *("--set", "tune.pruner=none", "--set", "tune.space={train.batch_size: 128}"),
+        *("--set", "tune.grace_period=600"),
     ]
     first = _tune_process(out, "--trials", 2, *settings)
     _wait_for_a_running_trial(out)
-    second = invoke("tune", "iris", "--out", out, "--trials", 1, *settings)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = invoke("tune", "iris", "--out", out, "--trials", 1, *settings)
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert second.exit_code == 0, second.output
     assert "1 still running elsewhere" in second.stdout
     assert json.loads((out / "tune.json").read_text())["status"] == "running"
