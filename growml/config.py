@@ -368,10 +368,20 @@ class GrowthConfig(Section):
         1,
         ge=1,
         le=16,
-        description="Hidden layers growth may reach: once no layer has a candidate above its "
-        "bar, a hidden layer that leaves the function unchanged (identity weights; relu only) "
-        "may be inserted below the output and grown, when its own candidates beat the bar. "
-        "A network that starts with more layers keeps them.",
+        description="Hidden layers growth may reach (model.arch=conv: dense layers of the head, "
+        "at least one to start from): once no layer has a candidate above its bar, a hidden "
+        "layer that leaves the function unchanged (identity weights; relu only) may be "
+        "inserted below the output and grown, when its own candidates beat the bar. A network "
+        "that starts with more layers keeps them.",
+    )
+    max_blocks: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="model.arch=conv: convolution blocks growth may reach (none: the starting "
+        "blocks). Once no layer has a candidate above its bar, a block of stride 1 that leaves "
+        "the function unchanged (identity centre tap; relu only) may be inserted on top of the "
+        "blocks and grown, when its own candidates beat the bar.",
     )
     statistics_rows: int = Field(
         2048, ge=16, description="Training rows sampled for the statistics and line search."
@@ -590,6 +600,11 @@ class FitConfig(Section):
             raise ValueError(
                 "pruning scores the weights of an MLP; model.arch=conv is not pruned "
                 "(use prune.method=none, or model.arch=mlp)"
+            )
+        if self.growth.max_blocks is not None and self.model.arch != "conv":
+            raise ValueError(
+                "growth.max_blocks counts convolution blocks; it needs model.arch=conv "
+                "(an MLP deepens by growth.max_depth)"
             )
         return self
 

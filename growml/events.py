@@ -228,3 +228,16 @@ def kept_epoch(history: Sequence[Event], final: bool = False) -> EpochEnd | None
         trainings.append((epochs, None))  # still training: its latest epoch
     epochs, best = trainings[-1] if final else trainings[0]
     return next((e for e in epochs if e.epoch == best), epochs[-1] if epochs else None)
+
+
+def layer_slots(starting: int, insertions: Sequence[int], layers: int) -> list[int]:
+    """Which of a run's hidden layers each of a network's ``layers`` hidden layers is, in the
+    network's order: 0 … ``starting`` − 1 the starting layers, ``starting`` + i the layer the
+    i-th depth-growth step inserted. ``insertions``: each inserted layer's position when it was
+    inserted, in order (``GrowthStep.inserted_layer``); the network has had the first
+    ``layers − starting`` of them. A block goes in below the dense layers, so a layer's
+    position can change while its slot stays."""
+    slots = list(range(starting))
+    for number, position in enumerate(insertions[: layers - starting]):
+        slots.insert(position, starting + number)
+    return slots

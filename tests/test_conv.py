@@ -48,7 +48,7 @@ def _torch_reference(net: GrowingConvNet) -> nn.Module:
             kernel = net.kernel_size
             conv_class = nn.Conv1d if signal else nn.Conv2d
             conv = conv_class(
-                weight.shape[1], weight.shape[0], kernel, net.stride, kernel // 2
+                weight.shape[1], weight.shape[0], kernel, net.block_strides[index], kernel // 2
             ).double()
             conv.weight.data = weight.detach()[:, :, 0] if signal else weight.detach().clone()
             conv.bias.data = bias.detach().clone()

@@ -36,7 +36,7 @@ def test_digits_grow_as_images(digits_run):
     result, out = digits_run
     model = json.loads((out / "model.json").read_text())
     assert model["input_shape"] == [1, 8, 8]
-    assert (model["conv_layers"], model["kernel_size"], model["stride"]) == (2, 3, 2)
+    assert (model["conv_layers"], model["kernel_size"], model["strides"]) == (2, 3, [2, 2])
     widths = result.metrics["hidden_widths"]
     assert len(widths) == 3 and sum(widths) > 3  # two blocks and a dense layer, grown
     assert result.metrics["test"]["accuracy"] > 0.8  # ten classes: chance is 0.1
@@ -58,7 +58,7 @@ def test_report_names_the_blocks(digits_run):
     report = invoke("report", out)
     assert report.exit_code == 0, report.output
     assert "input shape" in report.output and "1 × 8 × 8" in report.output
-    assert "2 blocks, kernel 3, stride 2" in report.output
+    assert "2 blocks, kernel 3, strides 2, 2" in report.output
 
 
 def test_export_has_parity(digits_run, tmp_path):

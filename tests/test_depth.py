@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 from growml.cli import app
+from resuming import assert_same_end, interrupted_then_resumed
 from typer.testing import CliRunner
 
-from growml.config import DataConfig, GrowthConfig, TrainConfig
+import growml
+from growml.config import DataConfig, GrowthConfig, TrainConfig, resolve_config
 from growml.data import load_table, prepare
 from growml.events import GrowthStep
 from growml.growth.engine import GrowthEngine
@@ -172,3 +174,22 @@ def test_max_depth_below_one_is_refused_in_one_sentence():
     result = CliRunner().invoke(app, ["fit", "circles", "--set", "growth.max_depth=0"])
     assert result.exit_code == 2
     assert "growth.max_depth" in result.output
+
+
+def test_a_run_interrupted_after_an_insertion_resumes_to_the_same_end(tmp_path):
+    # xor inserts its second layer at epoch 6; the checkpoint of epoch 10 holds two layers,
+    # which the network rebuilt at its starting depth takes before it loads them.
+    config = resolve_config(
+        overrides=[
+            ("data.source", "xor"),
+            ("growth.max_depth", 2),
+            ("train.lr", 0.01),
+            ("train.epochs", 30),
+            ("growth.trim", False),
+            ("model.feature_gate", False),
+        ]
+    )
+    reference = growml.fit(config, out=tmp_path / "reference")
+    assert reference.metrics["growth"]["layers_inserted"] == [1]
+    resumed = interrupted_then_resumed(config, tmp_path / "resumed", epoch=10)
+    assert_same_end(resumed, reference)

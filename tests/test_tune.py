@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -531,6 +532,24 @@ def _wait_for_a_running_trial(out, seconds=120):
         time.sleep(0.2)
 
 
+def _pause_outside_a_transaction(process, database, attempts=200):
+    """SIGSTOP ``process`` at a moment it holds no lock on the SQLite ``database`` (it writes
+    there every epoch; paused mid-write, it would lock every other worker out)."""
+    for _ in range(attempts):
+        process.send_signal(signal.SIGSTOP)
+        connection = sqlite3.connect(database, timeout=0)
+        try:
+            connection.execute("BEGIN EXCLUSIVE")
+            connection.rollback()
+            return
+        except sqlite3.OperationalError:
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+        finally:
+            connection.close()
+    raise AssertionError(f"the worker never left its transaction on {database}")
+
+
 @pytest.mark.slow
 def test_the_worker_that_ends_first_says_how_many_trials_still_run(tmp_path):
     # The first worker is paused (SIGSTOP) while its first trial runs, so that trial is still
@@ -544,7 +563,7 @@ def test_the_worker_that_ends_first_says_how_many_trials_still_run(tmp_path):
     ]
     first = _tune_process(out, "--trials", 2, *settings)
     _wait_for_a_running_trial(out)
-    first.send_signal(signal.SIGSTOP)
+    _pause_outside_a_transaction(first, out / "study.db")
     try:
         second = invoke("tune", "iris", "--out", out, "--trials", 1, *settings)
     finally:

@@ -143,7 +143,7 @@ def _conv_shape(model: GrowingMLP) -> ConvShape | None:
         image=model.image_shape,
         blocks=model.conv_layers,
         kernel=model.kernel,
-        strides=model.strides,
+        strides=tuple(model.strides),
         padding=model.padding,
     )
 

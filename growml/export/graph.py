@@ -94,13 +94,14 @@ class NetworkWeights:
 class ConvShape:
     """How a convolutional network reads its row (``growml/nn/conv.py``): the row as an image
     (C, H, W) (H = 1 for a signal), then ``blocks`` convolutions of ``kernel`` (kh, kw) with
-    ``strides`` and zero ``padding`` (ph, pw), the first ``blocks`` of ``layers`` (kernels of
-    shape (out, in, kh, kw)), then global average pooling before the dense layers."""
+    zero ``padding`` (ph, pw) and each block's (sh, sw) of ``strides``, the first ``blocks`` of
+    ``layers`` (kernels of shape (out, in, kh, kw)), then global average pooling before the
+    dense layers."""
 
     image: tuple[int, int, int]
     blocks: int
     kernel: tuple[int, int]
-    strides: tuple[int, int]
+    strides: tuple[tuple[int, int], ...]
     padding: tuple[int, int]
 
 
@@ -229,7 +230,7 @@ def _convolutions(
             ],
             f"{layer}.conv",
             kernel_shape=list(shape.kernel),
-            strides=list(shape.strides),
+            strides=list(shape.strides[index]),
             pads=[*shape.padding, *shape.padding],
         )
         hidden = _activation(graph, network.activation, hidden, layer, opset)

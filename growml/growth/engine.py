@@ -15,10 +15,12 @@ less than half the largest since the last step, at least ``MIN_INTERVAL`` and at
 ``growth.every`` grows on a fixed schedule instead, ``growth.schedule=stall`` only once
 training has stalled.
 
-Depth (``growth.max_depth`` above 1): once no existing layer has a candidate above its bar,
-the engine measures a copy of the network with an identity layer inserted below the output
-(the same function) and, when that layer's candidates beat the bar and their line search
-lowers the loss, inserts the layer into the network and adds them (``_deeper``).
+Depth (``growth.max_depth`` above 1, or ``growth.max_blocks`` above the starting blocks of a
+convolutional network): once no existing layer has a candidate above its bar, the engine
+measures a copy of the network with an identity layer inserted (the same function; a block on
+top of the blocks first, else a dense layer below the output) and, when that layer's
+candidates beat the bar and their line search lowers the loss, inserts the layer into the
+network and adds them (``_deeper``).
 
 When to stop, on held-out evidence: growth goes on while validation improves from one step to
 the next (the best validation loss falls by ``LOSS_MARGIN``, or the best accuracy or R² rises);
@@ -189,17 +191,22 @@ class GrowthEngine:
         evidence = max(
             options.values(), key=lambda option: max(option.scores, default=0.0), default=None
         )
-        if self._failures >= self.config.max_failures:
+        stalled = self._failures >= self.config.max_failures
+        deeper = self._deeper(model, options, x_stats, target_stats, stalled)
+        if stalled and deeper is None:
             reason = self._validation_stop()
             return [self._event(model, epoch, started, reason, evidence, finished=True)]
-        deeper = self._deeper(model, options, x_stats, target_stats)
         if deeper is not None:
             option, network = deeper
             event = self._grow(
                 model, optimizer, x_stats, target_stats, option, epoch, started, network
             )
             if event.added:
+                self._failures = 0  # a new block: widening starts over
                 return self._grew([event])
+            if stalled:
+                reason = self._validation_stop()
+                return [self._event(model, epoch, started, reason, evidence, finished=True)]
         layers = self._choose(model, options)
         if not layers:
             if evidence is not None and self._underfitting():
@@ -281,22 +288,31 @@ class GrowthEngine:
         return options
 
     def _deeper(
-        self, model: GrowingMLP, options: dict[int, Option], x: Tensor, target: Tensor
+        self,
+        model: GrowingMLP,
+        options: dict[int, Option],
+        x: Tensor,
+        target: Tensor,
+        stalled: bool = False,
     ) -> tuple[Option, GrowingMLP] | None:
-        """Neurons for a new hidden layer below the output, with the network they are measured
-        on (a copy with the layer inserted, the same function), when depth may grow and
-        widening has stopped paying (no existing layer is offered neurons: none beats its
-        bar) although training has made headway; None otherwise."""
-        position = model.n_hidden_layers
-        if (
-            position >= self.config.max_depth
-            or model.activation.name != "relu"
-            or model.masks is not None
-        ):
+        """Neurons for a new hidden layer, with the network they are measured on (a copy with
+        the layer inserted, the same function), when depth may grow and widening has stopped
+        paying (no existing layer is offered neurons: none beats its bar) although training
+        has made headway; None otherwise. The layer goes where ``_deeper_position`` says.
+
+        A block may also come when widening has stopped paying on validation (``stalled``:
+        growth would stop). In a convolutional network some layer nearly always has a
+        candidate above its bar, so the first rule alone never deepened one on mnist1d or
+        digits."""
+        position = _deeper_position(model, self.config)
+        if position is None or model.activation.name != "relu" or model.masks is not None:
+            return None
+        if stalled and not (model.conv_layers and position == model.conv_layers):
             return None
         # Inserted while the layers below still widen, a layer as narrow as they are now
         # becomes the network's bottleneck (checkerboard: 93 % → 70 % at a layer of 4).
-        if any(option.neurons for option in options.values()) or self._underfitting():
+        offered = any(option.neurons for option in options.values())
+        if (offered and not stalled) or self._underfitting():
             return None
         network = copy.deepcopy(model)
         network.insert_layer(position)
@@ -474,6 +490,23 @@ def where_rule(where: str, model: GrowingMLP) -> str:
     if where != "auto":
         return where
     return "round-robin" if model.conv_layers else "best"
+
+
+def _deeper_position(model: GrowingMLP, config: GrowthConfig) -> int | None:
+    """Where depth growth would insert a layer into ``model``, or None when depth may not
+    grow: a block on top of the blocks while a convolutional network has fewer than
+    ``growth.max_blocks``, else a dense layer below the output while the hidden layers (the
+    dense head's, in a convolutional network) number fewer than ``growth.max_depth``."""
+    if (
+        model.conv_layers
+        and config.max_blocks is not None
+        and model.conv_layers < config.max_blocks
+    ):
+        return model.conv_layers
+    dense = model.n_hidden_layers - model.conv_layers
+    if (dense or not model.conv_layers) and dense < config.max_depth:
+        return model.n_hidden_layers
+    return None
 
 
 def _unusable(stats: LayerStatistics) -> str | None:

@@ -2,7 +2,7 @@
 
 ``input (C, L) or (C, H, W) → conv blocks → mean over positions → dense hidden layers → output``
 
-Each block is a convolution (an odd kernel k, stride s, zero padding k // 2) followed by the
+Each block is a convolution (an odd kernel k, a stride, zero padding k // 2) followed by the
 activation; the first ``conv_layers`` hidden widths are the blocks' output channels, the rest
 the dense head's widths. Rows arrive flat (C·L or C·H·W values, channel-major, as numpy's
 ``reshape`` reads them) and are reshaped inside. A signal is convolved as an image of height 1
@@ -19,7 +19,7 @@ and checkpoints treat them alike; the dense layers are ``HiddenLayer``s.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -57,7 +57,8 @@ class GrowingConvNet(GrowingMLP):
         output_size: number of outputs.
         conv_layers: how many of ``hidden_widths`` are convolution blocks (at least one).
         kernel_size: the blocks' kernel length (odd).
-        stride: the blocks' stride.
+        stride: the blocks' stride, one for all or one per block (a block inserted by depth
+            growth has stride 1, ``insert_layer``).
         activation, init_scale, generator: as ``GrowingMLP``'s; kernels are initialised as
             PyTorch's ``nn.Conv2d``, U(±1/√fan_in) with fan_in = in_channels × kernel area.
     """
@@ -69,7 +70,7 @@ class GrowingConvNet(GrowingMLP):
         output_size: int,
         conv_layers: int,
         kernel_size: int,
-        stride: int = 1,
+        stride: int | Sequence[int] = 1,
         activation: str = "relu",
         init_scale: float = 1.0,
         generator: torch.Generator | None = None,
@@ -85,10 +86,14 @@ class GrowingConvNet(GrowingMLP):
                 f"conv_layers must lie in 1 … {len(hidden_widths)} (the hidden layers), "
                 f"got {conv_layers}"
             )
-        if kernel_size < 1 or kernel_size % 2 == 0 or stride < 1:
+        strides = [stride] * conv_layers if isinstance(stride, int) else [int(s) for s in stride]
+        if kernel_size < 1 or kernel_size % 2 == 0 or len(strides) != conv_layers:
             raise ValueError(
-                f"kernel_size must be odd and stride ≥ 1 (got {kernel_size}, {stride})"
+                f"kernel_size must be odd and there must be one stride per block (got "
+                f"{kernel_size}, {strides} for {conv_layers} blocks)"
             )
+        if min(strides) < 1:
+            raise ValueError(f"every stride must be at least 1, got {strides}")
         if min([*hidden_widths, output_size]) < 1:
             raise ValueError(f"every layer needs at least one unit (got {list(hidden_widths)})")
         self.input_shape = shape
@@ -96,12 +101,11 @@ class GrowingConvNet(GrowingMLP):
         self.output_size = output_size
         self.conv_layers = conv_layers
         self.kernel_size = kernel_size
-        self.stride = stride
+        self.block_strides = strides
         self.activation = get_activation(activation)
         signal = len(shape) == 2
         self.image_shape = (shape[0], 1, shape[1]) if signal else shape
         self.kernel = (1, kernel_size) if signal else (kernel_size, kernel_size)
-        self.strides = (1, stride) if signal else (stride, stride)
         self.padding = (0, kernel_size // 2) if signal else (kernel_size // 2,) * 2
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -132,11 +136,17 @@ class GrowingConvNet(GrowingMLP):
         """(height, width) of each block's output (height 1 for a signal)."""
         height, width = self.image_shape[1:]
         shapes = []
-        for _ in range(self.conv_layers):
-            height = conv_output_length(height, self.kernel[0], self.strides[0])
-            width = conv_output_length(width, self.kernel[1], self.strides[1])
+        for step_h, step_w in self.strides:
+            height = conv_output_length(height, self.kernel[0], step_h)
+            width = conv_output_length(width, self.kernel[1], step_w)
             shapes.append((height, width))
         return shapes
+
+    @property
+    def strides(self) -> list[tuple[int, int]]:
+        """Each block's (vertical, horizontal) stride (1 vertically for a signal)."""
+        signal = len(self.input_shape) == 2
+        return [(1, s) if signal else (s, s) for s in self.block_strides]
 
     @property
     def channels(self) -> list[int]:
@@ -159,7 +169,7 @@ class GrowingConvNet(GrowingMLP):
             input_shape=self.input_shape,
             conv_layers=self.conv_layers,
             kernel_size=self.kernel_size,
-            stride=self.stride,
+            strides=tuple(self.block_strides),
         )
 
     @classmethod
@@ -171,24 +181,77 @@ class GrowingConvNet(GrowingMLP):
             spec.output_size,
             spec.conv_layers,
             spec.kernel_size,
-            spec.stride,
+            spec.strides,
             spec.activation,
         )
 
     def insert_layer(self, position: int, optimizer: Optimizer | None = None) -> None:
-        """Insert a dense identity layer (``GrowingMLP.insert_layer``) above the pooling: a
-        block is never inserted."""
-        if position < self.conv_layers:
+        """Insert a layer that leaves the network's function unchanged.
+
+        ``position`` 1 … ``conv_layers``: a block above block ``position − 1``, as many
+        channels as that block, stride 1, a kernel whose centre tap is the identity and zero
+        bias. Its input is a ReLU map, never negative, and the padding keeps its positions, so
+        the block gives back its input exactly. ``position`` above ``conv_layers``: a dense
+        identity layer above dense layer ``position − 1`` (``GrowingMLP.insert_layer``); a
+        dense layer is never inserted directly above the pooling. ``optimizer``: as
+        ``GrowingMLP.insert_layer``'s.
+        """
+        if position > self.conv_layers:
+            super().insert_layer(position, optimizer)
+            return
+        if self.activation.name != "relu":
+            raise ValueError(f"an identity block needs relu, not {self.activation.name}")
+        if position < 1:
             raise IndexError(
-                f"a layer is inserted in the dense head: position {self.conv_layers} … "
-                f"{self.n_hidden_layers}, got {position}"
+                f"a block is inserted above a block: position 1 … {self.conv_layers}, "
+                f"got {position}"
             )
-        super().insert_layer(position, optimizer)
+        reference = self.weights[position - 1]
+        channels = reference.shape[0]
+        kernel = torch.zeros(channels, channels, *self.kernel, dtype=reference.dtype)
+        centre_h, centre_w = self.kernel[0] // 2, self.kernel[1] // 2
+        kernel[:, :, centre_h, centre_w] = torch.eye(channels, dtype=reference.dtype)
+        weights, biases = list(self.weights), list(self.biases)
+        weights.insert(position, nn.Parameter(kernel))
+        biases.insert(position, nn.Parameter(torch.zeros(channels, dtype=reference.dtype)))
+        self.weights, self.biases = nn.ParameterList(weights), nn.ParameterList(biases)
+        self._layers = tuple(zip(self.weights, self.biases, strict=True))
+        self.block_strides.insert(position, 1)
+        self.conv_layers += 1
+        if optimizer is not None:
+            optimizer.param_groups[0]["params"] = list(self.parameters())
+
+    def match_layers(
+        self, weights: Mapping[str, Tensor], optimizer: Optimizer | None = None
+    ) -> None:
+        """``GrowingMLP.match_layers`` for blocks and dense layers apart: depth growth puts
+        new blocks on top of the blocks (``insert_layer`` at ``conv_layers``) and new dense
+        layers below the output, so the first blocks and the first dense layers are the
+        ones both networks share."""
+        kernels = [name for name in weights if name.startswith("weights.")]
+        blocks = sum(weights[name].dim() == 4 for name in kernels)
+        dense = len(kernels) - 1 - blocks
+        while self.conv_layers < blocks:
+            self.insert_layer(self.conv_layers, optimizer)
+        while self.n_hidden_layers - self.conv_layers < dense:
+            self.insert_layer(self.n_hidden_layers, optimizer)
+        keep = [
+            *range(blocks),
+            *range(self.conv_layers, self.conv_layers + dense),
+            self.n_hidden_layers,
+        ]
+        self.weights = nn.ParameterList([self.weights[k] for k in keep])
+        self.biases = nn.ParameterList([self.biases[k] for k in keep])
+        self._layers = tuple(zip(self.weights, self.biases, strict=True))
+        del self.block_strides[blocks:]
+        self.conv_layers = blocks
+        if optimizer is not None:
+            optimizer.param_groups[0]["params"] = list(self.parameters())
 
     # ------------------------------------------------------------------------------ forward
 
-    def _conv(self, h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        return F.conv2d(h, weight, bias, self.strides, self.padding)
+    def _conv(self, h: Tensor, weight: Tensor, bias: Tensor, block: int) -> Tensor:
+        return F.conv2d(h, weight, bias, self.strides[block], self.padding)
 
     def image(self, x: Tensor) -> Tensor:
         """Flat rows as (N, C, H, W) maps (H = 1 for a signal)."""
@@ -202,7 +265,7 @@ class GrowingConvNet(GrowingMLP):
             weight, bias = self._layers[index]
             h = self.activation.fn(a)
             if index < self.conv_layers:
-                a = self._conv(h, weight, bias)
+                a = self._conv(h, weight, bias, index)
                 continue
             if index == self.conv_layers:
                 h = h.mean((2, 3))
@@ -212,7 +275,7 @@ class GrowingConvNet(GrowingMLP):
     def forward(self, x: Tensor) -> Tensor:
         """The network's output (logits for classification)."""
         weight, bias = self._layers[0]
-        return self.continue_from(0, self._conv(self.image(x), weight, bias))
+        return self.continue_from(0, self._conv(self.image(x), weight, bias, 0))
 
     def forward_cached(self, x: Tensor) -> ConvCache:
         """Forward pass keeping what ``backward`` and the growth statistics need."""
@@ -222,7 +285,10 @@ class GrowingConvNet(GrowingMLP):
             if index == self.conv_layers:
                 last_map, h = h, h.mean((2, 3))
             inputs.append(h)
-            a = self._conv(h, weight, bias) if index < self.conv_layers else h @ weight.t() + bias
+            if index < self.conv_layers:
+                a = self._conv(h, weight, bias, index)
+            else:
+                a = h @ weight.t() + bias
             preactivations.append(a)
             h = self.activation.fn(a)
         if self.conv_layers == self.n_hidden_layers:
@@ -250,7 +316,7 @@ class GrowingConvNet(GrowingMLP):
             if parameter_grads:
                 if conv:
                     weight.grad = conv2d_weight(
-                        layer_input, weight.shape, delta, self.strides, self.padding
+                        layer_input, weight.shape, delta, self.strides[index], self.padding
                     )
                     bias.grad = delta.sum((0, 2, 3))
                 else:
@@ -259,7 +325,9 @@ class GrowingConvNet(GrowingMLP):
             if index == 0:
                 break
             if conv:
-                delta = conv2d_input(layer_input.shape, weight, delta, self.strides, self.padding)
+                delta = conv2d_input(
+                    layer_input.shape, weight, delta, self.strides[index], self.padding
+                )
             elif index == self.conv_layers:
                 # The pooled vector is the mean of the last block's map over its positions.
                 last = cache.last_map
@@ -328,13 +396,13 @@ class ConvLayer:
         """The positions of this block's output that the next block's kernel centres sit on,
         one per position of the next block's output."""
         height, width = self.model.map_shapes[self.index + 1]
-        step_h, step_w = self.model.strides
+        step_h, step_w = self.model.strides[self.index + 1]
         return maps[:, :, ::step_h, ::step_w][:, :, :height, :width]
 
     def sample(self, cache: ForwardCache, gradients: list[Tensor]) -> LayerSample:
         model, k = self.model, self.index
         below = cache.inputs[k]
-        patches = F.unfold(below, model.kernel, padding=model.padding, stride=model.strides)
+        patches = F.unfold(below, model.kernel, padding=model.padding, stride=model.strides[k])
         height, width = model.map_shapes[k]
         patches = patches.reshape(below.shape[0], self.fan_in, height, width)
         if self.reads_block:
@@ -356,7 +424,7 @@ class ConvLayer:
         dtype = following.dtype
         alpha, omega = candidate.alpha.to(dtype), candidate.omega.to(dtype)
         kernels = alpha[:, :-1].reshape(alpha.shape[0], *self._weight.shape[1:])
-        new_preactivation = model._conv(cache.inputs[k], kernels, alpha[:, -1])
+        new_preactivation = model._conv(cache.inputs[k], kernels, alpha[:, -1], k)
         current = cache.inputs[k + 1]
         if self.reads_block:
             new_preactivation, current = self._centres(new_preactivation), self._centres(current)

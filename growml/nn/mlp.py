@@ -15,7 +15,7 @@ for everything else (evaluation, export, tests against autograd).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -45,14 +45,19 @@ class ModelSpec:
     embedding: dict[str, Any] | None = None  # NumericEmbedding.spec(); None: raw inputs
     feature_gate: bool = False
     # A convolutional network (nn/conv.py): the input's (C, L) or (C, H, W), how many of
-    # hidden_widths are convolution blocks, their kernel and stride. 0 blocks: an MLP.
+    # hidden_widths are convolution blocks, their kernel and each block's stride. 0 blocks:
+    # an MLP.
     input_shape: tuple[int, ...] | None = None
     conv_layers: int = 0
     kernel_size: int = 0
-    stride: int = 1
+    strides: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        data = {**asdict(self), "hidden_widths": list(self.hidden_widths)}
+        data = {
+            **asdict(self),
+            "hidden_widths": list(self.hidden_widths),
+            "strides": list(self.strides),
+        }
         if self.embedding is None:
             del data["embedding"]
         if not self.feature_gate:
@@ -60,7 +65,7 @@ class ModelSpec:
         if self.conv_layers:
             data["input_shape"] = list(self.input_shape or ())
         else:
-            for name in ("input_shape", "conv_layers", "kernel_size", "stride"):
+            for name in ("input_shape", "conv_layers", "kernel_size", "strides"):
                 del data[name]
         return data
 
@@ -78,7 +83,7 @@ class ModelSpec:
             else None,
             conv_layers=int(data.get("conv_layers", 0)),
             kernel_size=int(data.get("kernel_size", 0)),
-            stride=int(data.get("stride", 1)),
+            strides=tuple(int(s) for s in data.get("strides", ())),
         )
 
 
@@ -403,18 +408,27 @@ class GrowingMLP(nn.Module):
             group = optimizer.param_groups[0]
             group["params"] = list(self.parameters())
 
-    def keep_layers(self, n_hidden_layers: int) -> None:
-        """Drop the hidden layers above the first ``n_hidden_layers`` (those inserted since
-        weights of fewer layers were kept), the output layer's parameters staying the same
-        objects; the caller gives the output layer its weights for the layer below it."""
-        if n_hidden_layers >= self.n_hidden_layers:
-            return
-        keep = [*range(n_hidden_layers), self.n_hidden_layers]
-        self.weights = nn.ParameterList([self.weights[k] for k in keep])
-        self.biases = nn.ParameterList([self.biases[k] for k in keep])
-        self._layers = tuple(zip(self.weights, self.biases, strict=True))
-        if self.masks is not None:
-            self.masks = [self.masks[k] for k in keep]
+    def match_layers(
+        self, weights: Mapping[str, Tensor], optimizer: Optimizer | None = None
+    ) -> None:
+        """Insert or drop hidden layers so that the network has the layers of ``weights``
+        (named parameters of this network at another time: the best epoch's, a checkpoint's),
+        ready for them to be loaded. Depth growth inserts layers only below the output, so
+        the first hidden layers are the ones both share; a layer inserted here is an identity
+        layer (``insert_layer``) until the weights replace it. ``optimizer``: its group
+        follows the network's parameters."""
+        layers = sum(name.startswith("weights.") for name in weights) - 1
+        while self.n_hidden_layers < layers:
+            self.insert_layer(self.n_hidden_layers, optimizer)
+        if layers < self.n_hidden_layers:
+            keep = [*range(layers), self.n_hidden_layers]
+            self.weights = nn.ParameterList([self.weights[k] for k in keep])
+            self.biases = nn.ParameterList([self.biases[k] for k in keep])
+            self._layers = tuple(zip(self.weights, self.biases, strict=True))
+            if self.masks is not None:
+                self.masks = [self.masks[k] for k in keep]
+        if optimizer is not None:
+            optimizer.param_groups[0]["params"] = list(self.parameters())
 
     def _resized(
         self, resizes: list[ParamResize], optimizer: Optimizer | None

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from growml import atomic
-from growml.events import EpochEnd, Event, GrowthStep, TrainEnd, kept_epoch
+from growml.events import EpochEnd, Event, GrowthStep, TrainEnd, kept_epoch, layer_slots
 
 if TYPE_CHECKING:
     from growml.losses.threshold import ThresholdChoice
@@ -51,16 +51,21 @@ def growth_figure(history: Sequence[Event], monitor: str) -> Any:
     figure, (widths_axis, metric_axis) = plt.subplots(
         2, 1, figsize=(7, 5), sharex=True, constrained_layout=True
     )
-    # Layers inserted by depth growth start part-way: no line before they exist.
-    for layer in range(max((len(event.hidden_widths) for event in epochs), default=0)):
+    # Layers inserted by depth growth start part-way (no line before they exist), and a block
+    # inserted below the dense layers moves them up: each line follows one layer (its slot).
+    inserted = [step.inserted_layer for step in steps if step.inserted_layer is not None]
+    starting = len(epochs[0].hidden_widths) if epochs else 0
+    slots = [layer_slots(starting, inserted, len(event.hidden_widths)) for event in epochs]
+    final = layer_slots(starting, inserted, starting + len(inserted))
+    for position, slot in enumerate(final):
         widths_axis.step(
             x,
             [
-                event.hidden_widths[layer] if layer < len(event.hidden_widths) else math.nan
-                for event in epochs
+                event.hidden_widths[held.index(slot)] if slot in held else math.nan
+                for event, held in zip(epochs, slots, strict=True)
             ],
             where="post",
-            label=f"hidden layer {layer + 1}",
+            label=f"hidden layer {position + 1}",
         )
     widths_axis.set_ylabel("width (neurons)")
     metric_axis.plot(x, [event.validation[monitor] for event in epochs], color="tab:green")

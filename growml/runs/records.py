@@ -139,7 +139,7 @@ class ModelRecord(_Record):
     input_shape: list[PositiveInt] | None = None
     conv_layers: int = Field(default=0, ge=0)
     kernel_size: int = Field(default=0, ge=0)
-    stride: PositiveInt = 1
+    strides: list[PositiveInt] = []
     task: Literal["classification", "regression"]
     classes: list[Any] | None = None
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)

@@ -12,7 +12,7 @@ from typing import Any
 
 from growml.config import FitConfig
 from growml.data import PreparedData
-from growml.events import Event, GrowthStep, TrainEnd, kept_epoch
+from growml.events import Event, GrowthStep, TrainEnd, kept_epoch, layer_slots
 from growml.nn.mlp import GrowingMLP
 from growml.runs.run import Run
 from growml.train.metrics import evaluate
@@ -101,11 +101,15 @@ def growth_summary(config: FitConfig, history: Sequence[Event]) -> dict[str, Any
     steps = [event for event in history if isinstance(event, GrowthStep)]
     added = [event for event in steps if event.added]
     inserted = [event.inserted_layer for event in added if event.inserted_layer is not None]
-    # An inserted layer starts at width 0 here: its identity units count as neurons kept.
+    # Per slot (layer_slots); an inserted layer starts at width 0 here: its identity units
+    # count as neurons kept.
     start_of = [*start, *[0] * len(inserted)]
-    per_layer = [0] * len(start_of)
+    per_slot = [0] * len(start_of)
+    seen = 0
     for event in added:
-        per_layer[event.layer] += event.added
+        seen += event.inserted_layer is not None
+        slots = layer_slots(len(start), inserted, len(start) + seen)
+        per_slot[slots[event.layer]] += event.added
     stop = next((event.reason for event in steps if event.finished), None)
     if stop is None:
         ends = [event for event in history if isinstance(event, TrainEnd)]
@@ -117,16 +121,18 @@ def growth_summary(config: FitConfig, history: Sequence[Event]) -> dict[str, Any
         )
     kept = kept_epoch(history)
     kept_widths = kept.hidden_widths if kept else start
+    final = layer_slots(len(start), inserted, len(start_of))
+    kept_slots = layer_slots(len(start), inserted, len(kept_widths))
     return {
         "method": config.growth.method,
         "start_widths": start,
         "steps": len(added),
-        "neurons_added": per_layer,
+        "neurons_added": [per_slot[slot] for slot in final],
         "kept_epoch": kept.epoch if kept else 0,
         "kept_widths": kept_widths,
         "layers_inserted": inserted,
         "neurons_kept": [
-            width - first for width, first in zip(kept_widths, start_of, strict=False)
+            width - start_of[slot] for width, slot in zip(kept_widths, kept_slots, strict=True)
         ],
         "seconds": sum(event.seconds for event in steps),
         "stopped": stop,

@@ -125,6 +125,13 @@ class Loop:
         """Put ``checkpoint``'s network (at its widths), optimizer, batch order, early stopping
         and hooks back."""
         state = LoopState(**checkpoint.state["trainer"])
+        if isinstance(self.model, GrowingMLP):  # with the layers growth had inserted
+            saved = {
+                name.removeprefix("model."): tensor
+                for name, tensor in checkpoint.tensors.items()
+                if name.startswith("model.")
+            }
+            self.model.match_layers(saved, self.optimizer)
         for name, param in self.model.named_parameters():
             param.data = checkpoint.tensors[f"model.{name}"].clone()
         load_optimizer_state(checkpoint, self.optimizer, state.optimizer)

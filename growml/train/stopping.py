@@ -79,8 +79,7 @@ class EarlyStopping:
         if not self.enabled or self.best_weights is None:
             return
         if isinstance(model, GrowingMLP):  # layers inserted since go again
-            model.keep_layers(sum(name.startswith("weights.") for name in self.best_weights) - 1)
-            optimizer.param_groups[0]["params"] = list(model.parameters())
+            model.match_layers(self.best_weights, optimizer)
         for name, param in model.named_parameters():
             # Training may go on (the anneal): the kept weights stay intact.
             param.data = self.best_weights[name].clone()
