@@ -61,17 +61,21 @@ deviation, a seeded 60/20/20 split) with seed 0 and prints the result as JSON.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).parent))
+from gromo_peer import accuracy, train_epochs, update_and_apply  # noqa: E402
+
 STATISTICS_ROWS = 2048
 STATISTICS_BATCH = 256
 LINE_SEARCH_ROWS = 512
-STATISTICAL_THRESHOLD = 1e-3  # gromo's lambda_min, absolute
 
 
 def gromo_conv_available() -> bool:
@@ -167,22 +171,9 @@ def _declare_statistic_shapes(layer) -> None:
         )
 
 
-def _train_epochs(model, optimizer, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int):
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(x.shape[0])
-        for start in range(0, x.shape[0], batch):
-            rows = order[start : start + batch]
-            optimizer.zero_grad()
-            loss_fn(model(x[rows]), y[rows]).backward()
-            optimizer.step()
-
-
 def _grow(model, x_stat, y_stat, max_new_channels: int, compute_delta: bool, scheduling: str):
     """One TINY growth step of one layer, driven through gromo's own API."""
     from gromo.utils.training_utils import compute_statistics
-    from gromo.utils.utils import line_search
 
     model.set_growing_layers(scheduling_method=scheduling)  # "sequential": the next layer
     for layer in model.layers():
@@ -193,37 +184,9 @@ def _grow(model, x_stat, y_stat, max_new_channels: int, compute_delta: bool, sch
     ]
     # One fixed pass: accumulates S, M and the growth statistics of the scheduled layers.
     compute_statistics(model, batches, loss_function=nn.CrossEntropyLoss(reduction="sum"))
-    model.compute_optimal_updates(
-        statistical_threshold=STATISTICAL_THRESHOLD,
-        maximum_added_neurons=max_new_channels,
-        compute_delta=compute_delta,
-        use_covariance=True,
-        alpha_zero=False,
-        omega_zero=False,
-        use_projection=True,
-        ignore_singular_values=False,
+    update_and_apply(
+        model, x_stat[:LINE_SEARCH_ROWS], y_stat[:LINE_SEARCH_ROWS], max_new_channels, compute_delta
     )
-    model.reset_computation()  # stop storing activities and free the statistics
-    model.select_best_update()
-
-    loss_fn = nn.CrossEntropyLoss()
-    x_line, y_line = x_stat[:LINE_SEARCH_ROWS], y_stat[:LINE_SEARCH_ROWS]
-
-    @torch.no_grad()
-    def extended_loss(gamma: float) -> float:
-        model.set_scaling_factor(float(gamma))
-        return loss_fn(model.extended_forward(x_line), y_line).item()
-
-    model.eval()
-    gamma, _ = line_search(extended_loss)
-    model.set_scaling_factor(float(gamma))
-    model.apply_change()
-
-
-@torch.no_grad()
-def _accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    return (model(x).argmax(dim=1) == y).float().mean().item()
 
 
 def run_gromo_conv(
@@ -263,18 +226,18 @@ def run_gromo_conv(
     growth_seconds = 0.0
     for _ in range(growth_steps):
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        _train_epochs(model, optimizer, xt, yt, epochs_between, batch_size)
+        train_epochs(model, optimizer, xt, yt, epochs_between, batch_size)
         grow_started = time.perf_counter()
         with warnings.catch_warnings():  # gamma = 0 and pseudo-inverse notices, expected
             warnings.simplefilter("ignore", UserWarning)
             _grow(model, x_stat, y_stat, max_new_channels, compute_delta, scheduling)
         growth_seconds += time.perf_counter() - grow_started
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    _train_epochs(model, optimizer, xt, yt, final_epochs, batch_size)
+    train_epochs(model, optimizer, xt, yt, final_epochs, batch_size)
 
     return {
-        "test_accuracy": _accuracy(model, xs, ys),
-        "validation_accuracy": _accuracy(model, xv, yv),
+        "test_accuracy": accuracy(model, xs, ys),
+        "validation_accuracy": accuracy(model, xv, yv),
         "parameters": sum(p.numel() for p in model.parameters()),
         "seconds": time.perf_counter() - started,
         "growth_seconds": growth_seconds,

@@ -47,7 +47,7 @@ def gromo_available() -> bool:
     return True
 
 
-def _train_epochs(model, optimizer, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int):
+def train_epochs(model, optimizer, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int):
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     for _ in range(epochs):
@@ -62,15 +62,23 @@ def _train_epochs(model, optimizer, x: torch.Tensor, y: torch.Tensor, epochs: in
 def _grow(model, x_stat, y_stat, max_new_neurons: int, compute_delta: bool) -> None:
     """One TINY growth step of the hidden layer, driven through gromo's own API."""
     from gromo.utils.training_utils import compute_statistics
-    from gromo.utils.utils import line_search
 
     # One fixed pass: accumulates S, M and the projection statistics of the growing layer.
     compute_statistics(
         model, [(x_stat, y_stat)], loss_function=nn.CrossEntropyLoss(reduction="sum")
     )
+    update_and_apply(model, x_stat, y_stat, max_new_neurons, compute_delta)
+
+
+def update_and_apply(model, x_line, y_line, max_new: int, compute_delta: bool) -> None:
+    """After a statistics pass: gromo's TINY update of the growing layer (the options listed
+    above), the amplitude from ``line_search`` on the mean loss over ``x_line``, then
+    ``apply_change``."""
+    from gromo.utils.utils import line_search
+
     model.compute_optimal_updates(
         statistical_threshold=STATISTICAL_THRESHOLD,
-        maximum_added_neurons=max_new_neurons,
+        maximum_added_neurons=max_new,
         compute_delta=compute_delta,
         use_covariance=True,
         alpha_zero=False,
@@ -79,14 +87,13 @@ def _grow(model, x_stat, y_stat, max_new_neurons: int, compute_delta: bool) -> N
         ignore_singular_values=False,
     )
     model.reset_computation()  # stop storing activities and free the statistics
-    model.select_best_update()  # one growable layer: the hidden-to-output layer's input
-
+    model.select_best_update()
     loss_fn = nn.CrossEntropyLoss()
 
     @torch.no_grad()
     def extended_loss(gamma: float) -> float:
         model.set_scaling_factor(float(gamma))
-        return loss_fn(model.extended_forward(x_stat), y_stat).item()
+        return loss_fn(model.extended_forward(x_line), y_line).item()
 
     model.eval()
     gamma, _ = line_search(extended_loss)
@@ -95,7 +102,7 @@ def _grow(model, x_stat, y_stat, max_new_neurons: int, compute_delta: bool) -> N
 
 
 @torch.no_grad()
-def _accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
+def accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
     model.eval()
     return (model(x).argmax(dim=1) == y).float().mean().item()
 
@@ -144,18 +151,18 @@ def run_gromo(
     growth_seconds = 0.0
     for _ in range(growth_steps):
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        _train_epochs(model, optimizer, xt, yt, epochs_between, batch_size)
+        train_epochs(model, optimizer, xt, yt, epochs_between, batch_size)
         grow_started = time.perf_counter()
         with warnings.catch_warnings():  # gamma = 0 and pseudo-inverse notices, expected
             warnings.simplefilter("ignore", UserWarning)
             _grow(model, x_stat, y_stat, max_new_neurons, compute_delta)
         growth_seconds += time.perf_counter() - grow_started
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    _train_epochs(model, optimizer, xt, yt, final_epochs, batch_size)
+    train_epochs(model, optimizer, xt, yt, final_epochs, batch_size)
 
     return {
-        "test_accuracy": _accuracy(model, xs, ys),
-        "val_accuracy": _accuracy(model, xv, yv),
+        "test_accuracy": accuracy(model, xs, ys),
+        "val_accuracy": accuracy(model, xv, yv),
         "parameters": sum(p.numel() for p in model.parameters()),
         "seconds": time.perf_counter() - started,
         "growth_seconds": growth_seconds,
