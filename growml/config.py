@@ -87,7 +87,8 @@ class DataConfig(Section):
         description="How numeric columns are scaled, fitted on the training rows: standard "
         "(mean and standard deviation), robust (median and quartiles with a smooth clip to "
         "±3, as RealMLP), quantile (the column's quantiles mapped to a normal distribution), "
-        "or channel (signals and images: one mean and standard deviation per channel).",
+        "or channel (signals and images: one mean and standard deviation per channel; the "
+        "default for model.arch=conv).",
     )
     infinite: Literal["error", "missing"] = Field(
         "error",
@@ -224,9 +225,15 @@ class TrainConfig(Section):
 
     epochs: int = Field(200, ge=1, description="Maximum number of epochs.")
     batch_size: int = Field(64, ge=1, description="Rows per gradient step.")
-    lr: float = Field(1e-3, gt=0, description="Learning rate.")
-    optimizer: Literal["adam", "adamw", "sgd"] = Field("adam", description="The optimizer.")
-    weight_decay: float = Field(0.0, ge=0, description="L2 penalty (adamw: decoupled decay).")
+    lr: float = Field(1e-3, gt=0, description="Learning rate (model.arch=conv: 0.01).")
+    optimizer: Literal["adam", "adamw", "sgd"] = Field(
+        "adam", description="The optimizer (model.arch=conv: adamw)."
+    )
+    weight_decay: float = Field(
+        0.0,
+        ge=0,
+        description="L2 penalty (adamw: decoupled decay; model.arch=conv with adamw: 0.1).",
+    )
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (sgd only).")
     feature_gate_l1: float = Field(
         1e-3,
@@ -547,6 +554,16 @@ class PruneConfig(Section):
         return self
 
 
+# The settings a convolutional network (model.arch=conv) takes unless given: they replace
+# the MLP's defaults for it (docs/conv-growth.md). The weight decay goes with AdamW only: under
+# another optimizer it would be an L2 penalty of another size.
+CONV_DEFAULTS: dict[str, dict[str, Any]] = {
+    "data": {"scaling": "channel"},
+    "train": {"optimizer": "adamw", "lr": 0.01},
+}
+CONV_WEIGHT_DECAY = 0.1
+
+
 class FitConfig(Section):
     """Everything `growml fit` needs; saved as the run's config.yaml."""
 
@@ -566,19 +583,27 @@ class FitConfig(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _channels_scale_a_convolution(cls, data: Any) -> Any:
-        """A convolutional network's input is standardised per channel (data.scaling=channel)
-        unless the settings say otherwise: per column, a pixel that is almost always 0 is blown
-        up by its own tiny spread (docs/conv-growth.md)."""
+    def _convolution_defaults(cls, data: Any) -> Any:
+        """A convolutional network's own defaults (``CONV_DEFAULTS``), each unless the settings
+        give it: its input standardised per channel (per column, a pixel that is almost always
+        0 is blown up by its own tiny spread), and AdamW with weight decay at a higher
+        learning rate, measured in docs/conv-growth.md."""
         if not isinstance(data, Mapping):
             return data
-        model, section = data.get("model"), data.get("data")
+        model = data.get("model")
         arch = model.get("arch") if isinstance(model, Mapping) else getattr(model, "arch", None)
-        if arch != "conv" or isinstance(section, DataConfig):
+        if arch != "conv":
             return data
-        section = dict(section or {})
-        section.setdefault("scaling", "channel")
-        return {**data, "data": section}
+        data = dict(data)
+        for name, defaults in CONV_DEFAULTS.items():
+            section = data.get(name)
+            if isinstance(section, BaseModel):
+                continue  # built already: it holds every setting
+            data[name] = {**defaults, **(section or {})}
+        train = data["train"]
+        if isinstance(train, Mapping) and train["optimizer"] == "adamw":
+            data["train"] = {"weight_decay": CONV_WEIGHT_DECAY, **train}
+        return data
 
     @model_validator(mode="after")
     def _pruning_fits_growth(self) -> FitConfig:

@@ -178,3 +178,37 @@ def test_tune_searches_the_channels_of_fixed_blocks_and_not_the_gate():
     assert _setting("model.channels", 16, fixed) == [16, 16]
     mlp = growml.resolve_config(overrides=[("data.source", "digits")])
     assert "model.feature_gate" in default_space(mlp) and "model.channels" not in default_space(mlp)
+    # The weight decay is searched around the convolutional default.
+    decay = default_space(growing)["train.weight_decay"]
+    assert decay.low < growing.train.weight_decay < decay.high
+
+
+def test_a_convolutional_network_takes_its_own_recipe_unless_the_settings_give_one():
+    from growml.config import CONV_WEIGHT_DECAY, TrainConfig
+
+    conv = _config("digits")
+    assert (conv.train.optimizer, conv.train.lr) == ("adamw", 0.01)
+    assert conv.train.weight_decay == CONV_WEIGHT_DECAY and conv.data.scaling == "channel"
+    given = _config("digits", ("train.lr", 0.003), ("data.scaling", "standard"))
+    assert (given.train.lr, given.train.optimizer, given.data.scaling) == (
+        0.003,
+        "adamw",
+        "standard",
+    )
+    # Under another optimizer the decay would be an L2 penalty of another size: none.
+    adam = _config("digits", ("train.optimizer", "adam"))
+    assert adam.train.weight_decay == TrainConfig().weight_decay
+    assert _config("digits", ("train.weight_decay", 0.0)).train.weight_decay == 0.0
+    mlp = growml.resolve_config(overrides=[("data.source", "digits")])
+    assert mlp.train == TrainConfig() and mlp.data.scaling == "standard"
+    # A resolved configuration read back (a run's config.yaml) keeps what it holds.
+    again = growml.resolve_config(overrides=[(k, v) for k, v in _flat(adam.model_dump())])
+    assert again.train == adam.train
+
+
+def _flat(settings, prefix=""):
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
