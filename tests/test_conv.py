@@ -248,3 +248,28 @@ def test_remove_channels_keeps_the_others():
 def test_bad_architectures(arguments, message):
     with pytest.raises(ValueError, match=message):
         GrowingConvNet(*arguments[:2], 3, *arguments[2:])
+
+
+def test_a_block_is_scored_on_the_first_examples_within_the_row_budget(monkeypatch):
+    from growml.growth import statistics
+
+    net = _network((1, 20), [3, 4, 5], 2, 5, 1)  # stride 1: 20 positions per example
+    x = _rows((1, 20), n=40)
+    target = nn.functional.one_hot(torch.arange(40) % 3, 3).double()
+    loss = default_loss("multiclass", 3)
+    full = statistics.collect_rows(net, loss, x, target, batch_size=8)
+    first = statistics.collect_rows(net, loss, x[:8], target[:8], batch_size=8)
+    # 100 rows: 5 examples of 20 rows or patches, so the first whole batch of 8 examples.
+    monkeypatch.setattr(statistics, "ROW_BUDGET", 100)
+    capped = statistics.collect_rows(net, loss, x, target, batch_size=8)
+    for block in (0, 1):  # read by a block (20 rows each), read by the pooling (20 patches)
+        assert capped[block].below.shape[0] == 8 * 20
+        assert torch.equal(capped[block].below, full[block].below[: 8 * 20])
+        ours, reference = (
+            statistics.statistics_of(capped[block]),
+            statistics.statistics_of(first[block]),
+        )
+        for name in ("S1", "M", "S2", "M2", "P"):
+            torch.testing.assert_close(getattr(ours, name), getattr(reference, name))
+    # A dense layer has one row per example: all of them, whatever the budget.
+    assert capped[2].current.shape[0] == full[2].current.shape[0] == 40

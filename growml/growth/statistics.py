@@ -15,10 +15,13 @@ A convolution read by a convolution has a statistics row per (example, position)
 example's weight goes to each of its rows, and the sums are divided by the rows' total over
 the positions, so that every average is per example, in the loss's units, like a dense
 layer's. One read through global average pooling has a row per example, whose input is the
-mean of its patches (docs/conv-growth.md).
+mean of its patches (docs/conv-growth.md). The candidate pool scores a block on at most
+``ROW_BUDGET`` rows: the first examples', whole batches.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -29,6 +32,12 @@ from growml.losses import Loss
 from growml.losses.base import split_weights
 from growml.nn.growable import GrowableLayer, LayerSample
 from growml.nn.mlp import GrowingMLP
+
+# The most (example, position) rows or patches a convolution block's candidates are scored on:
+# the candidate pool's cost grows with them, and blocks at full resolution on 2,048 examples
+# (digits at stride 1: 64 positions each) spent most of the run scoring them
+# (docs/conv-growth.md). Every average stays per example, over fewer examples.
+ROW_BUDGET = 32_768
 
 
 def _with_ones(h: Tensor) -> Tensor:
@@ -139,21 +148,28 @@ def collect_rows(
         for start in range(0, len(x), batch_size)
     ]
     weighted = batches[0][1] is not None
-    return [
-        LayerRows(
-            below=torch.cat([_with_ones(samples[k].below) for samples, _ in batches]),
-            current=torch.cat([_with_ones(samples[k].current) for samples, _ in batches]),
-            gradient=torch.cat([samples[k].gradient.double() for samples, _ in batches]),
-            weights=(
-                torch.cat([_row_weights(w, samples[k]).double() for samples, w in batches])
-                if weighted
-                else None
-            ),
-            positions=batches[0][0][k].positions,
-            pooled=batches[0][0][k].pooled,
+    rows = []
+    for k in range(len(layers)):
+        positions, pooled = batches[0][0][k].positions, batches[0][0][k].pooled
+        # A block has a row per (example, position), or a patch per (example, position) under
+        # the pooling: it is scored on the first examples', whole batches, up to ROW_BUDGET.
+        examples = math.ceil(ROW_BUDGET / (positions * pooled))
+        kept = batches[: max(1, math.ceil(examples / batch_size))]
+        rows.append(
+            LayerRows(
+                below=torch.cat([_with_ones(samples[k].below) for samples, _ in kept]),
+                current=torch.cat([_with_ones(samples[k].current) for samples, _ in kept]),
+                gradient=torch.cat([samples[k].gradient.double() for samples, _ in kept]),
+                weights=(
+                    torch.cat([_row_weights(w, samples[k]).double() for samples, w in kept])
+                    if weighted
+                    else None
+                ),
+                positions=positions,
+                pooled=pooled,
+            )
         )
-        for k in range(len(layers))
-    ]
+    return rows
 
 
 def _samples(
