@@ -63,7 +63,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -71,9 +70,8 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gromo_peer import accuracy, train_epochs, update_and_apply  # noqa: E402
+from gromo_peer import PeerData, accuracy, grow_and_train, update_and_apply  # noqa: E402
 
-STATISTICS_ROWS = 2048
 STATISTICS_BATCH = 256
 LINE_SEARCH_ROWS = 512
 
@@ -211,29 +209,19 @@ def run_gromo_conv(
     return accuracy, size, timings and the final channels of each block."""
     started = time.perf_counter()
     torch.manual_seed(seed)
-
-    def tensors(x, y):
-        return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
-
-    xt, yt = tensors(x_train, y_train)
-    xv, yv = tensors(x_val, y_val)
-    xs, ys = tensors(x_test, y_test)
-    n_classes = int(max(yt.max(), yv.max(), ys.max()).item()) + 1
-    stat_rows = torch.randperm(xt.shape[0])[:STATISTICS_ROWS]  # fixed for the whole run
-    x_stat, y_stat = xt[stat_rows], yt[stat_rows]
-
-    model = _build_network(xt.shape[1], n_classes, blocks, (xt.shape[2], xt.shape[3]))
-    growth_seconds = 0.0
-    for _ in range(growth_steps):
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        train_epochs(model, optimizer, xt, yt, epochs_between, batch_size)
-        grow_started = time.perf_counter()
-        with warnings.catch_warnings():  # gamma = 0 and pseudo-inverse notices, expected
-            warnings.simplefilter("ignore", UserWarning)
-            _grow(model, x_stat, y_stat, max_new_channels, compute_delta, scheduling)
-        growth_seconds += time.perf_counter() - grow_started
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    train_epochs(model, optimizer, xt, yt, final_epochs, batch_size)
+    data = PeerData.of(x_train, y_train, x_val, y_val, x_test, y_test)
+    xt, xv, xs, yv, ys = data.x_train, data.x_val, data.x_test, data.y_val, data.y_test
+    model = _build_network(xt.shape[1], data.n_classes, blocks, (xt.shape[2], xt.shape[3]))
+    growth_seconds = grow_and_train(
+        model,
+        data,
+        lambda: _grow(model, data.x_stat, data.y_stat, max_new_channels, compute_delta, scheduling),
+        growth_steps,
+        epochs_between,
+        final_epochs,
+        batch_size,
+        lr,
+    )
 
     return {
         "test_accuracy": accuracy(model, xs, ys),

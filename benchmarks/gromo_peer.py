@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -107,6 +108,63 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
     return (model(x).argmax(dim=1) == y).float().mean().item()
 
 
+@dataclass(frozen=True)
+class PeerData:
+    """A peer's tensors: the three parts, the class count, and the fixed rows its growth
+    statistics are taken on (at most ``STATISTICS_ROWS`` training rows, drawn once)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int
+    x_stat: torch.Tensor
+    y_stat: torch.Tensor
+
+    @classmethod
+    def of(cls, x_train, y_train, x_val, y_val, x_test, y_test) -> PeerData:
+        def tensors(x, y):
+            return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+
+        (xt, yt), (xv, yv), (xs, ys) = (
+            tensors(x_train, y_train),
+            tensors(x_val, y_val),
+            tensors(x_test, y_test),
+        )
+        n_classes = int(max(yt.max(), yv.max(), ys.max()).item()) + 1
+        stat_rows = torch.randperm(xt.shape[0])[:STATISTICS_ROWS]  # fixed for the whole run
+        return cls(xt, yt, xv, yv, xs, ys, n_classes, xt[stat_rows], yt[stat_rows])
+
+
+def grow_and_train(
+    model,
+    data: PeerData,
+    grow,
+    growth_steps: int,
+    epochs_between: int,
+    final_epochs: int,
+    batch_size: int,
+    lr: float,
+) -> float:
+    """``growth_steps`` times: Adam (re-created, the layers get new tensors) for
+    ``epochs_between`` epochs, then ``grow()``; then ``final_epochs`` more. Returns the
+    seconds spent growing."""
+    growth_seconds = 0.0
+    for _ in range(growth_steps):
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        train_epochs(model, optimizer, data.x_train, data.y_train, epochs_between, batch_size)
+        grow_started = time.perf_counter()
+        with warnings.catch_warnings():  # gamma = 0 and pseudo-inverse notices, expected
+            warnings.simplefilter("ignore", UserWarning)
+            grow()
+        growth_seconds += time.perf_counter() - grow_started
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    train_epochs(model, optimizer, data.x_train, data.y_train, final_epochs, batch_size)
+    return growth_seconds
+
+
 def run_gromo(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -128,37 +186,26 @@ def run_gromo(
 
     started = time.perf_counter()
     torch.manual_seed(seed)
-    cpu = torch.device("cpu")
-
-    def tensors(x, y):
-        return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
-
-    xt, yt = tensors(x_train, y_train)
-    xv, yv = tensors(x_val, y_val)
-    xs, ys = tensors(x_test, y_test)
-    n_classes = int(max(yt.max(), yv.max(), ys.max()).item()) + 1
-    stat_rows = torch.randperm(xt.shape[0])[:STATISTICS_ROWS]  # fixed for the whole run
-    x_stat, y_stat = xt[stat_rows], yt[stat_rows]
-
+    data = PeerData.of(x_train, y_train, x_val, y_val, x_test, y_test)
+    xt, xv, xs, yv, ys = data.x_train, data.x_val, data.x_test, data.y_val, data.y_test
     model = GrowingMLP(
         in_features=xt.shape[1],
-        out_features=n_classes,
+        out_features=data.n_classes,
         hidden_size=1,
         number_hidden_layers=1,
         activation=nn.ReLU(),
-        device=cpu,
+        device=torch.device("cpu"),
     )
-    growth_seconds = 0.0
-    for _ in range(growth_steps):
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        train_epochs(model, optimizer, xt, yt, epochs_between, batch_size)
-        grow_started = time.perf_counter()
-        with warnings.catch_warnings():  # gamma = 0 and pseudo-inverse notices, expected
-            warnings.simplefilter("ignore", UserWarning)
-            _grow(model, x_stat, y_stat, max_new_neurons, compute_delta)
-        growth_seconds += time.perf_counter() - grow_started
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    train_epochs(model, optimizer, xt, yt, final_epochs, batch_size)
+    growth_seconds = grow_and_train(
+        model,
+        data,
+        lambda: _grow(model, data.x_stat, data.y_stat, max_new_neurons, compute_delta),
+        growth_steps,
+        epochs_between,
+        final_epochs,
+        batch_size,
+        lr,
+    )
 
     return {
         "test_accuracy": accuracy(model, xs, ys),
