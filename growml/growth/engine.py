@@ -193,20 +193,18 @@ class GrowthEngine:
         )
         stalled = self._failures >= self.config.max_failures
         deeper = self._deeper(model, options, x_stats, target_stats, stalled)
-        if stalled and deeper is None:
-            reason = self._validation_stop()
-            return [self._event(model, epoch, started, reason, evidence, finished=True)]
         if deeper is not None:
             option, network = deeper
             event = self._grow(
                 model, optimizer, x_stats, target_stats, option, epoch, started, network
             )
             if event.added:
-                self._failures = 0  # a new block: widening starts over
+                if stalled:  # a block instead of stopping: widening starts over
+                    self._failures = 0
                 return self._grew([event])
-            if stalled:
-                reason = self._validation_stop()
-                return [self._event(model, epoch, started, reason, evidence, finished=True)]
+        if stalled:
+            reason = self._validation_stop()
+            return [self._event(model, epoch, started, reason, evidence, finished=True)]
         layers = self._choose(model, options)
         if not layers:
             if evidence is not None and self._underfitting():
