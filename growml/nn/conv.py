@@ -207,19 +207,13 @@ class GrowingConvNet(GrowingMLP):
                 f"got {position}"
             )
         reference = self.weights[position - 1]
-        channels = reference.shape[0]
-        kernel = torch.zeros(channels, channels, *self.kernel, dtype=reference.dtype)
+        channels, dtype = reference.shape[0], reference.dtype
+        kernel = torch.zeros(channels, channels, *self.kernel, dtype=dtype)
         centre_h, centre_w = self.kernel[0] // 2, self.kernel[1] // 2
-        kernel[:, :, centre_h, centre_w] = torch.eye(channels, dtype=reference.dtype)
-        weights, biases = list(self.weights), list(self.biases)
-        weights.insert(position, nn.Parameter(kernel))
-        biases.insert(position, nn.Parameter(torch.zeros(channels, dtype=reference.dtype)))
-        self.weights, self.biases = nn.ParameterList(weights), nn.ParameterList(biases)
-        self._layers = tuple(zip(self.weights, self.biases, strict=True))
+        kernel[:, :, centre_h, centre_w] = torch.eye(channels, dtype=dtype)
         self.block_strides.insert(position, 1)
         self.conv_layers += 1
-        if optimizer is not None:
-            optimizer.param_groups[0]["params"] = list(self.parameters())
+        self._insert_parameters(position, kernel, torch.zeros(channels, dtype=dtype), optimizer)
 
     def match_layers(
         self, weights: Mapping[str, Tensor], optimizer: Optimizer | None = None
@@ -240,13 +234,9 @@ class GrowingConvNet(GrowingMLP):
             *range(self.conv_layers, self.conv_layers + dense),
             self.n_hidden_layers,
         ]
-        self.weights = nn.ParameterList([self.weights[k] for k in keep])
-        self.biases = nn.ParameterList([self.biases[k] for k in keep])
-        self._layers = tuple(zip(self.weights, self.biases, strict=True))
         del self.block_strides[blocks:]
         self.conv_layers = blocks
-        if optimizer is not None:
-            optimizer.param_groups[0]["params"] = list(self.parameters())
+        self._keep_layers(keep, optimizer)
 
     # ------------------------------------------------------------------------------ forward
 

@@ -394,19 +394,24 @@ class GrowingMLP(nn.Module):
                 f"got {position}"
             )
         width = self.hidden_widths[position - 1]
-        reference = self.weights[position - 1]
-        weight = nn.Parameter(torch.eye(width, dtype=reference.dtype))
-        bias = nn.Parameter(torch.zeros(width, dtype=reference.dtype))
+        dtype = self.weights[position - 1].dtype
+        weight = torch.eye(width, dtype=dtype)
+        self._insert_parameters(position, weight, torch.zeros(width, dtype=dtype), optimizer)
+
+    def _insert_parameters(
+        self, position: int, weight: Tensor, bias: Tensor, optimizer: Optimizer | None
+    ) -> None:
+        """Make ``weight`` and ``bias`` layer ``position``'s parameters, the layers from there
+        on moving up one; they join ``optimizer``'s group in the network's parameter order."""
         weights, biases = list(self.weights), list(self.biases)
-        weights.insert(position, weight)
-        biases.insert(position, bias)
+        weights.insert(position, nn.Parameter(weight))
+        biases.insert(position, nn.Parameter(bias))
         self.weights, self.biases = nn.ParameterList(weights), nn.ParameterList(biases)
         self._layers = tuple(zip(self.weights, self.biases, strict=True))
         if self.masks is not None:
-            self.masks.insert(position, torch.ones_like(weight.data))
+            self.masks.insert(position, torch.ones_like(weight))
         if optimizer is not None:
-            group = optimizer.param_groups[0]
-            group["params"] = list(self.parameters())
+            optimizer.param_groups[0]["params"] = list(self.parameters())
 
     def match_layers(
         self, weights: Mapping[str, Tensor], optimizer: Optimizer | None = None
@@ -420,13 +425,16 @@ class GrowingMLP(nn.Module):
         layers = sum(name.startswith("weights.") for name in weights) - 1
         while self.n_hidden_layers < layers:
             self.insert_layer(self.n_hidden_layers, optimizer)
-        if layers < self.n_hidden_layers:
-            keep = [*range(layers), self.n_hidden_layers]
-            self.weights = nn.ParameterList([self.weights[k] for k in keep])
-            self.biases = nn.ParameterList([self.biases[k] for k in keep])
-            self._layers = tuple(zip(self.weights, self.biases, strict=True))
-            if self.masks is not None:
-                self.masks = [self.masks[k] for k in keep]
+        self._keep_layers([*range(layers), self.n_hidden_layers], optimizer)
+
+    def _keep_layers(self, keep: list[int], optimizer: Optimizer | None) -> None:
+        """Keep only layers ``keep`` (indices, in order, the output layer's last); ``optimizer``'s
+        group follows the network's parameters."""
+        self.weights = nn.ParameterList([self.weights[k] for k in keep])
+        self.biases = nn.ParameterList([self.biases[k] for k in keep])
+        self._layers = tuple(zip(self.weights, self.biases, strict=True))
+        if self.masks is not None:
+            self.masks = [self.masks[k] for k in keep]
         if optimizer is not None:
             optimizer.param_groups[0]["params"] = list(self.parameters())
 
