@@ -259,8 +259,10 @@ def _conv_rows(model: Any) -> dict[str, str]:
         "input shape": " × ".join(str(n) for n in model.input_shape or []),
         "convolution": f"{blocks} blocks, kernel {model.kernel_size}, strides "
         f"{', '.join(str(s) for s in model.strides)}, "
-        f"channels {', '.join(str(w) for w in model.hidden_widths[:blocks])}; global average "
-        "pooling; dense widths " + (", ".join(str(w) for w in head) or "none"),
+        f"channels {', '.join(str(w) for w in model.hidden_widths[:blocks])}; "
+        + ("flattened" if model.head == "flatten" else "global average pooling")
+        + "; dense widths "
+        + (", ".join(str(w) for w in head) or "none"),
     }
 
 

@@ -157,8 +157,8 @@ class ModelConfig(Section):
     arch: Literal["mlp", "conv"] = Field(
         "mlp",
         description="mlp: dense layers over the columns; conv: convolution blocks over each "
-        "row as a signal or an image, global average pooling, then the dense layers of "
-        "model.hidden_widths (docs/conv-growth.md).",
+        "row as a signal or an image, global average pooling or flattening (model.head), "
+        "then the dense layers of model.hidden_widths (docs/conv-growth.md).",
     )
     channels: list[Annotated[int, Strict(), Field(ge=1, le=MAX_WIDTH)]] = Field(
         [1, 1, 1],
@@ -175,6 +175,12 @@ class ModelConfig(Section):
         "3 for an image).",
     )
     stride: int = Field(2, ge=1, le=8, description="model.arch=conv: the blocks' stride.")
+    head: Literal["pool", "flatten"] = Field(
+        "pool",
+        description="model.arch=conv: how the dense layers read the last block's map: pool, "
+        "each channel's mean over the positions; flatten, every value, so they know where a "
+        "feature is.",
+    )
     input_shape: list[Annotated[int, Strict(), Field(ge=1)]] | None = Field(
         None,
         min_length=2,
@@ -206,6 +212,11 @@ class ModelConfig(Section):
             raise ValueError(
                 f"model.embedding={self.embedding} embeds the columns of an MLP; "
                 "model.arch=conv convolves the values themselves: use model.embedding=none."
+            )
+        if self.arch != "conv" and self.head != "pool":
+            raise ValueError(
+                f"model.head={self.head} says how dense layers read the last convolution "
+                "block; it needs model.arch=conv."
             )
         return self
 

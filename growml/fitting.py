@@ -229,6 +229,7 @@ def _conv_network(
         activation=model.activation,
         init_scale=model.init_scale,
         generator=generator,
+        head=model.head,
     )
     positions = sum(c * h * w for c, (h, w) in zip(model.channels, network.map_shapes, strict=True))
     activations = config.train.batch_size * (columns + positions) * 4 * 3

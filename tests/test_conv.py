@@ -16,18 +16,25 @@ from growml.nn.conv import ConvLayer, GrowingConvNet, network_from_spec
 from growml.nn.growable import Candidate, pooled_mean
 from growml.nn.mlp import HiddenLayer, ModelSpec
 
-# (input shape, hidden widths, conv layers, kernel, stride)
+# (input shape, hidden widths, conv layers, kernel, stride, head)
 ARCHITECTURES = [
-    ((1, 20), [3, 4, 5], 2, 5, 2),  # a signal: two blocks and a dense layer
-    ((2, 9), [3, 2], 2, 3, 1),  # two channels, stride 1, no dense hidden layer
-    ((1, 7, 6), [3, 4, 2], 2, 3, 2),  # an image, rectangular
-    ((3, 5, 5), [4], 1, 3, 1),  # one block straight into the output
+    ((1, 20), [3, 4, 5], 2, 5, 2, "pool"),  # a signal: two blocks and a dense layer
+    ((2, 9), [3, 2], 2, 3, 1, "pool"),  # two channels, stride 1, no dense hidden layer
+    ((1, 7, 6), [3, 4, 2], 2, 3, 2, "pool"),  # an image, rectangular
+    ((3, 5, 5), [4], 1, 3, 1, "pool"),  # one block straight into the output
+    ((1, 20), [3, 4, 5], 2, 5, 2, "flatten"),
+    ((1, 7, 6), [3, 4, 2], 2, 3, 2, "flatten"),
+    ((3, 5, 5), [4], 1, 3, 1, "flatten"),  # the flattened map straight into the output
 ]
 
 
-def _network(shape, widths, blocks, kernel, stride, outputs=3, seed=0) -> GrowingConvNet:
+def _network(
+    shape, widths, blocks, kernel, stride, head="pool", outputs=3, seed=0
+) -> GrowingConvNet:
     generator = torch.Generator().manual_seed(seed)
-    net = GrowingConvNet(shape, widths, outputs, blocks, kernel, stride, generator=generator)
+    net = GrowingConvNet(
+        shape, widths, outputs, blocks, kernel, stride, generator=generator, head=head
+    )
     return net.double()
 
 
@@ -53,11 +60,14 @@ def _torch_reference(net: GrowingConvNet) -> nn.Module:
             conv.weight.data = weight.detach()[:, :, 0] if signal else weight.detach().clone()
             conv.bias.data = bias.detach().clone()
             layers += [conv, nn.ReLU()]
-            if index == net.conv_layers - 1:
+            if index == net.conv_layers - 1 and net.head == "pool":
                 layers += [nn.Flatten(2), nn.AdaptiveAvgPool1d(1), nn.Flatten()]
+            elif index == net.conv_layers - 1:
+                layers += [nn.Flatten()]
         else:
+            weight = weight.detach().flatten(1)  # a flatten head's (out, channels, positions)
             linear = nn.Linear(weight.shape[1], weight.shape[0]).double()
-            linear.weight.data, linear.bias.data = weight.detach().clone(), bias.detach().clone()
+            linear.weight.data, linear.bias.data = weight.clone(), bias.detach().clone()
             layers += [linear, nn.ReLU()]
     return nn.Sequential(*layers[:-1])
 
@@ -99,7 +109,11 @@ def _candidate(layer, units: int, seed: int, update: bool = True) -> Candidate:
     generator = torch.Generator().manual_seed(seed)
     alpha = torch.randn(units, layer.fan_in + 1, generator=generator, dtype=torch.float64)
     omega = torch.randn(layer.fan_out, units, generator=generator, dtype=torch.float64)
-    move = torch.randn(layer.fan_out, layer.width + 1, generator=generator, dtype=torch.float64)
+    # The move of the next layer's weights that read this layer: under a flatten head, one
+    # per (channel, position).
+    following = layer.model.weights[layer.index + 1]
+    moved = following.shape[1] * (following.shape[2] if following.dim() == 3 else 1)
+    move = torch.randn(layer.fan_out, moved + 1, generator=generator, dtype=torch.float64)
     return Candidate(layer.index, alpha, omega, move if update else None, linear=True)
 
 
@@ -222,6 +236,67 @@ def test_spec_round_trip():
     x = _rows((1, 7, 6))
     torch.testing.assert_close(rebuilt.double()(x), net(x))
     assert "conv_layers" not in ModelSpec(4, (2,), 1).to_dict()
+
+
+def test_a_flatten_head_reads_every_position_and_a_channel_costs_them_all():
+    net = _network((1, 7, 6), [3, 4, 2], 2, 3, 2, "flatten")
+    first, second, dense = net.growable_layers()
+    positions = 2 * 2  # 7 × 6 → 4 × 3 → 2 × 2
+    assert net.map_shapes[-1] == (2, 2) and net.weights[2].shape == (2, 4, positions)
+    assert dense.fan_in == 4 * positions
+    assert second.unit_cost() == 3 * 9 + 1 + 2 * positions  # a column at every position
+    before = net.n_parameters()
+    second.add_units(torch.zeros(1, 27), torch.zeros(1), torch.ones(2, 1), None)
+    assert net.n_parameters() - before == second.unit_cost()
+    # A new channel meets the head with ω / P at each of its positions: ω times its mean.
+    torch.testing.assert_close(net.weights[2][:, 4], torch.full((2, 4), 0.25, dtype=torch.float64))
+    torch.testing.assert_close(second.outgoing()[:, 4], torch.ones(2, dtype=torch.float64))
+    before = net.n_parameters()
+    dense.add_units(torch.zeros(1, 5 * positions), torch.zeros(1), torch.zeros(3, 1), None)
+    assert net.n_parameters() - before == dense.unit_cost() == 5 * positions + 1 + 3
+
+
+def test_a_flatten_head_survives_the_spec():
+    net = _network((1, 7, 6), [3, 4, 2], 2, 3, 2, "flatten")
+    data = net.spec().to_dict()
+    assert data["head"] == "flatten"
+    rebuilt = network_from_spec(ModelSpec.from_dict(data))
+    rebuilt.load_state_dict(net.state_dict())
+    x = _rows((1, 7, 6))
+    torch.testing.assert_close(rebuilt.double()(x), net(x), rtol=0, atol=0)
+    assert "head" not in ModelSpec(4, (2,), 1).to_dict()
+
+
+def _expressed_channels(head: str) -> GrowingConvNet:
+    """One block of four channels, all active on the rows (large biases), channel 3 an affine
+    combination of channels 0 and 1 and channel 2 a positive multiple of channel 0."""
+    net = _network((2, 5, 5), [4, 3], 1, 3, 1, head)
+    with torch.no_grad():
+        kernel, bias = net.weights[0], net.biases[0]
+        bias[:2] = 20.0
+        kernel[3], bias[3] = 0.5 * kernel[0] - 1.5 * kernel[1], 0.5 * bias[0] - 1.5 * bias[1] + 60
+        kernel[2], bias[2] = 2.5 * kernel[0], 2.5 * bias[0]
+    return net
+
+
+@pytest.mark.parametrize("head", ["pool", "flatten"])
+def test_a_channel_the_others_express_is_trimmed_and_a_twin_merged_leaving_the_function(head):
+    """Every channel is an affine function of the patch wherever it is active, so channel 3
+    is 0.5·channel 0 − 1.5·channel 1 + 60 at every (row, position): least squares finds
+    that, and moving each position's column of the head (or the pooled column) alike keeps
+    the function exactly."""
+    from growml.growth import removal
+
+    net = _expressed_channels(head)
+    x = _rows((2, 5, 5), n=30)
+    before = net(x).detach()
+    reconstruction = removal.Reconstruction(net, x, ridge=0.0)
+    removal.remove(net, [(0, 3)], reconstruction, None)
+    assert net.hidden_widths == [3, 3]
+    torch.testing.assert_close(net(x), before, rtol=1e-8, atol=1e-8)
+    assert removal.merge_twins(net, None) == [1, 0]
+    assert net.hidden_widths == [2, 3]
+    torch.testing.assert_close(net(x), before, rtol=1e-8, atol=1e-8)
 
 
 def test_remove_channels_keeps_the_others():

@@ -25,11 +25,12 @@ from growml.nn.conv import GrowingConvNet, network_from_spec
 from growml.nn.mlp import GrowingMLP, ModelSpec
 from growml.train.stopping import EarlyStopping
 
-# (input shape, hidden widths, conv layers, kernel, stride)
+# (input shape, hidden widths, conv layers, kernel, stride, head)
 ARCHITECTURES = [
-    ((1, 20), [3, 4, 5], 2, 5, 2),  # a signal: two blocks and a dense layer
-    ((1, 7, 6), [3, 4, 2], 2, 3, 2),  # an image, rectangular
-    ((3, 5, 5), [4], 1, 3, 1),  # one block straight into the output
+    ((1, 20), [3, 4, 5], 2, 5, 2, "pool"),  # a signal: two blocks and a dense layer
+    ((1, 7, 6), [3, 4, 2], 2, 3, 2, "pool"),  # an image, rectangular
+    ((3, 5, 5), [4], 1, 3, 1, "pool"),  # one block straight into the output
+    ((1, 7, 6), [3, 4, 2], 2, 3, 2, "flatten"),  # the block on top keeps the head's positions
 ]
 
 
@@ -42,9 +43,9 @@ def _perturb(net, generator_seed=2):
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_an_inserted_block_leaves_the_function_exactly_unchanged(architecture):
-    shape, widths, blocks, kernel, stride = architecture
+    shape, widths, blocks, kernel, stride, head = architecture
     for position in range(1, blocks + 1):
-        net = _network(shape, widths, blocks, kernel, stride)
+        net = _network(shape, widths, blocks, kernel, stride, head)
         x = 3 * _rows(shape, n=20)
         before = net(x)
         net.insert_layer(position)
@@ -92,17 +93,17 @@ def test_the_strides_survive_the_spec_and_the_inserted_block_its_optimizer():
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_a_network_takes_the_layers_of_weights_from_before_or_after_an_insertion(architecture):
-    shape, widths, blocks, kernel, stride = architecture
+    shape, widths, blocks, kernel, stride, head = architecture
     x = _rows(shape, n=10)
-    start = _network(shape, widths, blocks, kernel, stride)
-    deep = _network(shape, widths, blocks, kernel, stride)
+    start = _network(shape, widths, blocks, kernel, stride, head)
+    deep = _network(shape, widths, blocks, kernel, stride, head)
     optimizer = torch.optim.Adam(deep.parameters())
     deep.insert_layer(blocks, optimizer)  # a block on top of the blocks
     if deep.n_hidden_layers > deep.conv_layers:  # and a dense layer below the output
         deep.insert_layer(deep.n_hidden_layers, optimizer)
     _perturb(deep)
     # The starting network takes the deepened one's layers ...
-    grown = _network(shape, widths, blocks, kernel, stride)
+    grown = _network(shape, widths, blocks, kernel, stride, head)
     weights = dict(deep.named_parameters())
     grown.match_layers(weights)
     grown.load_state_dict(deep.state_dict())

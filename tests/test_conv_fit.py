@@ -74,6 +74,30 @@ def test_export_has_parity(digits_run, tmp_path):
     )
 
 
+def test_a_flatten_head_grows_exports_with_parity_and_says_so(tmp_path):
+    out = tmp_path / "run"
+    config = _config(
+        "digits", ("model.channels", [1, 1]), ("model.head", "flatten"), ("train.epochs", 25)
+    )
+    result = growml.fit(config, out=out)
+    model = json.loads((out / "model.json").read_text())
+    assert model["head"] == "flatten" and model["strides"] == [2, 2]
+    widths = result.metrics["hidden_widths"]
+    assert sum(widths[:2]) > 2 and result.metrics["test"]["accuracy"] > 0.8
+    run = growml.load_run(out)
+    assert tuple(run.model.weights[2].shape) == (widths[2], widths[1], 2 * 2)  # 8 → 4 → 2
+    rows = result.data.raw_test
+    labels = run.predict(rows)
+    target = result.data.target_encoder.decode(result.data.y_test)
+    accuracy = float(np.mean(np.asarray(labels) == np.asarray(target)))
+    assert accuracy == pytest.approx(result.metrics["test"]["accuracy"], abs=1e-9)
+    exported = growml.export_run(out, tmp_path / "model.onnx")
+    assert exported.parity.agrees and exported.parity.max_difference <= TOLERANCE
+    np.testing.assert_array_equal(growml.load_onnx(exported.path).predict(rows), labels)
+    report = invoke("report", out)
+    assert "flattened; dense widths" in report.output, report.output
+
+
 def _signal_csv(path, channels=2, length=12, rows=300, seed=0):
     """Two-channel signals whose class is whether channel 1 holds a bump or a dip, anywhere."""
     generator = np.random.default_rng(seed)
@@ -132,6 +156,8 @@ def test_resume_ends_as_the_uninterrupted_fit(tmp_path):
         (["digits", "--arch", "conv", "--set", "model.kernel_size=4"], "must be odd"),
         (["digits", "--arch", "rnn"], "model.arch"),
         (["digits", "--arch", "conv", "--set", "model.input_shape=[64]"], "model.input_shape"),
+        (["digits", "--set", "model.head=flatten"], "it needs model.arch=conv"),
+        (["digits", "--arch", "conv", "--set", "model.head=dense"], "model.head"),
     ],
 )
 def test_wrong_shapes_and_options_are_one_sentence(tmp_path, arguments, expected):

@@ -145,13 +145,18 @@ def _conv_shape(model: GrowingMLP) -> ConvShape | None:
         kernel=model.kernel,
         strides=tuple(model.strides),
         padding=model.padding,
+        head=model.head,
     )
 
 
 def build_run_model(run: Run, opset: int = DEFAULT_OPSET, grouped: bool = True) -> onnx.ModelProto:
     """The ONNX model of a loaded run, unchecked and unverified."""
     network = NetworkWeights(
-        layers=[(weight.numpy(), bias.numpy()) for weight, bias in run.model.folded_layers()],
+        layers=[
+            # a flatten head's first weight (out, channels, positions) as the Gemm's (out, in)
+            (weight.flatten(1).numpy() if weight.dim() == 3 else weight.numpy(), bias.numpy())
+            for weight, bias in run.model.folded_layers()
+        ],
         activation=run.model.activation.name,
         embedding=_embedding_weights(run.model.embedding),
         convolution=_conv_shape(run.model),

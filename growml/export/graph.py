@@ -95,14 +95,15 @@ class ConvShape:
     """How a convolutional network reads its row (``growml/nn/conv.py``): the row as an image
     (C, H, W) (H = 1 for a signal), then ``blocks`` convolutions of ``kernel`` (kh, kw) with
     zero ``padding`` (ph, pw) and each block's (sh, sw) of ``strides``, the first ``blocks`` of
-    ``layers`` (kernels of shape (out, in, kh, kw)), then global average pooling before the
-    dense layers."""
+    ``layers`` (kernels of shape (out, in, kh, kw)), then global average pooling (``head``
+    ``pool``) or flattening (``flatten``) before the dense layers."""
 
     image: tuple[int, int, int]
     blocks: int
     kernel: tuple[int, int]
     strides: tuple[tuple[int, int], ...]
     padding: tuple[int, int]
+    head: str = "pool"
 
 
 def build_model(
@@ -202,7 +203,7 @@ def _convolutions(
     graph: Graph, features: str, order: list[int], network: NetworkWeights, opset: int
 ) -> str:
     """The blocks of a convolutional network, from the prepared features (graph column j is
-    prepared column ``order[j]``) to the pooled vector the dense layers read."""
+    prepared column ``order[j]``) to the vector the dense layers read."""
     shape = network.convolution
     assert shape is not None
     if list(order) != list(range(len(order))):
@@ -234,6 +235,8 @@ def _convolutions(
             pads=[*shape.padding, *shape.padding],
         )
         hidden = _activation(graph, network.activation, hidden, layer, opset)
+    if shape.head == "flatten":
+        return graph.node("Flatten", [hidden], "flattened", axis=1)
     pooled = graph.node("GlobalAveragePool", [hidden], "pooled_map")
     return graph.node("Flatten", [pooled], "pooled", axis=1)
 

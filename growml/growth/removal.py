@@ -8,8 +8,9 @@ removal lets the kept neurons of the layer take over what they can of the remove
 (``growml.growth.trim``) decides which neurons go; the formulas: ``docs/trimming.md``.
 
 A convolution block's channels are its neurons: their activations at every (row, position)
-are the regression's rows, and the next block moves each kernel tap alike; a block read by
-the pooling is regressed on its pooled activations, which is all the head reads.
+are the regression's rows, and the next block moves each kernel tap alike (a flatten head's
+first layer each position's column alike); a block read by the pooling is regressed on its
+pooled activations, which is all the head reads.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Reconstruction:
             cache = model.forward_cached(x.to(model.weights[0].dtype))
         self.grams = []
         for layer in model.growable_layers():
-            h = cache.inputs[layer.index + 1].double()
+            h = model.unit_activations(cache, layer.index).double()
             if h.dim() == 4:  # a block's maps: one row per (row, position)
                 h = map_rows(h)
             z = torch.cat([h, torch.ones(len(h), 1, dtype=torch.float64)], 1)
@@ -58,7 +59,7 @@ class Reconstruction:
         """The change (fan_out, width + 1) of the next layer's weights (and bias, last column)
         that removes ``removed`` from hidden ``layer`` and lets the kept neurons take over;
         (fan_out, width + 1, kh, kw) when the next layer is a block, one change per tap (the
-        bias's taps add up)."""
+        bias's taps add up), and (fan_out, width + 1, positions) for a flatten head."""
         gram = self.grams[layer]
         size = len(gram)
         gone = torch.as_tensor(sorted(removed), dtype=torch.long)

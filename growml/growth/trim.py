@@ -172,7 +172,7 @@ def contribution_sizes(model: GrowingMLP, x: Tensor) -> Callable[[], dict[Neuron
             cache = model.forward_cached(x)
         found = {}
         for layer in model.growable_layers():
-            activations = cache.inputs[layer.index + 1]  # a block's: (rows, channels, h, w)
+            activations = model.unit_activations(cache, layer.index)  # a block's: 4-D
             rms = activations.pow(2).transpose(0, 1).reshape(layer.width, -1).mean(1).sqrt()
             outgoing = model.weights[layer.index + 1].detach().transpose(0, 1)
             norms = outgoing.reshape(layer.width, -1).norm(dim=1)

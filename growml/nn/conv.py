@@ -1,6 +1,7 @@
-"""The growable convolutional network: convolution blocks, global average pooling, a dense head.
+"""The growable convolutional network: convolution blocks, a pooling or flatten head, dense layers.
 
-``input (C, L) or (C, H, W) → conv blocks → mean over positions → dense hidden layers → output``
+``input (C, L) or (C, H, W) → conv blocks → mean over positions, or flatten → dense hidden layers
+→ output``
 
 Each block is a convolution (an odd kernel k, a stride, zero padding k // 2) followed by the
 activation; the first ``conv_layers`` hidden widths are the blocks' output channels, the rest
@@ -13,7 +14,10 @@ a ``GrowableLayer``: a new channel's kernel reads an input patch, so the growth 
 unchanged on the unfolded patches, one statistics row per (example, position)
 (docs/conv-growth.md). The weights of all layers live in ``weights`` / ``biases`` as in
 ``GrowingMLP`` (kernels of shape (out, in, kh, kw) first), so growth, shrinking, optimizer state
-and checkpoints treat them alike; the dense layers are ``HiddenLayer``s.
+and checkpoints treat them alike; the dense layers are ``HiddenLayer``s. Under the flatten head,
+the first dense weight is (out, channels, positions): its second axis is the last block's
+channels, as a block's next kernel's is, so adding, removing and merging a channel act on one
+index there too.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ from growml.nn.mlp import GrowingMLP, HiddenLayer, ModelSpec
 @dataclass
 class ConvCache(ForwardCache):
     """``ForwardCache`` of a convolutional network: ``inputs[k]`` of a block is its input map,
-    ``inputs[conv_layers]`` the pooled vector the head reads; ``last_map`` the last block's
-    output before pooling."""
+    ``inputs[conv_layers]`` the vector the head reads (pooled, or the flattened map);
+    ``last_map`` the last block's output before pooling or flattening."""
 
     last_map: Tensor | None = None
 
@@ -47,9 +51,13 @@ def conv_output_length(length: int, kernel: int, stride: int) -> int:
     return (length + 2 * (kernel // 2) - kernel) // stride + 1
 
 
+# How the dense layers read the last block's map: its mean over positions, or every value.
+HEADS = ("pool", "flatten")
+
+
 class GrowingConvNet(GrowingMLP):
-    """Convolution blocks, global average pooling and a dense head, whose channels and widths
-    can grow and shrink.
+    """Convolution blocks, global average pooling (or flattening) and a dense head, whose
+    channels and widths can grow and shrink.
 
     Args:
         input_shape: (channels, length) of a signal or (channels, height, width) of an image.
@@ -61,6 +69,9 @@ class GrowingConvNet(GrowingMLP):
             growth has stride 1, ``insert_layer``).
         activation, init_scale, generator: as ``GrowingMLP``'s; kernels are initialised as
             PyTorch's ``nn.Conv2d``, U(±1/√fan_in) with fan_in = in_channels × kernel area.
+        head: ``pool``, the dense layers read each channel's mean over the last block's
+            positions; ``flatten``, every value of the last map (channel-major, as
+            ``torch.flatten`` reads it).
     """
 
     def __init__(
@@ -74,6 +85,7 @@ class GrowingConvNet(GrowingMLP):
         activation: str = "relu",
         init_scale: float = 1.0,
         generator: torch.Generator | None = None,
+        head: str = "pool",
     ) -> None:
         nn.Module.__init__(self)
         shape = tuple(int(n) for n in input_shape)
@@ -92,6 +104,8 @@ class GrowingConvNet(GrowingMLP):
                 f"kernel_size must be odd and there must be one stride per block (got "
                 f"{kernel_size}, {strides} for {conv_layers} blocks)"
             )
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if min(strides) < 1:
             raise ValueError(f"every stride must be at least 1, got {strides}")
         if min([*hidden_widths, output_size]) < 1:
@@ -102,6 +116,7 @@ class GrowingConvNet(GrowingMLP):
         self.conv_layers = conv_layers
         self.kernel_size = kernel_size
         self.block_strides = strides
+        self.head = head
         self.activation = get_activation(activation)
         signal = len(shape) == 2
         self.image_shape = (shape[0], 1, shape[1]) if signal else shape
@@ -116,8 +131,12 @@ class GrowingConvNet(GrowingMLP):
         ]
         sizes = [channels[-1], *hidden_widths[conv_layers:], output_size]
         shapes += [(out, inp) for inp, out in zip(sizes, sizes[1:], strict=False)]
+        if head == "flatten":
+            shapes[conv_layers] = (*shapes[conv_layers], math.prod(self.map_shapes[-1]))
         for weight_shape in shapes:
-            fan_in = weight_shape[1] * (area if len(weight_shape) == 4 else 1)
+            fan_in = (
+                math.prod(weight_shape[1:]) if len(weight_shape) < 4 else weight_shape[1] * area
+            )
             bound = init_scale / math.sqrt(fan_in)
             weight = torch.empty(weight_shape).uniform_(-bound, bound, generator=generator)
             bias = torch.empty(weight_shape[0]).uniform_(-bound, bound, generator=generator)
@@ -170,6 +189,7 @@ class GrowingConvNet(GrowingMLP):
             conv_layers=self.conv_layers,
             kernel_size=self.kernel_size,
             strides=tuple(self.block_strides),
+            head=self.head,
         )
 
     @classmethod
@@ -183,6 +203,7 @@ class GrowingConvNet(GrowingMLP):
             spec.kernel_size,
             spec.strides,
             spec.activation,
+            head=spec.head,
         )
 
     def insert_layer(self, position: int, optimizer: Optimizer | None = None) -> None:
@@ -238,6 +259,14 @@ class GrowingConvNet(GrowingMLP):
         self.conv_layers = blocks
         self._keep_layers(keep, optimizer)
 
+    def unit_activations(self, cache: ForwardCache, layer: int) -> Tensor:
+        """A block's output maps (rows, channels, H, W); the last block's means over its
+        positions under the pooling head, which are all the head reads."""
+        if layer == self.conv_layers - 1 and self.head == "flatten":
+            assert isinstance(cache, ConvCache) and cache.last_map is not None
+            return cache.last_map
+        return cache.inputs[layer + 1]
+
     # ------------------------------------------------------------------------------ forward
 
     def _conv(self, h: Tensor, weight: Tensor, bias: Tensor, block: int) -> Tensor:
@@ -258,9 +287,14 @@ class GrowingConvNet(GrowingMLP):
                 a = self._conv(h, weight, bias, index)
                 continue
             if index == self.conv_layers:
-                h = h.mean((2, 3))
+                h, weight = self._head_input(h), weight.flatten(1)
             a = torch.addmm(bias, h, weight.t())
         return a
+
+    def _head_input(self, last_map: Tensor) -> Tensor:
+        """What the dense layers read of the last block's map (N, C, H, W): (N, C) means or
+        (N, C·H·W) values."""
+        return last_map.flatten(1) if self.head == "flatten" else last_map.mean((2, 3))
 
     def forward(self, x: Tensor) -> Tensor:
         """The network's output (logits for classification)."""
@@ -273,19 +307,19 @@ class GrowingConvNet(GrowingMLP):
         h, last_map = self.image(x), None
         for index, (weight, bias) in enumerate(self._layers[:-1]):
             if index == self.conv_layers:
-                last_map, h = h, h.mean((2, 3))
+                last_map, h = h, self._head_input(h)
             inputs.append(h)
             if index < self.conv_layers:
                 a = self._conv(h, weight, bias, index)
             else:
-                a = h @ weight.t() + bias
+                a = h @ weight.flatten(1).t() + bias
             preactivations.append(a)
             h = self.activation.fn(a)
         if self.conv_layers == self.n_hidden_layers:
-            last_map, h = h, h.mean((2, 3))
+            last_map, h = h, self._head_input(h)
         inputs.append(h)
         weight, bias = self._layers[-1]
-        output = torch.addmm(bias, h, weight.t())
+        output = torch.addmm(bias, h, weight.flatten(1).t())
         return ConvCache(inputs, preactivations, output, last_map=last_map)
 
     def backward(
@@ -310,7 +344,7 @@ class GrowingConvNet(GrowingMLP):
                     )
                     bias.grad = delta.sum((0, 2, 3))
                 else:
-                    weight.grad = torch.mm(delta.t(), layer_input)
+                    weight.grad = torch.mm(delta.t(), layer_input).reshape(weight.shape)
                     bias.grad = delta.sum(0)
             if index == 0:
                 break
@@ -319,10 +353,14 @@ class GrowingConvNet(GrowingMLP):
                     layer_input.shape, weight, delta, self.strides[index], self.padding
                 )
             elif index == self.conv_layers:
-                # The pooled vector is the mean of the last block's map over its positions.
                 last = cache.last_map
-                delta = torch.mm(delta, weight)[:, :, None, None].expand_as(last)
-                delta = delta / (last.shape[2] * last.shape[3])
+                delta = torch.mm(delta, weight.flatten(1))
+                if self.head == "flatten":
+                    delta = delta.reshape(last.shape)
+                else:  # the pooled vector is the mean of the map over its positions
+                    delta = delta[:, :, None, None].expand_as(last) / (
+                        last.shape[2] * last.shape[3]
+                    )
                 layer_input = last
             else:
                 delta = torch.mm(delta, weight)
@@ -334,7 +372,9 @@ class ConvLayer:
     """Block ``index`` of a ``GrowingConvNet`` as a ``GrowableLayer``: a unit is an output
     channel, its incoming weights a kernel (flattened in ``unfold``'s order: channel, then
     kernel position), its outgoing weights the centre tap of the next block's kernel, or a
-    column of the head's first weight after the pooling (docs/conv-growth.md)."""
+    column of the head's first weight after the pooling. Under the flatten head a new channel's
+    outgoing weights start equal at every position, ``ω / P``: it then adds ``ω`` times its
+    mean activation, the pooled head's feature, so it is scored as there (docs/conv-growth.md)."""
 
     def __init__(self, model: GrowingConvNet, index: int) -> None:
         if not 0 <= index < model.conv_layers:
@@ -352,8 +392,13 @@ class ConvLayer:
 
     @property
     def reads_block(self) -> bool:
-        """Whether the next layer is a block (else the pooled head)."""
+        """Whether the next layer is a block (else the head)."""
         return self.index + 1 < self.model.conv_layers
+
+    @property
+    def _flattened(self) -> bool:
+        """Whether the next layer is the dense layer of a flatten head."""
+        return not self.reads_block and self.model.head == "flatten"
 
     @property
     def fan_in(self) -> int:
@@ -380,6 +425,8 @@ class ConvLayer:
     def outgoing(self) -> Tensor:
         if self.reads_block:
             return self._next.detach()[:, :, self._centre()[0], self._centre()[1]]
+        if self._flattened:  # what a channel's mean activation meets, as a new one's ω
+            return self._next.detach().sum(2)
         return self._next.detach()
 
     def _centres(self, maps: Tensor) -> Tensor:
@@ -445,6 +492,9 @@ class ConvLayer:
             taps = outgoing.new_zeros(self.fan_out, units, *self._next.shape[2:])
             taps[:, :, self._centre()[0], self._centre()[1]] = outgoing
             outgoing = taps
+        elif self._flattened:
+            positions = self._next.shape[2]
+            outgoing = outgoing[:, :, None].expand(-1, -1, positions) / positions
         self.model.add_neurons(self.index, kernels, bias, outgoing, optimizer)
 
     def move_outgoing(self, update: Tensor) -> None:
@@ -454,12 +504,12 @@ class ConvLayer:
                 row, column = self._centre()
                 weight[:, :, row, column] += update[:, :-1].to(weight.dtype)
             else:
-                weight.add_(update[:, :-1].to(weight.dtype))
+                weight.add_(update[:, :-1].reshape(weight.shape).to(weight.dtype))
             bias.add_(update[:, -1].to(bias.dtype))
 
 
 def map_rows(maps: Tensor) -> Tensor:
-    """(N, F, H, W) maps as (N·H·W, F) rows, example-major."""
+    """(N, F, H, W) maps (or (N, F, P)) as (N·H·W, F) rows, example-major."""
     return maps.flatten(2).transpose(1, 2).reshape(-1, maps.shape[1])
 
 

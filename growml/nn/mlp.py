@@ -45,12 +45,13 @@ class ModelSpec:
     embedding: dict[str, Any] | None = None  # NumericEmbedding.spec(); None: raw inputs
     feature_gate: bool = False
     # A convolutional network (nn/conv.py): the input's (C, L) or (C, H, W), how many of
-    # hidden_widths are convolution blocks, their kernel and each block's stride. 0 blocks:
-    # an MLP.
+    # hidden_widths are convolution blocks, their kernel, each block's stride and how the
+    # dense layers read the last map (pool or flatten). 0 blocks: an MLP.
     input_shape: tuple[int, ...] | None = None
     conv_layers: int = 0
     kernel_size: int = 0
     strides: tuple[int, ...] = ()
+    head: str = "pool"
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -65,7 +66,7 @@ class ModelSpec:
         if self.conv_layers:
             data["input_shape"] = list(self.input_shape or ())
         else:
-            for name in ("input_shape", "conv_layers", "kernel_size", "strides"):
+            for name in ("input_shape", "conv_layers", "kernel_size", "strides", "head"):
                 del data[name]
         return data
 
@@ -84,6 +85,7 @@ class ModelSpec:
             conv_layers=int(data.get("conv_layers", 0)),
             kernel_size=int(data.get("kernel_size", 0)),
             strides=tuple(int(s) for s in data.get("strides", ())),
+            head=str(data.get("head", "pool")),
         )
 
 
@@ -303,6 +305,11 @@ class GrowingMLP(nn.Module):
         if self.gate is not None and strength > 0:
             self.gate.grad.add_(self.gate.sign(), alpha=strength * GATE_MULTIPLIER)
 
+    def unit_activations(self, cache: ForwardCache, layer: int) -> Tensor:
+        """Hidden layer ``layer``'s activations in ``cache``, (rows, neurons), as the next
+        layer reads them."""
+        return cache.inputs[layer + 1]
+
     # ------------------------------------------------------------------------ shape changes
 
     def add_neurons(
@@ -463,7 +470,7 @@ class HiddenLayer:
 
     @property
     def fan_in(self) -> int:
-        return self.model.weights[self.index].shape[1]
+        return math.prod(self.model.weights[self.index].shape[1:])
 
     @property
     def fan_out(self) -> int:
@@ -520,6 +527,8 @@ class HiddenLayer:
     def add_units(
         self, incoming: Tensor, bias: Tensor, outgoing: Tensor, optimizer: Optimizer | None
     ) -> None:
+        # Rows of the (out, channels, positions) weight a flatten head's first layer has.
+        incoming = incoming.reshape(len(incoming), *self.model.weights[self.index].shape[1:])
         self.model.add_neurons(self.index, incoming, bias, outgoing, optimizer)
 
     def move_outgoing(self, update: Tensor) -> None:

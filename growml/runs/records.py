@@ -140,6 +140,7 @@ class ModelRecord(_Record):
     conv_layers: int = Field(default=0, ge=0)
     kernel_size: int = Field(default=0, ge=0)
     strides: list[PositiveInt] = []
+    head: Literal["pool", "flatten"] = "pool"
     task: Literal["classification", "regression"]
     classes: list[Any] | None = None
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
