@@ -8,6 +8,7 @@ process pool:
   the same recipe);
 * growml's default grown MLP on the same rows (the variant ``mlp``, with the MLP's own
   scaling and recipe);
+* convolutional growth under the flatten head (the variant ``flatten``, ``model.head=flatten``);
 * on the data sets of ``--gromo`` (digits by default), the reference growth library's Conv2d
   growth (``gromo_conv_peer.py``) on each seed's same training, validation and test rows,
   prepared as growml prepares them (one mean and standard deviation per channel), one thread.
@@ -55,6 +56,9 @@ MLP_DEFAULTS = [
     *((f"train.{name}", getattr(TrainConfig(), name)) for name in CONV_DEFAULTS["train"]),
     ("train.weight_decay", TrainConfig().weight_decay),
 ]
+# Growth whose dense layers read every value of the last map.
+FLATTEN = [("model.head", "flatten")]
+VARIANTS = {"mlp": MLP_DEFAULTS, "flatten": FLATTEN}
 
 
 def latency(run_dir: Path) -> dict[str, float]:
@@ -142,13 +146,13 @@ def main() -> None:
                 config,
                 WIDTHS,
                 args.seeds,
-                variants={"mlp": MLP_DEFAULTS},
+                variants=VARIANTS,
                 jobs=args.jobs,
                 out=out,
             )
             document = result.document
             rows = {row["label"]: row for row in document["rows"]}
-            summary = verdict([row for row in document["rows"] if row["label"] != "mlp"])
+            summary = verdict([row for row in document["rows"] if row["label"] not in VARIANTS])
             grown = rows["grown"]
             if not grown["widths"]:
                 raise SystemExit(f"{name}: every growing run failed: {grown['errors']}")
@@ -163,6 +167,7 @@ def main() -> None:
                 / rows[f"fixed {nearest}"]["wall_seconds"],
                 "nearest_fixed": nearest,
                 "conv_minus_mlp": grown["score"]["mean"] - rows["mlp"]["score"]["mean"],
+                "flatten_minus_pool": rows["flatten"]["score"]["mean"] - grown["score"]["mean"],
                 **latency(out / "runs" / f"grown-s{document['seeds'][0]}"),
             }
             if name in args.gromo.split(",") and gromo_conv_available():
@@ -199,15 +204,15 @@ def markdown(report: dict) -> str:
         "for one row, one thread.",
         "",
         "| data | grown conv (widths) | params | best fixed | smallest within 0.5 | gap | "
-        "params / smallest | wall / fixed nearest | grown MLP (params) | gromo Conv2d (params) "
-        "| ONNX µs | torch µs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "params / smallest | wall / fixed nearest | grown, flatten head (params) | grown MLP "
+        "(params) | gromo Conv2d (params) | ONNX µs | torch µs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in report["datasets"].items():
         document, ratios = entry["comparison"], entry["ratios"]
         rows = {row["label"]: row for row in document["rows"]}
-        summary = verdict([row for row in document["rows"] if row["label"] != "mlp"])
-        grown, mlp = rows["grown"], rows["mlp"]
+        summary = verdict([row for row in document["rows"] if row["label"] not in VARIANTS])
+        grown, mlp, flatten = rows["grown"], rows["mlp"], rows["flatten"]
         best, within = summary["best_fixed"], summary["smallest_within"]
         widths = " / ".join(",".join(str(n) for n in w) for w in grown["widths"])
         lines.append(
@@ -224,6 +229,8 @@ def markdown(report: dict) -> str:
                     f"{100 * summary['gap']:+.1f}",
                     f"{summary['parameters_over_smallest_within']:.2f}",
                     f"{ratios['wall_over_fixed_nearest']:.2f} (w{ratios['nearest_fixed']})",
+                    f"{100 * flatten['score']['mean']:.1f} ± {100 * flatten['score']['sd']:.1f} "
+                    f"({flatten['parameters']:.0f})",
                     f"{100 * mlp['score']['mean']:.1f} ({mlp['parameters']:.0f})",
                     _gromo_cell(ratios.get("gromo")),
                     f"{ratios['onnx_us']:.0f}",

@@ -174,7 +174,15 @@ class ModelConfig(Section):
         description="model.arch=conv: the blocks' kernel length, odd (none: 5 for a signal, "
         "3 for an image).",
     )
-    stride: int = Field(2, ge=1, le=8, description="model.arch=conv: the blocks' stride.")
+    stride: (
+        Annotated[int, Strict(), Field(ge=1, le=8)]
+        | list[Annotated[int, Strict(), Field(ge=1, le=8)]]
+        | None
+    ) = Field(
+        None,
+        description="model.arch=conv: the blocks' stride, one for all or one per block (none: "
+        "2 while a block's input is longer than 8 along its shorter side, then 1).",
+    )
     head: Literal["pool", "flatten"] = Field(
         "pool",
         description="model.arch=conv: how the dense layers read the last block's map: pool, "
@@ -212,6 +220,12 @@ class ModelConfig(Section):
             raise ValueError(
                 f"model.embedding={self.embedding} embeds the columns of an MLP; "
                 "model.arch=conv convolves the values themselves: use model.embedding=none."
+            )
+        if isinstance(self.stride, list) and len(self.stride) != len(self.channels):
+            raise ValueError(
+                f"model.stride={self.stride} gives {len(self.stride)} strides for "
+                f"{len(self.channels)} blocks (model.channels): give one per block, or one "
+                "for all."
             )
         if self.arch != "conv" and self.head != "pool":
             raise ValueError(

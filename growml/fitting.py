@@ -27,7 +27,7 @@ from growml.growth.engine import GrowthEngine
 from growml.growth.trim import trim_after_growth
 from growml.losses import Loss, default_loss, make_loss
 from growml.losses.threshold import choose_threshold
-from growml.nn.conv import GrowingConvNet
+from growml.nn.conv import GrowingConvNet, default_strides
 from growml.nn.embeddings import make_embedding
 from growml.nn.mlp import GrowingMLP
 from growml.prune.stage import prune_network
@@ -225,7 +225,9 @@ def _conv_network(
         data.target_encoder.n_outputs,
         conv_layers=len(model.channels),
         kernel_size=kernel,
-        stride=model.stride,
+        stride=default_strides(shape, kernel, len(model.channels))
+        if model.stride is None
+        else model.stride,
         activation=model.activation,
         init_scale=model.init_scale,
         generator=generator,

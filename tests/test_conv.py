@@ -213,6 +213,16 @@ def test_block_rows_are_the_unfolded_patches():
     assert sample.positions == 1 and sample.pooled == 30
 
 
+def test_blocks_halve_their_input_down_to_eight_positions_unless_told():
+    from growml.nn.conv import default_strides
+
+    assert default_strides((1, 40), 5, 3) == [2, 2, 2]  # 40 → 20 → 10 → 5
+    assert default_strides((1, 8, 8), 3, 3) == [1, 1, 1]  # small enough already
+    assert default_strides((1, 28, 28), 3, 3) == [2, 2, 1]  # 28 → 14 → 7 → 7
+    assert default_strides((3, 9, 40), 3, 2) == [2, 1]  # the shorter side decides
+    assert default_strides((1, 17), 3, 4) == [2, 2, 1, 1]
+
+
 def test_layers_and_costs():
     net = _network((1, 20), [3, 4, 5], 2, 5, 2)
     first, second, dense = net.growable_layers()

@@ -36,7 +36,8 @@ def test_digits_grow_as_images(digits_run):
     result, out = digits_run
     model = json.loads((out / "model.json").read_text())
     assert model["input_shape"] == [1, 8, 8]
-    assert (model["conv_layers"], model["kernel_size"], model["strides"]) == (2, 3, [2, 2])
+    # 8 × 8 is small enough already: the blocks keep its resolution (default_strides).
+    assert (model["conv_layers"], model["kernel_size"], model["strides"]) == (2, 3, [1, 1])
     widths = result.metrics["hidden_widths"]
     assert len(widths) == 3 and sum(widths) > 3  # two blocks and a dense layer, grown
     assert result.metrics["test"]["accuracy"] > 0.8  # ten classes: chance is 0.1
@@ -58,7 +59,7 @@ def test_report_names_the_blocks(digits_run):
     report = invoke("report", out)
     assert report.exit_code == 0, report.output
     assert "input shape" in report.output and "1 × 8 × 8" in report.output
-    assert "2 blocks, kernel 3, strides 2, 2" in report.output
+    assert "2 blocks, kernel 3, strides 1, 1" in report.output
 
 
 def test_export_has_parity(digits_run, tmp_path):
@@ -77,7 +78,11 @@ def test_export_has_parity(digits_run, tmp_path):
 def test_a_flatten_head_grows_exports_with_parity_and_says_so(tmp_path):
     out = tmp_path / "run"
     config = _config(
-        "digits", ("model.channels", [1, 1]), ("model.head", "flatten"), ("train.epochs", 25)
+        "digits",
+        ("model.channels", [1, 1]),
+        ("model.head", "flatten"),
+        ("model.stride", 2),
+        ("train.epochs", 25),
     )
     result = growml.fit(config, out=out)
     model = json.loads((out / "model.json").read_text())
@@ -157,6 +162,7 @@ def test_resume_ends_as_the_uninterrupted_fit(tmp_path):
         (["digits", "--arch", "rnn"], "model.arch"),
         (["digits", "--arch", "conv", "--set", "model.input_shape=[64]"], "model.input_shape"),
         (["digits", "--set", "model.head=flatten"], "it needs model.arch=conv"),
+        (["digits", "--arch", "conv", "--set", "model.stride=[1,2]"], "2 strides for 3 blocks"),
         (["digits", "--arch", "conv", "--set", "model.head=dense"], "model.head"),
     ],
 )

@@ -51,6 +51,21 @@ def conv_output_length(length: int, kernel: int, stride: int) -> int:
     return (length + 2 * (kernel // 2) - kernel) // stride + 1
 
 
+# A block halves its input while the input is longer than this along its shorter side.
+HALVING_ABOVE = 8
+
+
+def default_strides(input_shape: Sequence[int], kernel: int, blocks: int) -> list[int]:
+    """Each block's stride when the settings give none: 2 while the block's input is longer
+    than ``HALVING_ABOVE`` along its shorter side (a signal's length), then 1, so that a small
+    image keeps its resolution and a large one is halved down to it."""
+    side, strides = min(input_shape[1:]), []
+    for _ in range(blocks):
+        strides.append(2 if side > HALVING_ABOVE else 1)
+        side = conv_output_length(side, kernel, strides[-1])
+    return strides
+
+
 # How the dense layers read the last block's map: its mean over positions, or every value.
 HEADS = ("pool", "flatten")
 
