@@ -320,3 +320,43 @@ def test_the_estimators_trim_with_set(tmp_path):
     assert len(ends) == 1 and ends[0].hidden_widths == estimator.run_.model.hidden_widths
     assert any(isinstance(e, EpochEnd) for e in estimator.history_)
     assert estimator.score(x, y) > 0.9
+
+
+def _conv_network(head):
+    from growml.nn.conv import GrowingConvNet
+
+    generator = torch.Generator().manual_seed(0)
+    return GrowingConvNet((1, 6, 6), [4, 3, 5], 3, 2, 3, 2, generator=generator, head=head)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "pool", "flatten"])
+def test_a_ranking_round_runs_on_from_the_layer_a_neuron_feeds_with_the_same_scores(kind):
+    """Scoring each neuron from what the layer above it reads gives, to the last bit, the
+    whole network's scores without it, with neurons already removed below and above."""
+    from growml.losses import default_loss
+    from growml.train import Trainer
+
+    model = (
+        GrowingMLP(3, [5, 4, 6], 3, generator=torch.Generator().manual_seed(0))
+        if kind == "mlp"
+        else _conv_network(kind)
+    )
+    generator = np.random.default_rng(1)
+    columns = model.input_size
+    x_val, x_train = generator.normal(size=(40, columns)), generator.normal(size=(50, columns))
+    y_val, y_train = generator.integers(0, 3, 40), generator.integers(0, 3, 50)
+    loss = default_loss("multiclass", 3)
+    trainer = Trainer(
+        resolve_config(overrides=[("data.source", "iris")]).train, loss, "classification"
+    )
+    validation = trainer_module.Validation(trainer, x_val, y_val, None)
+    rows = torch.as_tensor(x_train, dtype=torch.float32)
+    training = (rows, loss.prepare_target(y_train, None), loss)
+    reconstruction = removal.Reconstruction(model, rows)
+    score = trim.TrimmingScores(model, validation, "loss", reconstruction, training)
+    removed = [(0, 1), (2, 0)]
+    candidates = [(0, 3), (1, 0), (1, 2), (2, 4), (0, 0)]
+    each = score.each_added(removed, candidates)
+    whole = [score([*removed, neuron]) for neuron in candidates]
+    assert each == whole
+    assert len(set(each)) == len(each)  # the neurons do differ

@@ -72,23 +72,62 @@ class Criterion:
         return -scores[0] if self.higher_is_better[0] else scores[0]
 
 
-def trimming_scores(
-    model: GrowingMLP,
-    validation: Validation,
-    monitor: str,
-    reconstruction: Reconstruction,
-    training: tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]],
-) -> Callable[[Sequence[Neuron]], tuple[float, float]]:
+class TrimmingScores:
     """The validation ``monitor`` and the training loss (``training``: rows, their prepared
-    target and the loss) of ``model`` without the neurons given (``trimmed``)."""
-    x, target, loss = training
+    target and the loss) of ``model`` without the neurons given (``trimmed``).
 
-    def scores(without: Sequence[Neuron]) -> tuple[float, float]:
-        with torch.no_grad(), trimmed(model, without, reconstruction):
-            metric = validation.of_output(model(validation.x))[monitor]
-            return metric, float(loss(model(x), target))
+    Called with a set of neurons, it runs the whole network. ``each_added`` scores many sets
+    that differ by one neuron, as a ranking round does, for a fraction of that: removing
+    neuron j of hidden layer l changes only layer l + 1's weights, so what layer l + 1 reads
+    is the same for every neuron of layer l. It is computed once per layer, and each neuron's
+    network runs on from there (``GrowingMLP.layer_input``, ``forward_from``): the same
+    operations on the same numbers, so the same scores to the last bit. In a convolutional
+    network most of the forward lies in the blocks below.
+    """
 
-    return scores
+    def __init__(
+        self,
+        model: GrowingMLP,
+        validation: Validation,
+        monitor: str,
+        reconstruction: Reconstruction,
+        training: tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]],
+    ) -> None:
+        self.model, self.validation, self.monitor = model, validation, monitor
+        self.reconstruction = reconstruction
+        self.x, self.target, self.loss = training
+
+    def __call__(self, without: Sequence[Neuron]) -> tuple[float, float]:
+        return self._from(0, [self.validation.x, self.x], without)
+
+    def each_added(
+        self, removed: Sequence[Neuron], neurons: Sequence[Neuron]
+    ) -> list[tuple[float, float]]:
+        """The scores without ``removed`` and each of ``neurons`` in turn, in their order."""
+        found: dict[Neuron, tuple[float, float]] = {}
+        for layer in sorted({layer for layer, _ in neurons}):
+            with torch.no_grad(), trimmed(self.model, removed, self.reconstruction):
+                reads = [
+                    self.model.layer_input(rows, layer + 1) for rows in (self.validation.x, self.x)
+                ]
+            for neuron in neurons:
+                if neuron[0] == layer:
+                    found[neuron] = self._from(layer + 1, reads, [*removed, neuron])
+        return [found[neuron] for neuron in neurons]
+
+    def _from(
+        self, layer: int, reads: list[Tensor], without: Sequence[Neuron]
+    ) -> tuple[float, float]:
+        """The scores of the network without ``without``, run on from what layer ``layer``
+        reads of the validation and the training rows (``reads``)."""
+        model = self.model
+        with torch.no_grad(), trimmed(model, without, self.reconstruction):
+            if layer == 0:  # the whole network, as its own forward runs it
+                outputs = [model(rows) for rows in reads]
+            else:
+                outputs = [model.forward_from(layer, h) for h in reads]
+            metric = self.validation.of_output(outputs[0])[self.monitor]
+            return metric, float(self.loss(outputs[1], self.target))
 
 
 def rank_neurons(
@@ -113,7 +152,11 @@ def rank_neurons(
     if len(candidates) > exact and contribution is not None:
         sizes = contribution()
         candidates = sorted(candidates, key=lambda n: (sizes[n], n))[:exact]
-    scored = [(score([*removed, neuron]), neuron) for neuron in candidates]
+    if isinstance(score, TrimmingScores):
+        values = score.each_added(removed, candidates)
+    else:
+        values = [score([*removed, neuron]) for neuron in candidates]
+    scored = list(zip(values, candidates, strict=True))
     return sorted(scored, key=lambda pair: (criterion.order(pair[0]), pair[1]))
 
 
@@ -226,7 +269,7 @@ def trim_after_growth(
         merged = merge_twins(model, optimizer)
         training = _training_rows(trainer, arrays[0], arrays[1], weights["train_weights"])
         reconstruction = Reconstruction(model, training[0])
-        score = trimming_scores(model, validation, monitor, reconstruction, training)
+        score = TrimmingScores(model, validation, monitor, reconstruction, training)
         criterion = Criterion(score([]), tolerance, (monitor in HIGHER_IS_BETTER, False))
         removed = trim_neurons(model, score, criterion, contribution_sizes(model, validation.x))
         remove(model, removed, reconstruction, optimizer)

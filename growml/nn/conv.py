@@ -296,14 +296,10 @@ class GrowingConvNet(GrowingMLP):
         when ``layer`` is the output layer)."""
         a = preactivation
         for index in range(layer + 1, len(self._layers)):
-            weight, bias = self._layers[index]
             h = self.activation.fn(a)
-            if index < self.conv_layers:
-                a = self._conv(h, weight, bias, index)
-                continue
             if index == self.conv_layers:
-                h, weight = self._head_input(h), weight.flatten(1)
-            a = torch.addmm(bias, h, weight.t())
+                h = self._head_input(h)
+            a = self._preactivation(index, h)
         return a
 
     def _head_input(self, last_map: Tensor) -> Tensor:
@@ -313,8 +309,27 @@ class GrowingConvNet(GrowingMLP):
 
     def forward(self, x: Tensor) -> Tensor:
         """The network's output (logits for classification)."""
-        weight, bias = self._layers[0]
-        return self.continue_from(0, self._conv(self.image(x), weight, bias, 0))
+        return self.forward_from(0, self.image(x))
+
+    def layer_input(self, x: Tensor, layer: int) -> Tensor:
+        """``GrowingMLP.layer_input``: a block's input map, or the vector a dense layer reads
+        (the head's first: pooled or flattened)."""
+        h = self.image(x)
+        for index in range(layer):
+            h = self.activation.fn(self._preactivation(index, h))
+            if index == self.conv_layers - 1:
+                h = self._head_input(h)
+        return h
+
+    def forward_from(self, layer: int, h: Tensor) -> Tensor:
+        """``GrowingMLP.forward_from``."""
+        return self.continue_from(layer, self._preactivation(layer, h))
+
+    def _preactivation(self, layer: int, h: Tensor) -> Tensor:
+        weight, bias = self._layers[layer]
+        if layer < self.conv_layers:
+            return self._conv(h, weight, bias, layer)
+        return torch.addmm(bias, h, weight.flatten(1).t())
 
     def forward_cached(self, x: Tensor) -> ConvCache:
         """Forward pass keeping what ``backward`` and the growth statistics need."""

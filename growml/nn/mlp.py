@@ -224,11 +224,24 @@ class GrowingMLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """The network's output (logits for classification)."""
+        return self.forward_from(0, self.layer_input(x, 0))
+
+    def layer_input(self, x: Tensor, layer: int) -> Tensor:
+        """What layer ``layer`` (0 … ``n_hidden_layers``, the output layer last) reads for
+        the rows ``x``: the embedded, gated inputs for the first, the activations of the
+        layer below for the others. With ``forward_from``, the forward pass in two parts."""
         h = x if self.embedding is None else self.embedding(x)
         if self.gate is not None:
             h = h * self.gate_values()
+        for weight, bias in self._layers[:layer]:
+            h = self.activation.fn(torch.addmm(bias, h, weight.t()))
+        return h
+
+    def forward_from(self, layer: int, h: Tensor) -> Tensor:
+        """The network's output given what layer ``layer`` reads (``layer_input``)."""
         last = len(self._layers) - 1
-        for index, (weight, bias) in enumerate(self._layers):
+        for index in range(layer, len(self._layers)):
+            weight, bias = self._layers[index]
             a = torch.addmm(bias, h, weight.t())
             h = a if index == last else self.activation.fn(a)
         return h
