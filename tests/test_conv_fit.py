@@ -207,6 +207,7 @@ def test_tune_searches_the_channels_of_fixed_blocks_and_not_the_gate():
     fixed = _config("digits", ("model.channels", [1, 1]), ("growth.enabled", False))
     space = default_space(fixed)
     assert "model.channels" in space and "model.hidden_widths" in space
+    assert space["model.head"].choices == ("pool", "flatten")
     assert _setting("model.channels", 16, fixed) == [16, 16]
     mlp = growml.resolve_config(overrides=[("data.source", "digits")])
     assert "model.feature_gate" in default_space(mlp) and "model.channels" not in default_space(mlp)

@@ -60,7 +60,9 @@ def default_space(config: FitConfig) -> dict[str, BaseDistribution]:
     conv = config.model.arch == "conv"
     if not conv:  # the gate scales an MLP's input columns
         space["model.feature_gate"] = CategoricalDistribution([False, True])
-    elif config.train.optimizer == "adamw":  # around the convolutional default, 0.1
+    else:  # whether the dense layers know where a feature is
+        space["model.head"] = CategoricalDistribution(["pool", "flatten"])
+    if conv and config.train.optimizer == "adamw":  # around the convolutional default, 0.1
         space["train.weight_decay"] = FloatDistribution(1e-3, 0.3, log=True)
     if config.data.task != "regression" and config.loss.name in ("auto", "cross-entropy", "bce"):
         space["loss.label_smoothing"] = FloatDistribution(0.0, 0.2)
