@@ -791,8 +791,8 @@ def _describe(exc: ValidationError, prefix: str = "") -> str:
     error = exc.errors()[0]
     path = prefix + ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
     message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "value_error":
-        return f"{message}."
+    if error["type"] == "value_error":  # a sentence of ours, full stop or not
+        return message if message.endswith(".") else f"{message}."
     message = message[0].lower() + message[1:]
     given = error.get("input")
     if "input" not in error or isinstance(given, dict):
