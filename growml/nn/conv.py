@@ -275,8 +275,9 @@ class GrowingConvNet(GrowingMLP):
         self._keep_layers(keep, optimizer)
 
     def unit_activations(self, cache: ForwardCache, layer: int) -> Tensor:
-        """A block's output maps (rows, channels, H, W); the last block's means over its
-        positions under the pooling head, which are all the head reads."""
+        """A block's output maps (rows, channels, H, W), as the next block reads them. The
+        last block's: its means over the positions under the pooling head (all that head
+        reads), its maps under the flatten head."""
         if layer == self.conv_layers - 1 and self.head == "flatten":
             assert isinstance(cache, ConvCache) and cache.last_map is not None
             return cache.last_map
