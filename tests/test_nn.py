@@ -110,3 +110,16 @@ def test_spec_round_trips_through_json():
     rebuilt.load_state_dict(model.state_dict())
     x = torch.randn(3, 5, dtype=torch.float64)
     torch.testing.assert_close(rebuilt(x), model(x))
+
+
+def test_relu_backprop_keeps_the_gradient_exactly_where_the_preactivation_is_not_negative():
+    """relu'(0) = 1 (−0 too), relu'(a) = 0 for every negative a, however small."""
+    for dtype in (torch.float32, torch.float64):
+        info = torch.finfo(dtype)
+        least = info.smallest_normal * info.eps
+        a = torch.tensor([0.0, -0.0, least, -least, -info.smallest_normal, 1.0, -1.0, -1e-30])
+        a = a.to(dtype)
+        grad = torch.arange(1.0, len(a) + 1, dtype=dtype)
+        relu = ACTIVATIONS["relu"]
+        expected = grad * (a >= 0)
+        assert torch.equal(relu.backprop(grad.clone(), a, torch.relu(a)), expected)

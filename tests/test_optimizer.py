@@ -7,6 +7,7 @@ from growml.config import TrainConfig
 from growml.losses import MeanSquaredError
 from growml.nn import GrowingMLP
 from growml.train import make_optimizer
+from growml.train.optimizer import FusedStep
 
 OPTIMIZERS = ["adam", "adamw", "sgd"]
 
@@ -95,3 +96,60 @@ def test_fused_optimizers_are_used():
     for name in OPTIMIZERS:
         optimizer = make_optimizer(model.parameters(), TrainConfig(optimizer=name))
         assert optimizer.defaults["fused"] is True
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"optimizer": "adam", "weight_decay": 0.0},
+        {"optimizer": "adam", "weight_decay": 0.01},
+        {"optimizer": "adamw", "weight_decay": 0.01},
+        {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.01},
+        {"optimizer": "sgd", "momentum": 0.0},
+    ],
+)
+def test_the_fused_step_moves_parameters_exactly_as_the_optimizer_step(settings):
+    """The loop's one-kernel step against ``optimizer.step()``, across a change of shape (new
+    state tensors) and of learning rate: the same parameters and state to the last bit."""
+    config = TrainConfig(lr=0.05, **settings)
+    models = [GrowingMLP(4, [3, 2], 2, generator=torch.Generator().manual_seed(0)) for _ in "ab"]
+    optimizers = [make_optimizer(model.parameters(), config) for model in models]
+    fused = FusedStep(optimizers[1])
+    for seed in range(8):
+        if seed == 4:  # growth between epochs: new moments, then a new gather
+            for model, optimizer in zip(models, optimizers, strict=True):
+                incoming = torch.full((2, 4), 0.3)
+                model.add_neurons(0, incoming, torch.zeros(2), torch.full((2, 2), 0.2), optimizer)
+                optimizer.param_groups[0]["lr"] = 0.02
+            fused.prepare()
+        for index, model in enumerate(models):
+            generator = torch.Generator().manual_seed(100 + seed)
+            x, target = (
+                torch.randn(16, 4, generator=generator),
+                torch.randn(16, 2, generator=generator),
+            )
+            with torch.no_grad():
+                cache = model.forward_cached(x)
+                model.backward(cache, MeanSquaredError().value_and_grad(cache.output, target)[1])
+            optimizers[0].step() if index == 0 else fused()
+    assert fused._call is not None  # the fast path ran
+    for plain, fast in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        assert torch.equal(plain, fast)
+    for plain, fast in zip(optimizers[0].state.values(), optimizers[1].state.values(), strict=True):
+        for key in plain:
+            assert torch.equal(plain[key], fast[key]), key
+
+
+def test_the_fused_step_falls_back_where_the_kernel_does_not_apply():
+    """amsgrad is not on the fast path: the step is the optimizer's own."""
+    model = GrowingMLP(4, [3], 2, generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1, amsgrad=True, fused=True)
+    fused = FusedStep(optimizer)
+    before = [p.clone() for p in model.parameters()]
+    with torch.no_grad():
+        cache = model.forward_cached(torch.randn(8, 4))
+        model.backward(cache, torch.ones(8, 2))
+    fused()
+    fused.prepare()
+    assert fused._call is None
+    assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))

@@ -17,6 +17,21 @@ def _log_softmax(output: Tensor) -> Tensor:
     return output - torch.logsumexp(output, 1, keepdim=True)
 
 
+def _softmax_parts(output: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """z − m, e = exp(z − m) and s = Σ_k e for each row's largest logit m: softmax(z) = e/s
+    and log softmax(z) = z − m − log s."""
+    shifted = output - output.amax(1, keepdim=True)
+    exp = shifted.exp()
+    return shifted, exp, exp.sum(1, keepdim=True)
+
+
+def _mean_cross_entropy(shifted: Tensor, total: Tensor, target: Tensor) -> Tensor:
+    """The mean over rows of −Σ_k y log softmax(z) from ``_softmax_parts``: as every target
+    row sums to 1, it is (Σ_rows log s − ⟨z − m, y⟩)/n, a pass fewer than forming log p."""
+    value = total.log().sum().sub_(torch.dot(shifted.reshape(-1), target.reshape(-1)))
+    return value.div_(shifted.shape[0])
+
+
 class CrossEntropy(Loss):
     """Softmax cross-entropy over K ≥ 2 logits; targets are one-hot rows, smoothed by
     ``smoothing`` = ε: (1 − ε)·one-hot + ε/K (Szegedy et al., CVPR 2016)."""
@@ -39,25 +54,25 @@ class CrossEntropy(Loss):
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
         target, weights = split_weights(output, target)
-        log_p = _log_softmax(output)
         row_weights = self._row_weights(target, weights)
         if row_weights is not None:
-            return -(log_p * target).sum(1).dot(row_shares(row_weights))
-        return torch.dot(log_p.reshape(-1), target.reshape(-1)) / -output.shape[0]
+            return -(_log_softmax(output) * target).sum(1).dot(row_shares(row_weights))
+        shifted, _, total = _softmax_parts(output)
+        return _mean_cross_entropy(shifted, total, target)
 
     def value_and_grad(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         target, weights = split_weights(output, target)
-        log_p = _log_softmax(output)
         row_weights = self._row_weights(target, weights)
         if row_weights is not None:
+            log_p = _log_softmax(output)
             # Weighted mean Σ w_i ℓ_i / Σ w_i: each row's softmax(z) − y scaled by w_i / Σ w.
             shares = row_shares(row_weights)
             value = -(log_p * target).sum(1).dot(shares)
             return value, log_p.exp_().sub_(target).mul_(shares[:, None])
+        shifted, exp, total = _softmax_parts(output)
+        # ∂/∂z of −Σ y log softmax(z) is softmax(z) − y = e/s − y.
         scale = 1.0 / output.shape[0]
-        value = torch.dot(log_p.view(-1), target.view(-1)).mul_(-scale)
-        # ∂/∂z of −Σ y log softmax(z) is softmax(z) − y.
-        return value, log_p.exp_().sub_(target).mul_(scale)
+        return _mean_cross_entropy(shifted, total, target), exp.div_(total).sub_(target).mul_(scale)
 
     def _row_weights(self, target: Tensor, weights: Tensor | None) -> Tensor | None:
         """Each row's weight: its class's weight times its own; None when rows count alike."""

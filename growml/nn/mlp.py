@@ -279,7 +279,7 @@ class GrowingMLP(nn.Module):
         δ₀ W₀ (its columns of W₀), times the gate when there is one. Call under
         ``torch.no_grad()``.
         """
-        derivative = self.activation.derivative
+        activation = self.activation
         preactivation_grads: list[Tensor] = [output_grad] * len(self._layers)
         delta = output_grad
         for index in range(len(self._layers) - 1, -1, -1):
@@ -290,8 +290,8 @@ class GrowingMLP(nn.Module):
                 weight.grad = torch.mm(delta.t(), layer_input)
                 bias.grad = delta.sum(0)
             if index > 0:
-                delta = torch.mm(delta, weight).mul_(
-                    derivative(cache.preactivations[index - 1], layer_input)
+                delta = activation.backprop(
+                    torch.mm(delta, weight), cache.preactivations[index - 1], layer_input
                 )
             elif parameter_grads and (self.gate is not None or self._trained_embedding):
                 self._input_backward(cache, delta, weight)

@@ -30,10 +30,11 @@ from growml.errors import TrainingError
 from growml.events import EpochEnd, Event, Observer, TrainEnd, TrainStart
 from growml.losses import Loss
 from growml.nn.mlp import GrowingMLP
+from growml.train.batches import Batches
 from growml.train.hooks import Checkpoints, Growth, Hook, PruningMasks
 from growml.train.loop import Loop
 from growml.train.metrics import decide
-from growml.train.optimizer import make_optimizer
+from growml.train.optimizer import FusedStep, make_optimizer
 from growml.train.stopping import EarlyStopping
 
 if TYPE_CHECKING:
@@ -222,6 +223,7 @@ class Trainer:
         x = torch.as_tensor(x_train, dtype=torch.float32)
         self._weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
         self.optimizer_ = optimizer or make_optimizer(model.parameters(), config)
+        self._step = FusedStep(self.optimizer_)
         self._labels = None
         self.batch_size_ = config.batch_size
         if getattr(self.loss, "needs_positives", False):
@@ -238,6 +240,7 @@ class Trainer:
             hooks.append(PruningMasks())
         if self.checkpoint is not None:
             hooks.append(Checkpoints(self.checkpoint, config.checkpoint_seconds))
+        self._batches = Batches(x, self.batch_size_)
         return Loop(
             model=model,
             optimizer=self.optimizer_,
@@ -291,27 +294,30 @@ class Trainer:
     def _train_epoch(self, loop: Loop, target: Tensor, loss: Loss) -> float:
         """One pass over the training rows in a fresh random order; returns the mean loss
         (weighted by the rows' weights when they have them)."""
-        model, x, optimizer = loop.model, loop.x, loop.optimizer
-        n, batch_size = len(x), self.batch_size_
+        model, n, batch_size = loop.model, len(loop.x), self.batch_size_
         if self._labels is None:
             order = torch.randperm(n, generator=loop.generator)
         else:
             order = stratified_order(self._labels, loop.generator)
+        step = self._step
+        step.prepare()
+        stepped = [hook for hook in loop.hooks if type(hook).on_step_end is not Hook.on_step_end]
         values = []
         # The feature gate waits for growth to finish: a network still narrow cannot use
         # columns that matter only jointly, and would fade them out before it could.
         growing = self.growth is not None and not self.growth.finished_
-        for start in range(0, n, batch_size):
-            rows = order[start : start + batch_size]
-            cache = model.forward_cached(x.index_select(0, rows))
-            value, output_grad = loss.value_and_grad(cache.output, target.index_select(0, rows))
+        gated = model.gate is not None
+        for x_batch, target_batch in self._batches(order, target):
+            cache = model.forward_cached(x_batch)
+            value, output_grad = loss.value_and_grad(cache.output, target_batch)
             model.backward(cache, output_grad)
-            if growing:
-                model.hold_gate()
-            else:
-                model.add_gate_penalty(self.config.feature_gate_l1)
-            optimizer.step()
-            for hook in loop.hooks:
+            if gated:
+                if growing:
+                    model.hold_gate()
+                else:
+                    model.add_gate_penalty(self.config.feature_gate_l1)
+            step()
+            for hook in stepped:
                 hook.on_step_end(loop)
             values.append(value)
         if self._weights is not None:
