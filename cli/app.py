@@ -17,6 +17,7 @@ from growml.cli import render, runview
 from growml.cli.common import (
     Assignments,
     Data,
+    Device,
     Recipe,
     Target,
     TaskOption,
@@ -154,6 +155,7 @@ def fit(
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs (train.epochs).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed for split, init and order.")] = None,
+    device: Device = None,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default: runs/<data name>).")
     ] = None,
@@ -192,6 +194,7 @@ def fit(
                 "loss.name": loss,
                 "prune.method": prune,
                 "train.epochs": epochs,
+                "train.device": device,
                 "seed": seed,
             },
         )
@@ -348,6 +351,10 @@ def predict(
         ),
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+    device: Annotated[
+        str | None,
+        typer.Option(help="Where the torch engine predicts: cpu (default), auto, cuda, cuda:N."),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Predict the target of DATA's rows with a trained run (raw rows: the run preprocesses)."""
@@ -358,7 +365,7 @@ def predict(
     with user_errors():
         if out is not None:
             _check_predictions_file(out, data, run, overwrite)
-        predictor = load_predictor(run, engine)
+        predictor = load_predictor(run, engine, device)
         image_size, channels = _image_reading(run)
         predictions = predictor.prediction_table(
             read_rows(data, predictor.decimal_comma, image_size, channels), strict=strict

@@ -49,6 +49,10 @@ Assignments = Annotated[
     list[str] | None,
     typer.Option("--set", help="Any setting by dotted path: --set train.lr=0.01 (repeatable)."),
 ]
+Device = Annotated[
+    str | None,
+    typer.Option(help="Where to train: auto (a CUDA GPU if any), cpu, cuda, cuda:N, mps."),
+]
 
 
 @contextlib.contextmanager

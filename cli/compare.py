@@ -10,6 +10,7 @@ from growml.cli import render
 from growml.cli.common import (
     Assignments,
     Data,
+    Device,
     Recipe,
     Target,
     TaskOption,
@@ -55,6 +56,7 @@ def compare(
     seeds: Annotated[int, typer.Option(help="Seeds (splits) to average over.")] = 3,
     seed: Annotated[int | None, typer.Option(help="First seed; the others follow it.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs of every run.")] = None,
+    device: Device = None,
     loss: Annotated[
         str | None, typer.Option(help="Training loss of every run (loss.name).")
     ] = None,
@@ -110,6 +112,7 @@ def compare(
                 "loss.name": loss,
                 "prune.method": prune,
                 "train.epochs": epochs,
+                "train.device": device,
                 "seed": seed,
             },
         )

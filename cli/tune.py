@@ -10,6 +10,7 @@ from growml.cli import render
 from growml.cli.common import (
     Assignments,
     Data,
+    Device,
     Recipe,
     Target,
     TaskOption,
@@ -57,6 +58,7 @@ def tune(
         int, typer.Option(help="Worker processes on this machine, sharing the storage.")
     ] = 1,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs of every trial.")] = None,
+    device: Device = None,
     out: Annotated[
         Path | None, typer.Option(help="Tune directory (default: runs/tune-<study>).")
     ] = None,
@@ -68,7 +70,9 @@ def tune(
     from growml.tune import tune as tune_study
 
     with user_errors():
-        overrides = flag_overrides(set_, data, target, task, {"train.epochs": epochs})
+        overrides = flag_overrides(
+            set_, data, target, task, {"train.epochs": epochs, "train.device": device}
+        )
         config, settings = resolve_tune_config(load_recipe(recipe) if recipe else None, overrides)
         progress = None if json_output else render.TuneProgressBar(stderr)
         try:

@@ -43,7 +43,10 @@ class Checkpoint:
 
     def put(self, name: str, tensor: torch.Tensor) -> str:
         """Store ``tensor`` under ``name``; returns the name, for the JSON state to refer to."""
-        self.tensors[name] = tensor.detach().contiguous().clone()
+        # On the CPU: a run checkpointed on a GPU resumes on any machine.
+        self.tensors[name] = tensor.detach().to(
+            "cpu", memory_format=torch.contiguous_format, copy=True
+        )
         return name
 
 

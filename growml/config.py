@@ -7,6 +7,7 @@ saved with every run so that ``growml fit --recipe runs/NAME/config.yaml`` runs 
 from __future__ import annotations
 
 import difflib
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -245,6 +246,9 @@ class ModelConfig(Section):
         return widths
 
 
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
 class TrainConfig(Section):
     """The training loop."""
 
@@ -280,6 +284,12 @@ class TrainConfig(Section):
     monitor: Literal["loss", "accuracy", "macro_f1", "r2"] = Field(
         "loss", description="Validation metric for early stopping and best-weight selection."
     )
+    device: str = Field(
+        "auto",
+        description="Where training and growth run: auto (a CUDA GPU when there is one, else "
+        "the CPU), cpu, cuda, cuda:N or mps (MPS lacks float64: fixed widths only, no growth "
+        "or pruning).",
+    )
     # Far above any machine's cores; OpenMP crashes when asked for a hundred thousand.
     threads: int = Field(0, ge=0, le=1024, description="torch threads; 0 chooses by network size.")
     checkpoint_seconds: float = Field(
@@ -288,6 +298,15 @@ class TrainConfig(Section):
         description="Seconds of training between checkpoints (also one at every growth step; "
         "0: every epoch); --resume continues from the last.",
     )
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not DEVICE_PATTERN.fullmatch(device):
+            raise ValueError(
+                f"train.device must be auto, cpu, cuda, cuda:N or mps (got {device!r})"
+            )
+        return device
 
 
 Pairing = Literal["auto", "always", "never"]

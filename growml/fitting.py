@@ -37,6 +37,7 @@ from growml.runs.run import Run, save_run
 from growml.runs.rundir import RunWriter, default_run_dir, interrupted_runs, remove_abandoned
 from growml.runs.summary import fit_metrics
 from growml.scoring import check_settings, threshold_metric
+from growml.train.device import training_device
 from growml.train.metrics import probabilities
 from growml.train.trainer import Trainer, TrainResult
 
@@ -95,12 +96,13 @@ def fit(
         table = load_config_table(config)
     check_settings(config, table.task)
     _check_weights(sample_weight, table)
+    device = training_device(config)
     if prepared is None:
         prepared = prepare(table, config.data, config.seed, sample_weight)
     data = prepared
     loaded = time.perf_counter()
     with _memory_errors_as_user_errors(config):
-        model = _network(config, data)
+        model = _network(config, data).to(device)
         n_outputs = data.target_encoder.n_outputs
         loss = make_loss(config.loss, data.task, n_outputs, data.y_train, data.w_train)
         engine = GrowthEngine(config.growth, loss, config.seed) if config.growth.enabled else None
@@ -124,6 +126,7 @@ def fit(
             trained, pruning, trimming = _train_and_prune(
                 model, data, config, trainer, recorder, resumed=checkpoint is not None
             )
+            model.cpu()  # the threshold, the metrics and the run directory read it there
             threshold = None
             if data.task == "classification" and data.target_encoder.n_outputs == 1:
                 threshold = _choose_threshold(model, data, config, loss, writer.path / PLOTS)

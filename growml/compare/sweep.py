@@ -33,6 +33,7 @@ from growml.errors import ConfigError, RunError
 from growml.processes import start_worker, warm_up, worker_pool
 from growml.runs.workdir import claim, read_manifest, refuse_current, remove_partials
 from growml.scoring import check_settings, ranking_metric
+from growml.train.device import training_device
 from growml.version import __version__
 
 COMPARE = "compare.json"
@@ -107,6 +108,7 @@ def compare(
         )
     table = load_config_table(config)
     check_settings(config, table.task)
+    training_device(config)
     members = plan(
         config, widths, range(config.seed, config.seed + seeds), variants, sklearn=sklearn
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from growml.errors import ExportError
+from growml.config import DEVICE_PATTERN
+from growml.errors import ConfigError, ExportError
 from growml.runs.layout import EXPORT
 
 if TYPE_CHECKING:
@@ -16,17 +17,29 @@ ENGINES = ("auto", "onnx", "torch")
 MODEL_FILE = EXPORT
 
 
-def load_predictor(run_dir: str | Path, engine: str = "auto") -> Run | OnnxModel:
+def load_predictor(
+    run_dir: str | Path, engine: str = "auto", device: str | None = None
+) -> Run | OnnxModel:
     """The run's predictor: ``onnx`` (onnxruntime on ``run_dir/model.onnx``, no torch),
     ``torch``, or ``auto``: onnx when the run has been exported, torch otherwise. Both give
     ``predict``, ``predict_proba`` and ``prediction_table`` in the same format. Either is
     refused when a run file changed since growml wrote it, and ``model.onnx`` when it is not
-    the export of this run (``growml.export.provenance``)."""
+    the export of this run (``growml.export.provenance``).
+
+    ``device`` (``train.device``'s values): where the torch network predicts; onnxruntime
+    predicts on the CPU, so a GPU there is refused (``auto`` takes the CPU)."""
     run_dir = Path(run_dir)
     if engine not in ENGINES:
         raise ExportError(f"engine {engine!r} is unknown; use onnx or torch.")
+    if device is not None and not DEVICE_PATTERN.fullmatch(device):
+        raise ConfigError(f"--device must be auto, cpu, cuda, cuda:N or mps (got {device!r}).")
     exported = run_dir / MODEL_FILE
     if engine == "onnx" or (engine == "auto" and exported.is_file()):
+        if device not in (None, "auto", "cpu"):
+            raise ConfigError(
+                f"--device {device} runs the torch network; add --engine torch (onnxruntime "
+                "predicts on the CPU)."
+            )
         if not run_dir.is_dir():
             raise ExportError(f"run directory {str(run_dir)!r} does not exist.")
         if not exported.is_file():
@@ -43,5 +56,8 @@ def load_predictor(run_dir: str | Path, engine: str = "auto") -> Run | OnnxModel
         check_provenance(model, record, run_dir)
         return model
     from growml.runs import load_run
+    from growml.train.device import prediction_device
 
-    return load_run(run_dir)
+    run = load_run(run_dir)
+    run.device = prediction_device(device or "cpu")
+    return run

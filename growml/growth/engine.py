@@ -183,8 +183,12 @@ class GrowthEngine:
         if self._baseline is not None:
             self._failures = 0 if self._paid_off() else self._failures + 1
         self._baseline = dict(self._best)
-        rows = torch.randperm(len(x), generator=self._generator)[: self.config.statistics_rows]
-        x_stats, target_stats = x.index_select(0, rows), target.index_select(0, rows)
+        rows = torch.randperm(len(x), generator=self._generator, device="cpu")
+        rows = rows[: self.config.statistics_rows].to(x.device)
+        # Rows held in host memory (data larger than memory) come to the network's device.
+        device = next(model.parameters()).device
+        x_stats = x.index_select(0, rows).to(device)
+        target_stats = target.index_select(0, rows).to(device)
         options = self._options(model, x_stats, target_stats)
         if not options and not self.skipped_:
             return [self._event(model, epoch, started, "parameter budget reached", finished=True)]
@@ -279,6 +283,8 @@ class GrowthEngine:
             if reason is None:
                 try:
                     options[layer] = self.method.propose(measurement, limit, self._generator)
+                except NotImplementedError:
+                    raise
                 except (torch.linalg.LinAlgError, RuntimeError) as error:
                     reason = f"linear algebra failed ({error})"
             if reason is not None:
@@ -322,6 +328,8 @@ class GrowthEngine:
             return None
         try:
             option = self.method.propose(measurement, limit, self._generator)
+        except NotImplementedError:
+            raise
         except (torch.linalg.LinAlgError, RuntimeError):
             return None
         if not option.neurons:

@@ -321,7 +321,8 @@ class RandomMethod(GrowthMethod):
     def propose(self, measured: Measurement, limit: int, generator: torch.Generator) -> Option:
         per_step = 2 if self.paired(measured.layer) else 1
         count = max(limit // per_step, 0) * per_step
-        candidate = random_candidate(measured.layer, count, generator)
+        device = measured.statistics.S1.device
+        candidate = random_candidate(measured.layer, count, generator, device)
         return Option(candidate, 0.0, 0.0, [], 0.0, bottleneck(measured.statistics), explore=True)
 
 
@@ -342,7 +343,7 @@ def explore_option(
     """``limit`` random neurons for ``layer``, carrying the ``evidence`` that nothing better
     was found."""
     return Option(
-        candidate=random_candidate(layer, limit, generator),
+        candidate=random_candidate(layer, limit, generator, evidence.candidate.alpha.device),
         first_order=0.0,
         gain=0.0,
         scores=evidence.scores,
@@ -353,12 +354,15 @@ def explore_option(
     )
 
 
-def random_candidate(layer: GrowableLayer, count: int, generator: torch.Generator) -> Candidate:
+def random_candidate(
+    layer: GrowableLayer, count: int, generator: torch.Generator, device: torch.device
+) -> Candidate:
     """``count`` neurons drawn like the layers' own initialisation, U(±1/√fan_in) in and
-    U(±1/√(width + count)) out; the step scales only the outgoing weights."""
+    U(±1/√(width + count)) out, on ``device``; the step scales only the outgoing weights."""
     bound_in, bound_out = 1 / math.sqrt(layer.fan_in), 1 / math.sqrt(layer.width + count)
-    alpha = torch.empty(count, layer.fan_in + 1, dtype=torch.float64)
-    omega = torch.empty(layer.fan_out, count, dtype=torch.float64)
+    # Drawn on the CPU, whose generator growth keeps: the same neurons on every device.
+    alpha = torch.empty(count, layer.fan_in + 1, dtype=torch.float64, device="cpu")
+    omega = torch.empty(layer.fan_out, count, dtype=torch.float64, device="cpu")
     alpha.uniform_(-bound_in, bound_in, generator=generator)
     omega.uniform_(-bound_out, bound_out, generator=generator)
-    return Candidate(layer.index, alpha, omega, None, linear=True)
+    return Candidate(layer.index, alpha.to(device), omega.to(device), None, linear=True)

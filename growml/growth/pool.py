@@ -161,14 +161,18 @@ def candidate_directions(
     fan_in = x.shape[1]
     centred = x - x.mean(0)
     whitening = inverse_sqrt(centred.T @ centred / max(len(x) - 1, 1))
-    noise = torch.randn(random_directions, fan_in, generator=generator, dtype=below.dtype)
+    # Drawn on the CPU, whose generator growth keeps: the same directions on every device.
+    noise = torch.randn(
+        random_directions, fan_in, generator=generator, dtype=below.dtype, device="cpu"
+    ).to(below.device)
     random_weights = noise @ whitening
     random_alpha = torch.cat([random_weights, -(random_weights @ x.mean(0))[:, None]], 1)
     alpha = torch.cat([tiny_alpha, -tiny_alpha, random_alpha])
     spread = (below @ alpha.T).std(0)
     usable = spread > ABSOLUTE_TOLERANCE * max(float(spread.max()), 1.0)
     alpha = alpha[usable] / spread[usable, None]
-    rows = torch.randint(len(x), (alpha.shape[0], offsets), generator=generator)
+    shape = (alpha.shape[0], offsets)
+    rows = torch.randint(len(x), shape, generator=generator, device="cpu").to(x.device)
     # Bias through row i: the pre-activation is 0 at x_i, the hinge of a ReLU.
     through = -(x[rows] * alpha[:, None, :-1]).sum(2)
     hinged = alpha[:, None, :].repeat(1, offsets, 1)
@@ -257,7 +261,9 @@ def permutation_bar(
     if not permutations:
         return 0.0
     n, outputs = residual.shape
-    shuffles = torch.stack([torch.randperm(n, generator=generator) for _ in range(permutations)])
+    shuffles = torch.stack(
+        [torch.randperm(n, generator=generator, device="cpu") for _ in range(permutations)]
+    ).to(residual.device)
     nulls = orthogonal_part(residual[shuffles.T.reshape(-1)].reshape(n, -1), basis)
     norms = (features * features).sum(0)
     correlation = (features.T @ nulls).reshape(len(norms), permutations, outputs)

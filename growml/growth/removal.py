@@ -51,7 +51,7 @@ class Reconstruction:
             h = model.unit_activations(cache, layer.index).double()
             if h.dim() == 4:  # a block's maps: one row per (row, position)
                 h = map_rows(h)
-            z = torch.cat([h, torch.ones(len(h), 1, dtype=torch.float64)], 1)
+            z = torch.cat([h, h.new_ones(len(h), 1)], 1)
             self.grams.append(z.T @ z / len(z))
         self.ridge = ridge
 
@@ -62,18 +62,19 @@ class Reconstruction:
         bias's taps add up), and (fan_out, width + 1, positions) for a flatten head."""
         gram = self.grams[layer]
         size = len(gram)
-        gone = torch.as_tensor(sorted(removed), dtype=torch.long)
-        mask = torch.ones(size, dtype=torch.bool)
+        gone = torch.as_tensor(sorted(removed), dtype=torch.long, device=gram.device)
+        mask = torch.ones(size, dtype=torch.bool, device=gram.device)
         mask[gone] = False
         kept = mask.nonzero().flatten()  # the bias column (last) is always kept
         inner = gram[kept][:, kept]
         epsilon = self.ridge * float(inner.diagonal().mean()) + 1e-300
         beta = torch.linalg.solve(
-            inner + epsilon * torch.eye(len(kept), dtype=torch.float64), gram[kept][:, gone]
+            inner + epsilon * torch.eye(len(kept), dtype=gram.dtype, device=gram.device),
+            gram[kept][:, gone],
         )
         weights = outgoing.detach().double()
         taps = weights.reshape(weights.shape[0], weights.shape[1], -1)
-        update = torch.zeros(weights.shape[0], size, taps.shape[2], dtype=torch.float64)
+        update = weights.new_zeros(weights.shape[0], size, taps.shape[2])
         update[:, kept] = torch.einsum("ort,kr->okt", taps[:, gone], beta)
         update[:, gone] = -taps[:, gone]
         return update.reshape(weights.shape[0], size, *weights.shape[2:])

@@ -154,7 +154,7 @@ def _balanced_signs(groups: int) -> Tensor:
         for code in range(1 << groups)
         if code & 1 and bin(code).count("1") == groups // 2
     ]
-    return torch.tensor(patterns, dtype=torch.float64)
+    return torch.tensor(patterns, dtype=torch.float64, device="cpu")
 
 
 def noise_floor(parts: list[Tensor], weights: list[float], whitening: Tensor | None) -> float:
@@ -168,7 +168,8 @@ def noise_floor(parts: list[Tensor], weights: list[float], whitening: Tensor | N
     if len(parts) < 2:
         return 0.0
     stacked = torch.stack([w * part for w, part in zip(weights, parts, strict=True)])
-    draws = torch.einsum("pg,gij->pij", _balanced_signs(len(parts)), stacked)
+    signs = _balanced_signs(len(parts)).to(stacked.device)
+    draws = torch.einsum("pg,gij->pij", signs, stacked)
     if whitening is not None:
         draws = whitening @ draws
     return float(torch.linalg.matrix_norm(draws, ord=2).max())
@@ -216,7 +217,7 @@ def gradmax_proposal(stats: LayerStatistics, output_scale: float) -> Proposal:
         [group.M2.T for group in stats.groups], [g.rows / stats.rows for g in stats.groups], None
     )
     return Proposal(
-        alpha=torch.zeros(lambdas.shape[0], stats.S2.shape[0], dtype=stats.S2.dtype),
+        alpha=stats.S2.new_zeros(lambdas.shape[0], stats.S2.shape[0]),
         omega=left * output_scale,
         lambdas=lambdas,
         weight_update=None,

@@ -34,6 +34,7 @@ from growml.train.trainer import (
     TrainResult,
     Validation,
     choose_threads,
+    model_device,
     torch_threads,
 )
 
@@ -231,16 +232,22 @@ TRAINING_ROWS = 4096
 
 
 def _training_rows(
-    trainer: Trainer, x: np.ndarray, y: np.ndarray, weights: np.ndarray | None
+    trainer: Trainer,
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    device: torch.device,
 ) -> tuple[Tensor, Tensor, Callable[[Tensor, Tensor], Tensor]]:
-    """Up to ``TRAINING_ROWS`` training rows (a seeded sample), their target as the loss
-    takes it, and the loss."""
+    """Up to ``TRAINING_ROWS`` training rows (a seeded sample) on ``device``, their target as
+    the loss takes it, and the loss."""
     rows = np.arange(len(x))
     if len(x) > TRAINING_ROWS:
         generator = torch.Generator().manual_seed(trainer.seed)
-        rows = np.sort(torch.randperm(len(x), generator=generator)[:TRAINING_ROWS].numpy())
+        drawn = torch.randperm(len(x), generator=generator, device="cpu")
+        rows = np.sort(drawn[:TRAINING_ROWS].numpy())
     target = trainer.loss.prepare_target(y[rows], None if weights is None else weights[rows])
-    return torch.as_tensor(x[rows], dtype=torch.float32), target, trainer.loss
+    rows_x = torch.as_tensor(x[rows], dtype=torch.float32, device="cpu")
+    return rows_x.to(device), target.to(device), trainer.loss
 
 
 def trim_after_growth(
@@ -260,14 +267,15 @@ def trim_after_growth(
     started = time.perf_counter()
     monitor = trainer.config.monitor
     optimizer = trainer.optimizer_
-    validation = Validation(trainer, arrays[2], arrays[3], weights["validation_weights"])
+    device = model_device(model)
+    validation = Validation(trainer, arrays[2], arrays[3], weights["validation_weights"], device)
     # Many small forwards: on torch's default threads they wait on each other (40× slower).
     threads = choose_threads(trainer.config.threads, model, len(validation.x))
     with torch_threads(threads):
         untrimmed = [param.detach().clone() for param in model.parameters()]
         widths_before, parameters_before = model.hidden_widths, model.n_parameters()
         merged = merge_twins(model, optimizer)
-        training = _training_rows(trainer, arrays[0], arrays[1], weights["train_weights"])
+        training = _training_rows(trainer, arrays[0], arrays[1], weights["train_weights"], device)
         reconstruction = Reconstruction(model, training[0])
         score = TrimmingScores(model, validation, monitor, reconstruction, training)
         criterion = Criterion(score([]), tolerance, (monitor in HIGHER_IS_BETTER, False))

@@ -33,12 +33,12 @@ class Loss:
         prepared = self.encode_target(target)
         if weights is None:
             return prepared
-        column = torch.as_tensor(weights, dtype=prepared.dtype).reshape(-1, 1)
+        column = torch.as_tensor(weights, dtype=prepared.dtype, device="cpu").reshape(-1, 1)
         return torch.cat([prepared, column], 1)
 
     def encode_target(self, target: np.ndarray) -> Tensor:
         """The target as the loss consumes it, one row per row of the data."""
-        return torch.as_tensor(target)
+        return torch.as_tensor(target, device="cpu")
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
         """The batch-mean loss; differentiable with autograd."""

@@ -120,7 +120,7 @@ class SoftSetLoss(Loss):
         self.name = f"soft-{metric}"
 
     def encode_target(self, target: np.ndarray) -> Tensor:
-        return torch.as_tensor(target, dtype=torch.float32).reshape(-1, 1)
+        return torch.as_tensor(target, dtype=torch.float32, device="cpu").reshape(-1, 1)
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
         target, weights = split_weights(output, target)
@@ -149,7 +149,9 @@ class MacroSoftF1(Loss):
         self.n_classes, self.tau, self.delta = n_classes, tau, delta
 
     def encode_target(self, target: np.ndarray) -> Tensor:
-        return F.one_hot(torch.as_tensor(target, dtype=torch.long), self.n_classes).float()
+        return F.one_hot(
+            torch.as_tensor(target, dtype=torch.long, device="cpu"), self.n_classes
+        ).float()
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
         target, weights = split_weights(output, target)

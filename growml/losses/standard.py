@@ -46,7 +46,9 @@ class CrossEntropy(Loss):
         self.smoothing = smoothing
 
     def encode_target(self, target: np.ndarray) -> Tensor:
-        one_hot = F.one_hot(torch.as_tensor(target, dtype=torch.long), self.n_classes).float()
+        one_hot = F.one_hot(
+            torch.as_tensor(target, dtype=torch.long, device="cpu"), self.n_classes
+        ).float()
         if not self.smoothing:
             return one_hot
         # Each row still sums to 1, so softmax(z) − y stays the exact gradient.
@@ -78,7 +80,7 @@ class CrossEntropy(Loss):
         """Each row's weight: its class's weight times its own; None when rows count alike."""
         if self.class_weights is None:
             return weights
-        by_class = target @ self.class_weights.to(target.dtype)
+        by_class = target @ self.class_weights.to(target)
         return by_class if weights is None else by_class * weights
 
 
@@ -93,7 +95,7 @@ class BinaryCrossEntropy(Loss):
         self.smoothing = smoothing
 
     def encode_target(self, target: np.ndarray) -> Tensor:
-        labels = torch.as_tensor(target, dtype=torch.float32).reshape(-1, 1)
+        labels = torch.as_tensor(target, dtype=torch.float32, device="cpu").reshape(-1, 1)
         if not self.smoothing:
             return labels
         return labels.mul_(1 - self.smoothing).add_(self.smoothing / 2)
@@ -132,7 +134,7 @@ class MeanSquaredError(Loss):
     name = "mse"
 
     def encode_target(self, target: np.ndarray) -> Tensor:
-        return torch.as_tensor(target, dtype=torch.float32).reshape(len(target), -1)
+        return torch.as_tensor(target, dtype=torch.float32, device="cpu").reshape(len(target), -1)
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
         target, weights = split_weights(output, target)

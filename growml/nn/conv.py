@@ -243,13 +243,15 @@ class GrowingConvNet(GrowingMLP):
                 f"got {position}"
             )
         reference = self.weights[position - 1]
-        channels, dtype = reference.shape[0], reference.dtype
-        kernel = torch.zeros(channels, channels, *self.kernel, dtype=dtype)
+        channels = reference.shape[0]
+        kernel = reference.new_zeros(channels, channels, *self.kernel)
         centre_h, centre_w = self.kernel[0] // 2, self.kernel[1] // 2
-        kernel[:, :, centre_h, centre_w] = torch.eye(channels, dtype=dtype)
+        kernel[:, :, centre_h, centre_w] = torch.eye(
+            channels, dtype=reference.dtype, device=reference.device
+        )
         self.block_strides.insert(position, 1)
         self.conv_layers += 1
-        self._insert_parameters(position, kernel, torch.zeros(channels, dtype=dtype), optimizer)
+        self._insert_parameters(position, kernel, reference.new_zeros(channels), optimizer)
 
     def match_layers(
         self, weights: Mapping[str, Tensor], optimizer: Optimizer | None = None

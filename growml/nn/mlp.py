@@ -377,10 +377,10 @@ class GrowingMLP(nn.Module):
         weight, bias = self._layers[layer]
         next_weight = self._layers[layer + 1][0]
         width = weight.shape[0]
-        drop = torch.as_tensor(indices, dtype=torch.long).unique()
+        drop = torch.as_tensor(indices, dtype=torch.long, device=weight.device).unique()
         if drop.numel() and (drop.min() < 0 or drop.max() >= width):
             raise IndexError(f"neuron indices must lie in [0, {width}), got {drop.tolist()}")
-        mask = torch.ones(width, dtype=torch.bool)
+        mask = torch.ones(width, dtype=torch.bool, device=weight.device)
         mask[drop] = False
         keep = mask.nonzero().flatten()
         if keep.numel() == 0:
@@ -414,9 +414,9 @@ class GrowingMLP(nn.Module):
                 f"got {position}"
             )
         width = self.hidden_widths[position - 1]
-        dtype = self.weights[position - 1].dtype
-        weight = torch.eye(width, dtype=dtype)
-        self._insert_parameters(position, weight, torch.zeros(width, dtype=dtype), optimizer)
+        below = self.weights[position - 1]
+        weight = torch.eye(width, dtype=below.dtype, device=below.device)
+        self._insert_parameters(position, weight, below.new_zeros(width), optimizer)
 
     def _insert_parameters(
         self, position: int, weight: Tensor, bias: Tensor, optimizer: Optimizer | None

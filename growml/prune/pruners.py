@@ -108,7 +108,7 @@ def prune_weights(
     Each layer keeps at least ``min_per_layer`` weights. The model's weights are multiplied by
     the final masks; biases are not pruned.
     """
-    masks = [torch.ones(w.shape, dtype=torch.float64) for w in model.weights]
+    masks = [torch.ones_like(w, dtype=torch.float64) for w in model.weights]
     total = sum(mask.numel() for mask in masks)
     records = []
     for iteration in range(1, iterations + 1):

@@ -32,7 +32,7 @@ def _linearised(
         biases.append(
             bias.to(torch.float64).abs()
             if include_biases
-            else torch.zeros(bias.shape, dtype=torch.float64)
+            else bias.new_zeros(bias.shape, dtype=torch.float64)
         )
     return weights, biases
 
@@ -41,7 +41,7 @@ def _synaptic_flow(
     weights: list[Tensor], biases: list[Tensor], gates: list[Tensor] | None = None
 ) -> Tensor:
     """R of the linearised network on one all-ones input (gates multiply hidden outputs)."""
-    flow = torch.ones(1, weights[0].shape[1], dtype=torch.float64)
+    flow = weights[0].new_ones(1, weights[0].shape[1])
     for index, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
         flow = flow @ weight.T + bias
         if gates is not None and index < len(gates):
@@ -81,7 +81,8 @@ def synflow_neuron_scores(model: GrowingMLP, include_biases: bool = False) -> li
     for weight in weights:
         weight.requires_grad_(False)
     gates = [
-        torch.ones(width, dtype=torch.float64, requires_grad=True) for width in model.hidden_widths
+        torch.ones(width, dtype=torch.float64, device=weights[0].device, requires_grad=True)
+        for width in model.hidden_widths
     ]
     total = _synaptic_flow(weights, biases, gates)
     if not torch.isfinite(total):
@@ -113,11 +114,19 @@ def magnitude_neuron_scores(model: GrowingMLP) -> list[Tensor]:
 def random_weight_scores(
     model: GrowingMLP, generator: torch.Generator, masks: list[Tensor] | None = None
 ) -> list[Tensor]:
-    scores = [torch.rand(w.shape, generator=generator, dtype=torch.float64) for w in model.weights]
+    # Drawn on the CPU, whose generator pruning keeps: the same scores on every device.
+    scores = [
+        torch.rand(w.shape, generator=generator, dtype=torch.float64, device="cpu").to(w.device)
+        for w in model.weights
+    ]
     if masks is not None:
         scores = [score * mask for score, mask in zip(scores, masks, strict=True)]
     return scores
 
 
 def random_neuron_scores(model: GrowingMLP, generator: torch.Generator) -> list[Tensor]:
-    return [torch.rand(w, generator=generator, dtype=torch.float64) for w in model.hidden_widths]
+    device = model.weights[0].device
+    return [
+        torch.rand(w, generator=generator, dtype=torch.float64, device="cpu").to(device)
+        for w in model.hidden_widths
+    ]

@@ -50,6 +50,7 @@ class Run:
             ``metrics_record``.
         config: the resolved settings, as saved in ``config.yaml``.
         path: the run directory, once it exists.
+        device: where ``predict`` runs the network (the CPU by default).
     """
 
     model: GrowingMLP
@@ -59,6 +60,7 @@ class Run:
     metrics: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    device: torch.device | None = None
 
     @property
     def task(self) -> str:
@@ -100,7 +102,8 @@ class Run:
             self.target_encoder.name,
         )
         check_inputs(found, strict)
-        return inference_outputs(self.model, self.preprocessor.transform(table)).float()
+        x = self.preprocessor.transform(table)
+        return inference_outputs(self.model, x, self.device).float()
 
     def _probabilities(self, outputs: torch.Tensor) -> np.ndarray:
         return probabilities(outputs, self.target_encoder.n_outputs).numpy()
@@ -194,8 +197,11 @@ def _weights_mismatch(model: GrowingMLP, weights: dict[str, torch.Tensor]) -> st
     return f"it holds a tensor {extra[0]!r} the model does not have" if extra else None
 
 
-def inference_outputs(model: GrowingMLP, x: np.ndarray) -> torch.Tensor:
-    """The network's outputs for prepared rows ``x``, computed in float64.
+def inference_outputs(
+    model: GrowingMLP, x: np.ndarray, device: torch.device | None = None
+) -> torch.Tensor:
+    """The network's outputs for prepared rows ``x``, computed in float64 on ``device`` (the
+    CPU by default) and returned on the CPU.
 
     A float32 matrix product rounds a row differently depending on how many rows share it
     (the kernel blocks them differently), so a row's prediction would change by ~1e-7 with the
@@ -203,6 +209,6 @@ def inference_outputs(model: GrowingMLP, x: np.ndarray) -> torch.Tensor:
     row predicts the same alone as in any batch (scikit-learn's subset invariance)."""
     # ``.double()`` converts each tensor in place, the objects staying: the copy's layers are
     # its own, in float64.
-    network = copy.deepcopy(model).double().eval()
+    network = copy.deepcopy(model).double().eval().to(device)
     with torch.inference_mode():
-        return network(torch.as_tensor(x).double())
+        return network(torch.as_tensor(x, device="cpu").double().to(device)).cpu()

@@ -27,6 +27,7 @@ from growml.sklearn.inputs import prediction_rows, training_columns
 from growml.sklearn.progress import Progress
 from growml.sklearn.settings import fit_config, parameters_of
 from growml.sklearn.weights import weighted_rows
+from growml.train.device import prediction_device
 
 _TARGET = "target"
 
@@ -55,6 +56,7 @@ class GrowingMLPBase(BaseEstimator):
         compression: float | None = None,
         validation_fraction: float = 0.2,
         random_state: int | np.random.RandomState | None = None,
+        device: str = "auto",
         run_dir: str | Path | None = None,
         set: Mapping[str, Any] | None = None,  # noqa: A002 - the name of growml fit --set
         verbose: int = 0,
@@ -75,6 +77,7 @@ class GrowingMLPBase(BaseEstimator):
         self.compression = compression
         self.validation_fraction = validation_fraction
         self.random_state = random_state
+        self.device = device
         self.run_dir = run_dir
         self.set = set
         self.verbose = verbose
@@ -155,7 +158,8 @@ class GrowingMLPBase(BaseEstimator):
     def _outputs(self, X: Any) -> np.ndarray:
         """The network's raw outputs (logits, or the standardised value) for rows ``X``."""
         rows = prediction_rows(self, X)
-        return inference_outputs(self.run_.model, self.run_.preprocessor.transform(rows)).numpy()
+        x = self.run_.preprocessor.transform(rows)
+        return inference_outputs(self.run_.model, x, prediction_device(self.device)).numpy()
 
     # Persistence -----------------------------------------------------------------------------
 

@@ -55,6 +55,10 @@ _PARAMETERS_DOC = """
         Seed of the split, the initialisation, growth and training (growml's ``seed``). An int
         makes ``fit`` reproducible and equals ``growml fit --set seed=<int>``; None draws a new
         seed from numpy's global random state at every ``fit``.
+    device : str, default="auto"
+        Where to train and predict (growml's ``train.device``): ``auto`` takes a CUDA GPU
+        when the machine has one, else the CPU; ``cpu``, ``cuda``, ``cuda:N``, ``mps`` (fixed
+        widths only: MPS has no float64 for growth statistics; predictions run on the CPU).
     run_dir : str, Path or None, default=None
         Where ``fit`` writes the run directory. None: a temporary directory, removed once the
         fitted state is loaded into the estimator (``save`` writes it again). A path: the run

@@ -22,6 +22,7 @@ SETTINGS = {
     "epochs": "train.epochs",
     "lr": "train.lr",
     "batch_size": "train.batch_size",
+    "device": "train.device",
     "weight_decay": "train.weight_decay",
     "early_stopping": "train.early_stopping",
     "patience": "train.patience",

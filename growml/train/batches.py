@@ -22,13 +22,16 @@ class Batches:
     """Iterates over ``(x, target)`` batches of ``batch_size`` rows in a given order.
 
     Args:
-        x: the training inputs (rows first), in memory or memory-mapped.
+        x: the training inputs (rows first), on the training device or in host memory (a
+            memory-mapped table larger than memory).
         batch_size: rows per batch; the last batch of an epoch may hold fewer.
+        device: where the batches are used; rows held elsewhere go over a span at a time.
     """
 
-    def __init__(self, x: Tensor, batch_size: int) -> None:
+    def __init__(self, x: Tensor, batch_size: int, device: torch.device | None = None) -> None:
         self.x = x
         self.batch_size = batch_size
+        self.device = x.device if device is None else device
         self._buffers: dict[tuple[torch.Size, torch.dtype], Tensor] = {}
 
     def __call__(self, order: Tensor, target: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
@@ -41,8 +44,8 @@ class Batches:
         span = batch_size * max(1, SPAN_BYTES // (batch_size * row_bytes))
         for first in range(0, len(order), span):
             rows = order[first : first + span]
-            x_span = self._gather(x, rows, span)
-            target_span = self._gather(target, rows, span)
+            x_span = self._gather(x, rows, span).to(self.device)
+            target_span = self._gather(target, rows, span).to(self.device)
             for start in range(0, len(rows), batch_size):
                 yield x_span[start : start + batch_size], target_span[start : start + batch_size]
 
@@ -54,6 +57,7 @@ class Batches:
             size = min(span, len(values))
             buffer = values.new_empty((size, *values.shape[1:]))
             self._buffers[key] = buffer
+        rows = rows.to(values.device)
         return torch.index_select(values, 0, rows, out=buffer[: len(rows)])
 
 

@@ -133,7 +133,7 @@ class Loop:
             }
             self.model.match_layers(saved, self.optimizer)
         for name, param in self.model.named_parameters():
-            param.data = checkpoint.tensors[f"model.{name}"].clone()
+            param.data = checkpoint.tensors[f"model.{name}"].to(param.device, copy=True)
         load_optimizer_state(checkpoint, self.optimizer, state.optimizer)
         load_generator_state(checkpoint, state.generator, self.generator)
         self.stopping.load_state_dict(checkpoint, state.early_stopping)

@@ -82,7 +82,7 @@ class EarlyStopping:
             model.match_layers(self.best_weights, optimizer)
         for name, param in model.named_parameters():
             # Training may go on (the anneal): the kept weights stay intact.
-            param.data = self.best_weights[name].clone()
+            param.data = self.best_weights[name].to(param.device, copy=True)
         forget_stale_state(optimizer)
 
     def state_dict(self, checkpoint: Checkpoint) -> dict[str, Any]:

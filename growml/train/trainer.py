@@ -47,6 +47,8 @@ _MULTITHREAD_WORK = 2**19
 # Rows of the rarest class a batch holds on average when the loss needs them (soft-set losses:
 # a batch without positives has no F1 gradient).
 MIN_POSITIVES = 4
+# Validation rows sent to the device at once when they stay in host memory.
+_VALIDATION_ROWS = 1 << 16
 # torch's own choice (one per physical core), read before anything changes it.
 _ALL_THREADS = torch.get_num_threads()
 
@@ -160,7 +162,7 @@ class Trainer:
         """
         config = self.config
         loop = self._loop(model, x_train, y_train, optimizer, train_weights)
-        validation = Validation(self, x_val, y_val, validation_weights)
+        validation = Validation(self, x_val, y_val, validation_weights, model_device(model))
         started = time.perf_counter()
         if self.resume is None:
             self._emit(self._start_event(loop, validation_rows=len(x_val)))
@@ -220,19 +222,25 @@ class Trainer:
     ) -> Loop:
         """The loop's state before its first epoch: tensors, batches, optimizer, hooks."""
         config = self.config
-        x = torch.as_tensor(x_train, dtype=torch.float32)
-        self._weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+        device = model_device(model)
+        x = _rows_on(x_train, device)
+        # The epoch's order is drawn on the CPU: the rows' weights stay there with it.
+        self._weights = None
+        if weights is not None:
+            self._weights = torch.as_tensor(weights, dtype=torch.float32, device="cpu")
         self.optimizer_ = optimizer or make_optimizer(model.parameters(), config)
         self._step = FusedStep(self.optimizer_)
         self._labels = None
         self.batch_size_ = config.batch_size
         if getattr(self.loss, "needs_positives", False):
-            self._labels = torch.as_tensor(y_train, dtype=torch.long)
+            self._labels = torch.as_tensor(y_train, dtype=torch.long, device="cpu")
             rarest = float(torch.bincount(self._labels).min()) / len(self._labels)
             self.batch_size_ = min(
                 max(config.batch_size, math.ceil(MIN_POSITIVES / max(rarest, 1e-12))), len(x)
             )
-        self._warmup_target = self.warmup.prepare_target(y_train, weights) if self.warmup else None
+        self._warmup_target = (
+            self.warmup.prepare_target(y_train, weights).to(x.device) if self.warmup else None
+        )
         hooks: list[Hook] = []
         if self.growth is not None:
             hooks.append(Growth(self.growth))
@@ -240,13 +248,13 @@ class Trainer:
             hooks.append(PruningMasks())
         if self.checkpoint is not None:
             hooks.append(Checkpoints(self.checkpoint, config.checkpoint_seconds))
-        self._batches = Batches(x, self.batch_size_)
+        self._batches = Batches(x, self.batch_size_, device)
         return Loop(
             model=model,
             optimizer=self.optimizer_,
             x=x,
-            target=self.loss.prepare_target(y_train, weights),
-            generator=torch.Generator().manual_seed(self.seed),
+            target=self.loss.prepare_target(y_train, weights).to(x.device),
+            generator=torch.Generator(device="cpu").manual_seed(self.seed),
             stopping=EarlyStopping(config.monitor, config.patience, config.early_stopping),
             hooks=[*hooks, *self.hooks],
             emit=self._emit,
@@ -296,7 +304,7 @@ class Trainer:
         (weighted by the rows' weights when they have them)."""
         model, n, batch_size = loop.model, len(loop.x), self.batch_size_
         if self._labels is None:
-            order = torch.randperm(n, generator=loop.generator)
+            order = torch.randperm(n, generator=loop.generator, device="cpu")
         else:
             order = stratified_order(self._labels, loop.generator)
         step = self._step
@@ -326,14 +334,28 @@ class Trainer:
             sizes = torch.stack(
                 [order_weights[i : i + batch_size].sum() for i in range(0, n, batch_size)]
             )
-            return float(torch.stack(values).dot(sizes) / sizes.sum())
-        sizes = torch.full((len(values),), float(batch_size))
+            return float(torch.stack(values).cpu().dot(sizes) / sizes.sum())
+        sizes = torch.full((len(values),), float(batch_size), device="cpu")
         sizes[-1] = n - batch_size * (len(values) - 1)
-        return float(torch.stack(values).dot(sizes)) / n
+        return float(torch.stack(values).cpu().dot(sizes)) / n
 
     def _emit(self, event: Event) -> None:
         for observer in self.observers:
             observer(event)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device ``model``'s parameters live on (``train.device``, resolved)."""
+    return next(model.parameters()).device
+
+
+def _rows_on(values: np.ndarray, device: torch.device | None) -> Tensor:
+    """``values`` as a float32 tensor on ``device``; a memory-mapped array (data larger than
+    memory) stays where it is, and its batches go over one span at a time."""
+    rows = torch.as_tensor(values, dtype=torch.float32, device="cpu")
+    if device is None or isinstance(values, np.memmap):
+        return rows
+    return rows.to(device)
 
 
 def annealed_lr(config: TrainConfig, step: int) -> float:
@@ -351,14 +373,14 @@ def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 def stratified_order(labels: Tensor, generator: torch.Generator) -> Tensor:
     """A random order in which every class is spread evenly: any run of consecutive rows holds
     each class in about its overall share."""
-    shuffled = torch.randperm(len(labels), generator=generator)
+    shuffled = torch.randperm(len(labels), generator=generator, device="cpu")
     shuffled_labels = labels[shuffled]
-    keys = torch.empty(len(labels), dtype=torch.float64)
+    keys = torch.empty(len(labels), dtype=torch.float64, device="cpu")
     for label in shuffled_labels.unique():
         members = (shuffled_labels == label).nonzero().flatten()
         count = len(members)
-        jitter = torch.rand(count, generator=generator, dtype=torch.float64)
-        keys[members] = (torch.arange(count, dtype=torch.float64) + jitter) / count
+        jitter = torch.rand(count, generator=generator, dtype=torch.float64, device="cpu")
+        keys[members] = (torch.arange(count, dtype=torch.float64, device="cpu") + jitter) / count
     return shuffled[torch.argsort(keys)]
 
 
@@ -368,13 +390,20 @@ class Validation:
     would)."""
 
     def __init__(
-        self, trainer: Trainer, x_val: np.ndarray, y_val: np.ndarray, weights: np.ndarray | None
+        self,
+        trainer: Trainer,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+        weights: np.ndarray | None,
+        device: torch.device | None = None,
     ) -> None:
         self.trainer = trainer
-        self.x = torch.as_tensor(x_val, dtype=torch.float32)
-        self.target = trainer.loss.prepare_target(y_val, weights)
-        self.labels = torch.as_tensor(y_val)
-        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+        self.x = _rows_on(x_val, device)
+        self.target = trainer.loss.prepare_target(y_val, weights).to(device)
+        self.labels = torch.as_tensor(y_val, device="cpu").to(device)
+        self.weights = None
+        if weights is not None:
+            self.weights = torch.as_tensor(weights, dtype=torch.float32, device="cpu").to(device)
         if trainer.task == "regression":
             values = self.labels.float().reshape(len(self.labels), -1)
             self.total_variance = self._total((values - self._mean(values)) ** 2)
@@ -382,7 +411,11 @@ class Validation:
     def __call__(self, model: GrowingMLP) -> dict[str, float]:
         # No train/eval switch: the network has no dropout or normalisation, and the switch
         # costs more than the rest of a small validation pass.
-        return self.of_output(model(self.x))
+        if self.x.device == self.labels.device:
+            return self.of_output(model(self.x))
+        # Memory-mapped rows (data larger than memory) go over to the device a span at a time.
+        chunks = self.x.split(_VALIDATION_ROWS)
+        return self.of_output(torch.cat([model(chunk.to(self.labels.device)) for chunk in chunks]))
 
     def of_output(self, output: Tensor) -> dict[str, float]:
         """The metrics of the network outputs ``output`` on the validation rows."""
@@ -400,11 +433,11 @@ class Validation:
         if self.trainer.config.monitor == "macro_f1":
             from sklearn.metrics import f1_score  # imports rich: keep it out of `import growml`
 
-            weights = None if self.weights is None else self.weights.numpy()
+            weights = None if self.weights is None else self.weights.cpu().numpy()
             metrics["macro_f1"] = float(
                 f1_score(
-                    self.labels.numpy(),
-                    predicted.numpy(),
+                    self.labels.cpu().numpy(),
+                    predicted.cpu().numpy(),
                     average="macro",
                     zero_division=0,
                     sample_weight=weights,

@@ -42,6 +42,7 @@ from growml.runs.workdir import (
     share,
 )
 from growml.scoring import check_settings, ranking_metric
+from growml.train.device import training_device
 from growml.tune.objective import PARAMS, TRIALS, Objective
 from growml.tune.results import (
     TUNE,
@@ -157,6 +158,7 @@ def tune(
         raise ConfigError("Optuna prunes single-objective studies only; use --objective metric.")
     table = load_config_table(config)
     check_settings(config, table.task)
+    training_device(config)
     binary = table.task == "classification" and len(set(table.target.to_pylist())) == 2
     metric = ranking_metric(metric, table.task, binary, config.loss.name)
     prepare(table, config.data, config.seed)  # a data set too small to split fails here
@@ -302,14 +304,17 @@ def _identity(
     objectives: list[str],
     metric: str,
 ) -> dict[str, Any]:
-    """What makes two searches one study: the data, the settings, the space, the objective."""
+    """What makes two searches one study: the data, the settings (but where each worker
+    trains: ``train.device``), the space, the objective."""
+    settings = config.model_dump(mode="json")
+    del settings["train"]["device"]
     return {
         "growml_version": __version__,
         "data": data,
         "task": task,
         "objective": objectives,
         "metric": metric,
-        "settings": config.model_dump(mode="json"),
+        "settings": settings,
         "space": space,
     }
 
