@@ -46,6 +46,9 @@ WORKER = "worker"
 # A member whose trials failed this often (workers killed on it, or a bug that stopped them)
 # is not queued again: the comparison stops with a sentence instead of feeding it workers.
 MAX_ATTEMPTS = 3
+# Seconds between two looks at the study of a worker with nothing left to claim: it reports
+# the members finished elsewhere, and takes over those of killed workers.
+POLL_SECONDS = 1.0
 
 Train = Callable[[Member], dict[str, Any]]
 Progress = Callable[[int, int, "dict[str, Any] | None"], None]
@@ -136,7 +139,7 @@ def train_shared(
             with quiet_optuna():
                 study.optimize(objective, n_jobs=jobs, callbacks=[finished])
         else:
-            time.sleep(shared.heartbeat_interval)  # members still run elsewhere
+            time.sleep(POLL_SECONDS)  # members still run elsewhere
 
 
 def _tidy(study: optuna.Study, shared: SharedStudy, keys: Sequence[str]) -> bool:

@@ -12,6 +12,10 @@ Every check that can fail on the user's input runs before the directory is made,
 leaves nothing behind. Once made, the directory is the comparison's memory: run the same
 comparison again and the members already recorded are skipped, so a killed comparison loses
 only the members that were in flight.
+
+With ``storage``, the comparison lives in an Optuna study that workers on many machines share
+(``growml.compare.shared``): the directory then holds no ``members/``, only the runs of the
+members trained here and, once every member is complete, the whole table.
 """
 
 from __future__ import annotations
