@@ -139,6 +139,12 @@ def test_a_sqlite_storage_shares_a_comparison_and_counts_every_workers_members(t
     assert not (tmp_path / "b" / "runs").exists() or not any((tmp_path / "b" / "runs").iterdir())
     assert len(trials(url, "compare-moons")) == 6
 
+    # A directory of another study's comparison is refused before the study is made.
+    other = invoke("compare", *SMALL, "--storage", url, "--study", "other", "--out", tmp_path / "a")
+    assert other.exit_code == 2
+    assert "or another study; choose another --out." in other.stderr
+    assert optuna.get_all_study_names(url) == ["compare-moons"]
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

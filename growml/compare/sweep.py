@@ -260,8 +260,8 @@ def _check_out(path: Path, identity: dict[str, Any], shared: bool = False) -> bo
         for key in ("data", "task", "settings", "storage", "study")
     ):
         raise RunError(
-            f"{str(path)!r} holds a comparison of other data, settings or study; "
-            f"{remedy}choose another --out."
+            f"{str(path)!r} holds a comparison of other data or settings"
+            f"{', or another study' if shared else ''}; {remedy}choose another --out."
         )
     return True
 
