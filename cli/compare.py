@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from growml.cli import render
@@ -24,6 +24,9 @@ from growml.cli.common import (
 
 from growml.config import parse_assignment
 from growml.errors import ConfigError
+
+if TYPE_CHECKING:
+    from growml.tune.settings import TuneConfig
 
 
 def compare(
@@ -90,6 +93,17 @@ def compare(
             "(a name, then dotted settings; repeatable)."
         ),
     ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage URL that workers on many machines share, like "
+            "postgresql://user@host/db: each member is trained once, by one worker."
+        ),
+    ] = None,
+    study: Annotated[
+        str | None,
+        typer.Option(help="Study of a shared comparison (default: compare-<data>)."),
+    ] = None,
     set_: Assignments = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print compare.json on stdout.")
@@ -100,6 +114,7 @@ def compare(
     from growml.compare import parse_widths
 
     with user_errors():
+        heartbeats, set_ = _heartbeats(set_)
         config = resolve_flags(
             recipe,
             set_,
@@ -131,6 +146,10 @@ def compare(
                 overwrite=overwrite,
                 variants=dict(_variant(text) for text in variant or []),
                 progress=progress,
+                storage=storage,
+                study=study,
+                heartbeat_interval=heartbeats.heartbeat_interval,
+                grace_period=heartbeats.grace_period,
             )
         finally:
             if progress is not None:
@@ -141,6 +160,13 @@ def compare(
     stdout.print(render.compare_table(result.document))
     for line in result.verdict["summary"]:
         stdout.print(line, highlight=False)
+    if "study" in result.document:
+        trained, total = len(result.document["trained_here"]), len(result.document["members"])
+        stdout.print(
+            f"[dim]{trained} of {total} members trained here; study "
+            f"{result.document['study']} in {result.document['storage']} holds every record.[/]",
+            highlight=False,
+        )
     stdout.print(f"[dim]{result.path / 'compare.json'} · {result.path / 'plots/compare.png'}[/]")
 
 
@@ -153,3 +179,16 @@ def _variant(text: str) -> tuple[str, list[tuple[str, Any]]]:
             f"(got {text!r})."
         )
     return name, [parse_assignment(item) for item in assignments]
+
+
+# A shared comparison's heartbeats, set as for growml tune: --set tune.heartbeat_interval=5.
+HEARTBEATS = ("tune.heartbeat_interval", "tune.grace_period")
+
+
+def _heartbeats(assignments: list[str] | None) -> tuple[TuneConfig, list[str]]:
+    """The heartbeat settings among ``--set`` assignments, validated, and the others."""
+    from growml.tune import resolve_tune_config
+
+    ours = [text for text in assignments or [] if text.split("=")[0].strip() in HEARTBEATS]
+    _, settings = resolve_tune_config(None, [parse_assignment(text) for text in ours])
+    return settings, [text for text in assignments or [] if text not in ours]

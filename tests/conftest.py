@@ -1,4 +1,9 @@
+import os
+import shutil
+import subprocess
+
 import pytest
+from postgres import NoServer, start_postgres
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -20,3 +25,18 @@ def write_csv(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server's URL for the session; skipped where none can start,
+    except on CI, where the tests that need one must run."""
+    try:
+        url, pg_ctl, folder = start_postgres()
+    except NoServer as reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the PostgreSQL tests, but no server started: {reason}")
+        pytest.skip(f"no PostgreSQL server could be started: {reason}")
+    yield url
+    subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, timeout=60)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -74,13 +74,18 @@ _SCHEMA_RACE = ("already exists", "duplicate", "unique constraint failed")
 WORKERS = "growml_workers"
 
 
-def connect(url: str, heartbeat_interval: int, grace_period: int) -> RDBStorage:
+def connect(
+    url: str, heartbeat_interval: int, grace_period: int, *, retry: bool = True
+) -> RDBStorage:
     """Open the storage at ``url``, creating Optuna's tables if it is new; ConfigError in one
     sentence when it cannot be reached. Optuna creates its tables, version row and migration
     stamp without guarding against another process doing the same: a worker that may meet
-    others on a new database connects in its ``turn``."""
+    others on a new database connects in its ``turn``.
+
+    ``retry``: a trial taken for killed is queued again once, by whichever worker finds it
+    stale; without, the caller queues again what it needs (a comparison, in its turn)."""
     with _storage_errors(url):
-        return _open_storage(url, _engine_options(url), heartbeat_interval, grace_period)
+        return _open_storage(url, _engine_options(url), heartbeat_interval, grace_period, retry)
 
 
 @contextlib.contextmanager
@@ -161,8 +166,9 @@ def _storage_errors(url: str) -> Iterator[None]:
 
 
 def _open_storage(
-    url: str, engine: dict[str, Any], heartbeat_interval: int, grace_period: int
+    url: str, engine: dict[str, Any], heartbeat_interval: int, grace_period: int, retry: bool
 ) -> RDBStorage:
+    callback = RetryHeartbeatStaleTrialCallback(max_retry=1) if retry else None
     attempt = 0
     while True:
         try:
@@ -172,7 +178,7 @@ def _open_storage(
                     engine_kwargs=engine,
                     heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                    heartbeat_stale_trial_callback=callback,
                 )
         except Exception as error:
             # The tables exist once the race is lost: connecting again finds them.
