@@ -29,6 +29,7 @@ from growml.cli.common import (
     widths_flag,
 )
 from growml.cli.compare import compare
+from growml.cli.dataview import DataProgressBars
 from growml.cli.export import export
 from growml.cli.report import report
 from growml.cli.tune import tune
@@ -38,6 +39,7 @@ from typer.core import TyperGroup
 from growml.errors import ConfigError
 
 if TYPE_CHECKING:
+    from growml.config import FitConfig
     from growml.data import PreparedData, Table
 
 # Value names in --help: what a value is, not its Python type (<str>, <list[str]>).
@@ -174,6 +176,7 @@ def fit(
     """Train a network on DATA and write its run directory."""
     started = time.perf_counter()
     from growml.data import load_data_table, prepare
+    from growml.data.streaming import streams
     from growml.runs.workdir import check_destination
     from growml.scoring import check_settings
 
@@ -204,10 +207,13 @@ def fit(
         # at once what is read and how, and a wrong file or setting answers before any wait.
         # A pipe or a file gets none of it, so that a mistake is the one line written there.
         chatty = stderr.is_terminal and not json_output
-        with _reading(config.data.source, quiet=not chatty):
-            table = load_data_table(config.data, config.model.input_shape)
-            check_settings(config, table.task)
-            prepared = prepare(table, config.data, config.seed)
+        if streams(config.data, config.model.arch):
+            table, prepared = _streamed(config, quiet=not chatty)
+        else:
+            with _reading(config.data.source, quiet=not chatty):
+                table = load_data_table(config.data, config.model.input_shape)
+                check_settings(config, table.task)
+                prepared = prepare(table, config.data, config.seed)
         if chatty:
             stderr.print(_describe_table(table), highlight=False)
             stderr.print(_describe_encoding(prepared), highlight=False)
@@ -244,10 +250,22 @@ def _reading(source: str, quiet: bool) -> contextlib.AbstractContextManager[Any]
     return stderr.status(f"reading {source} …")
 
 
+def _streamed(config: FitConfig, quiet: bool) -> tuple[Table, PreparedData]:
+    """A file larger than memory read in batches (``growml.data.streaming``), a progress bar
+    per pass over it."""
+    from growml.data.streaming import prepare_streamed, scan
+    from growml.scoring import check_settings
+
+    with DataProgressBars(stderr, quiet=quiet) as bars:
+        scanned = scan(config.data, config.seed, bars)
+        check_settings(config, scanned.table.task)
+        return scanned.table, prepare_streamed(scanned, config.data, bars)
+
+
 def _describe_table(table: Table) -> str:
     columns = table.features.num_columns
     return (
-        f"read {table.name}: {table.features.num_rows:,} rows, {columns:,} feature "
+        f"read {table.name}: {len(table.target):,} rows, {columns:,} feature "
         f"column{'s' if columns != 1 else ''}, target {table.target_name!r} ({table.task})"
     )
 

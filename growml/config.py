@@ -110,6 +110,33 @@ class DataConfig(Section):
         "the scikit-learn estimators do for the folds of cross-validation).",
     )
 
+    stream: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Read a CSV/Parquet file in record batches and train from a memory-mapped "
+        "cache instead of holding it in memory (docs/large-data.md): auto (when the file is "
+        "larger than data.stream_above_mb, its numbers are scaled standard and the network is "
+        "an MLP; smaller files take the in-memory path, unchanged), on (always; a setting it "
+        "cannot follow is an error) or off.",
+    )
+    stream_above_mb: float = Field(
+        100.0,
+        gt=0,
+        description="stream=auto streams files larger than this many megabytes (10^6 bytes); "
+        "a 100 MB CSV of numbers holds about 10^6 rows of 10 to 20 columns.",
+    )
+    cache_dir: str | None = Field(
+        None,
+        description="Folder of the streamed data's memory-mapped cache (none: the system's "
+        "temporary folder); the cache is deleted as soon as it is mapped, so nothing is left "
+        "behind however the run ends.",
+    )
+
+    @field_validator("stream", mode="before")
+    @classmethod
+    def _stream_as_yaml_reads_it(cls, value: Any) -> Any:
+        """YAML reads ``on`` and ``off`` as true and false."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
     @model_validator(mode="after")
     def _fractions_leave_training_rows(self) -> DataConfig:
         if self.test_size + self.validation_size >= 0.9:

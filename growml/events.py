@@ -194,6 +194,19 @@ def _widths(widths: Sequence[int]) -> str:
     return ",".join(str(width) for width in widths)
 
 
+@dataclass(frozen=True)
+class DataProgress(Event):
+    """How far a step of reading a large file has got (``growml.data.streaming``): ``done`` of
+    ``total`` ``unit`` (bytes of the file, or rows). Shown while data is read; not part of a
+    run's history, which begins with training."""
+
+    step: str
+    done: int
+    total: int
+    unit: Literal["bytes", "rows"] = "rows"
+    event: Literal["data_progress"] = field(default="data_progress", kw_only=True)
+
+
 AnyEvent = Annotated[
     TrainStart | EpochEnd | TrainEnd | GrowthStep | PruneStep | TrimStep | TrimEnd,
     Field(discriminator="event"),

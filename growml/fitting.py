@@ -21,6 +21,8 @@ import torch
 from growml.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from growml.config import FitConfig
 from growml.data import PreparedData, Table, load_data_table, prepare
+from growml.data.streaming import load_streamed
+from growml.data.streaming import streams as streams_data
 from growml.errors import ConfigError, DataError, GrowmlWarning, RunError, TrainingError
 from growml.events import Event, Observer, parse_event
 from growml.growth.engine import GrowthEngine
@@ -38,7 +40,7 @@ from growml.runs.rundir import RunWriter, default_run_dir, interrupted_runs, rem
 from growml.runs.summary import fit_metrics
 from growml.scoring import check_settings, threshold_metric
 from growml.train.device import training_device
-from growml.train.metrics import probabilities
+from growml.train.metrics import outputs, probabilities
 from growml.train.trainer import Trainer, TrainResult
 
 
@@ -92,11 +94,13 @@ def fit(
             done here.
     """
     started = time.perf_counter() if started is None else started
+    device = training_device(config)  # before data that may take minutes to read
+    if table is None and prepared is None and sample_weight is None and streams(config):
+        table, prepared = load_streamed(config.data, config.seed)
     if table is None:
         table = load_config_table(config)
     check_settings(config, table.task)
     _check_weights(sample_weight, table)
-    device = training_device(config)
     if prepared is None:
         prepared = prepare(table, config.data, config.seed, sample_weight)
     data = prepared
@@ -271,6 +275,11 @@ def _run_path(out: str | Path | None, overwrite: bool, name: str) -> Path:
     return Path("runs") / name if overwrite else default_run_dir(name)
 
 
+def streams(config: FitConfig) -> bool:
+    """Whether the data ``config`` names is read in batches (``data.stream``)."""
+    return streams_data(config.data, config.model.arch)
+
+
 def load_config_table(config: FitConfig) -> Table:
     """The table ``config.data`` names, loaded and checked."""
     return load_data_table(config.data, config.model.input_shape)
@@ -439,7 +448,7 @@ def _choose_threshold(
     if metric == "none":
         return {"value": 0.5, "metric": "none"}
     with torch.no_grad():
-        probability = probabilities(model(torch.as_tensor(data.x_val)), 1)[:, 1].numpy()
+        probability = probabilities(outputs(model, data.x_val), 1)[:, 1].numpy()
     # A loss averaged over τ = 0.1 … 0.9 was trained for that range only.
     averaged = getattr(loss, "needs_positives", False) and config.loss.tau is None
     bounds = (0.1, 0.9) if averaged else (0.01, 0.99)

@@ -56,7 +56,7 @@ _DATE = (
 _DATES_REASON = "its values are dates or times"
 _DATES_ADVICE = "; convert them to numbers to use them"
 # The words pyarrow's CSV reader reads as booleans, so text in memory reads as a file would.
-_BOOLEAN_WORDS = ("True", "TRUE", "true", "False", "FALSE", "false")
+BOOLEAN_WORDS = ("True", "TRUE", "true", "False", "FALSE", "false")
 
 # string_view arrived in pyarrow 16; growml reads with 15 too.
 _is_string_view = getattr(pa.types, "is_string_view", lambda dtype: False)
@@ -187,7 +187,7 @@ def read_columns(
                 reading = reading.model_copy(update={"from_text": True, "decimal_comma": True})
         if reading.read_as == "number":
             values = column if values is None else values
-            reading, values = _finite(reading, values, source, infinite)
+            reading, values = finite(reading, values, source, infinite)
         readings.append(reading)
         if warning:
             notes.append(warning)
@@ -240,9 +240,9 @@ def _read_text(
     present = len(text) - text.null_count
     if present == 0:
         return _dropped(name, "every value is missing"), None, ""
-    if pc.all(pc.is_in(text.drop_null(), pa.array(_BOOLEAN_WORDS))).as_py():
+    if pc.all(pc.is_in(text.drop_null(), pa.array(BOOLEAN_WORDS))).as_py():
         reading = ColumnReading(name=name, read_as="boolean", missing=len(text) - present)
-        true = pc.is_in(text, pa.array(_BOOLEAN_WORDS[:3]))
+        true = pc.is_in(text, pa.array(BOOLEAN_WORDS[:3]))
         return reading, pc.if_else(pc.is_valid(text), true, pa.scalar(None, pa.bool_())), ""
     amounts = numbers.numbers_only(text, convention)
     values = numbers.to_floats(amounts, convention)
@@ -352,10 +352,15 @@ def _read_typed(name: str, column: pa.ChunkedArray) -> ColumnReading:
     )
 
 
-def _finite(
-    reading: ColumnReading, values: pa.ChunkedArray, source: str, infinite: str
+def finite(
+    reading: ColumnReading,
+    values: pa.ChunkedArray,
+    source: str,
+    infinite: str,
+    first_row: int = 0,
 ) -> tuple[ColumnReading, pa.ChunkedArray]:
-    """Refuse an infinite number, or (``infinite="missing"``) read it as missing."""
+    """Refuse an infinite number, or (``infinite="missing"``) read it as missing;
+    ``values`` begin at data row ``first_row`` (from 0) of ``source``."""
     floats = np.array(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), np.float64)
     rows = np.flatnonzero(np.isinf(floats))
     if rows.size == 0:
@@ -364,8 +369,8 @@ def _finite(
         first = int(rows[0])
         raise DataError(
             f"column {reading.name!r} of {source!r} holds an infinite number ({floats[first]}) "
-            f"in data row {first + 1} (counting from 1, the header not counted); replace it, or "
-            "set data.infinite=missing to read infinite numbers as missing."
+            f"in data row {first_row + first + 1} (counting from 1, the header not counted); "
+            "replace it, or set data.infinite=missing to read infinite numbers as missing."
         )
     floats[rows] = np.nan
     update = {"infinite": int(rows.size), "missing": int(np.isnan(floats).sum())}

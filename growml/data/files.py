@@ -31,7 +31,7 @@ FILE_SUFFIXES = (*CSV_DELIMITERS, *PARQUET_SUFFIXES)
 _SNIFFED_DELIMITERS = ",\t;|"
 _SAMPLE_BYTES = 64 * 1024
 # pyarrow infers column types from the first block only; later blocks that disagree are read
-# again with a wider type (see _widen).
+# again with a wider type (see widen_types).
 _BLOCK_SIZE = 1 << 20
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+):.*?CSV conversion error to (\w+)")
 
@@ -42,6 +42,30 @@ def read_file(source: str, text_columns: Collection[str] = ()) -> pa.Table:
     ``text_columns`` of a CSV file are read as text, untyped, so that the reader of the rows
     decides what their numbers mean (a run's decimal-comma columns: ``2.000`` is 2000 there).
     """
+    path = checked_path(source)
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        table = _read_parquet(path, source)
+    else:
+        table = _read_csv(path, source, CSV_DELIMITERS[suffix], text_columns)
+    check_column_names(table.column_names, source)
+    if table.num_rows == 0:
+        raise DataError(f"file {source!r} has column names but no rows of data.")
+    return table
+
+
+def check_column_names(names: list[str], source: str) -> None:
+    """Refuse a file with two columns of one name."""
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise DataError(
+            f"file {source!r} has more than one column named {duplicates[0]!r}; "
+            "give every column its own name."
+        )
+
+
+def checked_path(source: str) -> Path:
+    """The path of ``source``, a CSV or Parquet file that exists and is not empty."""
     path = Path(source)
     if not path.exists():
         raise DataError(f"file {source!r} does not exist.")
@@ -59,19 +83,7 @@ def read_file(source: str, text_columns: Collection[str] = ()) -> pa.Table:
         raise DataError(f"file {source!r} cannot be read ({exc.strerror}).") from None
     if empty:
         raise DataError(f"file {source!r} is empty.")
-    if suffix in PARQUET_SUFFIXES:
-        table = _read_parquet(path, source)
-    else:
-        table = _read_csv(path, source, CSV_DELIMITERS[suffix], text_columns)
-    duplicates = sorted({name for name in table.column_names if table.column_names.count(name) > 1})
-    if duplicates:
-        raise DataError(
-            f"file {source!r} has more than one column named {duplicates[0]!r}; "
-            "give every column its own name."
-        )
-    if table.num_rows == 0:
-        raise DataError(f"file {source!r} has column names but no rows of data.")
-    return table
+    return path
 
 
 def _read_parquet(path: Path, shown: str) -> pa.Table:
@@ -86,7 +98,7 @@ def _read_parquet(path: Path, shown: str) -> pa.Table:
 def _read_csv(
     path: Path, shown: str, default_delimiter: str | None, text_columns: Collection[str]
 ) -> pa.Table:
-    delimiter = _choose_delimiter(_text_sample(path, shown), default_delimiter)
+    delimiter = choose_delimiter(text_sample(path, shown), default_delimiter)
     column_types: dict[str, pa.DataType] = dict.fromkeys(text_columns, pa.string())
     # A ';' file is written where the comma is the decimal mark (growml.data.columns): pyarrow
     # types its numbers so too, and leaves '1.234' as text for read_columns to decide.
@@ -124,16 +136,18 @@ def _read_csv(
                 return table.replace_schema_metadata({DELIMITER_KEY: delimiter})
         except pa.ArrowException as exc:
             if bad_rows:
-                raise _wrong_field_count(shown, bad_rows[0]) from None
-            widened = _widen(str(exc), names, column_types)
+                raise wrong_field_count(shown, bad_rows[0]) from None
+            widened = widen_types(str(exc), names, column_types)
             if widened is None:
-                raise DataError(f"file {shown!r} cannot be read as CSV ({_reason(exc)}).") from None
+                raise DataError(
+                    f"file {shown!r} cannot be read as CSV ({error_reason(exc)})."
+                ) from None
             column_types = widened
         except OSError as exc:
             raise DataError(f"file {shown!r} cannot be read ({exc.strerror}).") from None
 
 
-def _text_sample(path: Path, shown: str) -> str:
+def text_sample(path: Path, shown: str) -> str:
     try:
         with path.open("rb") as handle:
             sample = handle.read(_SAMPLE_BYTES)
@@ -151,7 +165,7 @@ def _text_sample(path: Path, shown: str) -> str:
     return text
 
 
-def _choose_delimiter(sample: str, default: str | None) -> str:
+def choose_delimiter(sample: str, default: str | None) -> str:
     header = sample.split("\n", 1)[0]
     if default is not None and default in header:
         return default
@@ -162,7 +176,7 @@ def _choose_delimiter(sample: str, default: str | None) -> str:
         return default or ","
 
 
-def _widen(
+def widen_types(
     message: str, names: list[str], column_types: dict[str, pa.DataType]
 ) -> dict[str, pa.DataType] | None:
     """Column types for another try after a later block did not fit the inferred type."""
@@ -179,7 +193,7 @@ def _widen(
     return {**column_types, name: wider}
 
 
-def _wrong_field_count(shown: str, row: Any) -> DataError:
+def wrong_field_count(shown: str, row: Any) -> DataError:
     where = f"line {row.number}" if row.number is not None else "a row"
     return DataError(
         f"{where} of file {shown!r} has {row.actual_columns} fields but the header has "
@@ -187,7 +201,7 @@ def _wrong_field_count(shown: str, row: Any) -> DataError:
     )
 
 
-def _reason(exc: Exception) -> str:
+def error_reason(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0].rstrip(".")
 
 
@@ -279,4 +293,4 @@ def _converted(build: Callable[[], pa.Table]) -> pa.Table:
     try:
         return build()
     except (pa.ArrowException, TypeError, ValueError) as exc:
-        raise DataError(f"the rows cannot be turned into a table ({_reason(exc)}).") from None
+        raise DataError(f"the rows cannot be turned into a table ({error_reason(exc)}).") from None

@@ -121,6 +121,13 @@ def string_values(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
     return numbers.without_missing_marks(strings)
 
 
+def category_counts(strings: pa.ChunkedArray) -> dict[str, int]:
+    """How often each present value of ``strings`` (``string_values``'s) occurs."""
+    counts = pc.value_counts(strings)
+    pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+    return {value: count for value, count in pairs if value is not None}
+
+
 @dataclass(frozen=True)
 class NumericColumn:
     """A numeric input column, scaled by ``scaling`` (``growml.data.scaling``); a missing value
@@ -180,22 +187,25 @@ class CategoricalColumn:
     @classmethod
     def fit(cls, name: str, column: pa.ChunkedArray, max_categories: int) -> CategoricalColumn:
         strings = string_values(column, name)
-        counts = pc.value_counts(strings)
-        pairs = zip(
-            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
-        )
-        present = [(value, count) for value, count in pairs if value is not None]
+        return cls.from_counts(name, category_counts(strings), strings.null_count, max_categories)
+
+    @classmethod
+    def from_counts(
+        cls, name: str, counts: dict[str, int], missing: int, max_categories: int
+    ) -> CategoricalColumn:
+        """The column whose training rows hold each category ``counts`` times (present values
+        only) and ``missing`` missing values."""
         # Most frequent first, ties by value, so the kept set never depends on row order.
-        kept = sorted(present, key=lambda pair: (-pair[1], pair[0]))[:max_categories]
-        if len(present) > max_categories:
+        kept = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))[:max_categories]
+        if len(counts) > max_categories:
             warnings.warn(
-                f"column {name!r} has {len(present)} categories; the {max_categories} most "
+                f"column {name!r} has {len(counts)} categories; the {max_categories} most "
                 "frequent are one-hot encoded and the others count as none (raise "
                 "data.max_categories to keep more).",
                 GrowmlWarning,
                 stacklevel=3,
             )
-        return cls(name, tuple(sorted(value for value, _ in kept)), strings.null_count > 0)
+        return cls(name, tuple(sorted(value for value, _ in kept)), missing > 0)
 
     def write(self, column: pa.ChunkedArray, out: np.ndarray) -> None:
         strings = string_values(column, self.name)

@@ -158,9 +158,9 @@ def load_table(
                 f"{', '.join(builtin_names())} (or give a CSV/Parquet file path)."
             )
         columns = read_file(source)
-        target_name = _target_column(columns.column_names, target, source)
+        target_name = target_column(columns.column_names, target, source)
         features = columns.drop_columns([target_name])
-        target_values = _target_from_text(columns.column(target_name), features)
+        target_values = target_from_text(columns.column(target_name), features)
         table, notes = _checked(
             Path(source).stem, features, target_values, target_name, task, source, infinite
         )
@@ -218,7 +218,7 @@ def _looks_like_path(source: str) -> bool:
     return bool(Path(source).suffix) or "/" in source or "\\" in source
 
 
-def _target_column(names: list[str], target: str | None, source: str) -> str:
+def target_column(names: list[str], target: str | None, source: str) -> str:
     shown = ", ".join(repr(name) for name in names[:5]) + (", ..." if len(names) > 5 else "")
     if target is None:
         raise DataError(
@@ -245,9 +245,34 @@ def _checked(
 ) -> tuple[Table, list[str]]:
     """The usable table and the warnings to show about what was changed to make it usable."""
     # Read before rows are dropped, so that a message names the row as the user counts it.
-    read = read_columns(features, source, infinite, _delimiter(features))
+    read = read_columns(features, source, infinite, delimiter_of(features))
     features = read.features
-    notes = list(read.notes)
+    checked = check_target(target, target_name, task, source)
+    if checked.missing.any():
+        features = features.filter(pa.array(~checked.missing))
+    check_features(features.num_columns, target_name, source)
+    table = Table(name, features, checked.values, target_name, checked.task, read.readings)
+    return table, [*read.notes, *checked.notes]
+
+
+@dataclass(frozen=True)
+class CheckedTarget:
+    """A target column made usable: its ``values`` without the rows whose target is
+    ``missing`` (one flag per row as read), the settled ``task``, and what to warn about."""
+
+    values: pa.ChunkedArray
+    task: Task
+    missing: np.ndarray
+    notes: tuple[str, ...]
+
+
+def check_target(
+    target: pa.ChunkedArray, target_name: str, task: str, source: str
+) -> CheckedTarget:
+    """Check a target column as read from ``source``: rows without a target are left out (with
+    a note), too few rows or a single class are refused, and ``task`` (``auto``,
+    ``classification`` or ``regression``) is settled."""
+    notes = []
     target = _plain_target(target, target_name)
     missing = _missing(target, target_name)
     if missing.all():
@@ -255,8 +280,7 @@ def _checked(
             f"target column {target_name!r} of {source!r} is empty; choose another --target."
         )
     if missing.any():
-        keep = pa.array(~missing)
-        features, target = features.filter(keep), target.filter(keep)
+        target = target.filter(pa.array(~missing))
         notes.append(
             f"dropped {int(missing.sum())} of {missing.size} rows of {source!r} whose target "
             f"{target_name!r} is missing."
@@ -288,26 +312,30 @@ def _checked(
                 f"target column {target_name!r} has a single class ({labels[0].as_py()!r}); "
                 "classification needs at least two."
             )
-    if features.num_columns == 0:
+    return CheckedTarget(target, resolved, missing, tuple(notes))
+
+
+def check_features(columns: int, target_name: str, source: str) -> None:
+    """Refuse data with no usable feature column (``columns`` of them once read)."""
+    if columns == 0:
         raise DataError(
             f"{source!r} has no usable feature columns besides the target {target_name!r}; "
             "give it columns with values."
         )
-    return Table(name, features, target, target_name, resolved, read.readings), notes
 
 
-def _target_from_text(target: pa.ChunkedArray, features: pa.Table) -> pa.ChunkedArray:
+def target_from_text(target: pa.ChunkedArray, features: pa.Table) -> pa.ChunkedArray:
     """A file's target written as text numbers (``1,5``, ``1,234``, ``?`` for missing) as
     numbers, so that a quantity is not taken for classes; other targets as they are: their
     labels are the classes, ``None`` and ``-`` among them (only an empty value is missing)."""
     target = as_chunked(target)
     if not is_text_type(target.type):
         return target
-    values = read_numbers_from_text(target, _delimiter(features))
+    values = read_numbers_from_text(target, delimiter_of(features))
     return target if values is None else values
 
 
-def _delimiter(features: pa.Table) -> str | None:
+def delimiter_of(features: pa.Table) -> str | None:
     """The CSV delimiter ``read_file`` left in the table's metadata, if any."""
     return (features.schema.metadata or {}).get(DELIMITER_KEY, b"").decode() or None
 
@@ -355,7 +383,9 @@ class PreparedData:
     """A table split and turned into arrays, with the fitted preprocessing and encoding.
 
     ``x_*`` are float32 matrices; ``y_*`` are int64 class indices (classification) or float32
-    standardised values (regression). ``raw_test`` holds the test rows before preprocessing.
+    standardised values (regression). ``raw_test`` holds the test rows before preprocessing
+    (none, only the columns, for a file read in batches: ``growml.data.streaming``, whose
+    ``x_*`` are memory-mapped).
     ``w_*`` are the rows' weights (float32), or None when every row counts alike.
     """
 
@@ -383,7 +413,7 @@ def split_rows(
     """Row indices of the train, validation and test parts that ``prepare`` uses, so that a
     later command (an export's verification) sees the very rows the run was tested on."""
     labels = table.target.to_numpy() if table.task == "classification" else None
-    sizes = (table.features.num_rows, config.test_size, config.validation_size, seed)
+    sizes = (len(table.target), config.test_size, config.validation_size, seed)
     try:
         return split_indices(labels, *sizes)
     except DataError:

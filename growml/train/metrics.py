@@ -30,6 +30,23 @@ def decide(output: Tensor, threshold: float | None = None) -> Tensor:
     return output.argmax(1)
 
 
+# Rows evaluated at once beyond which the network's outputs are computed in slices, so that
+# the activations of millions of rows (a streamed file's) are never all held at once.
+EVALUATION_SLICE = 1 << 20
+
+
+def outputs(model: GrowingMLP, x: np.ndarray) -> torch.Tensor:
+    """The network's outputs on rows ``x``: at once, or slice by slice beyond
+    ``EVALUATION_SLICE`` rows."""
+    if len(x) <= EVALUATION_SLICE:
+        return model(torch.as_tensor(x))
+    slices = [
+        model(torch.as_tensor(x[start : start + EVALUATION_SLICE]))
+        for start in range(0, len(x), EVALUATION_SLICE)
+    ]
+    return torch.cat(slices)
+
+
 @torch.inference_mode()
 def evaluate(
     model: GrowingMLP,
@@ -42,7 +59,7 @@ def evaluate(
     """Accuracy, macro-F1, log-loss (and F1 of the positive class when binary, at
     ``threshold``) for classification; RMSE, MAE and R² in the target's units for regression;
     each row counted by its ``sample_weight`` when given."""
-    output = model(torch.as_tensor(x))
+    output = outputs(model, x)
     if encoder.task == "regression":
         predicted = encoder.decode(output.squeeze(1).numpy())
         return regression_metrics(encoder.decode(y), predicted, sample_weight)
