@@ -321,7 +321,9 @@ def test_the_pools_bottleneck_is_tinys_measured_from_the_same_rows():
 
 def test_random_neurons_are_drawn_like_a_layers_own_initialisation():
     model, _ = _tanh_statistics()
-    candidate = random_candidate(model.growable_layers()[0], 500, torch.Generator().manual_seed(3))
+    candidate = random_candidate(
+        model.growable_layers()[0], 500, torch.Generator().manual_seed(3), torch.device("cpu")
+    )
     # U(±1/√fan_in) in, U(±1/√(width + new)) out: PyTorch's bound for a Linear layer.
     bound_in, bound_out = 1 / math.sqrt(4), 1 / math.sqrt(3 + 500)
     for weights, bound in ((candidate.alpha, bound_in), (candidate.omega, bound_out)):

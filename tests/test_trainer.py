@@ -199,3 +199,27 @@ def test_without_early_stopping_the_anneal_follows_the_last_epoch(moons):
     _, _, result, events = _train(moons, epochs=6, early_stopping=False, anneal_epochs=3)
     assert result.epochs == 9 and not result.stopped_early
     assert isinstance(events[0], TrainStart) and events[0].max_epochs == 9
+
+
+@pytest.mark.parametrize("span_bytes", [64, 1 << 22])
+def test_batches_are_the_rows_of_the_order_even_when_inputs_and_targets_look_alike(
+    span_bytes, monkeypatch
+):
+    """Gathered a span at a time into kept buffers (one for the inputs, one for the targets,
+    even of one shape and type), each batch holds exactly the rows its slice of the order
+    names."""
+    from growml.train import batches
+
+    monkeypatch.setattr(batches, "SPAN_BYTES", span_bytes)
+    x = torch.arange(50 * 2, dtype=torch.float32).reshape(50, 2)
+    target = -x
+    order = torch.randperm(50, generator=torch.Generator().manual_seed(0))
+    gather = batches.Batches(x, batch_size=8)
+    for _epoch in range(2):
+        seen = []
+        for index, (x_batch, target_batch) in enumerate(gather(order, target)):
+            rows = order[index * 8 : (index + 1) * 8]
+            assert torch.equal(x_batch, x[rows]) and torch.equal(target_batch, target[rows])
+            seen.append(x_batch.clone())
+        assert torch.equal(torch.cat(seen), x[order])
+        order = order.flip(0)

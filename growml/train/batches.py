@@ -32,7 +32,7 @@ class Batches:
         self.x = x
         self.batch_size = batch_size
         self.device = x.device if device is None else device
-        self._buffers: dict[tuple[torch.Size, torch.dtype], Tensor] = {}
+        self._buffers: dict[tuple[str, torch.Size, torch.dtype], Tensor] = {}
 
     def __call__(self, order: Tensor, target: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
         """The batches of the rows ``order`` names, in that order, and their ``target`` rows.
@@ -44,14 +44,15 @@ class Batches:
         span = batch_size * max(1, SPAN_BYTES // (batch_size * row_bytes))
         for first in range(0, len(order), span):
             rows = order[first : first + span]
-            x_span = self._gather(x, rows, span).to(self.device)
-            target_span = self._gather(target, rows, span).to(self.device)
+            x_span = self._gather("x", x, rows, span).to(self.device)
+            target_span = self._gather("target", target, rows, span).to(self.device)
             for start in range(0, len(rows), batch_size):
                 yield x_span[start : start + batch_size], target_span[start : start + batch_size]
 
-    def _gather(self, values: Tensor, rows: Tensor, span: int) -> Tensor:
-        """``values``' ``rows``, copied into this shape's buffer."""
-        key = (values.shape[1:], values.dtype)
+    def _gather(self, role: str, values: Tensor, rows: Tensor, span: int) -> Tensor:
+        """``values``' ``rows``, copied into the buffer of ``role`` (inputs and targets of one
+        shape have a buffer each) and this shape."""
+        key = (role, values.shape[1:], values.dtype)
         buffer = self._buffers.get(key)
         if buffer is None or len(buffer) < len(rows):
             size = min(span, len(values))
