@@ -141,15 +141,28 @@ def test_the_fused_step_moves_parameters_exactly_as_the_optimizer_step(settings)
 
 
 def test_the_fused_step_falls_back_where_the_kernel_does_not_apply():
-    """amsgrad is not on the fast path: the step is the optimizer's own."""
-    model = GrowingMLP(4, [3], 2, generator=torch.Generator().manual_seed(0))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.1, amsgrad=True, fused=True)
-    fused = FusedStep(optimizer)
-    before = [p.clone() for p in model.parameters()]
-    with torch.no_grad():
-        cache = model.forward_cached(torch.randn(8, 4))
-        model.backward(cache, torch.ones(8, 2))
-    fused()
-    fused.prepare()
-    assert fused._call is None
-    assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+    """amsgrad is not on the fast path: the step is the optimizer's own, to the last bit."""
+    models = [GrowingMLP(4, [3], 2, generator=torch.Generator().manual_seed(0)) for _ in "ab"]
+    optimizers = [
+        torch.optim.Adam(model.parameters(), lr=0.1, amsgrad=True, fused=True) for model in models
+    ]
+    fused = FusedStep(optimizers[1])
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(1))
+    for _ in range(3):
+        for index, model in enumerate(models):
+            with torch.no_grad():
+                cache = model.forward_cached(x)
+                model.backward(cache, torch.ones(8, 2))
+            optimizers[0].step() if index == 0 else fused()
+        fused.prepare()
+        assert fused._call is None
+    for plain, fast in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        assert torch.equal(plain, fast)
+    assert any(
+        not torch.equal(p, q)
+        for p, q in zip(
+            models[0].parameters(),
+            GrowingMLP(4, [3], 2, generator=torch.Generator().manual_seed(0)).parameters(),
+            strict=True,
+        )
+    )

@@ -45,10 +45,12 @@ class Loss:
         raise NotImplementedError
 
     def value_and_grad(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-        """``(batch-mean loss, ∂loss/∂output)``, both detached."""
-        with torch.enable_grad():
-            leaf = output.detach().requires_grad_(True)
-            value = self(leaf, target)
+        """``(batch-mean loss, ∂loss/∂output)``, both detached (by autograd here; the
+        standard losses give theirs in closed form)."""
+        # Training runs in inference mode, whose tensors autograd may not record: copies.
+        with torch.inference_mode(False), torch.enable_grad():
+            leaf = output.clone().requires_grad_(True)
+            value = self(leaf, target.clone())
             (grad,) = torch.autograd.grad(value, leaf)
         return value.detach(), grad
 

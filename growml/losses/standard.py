@@ -11,25 +11,14 @@ from growml.losses.base import Loss, row_shares, split_weights
 
 
 def _log_softmax(output: Tensor) -> Tensor:
-    # z − logsumexp(z): same values as torch.log_softmax, whose CPU kernel is slow for a few
-    # classes per row (38 µs against 17 µs for 359 rows × 10 classes). F.cross_entropy with
-    # probability targets is slower still.
-    return output - torch.logsumexp(output, 1, keepdim=True)
+    """log softmax over each row of ``output`` (n, K), as the (n, K) transpose of a
+    contiguous (K, n) matrix.
 
-
-def _softmax_parts(output: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """z − m, e = exp(z − m) and s = Σ_k e for each row's largest logit m: softmax(z) = e/s
-    and log softmax(z) = z − m − log s."""
-    shifted = output - output.amax(1, keepdim=True)
-    exp = shifted.exp()
-    return shifted, exp, exp.sum(1, keepdim=True)
-
-
-def _mean_cross_entropy(shifted: Tensor, total: Tensor, target: Tensor) -> Tensor:
-    """The mean over rows of −Σ_k y log softmax(z) from ``_softmax_parts``: as every target
-    row sums to 1, it is (Σ_rows log s − ⟨z − m, y⟩)/n, a pass fewer than forming log p."""
-    value = total.log().sum().sub_(torch.dot(shifted.reshape(-1), target.reshape(-1)))
-    return value.div_(shifted.shape[0])
+    torch's CPU kernel vectorises along the rows of a (K, n) matrix but not along the few
+    classes of an (n, K) one: 2 µs against 26 µs for 200 rows × 10 classes. Transposing the
+    logits first costs 2 µs, and the transposed result serves as it is (matrix products read
+    it without a copy)."""
+    return torch.log_softmax(output.t().contiguous(), 0).t()
 
 
 class CrossEntropy(Loss):
@@ -56,25 +45,25 @@ class CrossEntropy(Loss):
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
         target, weights = split_weights(output, target)
+        log_p = _log_softmax(output)
         row_weights = self._row_weights(target, weights)
         if row_weights is not None:
-            return -(_log_softmax(output) * target).sum(1).dot(row_shares(row_weights))
-        shifted, _, total = _softmax_parts(output)
-        return _mean_cross_entropy(shifted, total, target)
+            return -(log_p * target).sum(1).dot(row_shares(row_weights))
+        return (log_p * target).sum().div_(-output.shape[0])
 
     def value_and_grad(self, output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         target, weights = split_weights(output, target)
+        log_p = _log_softmax(output)
         row_weights = self._row_weights(target, weights)
         if row_weights is not None:
-            log_p = _log_softmax(output)
             # Weighted mean Σ w_i ℓ_i / Σ w_i: each row's softmax(z) − y scaled by w_i / Σ w.
             shares = row_shares(row_weights)
             value = -(log_p * target).sum(1).dot(shares)
             return value, log_p.exp_().sub_(target).mul_(shares[:, None])
-        shifted, exp, total = _softmax_parts(output)
-        # ∂/∂z of −Σ y log softmax(z) is softmax(z) − y = e/s − y.
         scale = 1.0 / output.shape[0]
-        return _mean_cross_entropy(shifted, total, target), exp.div_(total).sub_(target).mul_(scale)
+        value = (log_p * target).sum().mul_(-scale)
+        # ∂/∂z of −Σ y log softmax(z) is softmax(z) − y.
+        return value, log_p.exp_().sub_(target).mul_(scale)
 
     def _row_weights(self, target: Tensor, weights: Tensor | None) -> Tensor | None:
         """Each row's weight: its class's weight times its own; None when rows count alike."""

@@ -424,8 +424,11 @@ class GrowingMLP(nn.Module):
         """Make ``weight`` and ``bias`` layer ``position``'s parameters, the layers from there
         on moving up one; they join ``optimizer``'s group in the network's parameter order."""
         weights, biases = list(self.weights), list(self.biases)
-        weights.insert(position, nn.Parameter(weight))
-        biases.insert(position, nn.Parameter(bias))
+        # Ordinary tensors even when training (in inference mode) inserts the layer: a
+        # parameter made of an inference tensor could never be changed outside it.
+        with torch.inference_mode(False):
+            weights.insert(position, nn.Parameter(weight.clone()))
+            biases.insert(position, nn.Parameter(bias.clone()))
         self.weights, self.biases = nn.ParameterList(weights), nn.ParameterList(biases)
         self._layers = tuple(zip(self.weights, self.biases, strict=True))
         if self.masks is not None:

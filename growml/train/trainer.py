@@ -168,39 +168,14 @@ class Trainer:
             self._emit(self._start_event(loop, validation_rows=len(x_val)))
         else:  # go on where the checkpoint left off, as if never stopped
             loop.restore(self.resume)
-        stopped_early = False
         threads = choose_threads(config.threads, model, config.batch_size)
-        with torch_threads(threads), torch.no_grad():
-            model.train()
-            for hook in loop.hooks:
-                hook.on_train_start(loop)
-            for epoch in range(loop.epoch + 1, config.epochs + config.anneal_epochs + 1):
-                if loop.anneal_start:
-                    _set_lr(loop.optimizer, annealed_lr(config, epoch - loop.anneal_start))
-                for hook in loop.hooks:
-                    hook.on_epoch_start(loop)
-                last = self._epoch(loop, epoch, validation)
-                loop.changed = any([hook.on_epoch_end(loop, last) for hook in loop.hooks])
-                # New neurons get the full patience to pay off; wider layers may want more threads.
-                if loop.changed:
-                    loop.stopping.grew(epoch)
-                    torch.set_num_threads(choose_threads(config.threads, model, config.batch_size))
-                if loop.anneal_start:
-                    if epoch - loop.anneal_start >= config.anneal_epochs:
-                        break
-                    continue
-                stopping = loop.stopping.should_stop(epoch)
-                stopped_early = stopped_early or stopping
-                if stopping or epoch >= config.epochs:
-                    if not config.anneal_epochs:
-                        break
-                    # The anneal starts from the best weights, whose shape may predate growth.
-                    loop.stopping.restore_best(model, loop.optimizer)
-                    loop.anneal_start = epoch
-            loop.stopping.restore_best(model, loop.optimizer)
-            if loop.anneal_start:
-                _set_lr(loop.optimizer, config.lr)
-            model.eval()
+        # Inference mode, not only no_grad: torch calls cost less (an epoch of digits at width
+        # 32: 0.78 → 0.68 ms). What outlives the training becomes ordinary again (finally).
+        try:
+            with torch_threads(threads), torch.inference_mode():
+                last, stopped_early = self._epochs(loop, validation)
+        finally:
+            _ordinary_tensors(model, loop.optimizer)
         kept = loop.stopping if config.early_stopping else None
         self.result_ = TrainResult(
             epochs=loop.epoch,
@@ -211,6 +186,44 @@ class Trainer:
         )
         self._emit(TrainEnd(**asdict(self.result_)))
         return self.result_
+
+    def _epochs(self, loop: Loop, validation: Validation) -> tuple[EpochEnd, bool]:
+        """The epochs, until early stopping, ``train.epochs`` or the end of the anneal, with
+        the best weights put back; returns the last epoch's event and whether early stopping
+        ended the training (before the anneal, when there is one)."""
+        config, model = self.config, loop.model
+        stopped_early = False
+        model.train()
+        for hook in loop.hooks:
+            hook.on_train_start(loop)
+        for epoch in range(loop.epoch + 1, config.epochs + config.anneal_epochs + 1):
+            if loop.anneal_start:
+                _set_lr(loop.optimizer, annealed_lr(config, epoch - loop.anneal_start))
+            for hook in loop.hooks:
+                hook.on_epoch_start(loop)
+            last = self._epoch(loop, epoch, validation)
+            loop.changed = any([hook.on_epoch_end(loop, last) for hook in loop.hooks])
+            # New neurons get the full patience to pay off; wider layers may want more threads.
+            if loop.changed:
+                loop.stopping.grew(epoch)
+                torch.set_num_threads(choose_threads(config.threads, model, config.batch_size))
+            if loop.anneal_start:
+                if epoch - loop.anneal_start >= config.anneal_epochs:
+                    break
+                continue
+            stopping = loop.stopping.should_stop(epoch)
+            stopped_early = stopped_early or stopping
+            if stopping or epoch >= config.epochs:
+                if not config.anneal_epochs:
+                    break
+                # The anneal starts from the best weights, whose shape may predate growth.
+                loop.stopping.restore_best(model, loop.optimizer)
+                loop.anneal_start = epoch
+        loop.stopping.restore_best(model, loop.optimizer)
+        if loop.anneal_start:
+            _set_lr(loop.optimizer, config.lr)
+        model.eval()
+        return last, stopped_early
 
     def _loop(
         self,
@@ -342,6 +355,22 @@ class Trainer:
     def _emit(self, event: Event) -> None:
         for observer in self.observers:
             observer(event)
+
+
+def _ordinary_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Make the network's parameters and the optimizer's state, made or replaced in inference
+    mode during training, ordinary tensors again (a copy of each that is not), and drop the
+    gradients: outside inference mode such tensors may not be changed in place, as trimming,
+    pruning and a later training's first steps change them."""
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.is_inference():
+                param.data = param.data.clone()
+            param.grad = None  # the last step's, of no use once training has ended
+        for state in optimizer.state.values():
+            for key, value in state.items():
+                if isinstance(value, Tensor) and value.is_inference():
+                    state[key] = value.clone()
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
