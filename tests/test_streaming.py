@@ -222,6 +222,6 @@ def test_a_million_rows_stream_in_bounded_memory(tmp_path):
     )
     code, peak_kb = map(int, done.stdout.split())
     assert code == 0
-    # 80 MB of float32 rows; streamed, the default fit peaked at 831 MB (imports alone take
-    # about 470 MB), read whole at 1057 MB (benchmarks/results/large_data.md).
+    # 80 MB of float32 rows; streamed, the default fit peaked at 812 MB (imports alone take
+    # about 470 MB), read whole at 1000 MB (benchmarks/results/large_data.md).
     assert peak_kb < 950 * 1024

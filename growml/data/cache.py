@@ -6,10 +6,15 @@ operating system frees the disk space when the process ends, and nothing is left
 it ends (an error, an interrupt, a killed process). The pages the training touches are shared
 with the file, so ``torch.from_numpy``/``torch.as_tensor`` on a matrix makes no copy; the kernel
 writes them out to disk and reads them back as memory requires.
+
+The pages a process has touched count in its resident memory until it lets them go
+(``release_pages``): a pass over the rows (encoding them, evaluating a network on them) lets
+its pages go behind it, so that only the rows being trained on count at once.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import tempfile
@@ -56,3 +61,12 @@ def _mapped(path: Path, shape: tuple[int, int]) -> np.ndarray:
         if hasattr(os, "posix_fallocate"):
             os.posix_fallocate(handle.fileno(), 0, path.stat().st_size)
     return matrix
+
+
+def release_pages(matrix: np.ndarray) -> None:
+    """Let this process's resident pages of a memory-mapped ``matrix`` go (an ordinary array
+    is left alone). The rows stay in the file, and in the system's page cache while memory
+    allows; touching them again reads them back. A shared mapping keeps what was written."""
+    mapping = getattr(matrix, "_mmap", None)
+    if isinstance(mapping, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)

@@ -8,6 +8,10 @@ import numpy as np
 
 from growml.errors import DataError
 
+# Rows from which a stratified split is drawn by ``stratified_split`` rather than by
+# scikit-learn's ``train_test_split`` (the same rows; see its docstring).
+LARGE_SPLIT_ROWS = 1 << 20
+
 
 def split_indices(
     labels: np.ndarray | None,
@@ -36,22 +40,14 @@ def split_indices(
     if labels is not None:
         _check_stratifiable(np.asarray(labels), n_train, n_validation, n_test)
 
-    # scikit-learn takes most of a second to import; `import growml.data` must stay fast.
-    from sklearn.model_selection import train_test_split
-
     rows = np.arange(n_rows)
     try:
         if n_test:
-            rest, test = train_test_split(
-                rows, test_size=n_test, random_state=seed, stratify=labels
-            )
+            rest, test = _split_off(rows, n_test, seed, labels)
         else:
             rest, test = rows, rows[:0]
-        train, validation = train_test_split(
-            rest,
-            test_size=n_validation,
-            random_state=seed,
-            stratify=None if labels is None else np.asarray(labels)[rest],
+        train, validation = _split_off(
+            rest, n_validation, seed, None if labels is None else np.asarray(labels)[rest]
         )
     except ValueError:
         raise DataError(
@@ -59,6 +55,52 @@ def split_indices(
             "hold every class; use more rows or other test_size and validation_size."
         ) from None
     return _sorted(train), _sorted(validation), _sorted(test)
+
+
+def _split_off(
+    rows: np.ndarray, n_part: int, seed: int, labels: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` less ``n_part`` of them, and those ``n_part``: scikit-learn's
+    ``train_test_split`` (stratified by ``labels`` when given), or its stratified draw
+    re-done without per-row Python objects from ``LARGE_SPLIT_ROWS`` rows."""
+    if labels is not None and len(rows) >= LARGE_SPLIT_ROWS:
+        return stratified_split(rows, n_part, seed, np.asarray(labels))
+    # scikit-learn takes most of a second to import; `import growml.data` must stay fast.
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(rows, test_size=n_part, random_state=seed, stratify=labels)
+
+
+def stratified_split(
+    rows: np.ndarray, n_part: int, seed: int, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``train_test_split(rows, test_size=n_part, random_state=seed, stratify=labels)``: the
+    same rows in the same order, drawn as scikit-learn's ``StratifiedShuffleSplit`` draws them
+    (the same calls on the same random state), but with 4-byte positions in arrays where it
+    keeps a Python object per row (about 100 bytes a row at its peak, 1 GB for 10 M rows)."""
+    from sklearn.utils import check_random_state
+    from sklearn.utils.extmath import _approximate_mode
+
+    classes, counts = np.unique(labels, return_counts=True)
+    n_rest = len(rows) - n_part
+    if counts.min() < 2 or min(n_rest, n_part) < len(classes):
+        raise ValueError("a stratified split needs two rows and a row per part of every class")
+    position = np.int32 if len(rows) < 2**31 else np.int64
+    random = check_random_state(seed)
+    rest_counts = _approximate_mode(counts, n_rest, random)
+    part_counts = _approximate_mode(counts - rest_counts, n_part, random)
+    rest, part = [], []
+    for label, count, n_kept, n_drawn in zip(
+        classes, counts, rest_counts, part_counts, strict=True
+    ):
+        members = np.flatnonzero(labels == label).astype(position)
+        shuffled = members[random.permutation(count)]
+        rest.append(shuffled[:n_kept])
+        part.append(shuffled[n_kept : n_kept + n_drawn])
+    # RandomState.permutation shuffles a copy with the same draws whatever the integer width.
+    return rows[random.permutation(np.concatenate(rest))], rows[
+        random.permutation(np.concatenate(part))
+    ]
 
 
 def _sorted(rows: np.ndarray) -> np.ndarray:

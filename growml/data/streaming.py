@@ -29,7 +29,7 @@ import pyarrow as pa
 from growml.data.batch_fit import BatchStatistics
 from growml.data.batches import BatchFile, ColumnTypesChanged, read_batch
 from growml.data.builtin import builtin_names
-from growml.data.cache import mapped_matrices
+from growml.data.cache import mapped_matrices, release_pages
 from growml.data.columns import read_columns
 from growml.data.files import FILE_SUFFIXES, check_column_names
 from growml.data.preprocess import TargetEncoder
@@ -175,6 +175,7 @@ def prepare_streamed(
             count = int(np.count_nonzero(rows))
             matrix[filled[part] : filled[part] + count] = encoded[rows]
             filled[part] += count
+            release_pages(matrix)
     kept_parts = parts[parts >= 0]
     target = table.target
     classification = table.task == "classification"
@@ -220,6 +221,9 @@ def _reported(file: BatchFile, step: str, observer: Observer) -> Iterator[pa.Tab
     for batch, done in file.batches():
         yield batch
         observer(DataProgress(step, done, total, unit))
+    # pyarrow's allocator keeps freed batches' memory for reuse: a hundred megabytes or more
+    # that the training would otherwise carry.
+    pa.default_memory_pool().release_unused()
 
 
 def _ignore(event: Event) -> None:

@@ -34,9 +34,10 @@ def fit_metrics(
     ``trained`` and ``history`` say; ``seconds``: the time of reading and preparing the data
     (``data``) and the fit's (``wall``), both counted from the command's start."""
     model = run.model
+    splits = evaluate_splits(model, data, run.threshold)
     metrics: dict[str, Any] = {
         "task": data.task,
-        **evaluate_splits(model, data, run.threshold),
+        **splits,
         "parameters": model.n_parameters(),
         "hidden_widths": model.hidden_widths,
         "rows": {
@@ -64,7 +65,9 @@ def fit_metrics(
         metrics["prune"] = pruning
     if threshold is not None:
         metrics["threshold"] = threshold
-        for split, values in evaluate_splits(model, data, 0.5).items():
+        # At a threshold of 0.5 the metrics at 0.5 are those just computed.
+        at_half = splits if run.threshold == 0.5 else evaluate_splits(model, data, 0.5)
+        for split, values in at_half.items():
             metrics[split]["f1_at_0.5"] = values["f1"]
     return metrics
 

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from growml.data import TargetEncoder
+from growml.data.cache import release_pages
 from growml.nn.mlp import GrowingMLP
 
 # Larger monitored values are better for these; smaller for the rest (loss).
@@ -59,6 +60,8 @@ def evaluate(
     """Accuracy, macro-F1, log-loss (and F1 of the positive class when binary, at
     ``threshold``) for classification; RMSE, MAE and R² in the target's units for regression;
     each row counted by its ``sample_weight`` when given."""
+    if len(x) > EVALUATION_SLICE:
+        return _evaluate_in_slices(model, x, y, encoder, threshold, sample_weight)
     output = outputs(model, x)
     if encoder.task == "regression":
         predicted = encoder.decode(output.squeeze(1).numpy())
@@ -107,3 +110,71 @@ def regression_metrics(
         "mae": float(skm.mean_absolute_error(actual, predicted, **weights)),
         "r2": float(skm.r2_score(actual, predicted, **weights)),
     }
+
+
+def _evaluate_in_slices(
+    model: GrowingMLP,
+    x: np.ndarray,
+    y: np.ndarray,
+    encoder: TargetEncoder,
+    threshold: float | None,
+    sample_weight: np.ndarray | None,
+) -> dict[str, float]:
+    """``evaluate`` on more than ``EVALUATION_SLICE`` rows (a streamed file's): the same
+    metrics, equal up to the order of floating-point sums, from sums gathered slice by slice,
+    so that no per-row array of the outputs, probabilities or scikit-learn's copies of them is
+    ever whole (about 100 bytes a row at their peak)."""
+    weights = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, float)
+    if encoder.task == "regression":
+        actual = encoder.decode(y)
+        mean = np.average(actual, weights=weights)
+        sums = np.zeros(3)  # weighted squared error, absolute error, squared deviation
+    else:
+        classes = max(encoder.n_outputs, 2)
+        confusion = np.zeros((classes, classes))  # true class × decided class, weighted
+        log_loss = 0.0
+    for start in range(0, len(x), EVALUATION_SLICE):
+        rows = slice(start, start + EVALUATION_SLICE)
+        output = model(torch.as_tensor(x[rows]))
+        release_pages(x)
+        weight = weights[rows]
+        if encoder.task == "regression":
+            error = actual[rows] - encoder.decode(output.squeeze(1).numpy())
+            deviation = actual[rows] - mean
+            sums += [weight @ error**2, weight @ np.abs(error), weight @ deviation**2]
+            continue
+        truth = np.asarray(y[rows], dtype=np.int64)
+        decided = decide(output, threshold).numpy()
+        confusion += np.bincount(
+            truth * classes + decided, weights=weight, minlength=classes * classes
+        ).reshape(classes, classes)
+        proba = probabilities(output.double(), encoder.n_outputs).numpy()
+        # scikit-learn's log_loss clips the probabilities to [eps, 1 - eps].
+        eps = np.finfo(proba.dtype).eps
+        chosen = np.clip(proba[np.arange(len(truth)), truth], eps, 1 - eps)
+        log_loss -= weight @ np.log(chosen)
+    total = weights.sum()
+    if encoder.task == "regression":
+        squared, absolute, deviation = sums
+        # scikit-learn's r2_score of a constant target: 1 for a perfect fit, else 0.
+        constant = 1.0 if squared == 0 else 0.0
+        r2 = constant if deviation == 0 else 1.0 - squared / deviation
+        return {"rmse": float(np.sqrt(squared / total)), "mae": absolute / total, "r2": r2}
+    return _confusion_metrics(confusion, log_loss / total)
+
+
+def _confusion_metrics(confusion: np.ndarray, log_loss: float) -> dict[str, float]:
+    """``classification_metrics`` from a weighted confusion matrix (true class × decided
+    class) and the mean log-loss: F1 of a class is 2·TP / (2·TP + FP + FN), 0 where that is
+    0/0 (scikit-learn's ``zero_division=0``)."""
+    hits = np.diag(confusion)
+    denominator = confusion.sum(0) + confusion.sum(1)
+    f1 = np.divide(2 * hits, denominator, out=np.zeros_like(hits), where=denominator > 0)
+    result = {
+        "accuracy": float(hits.sum() / confusion.sum()),
+        "macro_f1": float(f1.mean()),
+        "log_loss": float(log_loss),
+    }
+    if len(hits) == 2:
+        result["f1"] = float(f1[1])
+    return result

@@ -428,6 +428,7 @@ class Validation:
     ) -> None:
         self.trainer = trainer
         self.x = _rows_on(x_val, device)
+        self.mapped = isinstance(x_val, np.memmap)
         self.target = trainer.loss.prepare_target(y_val, weights).to(device)
         self.labels = torch.as_tensor(y_val, device="cpu").to(device)
         self.weights = None
@@ -440,9 +441,11 @@ class Validation:
     def __call__(self, model: GrowingMLP) -> dict[str, float]:
         # No train/eval switch: the network has no dropout or normalisation, and the switch
         # costs more than the rest of a small validation pass.
-        if self.x.device == self.labels.device:
+        if self.x.device == self.labels.device and not self.mapped:
             return self.of_output(model(self.x))
-        # Memory-mapped rows (data larger than memory) go over to the device a span at a time.
+        # Memory-mapped rows (data larger than memory) go through the network a span at a
+        # time, over to its device: the activations of all of them at once would be
+        # hundreds of megabytes.
         chunks = self.x.split(_VALIDATION_ROWS)
         return self.of_output(torch.cat([model(chunk.to(self.labels.device)) for chunk in chunks]))
 
