@@ -1,10 +1,15 @@
-"""Time per epoch of growml's trainer against scikit-learn's MLPClassifier and a plain torch loop.
+"""Time per epoch of growml's trainer against scikit-learn's MLPClassifier and a plain torch loop,
+and the share of a growing fit's time that its growth steps take.
 
 Same data (growml's split and preprocessing), same architecture (one hidden ReLU layer), same
 optimizer (Adam, same learning rate), same batch size and epochs, no early stopping, in one
 process. Each measurement is repeated and the median kept; ratios are growml / MLPClassifier.
 
-    .venv/bin/python benchmarks/train_speed.py [--epochs 50] [--repeats 3] [--out FILE]
+Then ``growml.fit`` with its defaults (growth from width 1, trimming) on each data set: the
+seconds of its growth steps (statistics, candidates, line searches) against its training time
+and its wall time, from ``metrics.json``.
+
+    .venv/bin/python benchmarks/train_speed.py [--epochs 50] [--repeats 5] [--out FILE]
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -22,8 +28,9 @@ import torch.nn.functional as F
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
-from growml.config import DataConfig, TrainConfig
+from growml.config import DataConfig, TrainConfig, resolve_config
 from growml.data import load_table, prepare
+from growml.fitting import fit
 from growml.losses import default_loss
 from growml.nn import GrowingMLP
 from growml.train import Trainer
@@ -95,13 +102,29 @@ def time_plain_torch(data, width, epochs, seed):
     return seconds / epochs, float((predicted == data.y_test).mean())
 
 
+def growth_share(name, seed):
+    """A default growing fit of ``name``: its wall, training and growth-step seconds."""
+    config = resolve_config({}, [("data.source", name), ("seed", seed)])
+    with tempfile.TemporaryDirectory() as scratch:
+        metrics = fit(config, out=Path(scratch) / "run", checkpoints=False).metrics
+    return {
+        "data": name,
+        "seed": seed,
+        "widths": ",".join(str(w) for w in metrics["hidden_widths"]),
+        "wall": metrics["seconds"]["wall"],
+        "train": metrics["seconds"]["train"],
+        "growth": metrics["growth"]["seconds"],
+    }
+
+
 PEERS = {"sklearn": time_sklearn, "torch": time_plain_torch, "growml": time_growml}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--growth-seeds", type=int, default=3)
     parser.add_argument("--datasets", default="digits,mnist1d")
     parser.add_argument("--widths", default="32,256")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_speed.json"))
@@ -145,10 +168,24 @@ def main() -> None:
                 f"{row['torch_over_sklearn']:>8.2f} {acc['sklearn']:>6.3f} {acc['torch']:>9.3f} "
                 f"{acc['growml']:>10.3f}"
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps({"epochs": args.epochs, "batch_size": BATCH_SIZE, "rows": rows}, indent=2) + "\n"
+    growth = [
+        growth_share(name, seed)
+        for name in args.datasets.split(",")
+        for seed in range(args.growth_seeds)
+    ]
+    print(
+        f"{'data':<8} {'seed':>4} {'widths':>8} {'wall s':>7} {'train s':>7} {'growth s':>8} "
+        f"{'of train':>8} {'of wall':>7}"
     )
+    for row in growth:
+        print(
+            f"{row['data']:<8} {row['seed']:>4} {row['widths']:>8} {row['wall']:>7.2f} "
+            f"{row['train']:>7.2f} {row['growth']:>8.2f} {row['growth'] / row['train']:>8.1%} "
+            f"{row['growth'] / row['wall']:>7.1%}"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    document = {"epochs": args.epochs, "batch_size": BATCH_SIZE, "rows": rows, "growth": growth}
+    args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"written {args.out}")
 
 

@@ -117,15 +117,20 @@ def trimming_line(trim: TrimSummary) -> str:
 
 
 def times(metrics: RunMetrics) -> dict[str, str]:
-    """The training time (with its time per epoch) and the wall time, as every command shows
+    """The training time (with its time per epoch), the growth steps' share of it (their
+    statistics, candidates and line searches) and the wall time, as every command shows
     them."""
     if metrics.seconds is None:
         return {}
     seconds = metrics.seconds
-    return {
-        "training time": f"{seconds.train:.2f} s ({1000 * seconds.per_epoch:.1f} ms per epoch)",
-        "wall time": f"{seconds.wall:.2f} s",
+    shown = {
+        "training time": f"{seconds.train:.2f} s ({1000 * seconds.per_epoch:.1f} ms per epoch)"
     }
+    if metrics.growth and metrics.growth.steps:
+        share = metrics.growth.seconds / max(seconds.wall, 1e-9)
+        shown["growth steps"] = f"{metrics.growth.seconds:.2f} s ({share:.0%} of the wall time)"
+    shown["wall time"] = f"{seconds.wall:.2f} s"
+    return shown
 
 
 def run_summary(metrics: RunMetrics, path: str) -> dict[str, Any]:
