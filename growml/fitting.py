@@ -131,6 +131,8 @@ def fit(
                 model, data, config, trainer, recorder, resumed=checkpoint is not None
             )
             model.cpu()  # the threshold, the metrics and the run directory read it there
+            if model.masks:
+                model.masks = [mask.cpu() for mask in model.masks]
             threshold = None
             if data.task == "classification" and data.target_encoder.n_outputs == 1:
                 threshold = _choose_threshold(model, data, config, loss, writer.path / PLOTS)
@@ -378,12 +380,19 @@ def _interrupted(
         )
         return None, None
     checkpoint = read_checkpoint(found[0])
-    if checkpoint is None or checkpoint.state.get("config") != settings:
+    if checkpoint is None or _but_device(checkpoint.state.get("config")) != _but_device(settings):
         raise RunError(
             f"the interrupted run in {str(found[0])!r} was started with other settings; "
             "resume it with the same command, or delete it."
         )
     return found[0], checkpoint
+
+
+def _but_device(settings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``settings`` without ``train.device``: a checkpoint (CPU tensors) resumes on any device."""
+    if settings is None:
+        return None
+    return {**settings, "train": {k: v for k, v in settings["train"].items() if k != "device"}}
 
 
 def _train_and_prune(

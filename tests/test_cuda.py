@@ -1,8 +1,9 @@
 """A run on a CUDA GPU against the same run on the CPU; skipped where CUDA is not present.
 
 Floating point sums in another order on a GPU, so the runs agree within tolerance, not to the
-bit: the same widths grown, metrics within a small margin, and predictions of one trained
-network equal in float64.
+bit: growth's discrete choices (which candidates, how many) may differ by a neuron or two, so
+the widths agree within a margin, the metrics within a small one, and predictions of one
+trained network equal in float64. TF32 is off: it would round float32 products to 10 bits.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ from growml.runs import load_run
 from growml.runs.run import inference_outputs
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+
+
+@pytest.fixture(autouse=True)
+def full_float32(monkeypatch):
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+
 
 RUNS = {
     "growth": ("moons", []),
@@ -39,7 +48,10 @@ def test_a_cuda_run_grows_the_cpu_runs_widths_with_its_metrics(name, tmp_path):
         )
         runs[device] = fit(config, out=tmp_path / device)
     cpu, cuda = runs["cpu"], runs["cuda"]
-    assert cuda.run.model.hidden_widths == cpu.run.model.hidden_widths
+    assert cuda.metrics["growth"]["steps"] > 0  # growth did run on the GPU
+    widths = zip(cuda.run.model.hidden_widths, cpu.run.model.hidden_widths, strict=True)
+    for on_gpu, on_cpu in widths:
+        assert abs(on_gpu - on_cpu) <= max(2, 0.1 * on_cpu)
     for metric in ("accuracy", "log_loss"):
         assert cuda.metrics["test"][metric] == pytest.approx(cpu.metrics["test"][metric], abs=0.02)
     assert next(cuda.run.model.parameters()).device.type == "cpu"  # saved from the CPU
@@ -56,7 +68,12 @@ def test_predictions_on_the_gpu_equal_those_on_the_cpu(tmp_path):
 
 
 def test_a_run_checkpointed_on_the_gpu_resumes_on_the_cpu(tmp_path):
-    settings = [("data.source", "moons"), ("seed", 0), ("train.epochs", 30)]
+    settings = [
+        ("data.source", "moons"),
+        ("seed", 0),
+        ("train.epochs", 30),
+        ("train.checkpoint_seconds", 0),
+    ]
     out = tmp_path / "run"
 
     def stop_at_epoch_10(event):
@@ -70,6 +87,7 @@ def test_a_run_checkpointed_on_the_gpu_resumes_on_the_cpu(tmp_path):
     checkpoint = read_checkpoint(partial)
     assert checkpoint is not None
     assert all(tensor.device.type == "cpu" for tensor in checkpoint.tensors.values())
-    config = resolve_config({}, [*settings, ("train.device", "cuda")])
+    config = resolve_config({}, [*settings, ("train.device", "cpu")])
     resumed = fit(config, out=out, resume=True)
+    assert resumed.train.epochs >= 10  # went on from the checkpoint, on the CPU
     assert load_run(resumed.path).model.hidden_widths == resumed.run.model.hidden_widths

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from growml.config import resolve_config
 from growml.errors import ConfigError
+from growml.events import EpochEnd
 from growml.fitting import fit
 from growml.sklearn import GrowingMLPClassifier
 from growml.train import trainer as trainer_module
@@ -153,3 +154,26 @@ def test_the_estimators_take_a_device():
     model = GrowingMLPClassifier(epochs=5, random_state=0, device="cpu").fit(X, y)
     assert model.predict(X).shape == (200,)
     assert GrowingMLPClassifier(epochs=5, random_state=0).fit(X, y).score(X, y) == model.score(X, y)
+
+
+def test_an_interrupted_run_resumes_with_another_device_setting(tmp_path):
+    """A checkpoint holds CPU tensors: it resumes whatever ``train.device`` says now."""
+    settings = [("data.source", "moons"), ("seed", 0), ("train.epochs", 30)]
+    settings.append(("train.checkpoint_seconds", 0))
+
+    def stop_at_epoch_10(event):
+        if isinstance(event, EpochEnd) and event.epoch == 10:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            resolve_config({}, [*settings, ("train.device", "cpu")]),
+            out=out,
+            observers=[stop_at_epoch_10],
+        )
+    resumed = fit(resolve_config({}, [*settings, ("train.device", "auto")]), out=out, resume=True)
+    history = [
+        line for line in (out / "history.jsonl").read_text().splitlines() if '"epoch"' in line
+    ]
+    assert resumed.train.epochs > 10 and len(history) >= resumed.train.epochs

@@ -166,3 +166,20 @@ def test_the_fused_step_falls_back_where_the_kernel_does_not_apply():
             strict=True,
         )
     )
+
+
+def test_dropping_an_inserted_layer_drops_its_optimizer_state():
+    """Best weights from before a layer was inserted take it out again: the optimizer forgets
+    its parameters' state too, so that its state can still be saved (a checkpoint)."""
+    model = GrowingMLP(4, [3], 2, generator=torch.Generator().manual_seed(0))
+    optimizer = make_optimizer(model.parameters(), TrainConfig())
+    before = {name: param.detach().clone() for name, param in model.named_parameters()}
+    model.insert_layer(1, optimizer)
+    with torch.no_grad():
+        cache = model.forward_cached(torch.randn(8, 4, generator=torch.Generator().manual_seed(1)))
+        model.backward(cache, torch.ones(8, 2))
+    optimizer.step()
+    assert len(optimizer.state) == 6
+    model.match_layers(before, optimizer)
+    assert set(optimizer.state) == set(model.parameters())
+    assert len(optimizer.state_dict()["state"]) == 4

@@ -309,7 +309,10 @@ def pool_proposal(
     selection = greedy_selection(projected, residual_scored, max_neurons, bar)
     picked = alpha[selection.indices]
     inputs = _weigh(torch.cat([rows.current, rows.features(picked, activation)], 1), root)
-    solution = torch.linalg.lstsq(inputs, desired, driver="gelsd").solution
+    # gelsd (SVD) copes with features that have died; torch offers it on the CPU only, and
+    # these matrices are small.
+    solution = torch.linalg.lstsq(inputs.cpu(), desired.cpu(), driver="gelsd").solution
+    solution = solution.to(inputs.device)
     fitted = inputs @ solution
     width = rows.current.shape[1]
     explained = basis.T @ desired

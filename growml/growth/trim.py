@@ -269,6 +269,8 @@ def trim_after_growth(
     optimizer = trainer.optimizer_
     device = model_device(model)
     validation = Validation(trainer, arrays[2], arrays[3], weights["validation_weights"], device)
+    if validation.x.device != device:  # memory-mapped rows, which trimming reads many times
+        validation.x = validation.x.to(device)
     # Many small forwards: on torch's default threads they wait on each other (40× slower).
     threads = choose_threads(trainer.config.threads, model, len(validation.x))
     with torch_threads(threads):

@@ -452,7 +452,11 @@ class GrowingMLP(nn.Module):
 
     def _keep_layers(self, keep: list[int], optimizer: Optimizer | None) -> None:
         """Keep only layers ``keep`` (indices, in order, the output layer's last); ``optimizer``'s
-        group follows the network's parameters."""
+        group follows the network's parameters, and forgets the state of those that go."""
+        if optimizer is not None:
+            for index in set(range(len(self.weights))) - set(keep):
+                optimizer.state.pop(self.weights[index], None)
+                optimizer.state.pop(self.biases[index], None)
         self.weights = nn.ParameterList([self.weights[k] for k in keep])
         self.biases = nn.ParameterList([self.biases[k] for k in keep])
         self._layers = tuple(zip(self.weights, self.biases, strict=True))
