@@ -276,6 +276,14 @@ class ModelConfig(Section):
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
+def without_device(settings: dict[str, Any]) -> dict[str, Any]:
+    """Resolved ``settings`` (``FitConfig`` as JSON) without ``train.device``: where a run
+    trains changes none of what it is, so a checkpoint resumes, and a study or comparison is
+    joined or resumed, under any device setting."""
+    train = {key: value for key, value in settings["train"].items() if key != "device"}
+    return {**settings, "train": train}
+
+
 class TrainConfig(Section):
     """The training loop."""
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from growml.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
-from growml.config import FitConfig
+from growml.config import FitConfig, without_device
 from growml.data import PreparedData, Table, load_data_table, prepare
 from growml.data.streaming import load_streamed
 from growml.data.streaming import streams as streams_data
@@ -380,19 +380,13 @@ def _interrupted(
         )
         return None, None
     checkpoint = read_checkpoint(found[0])
-    if checkpoint is None or _but_device(checkpoint.state.get("config")) != _but_device(settings):
+    saved = checkpoint.state.get("config") if checkpoint is not None else None
+    if saved is None or without_device(saved) != without_device(settings):
         raise RunError(
             f"the interrupted run in {str(found[0])!r} was started with other settings; "
             "resume it with the same command, or delete it."
         )
     return found[0], checkpoint
-
-
-def _but_device(settings: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``settings`` without ``train.device``: a checkpoint (CPU tensors) resumes on any device."""
-    if settings is None:
-        return None
-    return {**settings, "train": {k: v for k, v in settings["train"].items() if k != "device"}}
 
 
 def _train_and_prune(

@@ -17,6 +17,7 @@ from growml.cli import app
 from sklearn.datasets import make_moons
 from typer.testing import CliRunner
 
+from growml.compare import compare
 from growml.config import resolve_config
 from growml.errors import ConfigError
 from growml.events import EpochEnd
@@ -177,3 +178,15 @@ def test_an_interrupted_run_resumes_with_another_device_setting(tmp_path):
         line for line in (out / "history.jsonl").read_text().splitlines() if '"epoch"' in line
     ]
     assert resumed.train.epochs > 10 and len(history) >= resumed.train.epochs
+
+
+def test_a_comparison_goes_on_under_another_device_setting(tmp_path):
+    """Members recorded on one device are not trained again when the comparison is run again
+    naming another: where it trains is not what it compares."""
+    base = [("data.source", "moons"), ("train.epochs", 3)]
+    out = tmp_path / "compare"
+    compare(resolve_config({}, [*base, ("train.device", "cpu")]), [(4,)], 1, jobs=1, out=out)
+    records = {path: path.stat().st_mtime_ns for path in (out / "members").glob("*.json")}
+    assert len(records) == 2
+    compare(resolve_config({}, [*base, ("train.device", "auto")]), [(4,)], 1, jobs=1, out=out)
+    assert {path: path.stat().st_mtime_ns for path in records} == records

@@ -33,7 +33,7 @@ from growml import atomic
 from growml.compare.members import Member, check_sklearn, plan, train_member
 from growml.compare.shared import SharedStudy, join, train_shared
 from growml.compare.summary import summarise, verdict
-from growml.config import FitConfig
+from growml.config import FitConfig, without_device
 from growml.data import Table, prepare
 from growml.errors import ConfigError, RunError
 from growml.processes import start_worker, warm_up, worker_pool
@@ -231,9 +231,8 @@ def read_comparison(path: Path) -> dict[str, Any]:
 def _identity(config: FitConfig, table: Table) -> dict[str, Any]:
     """What makes two comparisons the same one: the data and every setting but the seed and
     where each worker trains (``train.device``)."""
-    settings = config.model_dump(mode="json")
+    settings = without_device(config.model_dump(mode="json"))
     settings.pop("seed")
-    del settings["train"]["device"]
     return {
         "format_version": FORMAT_VERSION,
         "growml_version": __version__,
@@ -302,7 +301,8 @@ def _recorded(path: Path, members: Sequence[Member]) -> dict[str, dict[str, Any]
             record = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue  # absent or damaged: trained again
-        if isinstance(record, dict) and record.get("config") == member.config:
+        saved = record.get("config") if isinstance(record, dict) else None
+        if isinstance(saved, dict) and without_device(saved) == without_device(member.config):
             records[member.key] = record
     return records
 

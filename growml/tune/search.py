@@ -30,7 +30,7 @@ import optuna
 from optuna.trial import TrialState
 
 from growml import atomic
-from growml.config import FitConfig
+from growml.config import FitConfig, without_device
 from growml.errors import ConfigError, RunError
 from growml.runs.workdir import (
     alone,
@@ -306,8 +306,7 @@ def _identity(
 ) -> dict[str, Any]:
     """What makes two searches one study: the data, the settings (but where each worker
     trains: ``train.device``), the space, the objective."""
-    settings = config.model_dump(mode="json")
-    del settings["train"]["device"]
+    settings = without_device(config.model_dump(mode="json"))
     return {
         "growml_version": __version__,
         "data": data,
