@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 import growml
 from growml.compare import compare
-from growml.compare.shared import MEMBER, RECORD
+from growml.compare.members import Member
+from growml.compare.shared import MEMBER, RECORD, SharedStudy, join, train_shared
 
 runner = CliRunner()
 GROWML = str(Path(sys.executable).parent / "growml")
@@ -194,3 +195,25 @@ def test_a_study_of_something_else_is_refused(tmp_path):
     )
     assert result.exit_code == 2
     assert "study 'tuned' holds something other than a growml comparison" in result.stderr
+
+
+def test_a_worker_taken_for_killed_goes_on_without_a_traceback(tmp_path):
+    """A worker silent past the grace period has its trial failed by another; when it comes
+    back with its record, the record is dropped, the member is queued again and trained, and
+    the worker ends with every member's record."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    shared = SharedStudy(url=url, name="taken-over", heartbeat_interval=60, grace_period=120)
+    member = Member(key="m", label="grown", kind="grown", seed=0, widths=None, config={})
+    study = join(shared, {"plan": 1}, ["m"])
+    attempts = []
+
+    def train(member):
+        attempts.append(member.key)
+        if len(attempts) == 1:  # meanwhile another worker fails the trial
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            study._storage.set_trial_state_values(running[0]._trial_id, TrialState.FAIL)
+        return {"seconds": {"wall": 1.0}, "attempt": len(attempts)}
+
+    records, trained = train_shared(study, shared, [member], train, jobs=1)
+    assert attempts == ["m", "m"]
+    assert records["m"]["attempt"] == 2 and trained == ["m"]

@@ -102,6 +102,7 @@ def train_shared(
     keys = list(by_key)
     trained: list[str] = []
     seen: dict[str, dict[str, Any]] = {}
+    taken_over: list[str] = []
     lock = threading.Lock()
 
     def update() -> None:
@@ -118,7 +119,13 @@ def train_shared(
             raise optuna.TrialPruned()  # asked as the last waiting member was claimed elsewhere
         trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
         record = train(by_key[key])
-        trial.set_user_attr(RECORD, record)
+        try:
+            trial.set_user_attr(RECORD, record)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Silent past the grace period (a machine paused, say), this worker was taken for
+            # killed and its trial failed: the member is queued again, this record dropped.
+            taken_over.append(key)
+            raise
         trained.append(key)
         return record["seconds"]["wall"]
 
@@ -137,7 +144,12 @@ def train_shared(
             return {key: seen[key] for key in keys}, trained
         if waiting:
             with quiet_optuna():
-                study.optimize(objective, n_jobs=jobs, callbacks=[finished])
+                try:
+                    study.optimize(objective, n_jobs=jobs, callbacks=[finished])
+                except ValueError:  # Optuna cannot tell the outcome of a trial failed meanwhile
+                    if not taken_over:
+                        raise
+                    taken_over.clear()
         else:
             time.sleep(POLL_SECONDS)  # members still run elsewhere
 
