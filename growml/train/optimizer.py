@@ -95,7 +95,8 @@ def _adam_call(
     averages = [state["exp_avg"] for state in states]
     squares = [state["exp_avg_sq"] for state in states]
     steps = [state["step"] for state in states]
-    ones = [torch.ones_like(step) for step in steps]  # adding tensors is the fast foreach path
+    # Adding a list of tensors is foreach's fast path (adding the number 1 is not).
+    ones = [steps[0].new_ones(())] * len(steps)
     kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
     beta1, beta2 = (float(beta) for beta in group["betas"])
 

@@ -442,7 +442,7 @@ class Validation:
         # No train/eval switch: the network has no dropout or normalisation, and the switch
         # costs more than the rest of a small validation pass.
         if self.x.device == self.labels.device and not self.mapped:
-            return self.of_output(model(self.x))
+            return self.of_output(model.forward(self.x))  # no module hooks to call
         # Memory-mapped rows (data larger than memory) go through the network a span at a
         # time, over to its device: the activations of all of them at once would be
         # hundreds of megabytes.
