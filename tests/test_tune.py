@@ -637,3 +637,29 @@ def test_stale_runs_spare_the_partials_a_worker_may_not_hold_yet(tmp_path):
     _remove_stale_runs(study, tmp_path)
     assert not stale.exists()
     assert just_made.exists() and after.exists() and (tmp_path / "trial-0001").is_dir()
+
+
+def test_a_worker_taken_for_killed_goes_on_to_its_next_trial(tmp_path):
+    """A worker silent past the grace period has its trial failed by another; when it comes
+    back with the trial's value, Optuna cannot record it: the worker counts the trial as
+    failed (it is retried) and goes on, without a traceback."""
+    from growml.tune.workers import WorkerJob, run_worker
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=url, study_name="taken-over")
+    calls = []
+
+    def objective(trial):
+        calls.append(trial.number)
+        if len(calls) == 1:  # meanwhile another worker fails the trial
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        return float(len(calls))
+
+    job = WorkerJob(url, "taken-over", 2, None, 0, "none", 60, 120, objective)
+    reports = []
+    run_worker(job, lambda state, values: reports.append(state))
+    assert calls == [0, 1] and reports == ["fail", "complete"]
+    states = [
+        trial.state for trial in optuna.load_study(study_name="taken-over", storage=url).trials
+    ]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE]

@@ -37,7 +37,13 @@ from optuna.trial import TrialState
 
 from growml.compare.members import Member
 from growml.errors import RunError
-from growml.tune.storage import connect, fail_killed_trials, quiet_optuna, turn
+from growml.tune.storage import (
+    connect,
+    fail_killed_trials,
+    failed_elsewhere,
+    quiet_optuna,
+    turn,
+)
 
 PLAN = "growml_compare"
 MEMBER = "member"
@@ -102,7 +108,7 @@ def train_shared(
     keys = list(by_key)
     trained: list[str] = []
     seen: dict[str, dict[str, Any]] = {}
-    taken_over: list[str] = []
+    ended: list[tuple[int, str]] = []  # the trial and member trained last, for Optuna to tell
     lock = threading.Lock()
 
     def update() -> None:
@@ -114,18 +120,14 @@ def train_shared(
                         progress(len(seen), len(keys), record)
 
     def objective(trial: optuna.Trial) -> float:
+        ended.clear()
         key = trial.user_attrs.get(MEMBER)
         if key is None:
             raise optuna.TrialPruned()  # asked as the last waiting member was claimed elsewhere
         trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
         record = train(by_key[key])
-        try:
-            trial.set_user_attr(RECORD, record)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            # Silent past the grace period (a machine paused, say), this worker was taken for
-            # killed and its trial failed: the member is queued again, this record dropped.
-            taken_over.append(key)
-            raise
+        ended[:] = [(trial.number, key)]
+        trial.set_user_attr(RECORD, record)
         trained.append(key)
         return record["seconds"]["wall"]
 
@@ -146,10 +148,16 @@ def train_shared(
             with quiet_optuna():
                 try:
                     study.optimize(objective, n_jobs=jobs, callbacks=[finished])
-                except ValueError:  # Optuna cannot tell the outcome of a trial failed meanwhile
-                    if not taken_over:
+                # Optuna cannot tell the outcome of a trial failed meanwhile: ValueError, which
+                # its own clean-up turns into an AssertionError when the objective returned.
+                except (ValueError, AssertionError):
+                    if not ended or not failed_elsewhere(study, ended[0][0]):
                         raise
-                    taken_over.clear()
+                    # Silent past the grace period (a machine paused, say), this worker was
+                    # taken for killed: its record is dropped, and the member queued again.
+                    if ended[0][1] in trained:
+                        trained.remove(ended[0][1])
+                    ended.clear()
         else:
             time.sleep(POLL_SECONDS)  # members still run elsewhere
 

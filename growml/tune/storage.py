@@ -268,3 +268,11 @@ def make_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
     that sample at the same time from proposing the same point."""
     with quiet_optuna():
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+
+def failed_elsewhere(study: optuna.Study, number: int) -> bool:
+    """Whether trial ``number``, which this worker was running, is marked failed: another
+    worker took this one for killed (silent past the grace period) and failed it, and Optuna
+    refuses to record its outcome."""
+    failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    return any(trial.number == number for trial in failed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import queue
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,13 @@ import optuna
 from growml.errors import GrowmlError
 from growml.processes import spawn_context, start_worker, warm_up, worker_pool
 from growml.tune.objective import Objective
-from growml.tune.storage import connect, make_pruner, make_sampler, quiet_optuna
+from growml.tune.storage import (
+    connect,
+    failed_elsewhere,
+    make_pruner,
+    make_sampler,
+    quiet_optuna,
+)
 
 # A finished trial as reported: its state (complete, pruned, fail) and its values.
 Report = Callable[[str, "list[float] | None"], None]
@@ -51,16 +58,47 @@ def run_worker(job: WorkerJob, report: Report) -> None:
             pruner=make_pruner(job.pruner),
         )
 
+        done = 0
+        started = time.monotonic()
+        ended: list[int] = []  # the trial whose objective last ended, for Optuna to tell
+
         def finished(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            nonlocal done
+            done += 1
             report(trial.state.name.lower(), trial.values)
 
-        study.optimize(
-            job.objective,
-            n_trials=job.trials,
-            timeout=job.timeout,
-            catch=(GrowmlError,),
-            callbacks=[finished],
-        )
+        def objective(trial: optuna.Trial) -> Any:
+            ended.clear()
+            try:
+                value = job.objective(trial)
+            except optuna.TrialPruned:
+                ended.append(trial.number)
+                raise
+            ended.append(trial.number)
+            return value
+
+        while done < job.trials:
+            left = None if job.timeout is None else job.timeout - (time.monotonic() - started)
+            if left is not None and left <= 0:
+                return
+            try:
+                study.optimize(
+                    objective,
+                    n_trials=job.trials - done,
+                    timeout=left,
+                    catch=(GrowmlError,),
+                    callbacks=[finished],
+                )
+                return
+            # Optuna cannot tell the outcome of a trial failed meanwhile: ValueError, which its
+            # own clean-up turns into an AssertionError when the objective returned a value.
+            except (ValueError, AssertionError):
+                if not ended or not failed_elsewhere(study, ended[0]):
+                    raise
+                # Silent past the grace period (a machine paused, say), this worker was taken
+                # for killed: its trial was failed and is retried; this worker goes on.
+                done += 1
+                report("fail", None)
 
 
 def run_workers(jobs: Sequence[WorkerJob], report: Report) -> None:
