@@ -29,14 +29,8 @@ from growml.growth.removal import Neuron, Reconstruction, merge_twins, remove, t
 from growml.nn.mlp import GrowingMLP
 from growml.nn.optimizer_state import forget_stale_state
 from growml.train.metrics import HIGHER_IS_BETTER
-from growml.train.trainer import (
-    Trainer,
-    TrainResult,
-    Validation,
-    choose_threads,
-    model_device,
-    torch_threads,
-)
+from growml.train.trainer import Trainer, TrainResult, choose_threads, torch_threads
+from growml.train.validation import Validation, model_device
 
 # Candidates ranked exactly per round at most; beyond, the others wait for a later round,
 # chosen by the size of their outgoing contribution (a wide network's cost stays bounded).

@@ -33,9 +33,9 @@ from growml.nn.mlp import GrowingMLP
 from growml.train.batches import Batches
 from growml.train.hooks import Checkpoints, Growth, Hook, PruningMasks
 from growml.train.loop import Loop
-from growml.train.metrics import decide
 from growml.train.optimizer import FusedStep, make_optimizer
 from growml.train.stopping import EarlyStopping
+from growml.train.validation import Validation, model_device, rows_on
 
 if TYPE_CHECKING:
     from growml.growth.engine import GrowthEngine
@@ -47,8 +47,6 @@ _MULTITHREAD_WORK = 2**19
 # Rows of the rarest class a batch holds on average when the loss needs them (soft-set losses:
 # a batch without positives has no F1 gradient).
 MIN_POSITIVES = 4
-# Validation rows sent to the device at once when they stay in host memory.
-_VALIDATION_ROWS = 1 << 16
 # torch's own choice (one per physical core), read before anything changes it.
 _ALL_THREADS = torch.get_num_threads()
 
@@ -236,7 +234,7 @@ class Trainer:
         """The loop's state before its first epoch: tensors, batches, optimizer, hooks."""
         config = self.config
         device = model_device(model)
-        x = _rows_on(x_train, device)
+        x = rows_on(x_train, device)
         # The epoch's order is drawn on the CPU: the rows' weights stay there with it.
         self._weights = None
         if weights is not None:
@@ -373,20 +371,6 @@ def _ordinary_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer) 
                     state[key] = value.clone()
 
 
-def model_device(model: torch.nn.Module) -> torch.device:
-    """The device ``model``'s parameters live on (``train.device``, resolved)."""
-    return next(model.parameters()).device
-
-
-def _rows_on(values: np.ndarray, device: torch.device | None) -> Tensor:
-    """``values`` as a float32 tensor on ``device``; a memory-mapped array (data larger than
-    memory) stays where it is, and its batches go over one span at a time."""
-    rows = torch.as_tensor(values, dtype=torch.float32, device="cpu")
-    if device is None or isinstance(values, np.memmap):
-        return rows
-    return rows.to(device)
-
-
 def annealed_lr(config: TrainConfig, step: int) -> float:
     """The learning rate of the anneal's ``step``-th epoch (1 … ``anneal_epochs``): ``lr``
     falling along a half cosine, to ``lr·(1 − cos(π/(K+1)))/2`` at the last of K epochs
@@ -411,79 +395,3 @@ def stratified_order(labels: Tensor, generator: torch.Generator) -> Tensor:
         jitter = torch.rand(count, generator=generator, dtype=torch.float64, device="cpu")
         keys[members] = (torch.arange(count, dtype=torch.float64, device="cpu") + jitter) / count
     return shuffled[torch.argsort(keys)]
-
-
-class Validation:
-    """Cheap per-epoch validation metrics (also what trimming follows), computed in torch on
-    the encoded targets; weighted rows count by their weights in each (as repeated rows
-    would)."""
-
-    def __init__(
-        self,
-        trainer: Trainer,
-        x_val: np.ndarray,
-        y_val: np.ndarray,
-        weights: np.ndarray | None,
-        device: torch.device | None = None,
-    ) -> None:
-        self.trainer = trainer
-        self.x = _rows_on(x_val, device)
-        self.mapped = isinstance(x_val, np.memmap)
-        self.target = trainer.loss.prepare_target(y_val, weights).to(device)
-        self.labels = torch.as_tensor(y_val, device="cpu").to(device)
-        self.weights = None
-        if weights is not None:
-            self.weights = torch.as_tensor(weights, dtype=torch.float32, device="cpu").to(device)
-        if trainer.task == "regression":
-            values = self.labels.float().reshape(len(self.labels), -1)
-            self.total_variance = self._total((values - self._mean(values)) ** 2)
-
-    def __call__(self, model: GrowingMLP) -> dict[str, float]:
-        # No train/eval switch: the network has no dropout or normalisation, and the switch
-        # costs more than the rest of a small validation pass.
-        if self.x.device == self.labels.device and not self.mapped:
-            return self.of_output(model.forward(self.x))  # no module hooks to call
-        # Memory-mapped rows (data larger than memory) go through the network a span at a
-        # time, over to its device: the activations of all of them at once would be
-        # hundreds of megabytes.
-        chunks = self.x.split(_VALIDATION_ROWS)
-        return self.of_output(torch.cat([model(chunk.to(self.labels.device)) for chunk in chunks]))
-
-    def of_output(self, output: Tensor) -> dict[str, float]:
-        """The metrics of the network outputs ``output`` on the validation rows."""
-        metrics = {"loss": float(self.trainer.loss(output, self.target))}
-        if self.trainer.task == "regression":
-            residual = output - self.labels.float().reshape_as(output)
-            metrics["r2"] = 1.0 - self._total(residual**2) / max(self.total_variance, 1e-12)
-            return metrics
-        predicted = decide(output)
-        correct = predicted.eq(self.labels)
-        if self.weights is None:
-            metrics["accuracy"] = int(correct.sum()) / len(self.labels)
-        else:
-            metrics["accuracy"] = self._total(correct.float()) / float(self.weights.sum())
-        if self.trainer.config.monitor == "macro_f1":
-            from sklearn.metrics import f1_score  # imports rich: keep it out of `import growml`
-
-            weights = None if self.weights is None else self.weights.cpu().numpy()
-            metrics["macro_f1"] = float(
-                f1_score(
-                    self.labels.cpu().numpy(),
-                    predicted.cpu().numpy(),
-                    average="macro",
-                    zero_division=0,
-                    sample_weight=weights,
-                )
-            )
-        return metrics
-
-    def _total(self, values: Tensor) -> float:
-        """Σ over rows (and outputs) of ``values``, each row counted by its weight."""
-        if self.weights is None:
-            return float(values.sum())
-        return float((self.weights.reshape(-1, *[1] * (values.ndim - 1)) * values).sum())
-
-    def _mean(self, values: Tensor) -> Tensor:
-        if self.weights is None:
-            return values.mean(0)
-        return (self.weights[:, None] * values).sum(0) / self.weights.sum()
