@@ -20,7 +20,7 @@ from growml.losses import default_loss
 from growml.nn import GrowingMLP
 from growml.train import Trainer
 from growml.train import metrics as metrics_module
-from growml.train import trainer as trainer_module
+from growml.train import validation as validation_module
 from growml.train.metrics import evaluate
 
 
@@ -110,9 +110,9 @@ def test_validation_of_mapped_rows_in_spans_equals_all_at_once(tmp_path, monkeyp
     (mapped,) = mapped_matrices([data.x_val.shape], str(tmp_path))
     mapped[:] = data.x_val
     model = _network(data)
-    at_once = trainer_module.Validation(trainer, data.x_val, data.y_val, None)(model)
-    monkeypatch.setattr(trainer_module, "_VALIDATION_ROWS", 9)
-    in_spans = trainer_module.Validation(trainer, mapped, data.y_val, None)(model)
+    at_once = validation_module.Validation(trainer, data.x_val, data.y_val, None)(model)
+    monkeypatch.setattr(validation_module, "_VALIDATION_ROWS", 9)
+    in_spans = validation_module.Validation(trainer, mapped, data.y_val, None)(model)
     assert in_spans == pytest.approx(at_once, rel=1e-6)
 
 
