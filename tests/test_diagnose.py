@@ -108,3 +108,58 @@ def test_relative_change_is_the_frobenius_ratio_per_layer():
     assert relative_change([torch.zeros(2)], [torch.ones(2)]) == [math.inf]
     with pytest.raises(ValueError):
         relative_change([torch.ones(2)], [torch.ones(3)])
+
+
+def test_random_targets_are_fitted_at_the_width_bound_and_not_at_a_quarter_of_it():
+    """400 rows of 20 Gaussian inputs with Gaussian targets (variance 1): a tanh network of
+    the bound's width fits them (training MSE < 0.01, mean over seeds), one of a quarter of it
+    cannot (> 0.05): it has fewer parameters than rows."""
+    from growml.config import TrainConfig
+    from growml.train import Trainer
+
+    rng = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 20, generator=rng).numpy()
+    y = torch.randn(400, generator=rng).numpy()
+    bound = width_bound(400, 20)
+    loss = MeanSquaredError()
+    config = TrainConfig(epochs=2000, batch_size=400, lr=0.01, early_stopping=False)
+    fitted = {}
+    for width in (bound // 4, bound):
+        losses = []
+        for seed in range(2):
+            model = GrowingMLP(
+                20, [width], 1, "tanh", generator=torch.Generator().manual_seed(seed)
+            )
+            Trainer(config, loss, "regression", seed=seed).run(model, x, y, x, y)
+            with torch.no_grad():
+                losses.append(float(loss(model(torch.as_tensor(x)), loss.prepare_target(y, None))))
+        fitted[width] = sum(losses) / len(losses)
+    assert fitted[bound] < 0.01 < 0.05 < fitted[bound // 4]
+
+
+def test_training_is_lazier_the_larger_the_initialisation():
+    """Woodworth et al.'s kernel regime: the larger ``init_scale``, the less the weights move
+    relative to where they started and the less the kernel turns (means over three seeds)."""
+    from sklearn.datasets import make_moons
+
+    from growml.config import TrainConfig
+    from growml.train import Trainer
+
+    x, y = make_moons(300, noise=0.2, random_state=0)
+    x = x.astype("float32")
+    probe = torch.as_tensor(x[:32])
+    config = TrainConfig(epochs=100, batch_size=64, lr=0.01, early_stopping=False)
+    changes, drifts = [], []
+    for scale in (0.5, 1.0, 4.0):
+        change = drift = 0.0
+        for seed in range(3):
+            generator = torch.Generator().manual_seed(seed)
+            model = GrowingMLP(2, [64], 2, "tanh", init_scale=scale, generator=generator)
+            start, kernel = [w.detach().clone() for w in model.weights], empirical_ntk(model, probe)
+            Trainer(config, CrossEntropy(2), "classification", seed=seed).run(model, x, y, x, y)
+            change += sum(relative_change(start, [w.detach() for w in model.weights])) / 3
+            drift += kernel_drift(kernel, empirical_ntk(model, probe)) / 3
+        changes.append(change)
+        drifts.append(drift)
+    assert changes[0] > changes[1] > changes[2]
+    assert drifts[0] > drifts[1] > drifts[2]
