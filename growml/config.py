@@ -643,6 +643,50 @@ CONV_DEFAULTS: dict[str, dict[str, Any]] = {
 CONV_WEIGHT_DECAY = 0.1
 
 
+class DiagnosticsConfig(Section):
+    """What ``growml diagnose`` measures (docs/theory.md): recorded during a fit when
+    ``enabled``, and the sizes of its experiments (``growml diagnose --experiment``)."""
+
+    enabled: bool = Field(
+        False,
+        description="Record, during the fit, each weight's value when it was born and the "
+        "gradient confusion on a probe batch at the start and after every growth step.",
+    )
+    probe: int = Field(
+        64, ge=2, le=1024, description="Training rows in the probe batch the measures read."
+    )
+    seeds: int = Field(3, ge=1, le=100, description="Experiments: networks per setting.")
+    rows: int = Field(
+        256, ge=8, le=100_000, description="Experiments: training rows they use at most."
+    )
+    epochs: int = Field(
+        1000, ge=1, le=100_000, description="Experiments: full-batch training epochs."
+    )
+    width_factors: list[Annotated[float, Field(gt=0, le=64)]] = Field(
+        [0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
+        min_length=1,
+        description="width-bound: the widths tried, as multiples of the bound ⌈2n/(d+1)⌉.",
+    )
+    init_scales: list[Annotated[float, Field(gt=0, le=1000)]] = Field(
+        [0.25, 0.5, 1.0, 2.0, 4.0],
+        min_length=2,
+        description="init-scale: the model.init_scale values tried.",
+    )
+    width: int = Field(
+        64, ge=1, le=MAX_WIDTH, description="init-scale and confusion (depth): hidden width."
+    )
+    confusion_widths: list[Annotated[int, Strict(), Field(ge=1, le=MAX_WIDTH)]] = Field(
+        [8, 16, 32, 64, 128, 256],
+        min_length=2,
+        description="confusion: one-hidden-layer widths measured.",
+    )
+    confusion_depths: list[Annotated[int, Strict(), Field(ge=1, le=64)]] = Field(
+        [1, 2, 4, 8],
+        min_length=2,
+        description="confusion: numbers of hidden layers measured (each diagnostics.width wide).",
+    )
+
+
 class FitConfig(Section):
     """Everything `growml fit` needs; saved as the run's config.yaml."""
 
@@ -659,6 +703,7 @@ class FitConfig(Section):
     prune: PruneConfig = PruneConfig()
     loss: LossConfig = LossConfig()
     threshold: ThresholdConfig = ThresholdConfig()
+    diagnostics: DiagnosticsConfig = DiagnosticsConfig()
 
     @model_validator(mode="before")
     @classmethod
