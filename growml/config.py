@@ -750,6 +750,11 @@ class FitConfig(Section):
                 "pruning scores the weights of an MLP; model.arch=conv is not pruned "
                 "(use prune.method=none, or model.arch=mlp)"
             )
+        if self.diagnostics.enabled and self.model.arch == "conv":
+            raise ValueError(
+                "the diagnostics read the dense layers of an MLP; model.arch=conv is not "
+                "diagnosed (use diagnostics.enabled=false, or model.arch=mlp)"
+            )
         if self.growth.max_blocks is not None and self.model.arch != "conv":
             raise ValueError(
                 "growth.max_blocks counts convolution blocks; it needs model.arch=conv "

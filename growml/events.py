@@ -195,6 +195,23 @@ def _widths(widths: Sequence[int]) -> str:
 
 
 @dataclass(frozen=True)
+class ConfusionMeasured(Event):
+    """Gradient confusion on a run's probe batch (``diagnostics.enabled``; docs/theory.md): at
+    the start of training (epoch 0) and after each growth step that changed the widths, the
+    new neurons not yet trained. ``probe``: the rows measured."""
+
+    epoch: int
+    hidden_widths: list[int]
+    parameters: int
+    probe: int
+    eta: float
+    min_cosine: float
+    cosine_5th: float
+    mean_cosine: float
+    event: Literal["confusion"] = field(default="confusion", kw_only=True)
+
+
+@dataclass(frozen=True)
 class DataProgress(Event):
     """How far a step of reading a large file has got (``growml.data.streaming``): ``done`` of
     ``total`` ``unit`` (bytes of the file, or rows). Shown while data is read; not part of a
@@ -208,7 +225,14 @@ class DataProgress(Event):
 
 
 AnyEvent = Annotated[
-    TrainStart | EpochEnd | TrainEnd | GrowthStep | PruneStep | TrimStep | TrimEnd,
+    TrainStart
+    | EpochEnd
+    | TrainEnd
+    | GrowthStep
+    | PruneStep
+    | TrimStep
+    | TrimEnd
+    | ConfusionMeasured,
     Field(discriminator="event"),
 ]
 _EVENTS: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)

@@ -23,6 +23,7 @@ from growml.config import FitConfig, without_device
 from growml.data import PreparedData, Table, load_data_table, prepare
 from growml.data.streaming import load_streamed
 from growml.data.streaming import streams as streams_data
+from growml.diagnose.recording import Recording, draw_probe, probe_loss
 from growml.errors import ConfigError, DataError, GrowmlWarning, RunError, TrainingError
 from growml.events import Event, Observer, parse_event
 from growml.growth.engine import GrowthEngine
@@ -33,7 +34,7 @@ from growml.nn.conv import GrowingConvNet, default_strides
 from growml.nn.embeddings import make_embedding
 from growml.nn.mlp import GrowingMLP
 from growml.prune.stage import prune_network
-from growml.runs.layout import PLOTS
+from growml.runs.layout import DIAGNOSTICS_RECORD, PLOTS
 from growml.runs.plots import threshold_plot
 from growml.runs.run import Run, save_run
 from growml.runs.rundir import RunWriter, default_run_dir, interrupted_runs, remove_abandoned
@@ -115,6 +116,7 @@ def fit(
         partial, checkpoint = _interrupted(path, settings, resume)
         with RunWriter(path, overwrite=overwrite, resume=partial) as writer:
             recorder = _Recorder(writer, settings, observers, checkpoint)
+            recording = _recording(config, data, model)
             trainer = Trainer(
                 config.train,
                 loss,
@@ -126,6 +128,7 @@ def fit(
                 warmup_epochs=config.loss.warmup_epochs,
                 checkpoint=recorder.save_checkpoint if checkpoints else None,
                 resume=checkpoint,
+                hooks=[recording] if recording is not None else [],
             )
             trained, pruning, trimming = _train_and_prune(
                 model, data, config, trainer, recorder, resumed=checkpoint is not None
@@ -133,6 +136,8 @@ def fit(
             model.cpu()  # the threshold, the metrics and the run directory read it there
             if model.masks:
                 model.masks = [mask.cpu() for mask in model.masks]
+            if recording is not None:
+                writer.write_weights(recording.record(), DIAGNOSTICS_RECORD)
             threshold = None
             if data.task == "classification" and data.target_encoder.n_outputs == 1:
                 threshold = _choose_threshold(model, data, config, loss, writer.path / PLOTS)
@@ -182,6 +187,14 @@ class _Recorder:
         events = [event.to_dict() for event in self.events]
         checkpoint.state.update(config=self.settings, events=events)
         write_checkpoint(self.writer.path, checkpoint)
+
+
+def _recording(config: FitConfig, data: PreparedData, model: GrowingMLP) -> Recording | None:
+    """What the fit records for ``growml diagnose`` (``diagnostics.enabled``), or None."""
+    if not config.diagnostics.enabled:
+        return None
+    probe = draw_probe(data.x_train, data.y_train, config.diagnostics.probe, config.seed)
+    return Recording(model, probe_loss(data.task, data.target_encoder.n_outputs), *probe)
 
 
 def _network(config: FitConfig, data: PreparedData) -> GrowingMLP:

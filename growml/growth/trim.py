@@ -269,6 +269,7 @@ def trim_after_growth(
     threads = choose_threads(trainer.config.threads, model, len(validation.x))
     with torch_threads(threads):
         untrimmed = [param.detach().clone() for param in model.parameters()]
+        births = model.births.snapshot() if model.births is not None else None
         widths_before, parameters_before = model.hidden_widths, model.n_parameters()
         merged = merge_twins(model, optimizer)
         training = _training_rows(trainer, arrays[0], arrays[1], weights["train_weights"], device)
@@ -305,6 +306,8 @@ def trim_after_growth(
             for param, saved in zip(model.parameters(), untrimmed, strict=True):
                 param.data = saved
             forget_stale_state(optimizer)
+            if births is not None:
+                model.births.restore(births)
     else:
         final, kept = (after if any(merged) else None), any(merged)
     emit(

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from growml.nn.activations import ACTIVATIONS, Activation, get_activation
+from growml.nn.births import Births
 from growml.nn.embeddings import NumericEmbedding, embedding_from_spec
 from growml.nn.growable import Candidate, ForwardCache, LayerSample, ParamResize
 from growml.nn.optimizer_state import carry_state
@@ -151,6 +152,8 @@ class GrowingMLP(nn.Module):
         self._layers = tuple(zip(self.weights, self.biases, strict=True))
         # Unstructured pruning: 0/1 per weight, re-applied after every optimizer step.
         self.masks: list[Tensor] | None = None
+        # Each weight's value when it was born (growml.diagnose), when recorded.
+        self.births: Births | None = None
 
     # ----------------------------------------------------------------------------- structure
 
@@ -433,6 +436,8 @@ class GrowingMLP(nn.Module):
         self._layers = tuple(zip(self.weights, self.biases, strict=True))
         if self.masks is not None:
             self.masks.insert(position, torch.ones_like(weight))
+        if self.births is not None:
+            self.births.added([self.weights[position], self.biases[position]])
         if optimizer is not None:
             optimizer.param_groups[0]["params"] = list(self.parameters())
 
@@ -453,10 +458,13 @@ class GrowingMLP(nn.Module):
     def _keep_layers(self, keep: list[int], optimizer: Optimizer | None) -> None:
         """Keep only layers ``keep`` (indices, in order, the output layer's last); ``optimizer``'s
         group follows the network's parameters, and forgets the state of those that go."""
+        gone = set(range(len(self.weights))) - set(keep)
         if optimizer is not None:
-            for index in set(range(len(self.weights))) - set(keep):
+            for index in gone:
                 optimizer.state.pop(self.weights[index], None)
                 optimizer.state.pop(self.biases[index], None)
+        if self.births is not None:
+            self.births.dropped(p for k in gone for p in (self.weights[k], self.biases[k]))
         self.weights = nn.ParameterList([self.weights[k] for k in keep])
         self.biases = nn.ParameterList([self.biases[k] for k in keep])
         self._layers = tuple(zip(self.weights, self.biases, strict=True))
@@ -472,6 +480,8 @@ class GrowingMLP(nn.Module):
             resize.param.grad = None
         if optimizer is not None:
             carry_state(optimizer, resizes)
+        if self.births is not None:
+            self.births.resized(resizes)
         return resizes
 
     def _check_hidden(self, layer: int) -> None:

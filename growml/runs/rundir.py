@@ -131,9 +131,10 @@ class RunWriter:
     def write_yaml(self, name: str, data: Any) -> None:
         atomic.write_yaml(self.path / name, data)
 
-    def write_weights(self, tensors: dict[str, torch.Tensor]) -> None:
+    def write_weights(self, tensors: dict[str, torch.Tensor], name: str = MODEL_WEIGHTS) -> None:
+        """``tensors`` as the safetensors file ``name`` (the model's weights by default)."""
         contiguous = {key: value.detach().contiguous() for key, value in tensors.items()}
-        atomic.write_bytes(self.path / MODEL_WEIGHTS, save(contiguous))
+        atomic.write_bytes(self.path / name, save(contiguous))
 
     def commit(self) -> Path:
         """Move the finished run into place; on failure nothing is left behind."""

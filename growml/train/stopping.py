@@ -84,6 +84,8 @@ class EarlyStopping:
             # Training may go on (the anneal): the kept weights stay intact.
             param.data = self.best_weights[name].to(param.device, copy=True)
         forget_stale_state(optimizer)
+        if getattr(model, "births", None) is not None:
+            model.births.follow(model)
 
     def state_dict(self, checkpoint: Checkpoint) -> dict[str, Any]:
         """The best epoch so far (JSON-ready; its weights go into ``checkpoint``)."""
