@@ -6,7 +6,6 @@ No logic lives here beyond mapping flags to settings and rendering. User errors
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -29,8 +28,9 @@ from growml.cli.common import (
     widths_flag,
 )
 from growml.cli.compare import compare
-from growml.cli.dataview import DataProgressBars
+from growml.cli.diagnose import diagnose
 from growml.cli.export import export
+from growml.cli.fitrun import run_fit
 from growml.cli.report import report
 from growml.cli.tune import tune
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer ≥ 0.29 carries click
@@ -39,8 +39,7 @@ from typer.core import TyperGroup
 from growml.errors import ConfigError
 
 if TYPE_CHECKING:
-    from growml.config import FitConfig
-    from growml.data import PreparedData, Table
+    pass
 
 # Value names in --help: what a value is, not its Python type (<str>, <list[str]>).
 _VALUE_NAMES = {
@@ -175,11 +174,6 @@ def fit(
 ) -> None:
     """Train a network on DATA and write its run directory."""
     started = time.perf_counter()
-    from growml.data import load_data_table, prepare
-    from growml.data.streaming import streams
-    from growml.runs.workdir import check_destination
-    from growml.scoring import check_settings
-
     with user_errors():
         if start is not None and fixed is not None:
             raise ConfigError("--start grows and --fixed does not; give one of them.")
@@ -201,39 +195,7 @@ def fit(
                 "seed": seed,
             },
         )
-        if out is not None:
-            check_destination(out, overwrite)  # at once, not after reading the data
-        # Reading and encoding come before torch loads (a second or more): a terminal is told
-        # at once what is read and how, and a wrong file or setting answers before any wait.
-        # A pipe or a file gets none of it, so that a mistake is the one line written there.
-        chatty = stderr.is_terminal and not json_output
-        if streams(config.data, config.model.arch):
-            table, prepared = _streamed(config, quiet=not chatty)
-        else:
-            with _reading(config.data.source, quiet=not chatty):
-                table = load_data_table(config.data, config.model.input_shape)
-                check_settings(config, table.task)
-                prepared = prepare(table, config.data, config.seed)
-        if chatty:
-            stderr.print(_describe_table(table), highlight=False)
-            stderr.print(_describe_encoding(prepared), highlight=False)
-        from growml.fitting import fit as fit_run
-
-        progress = None if json_output else runview.FitProgress(stderr)
-        try:
-            result = fit_run(
-                config,
-                out=out,
-                overwrite=overwrite,
-                observers=[progress] if progress else [],
-                table=table,
-                resume=resume,
-                started=started,
-                prepared=prepared,
-            )
-        finally:
-            if progress is not None:
-                progress.close()
+        result = run_fit(config, out, overwrite, resume, started, quiet=json_output)
     if json_output:
         print_json({"run": str(result.path), "metrics": result.metrics})
         return
@@ -243,44 +205,11 @@ def fit(
     stdout.print(render.summary_table(runview.run_summary(metrics, str(result.path))))
 
 
-def _reading(source: str, quiet: bool) -> contextlib.AbstractContextManager[Any]:
-    """ "reading SOURCE …" while it is read; it leaves nothing behind."""
-    if quiet:
-        return contextlib.nullcontext()
-    return stderr.status(f"reading {source} …")
-
-
-def _streamed(config: FitConfig, quiet: bool) -> tuple[Table, PreparedData]:
-    """A file larger than memory read in batches (``growml.data.streaming``), a progress bar
-    per pass over it."""
-    from growml.data.streaming import prepare_streamed, scan
-    from growml.scoring import check_settings
-
-    with DataProgressBars(stderr, quiet=quiet) as bars:
-        scanned = scan(config.data, config.seed, bars)
-        check_settings(config, scanned.table.task)
-        return scanned.table, prepare_streamed(scanned, config.data, bars)
-
-
-def _describe_table(table: Table) -> str:
-    columns = table.features.num_columns
-    return (
-        f"read {table.name}: {len(table.target):,} rows, {columns:,} feature "
-        f"column{'s' if columns != 1 else ''}, target {table.target_name!r} ({table.task})"
-    )
-
-
-def _describe_encoding(data: PreparedData) -> str:
-    return (
-        f"encoded {len(data.x_train):,} training rows into {data.x_train.shape[1]:,} inputs "
-        f"({len(data.x_val):,} validation, {len(data.x_test):,} test rows); training …"
-    )
-
-
 app.command()(compare)
 app.command()(tune)
 app.command()(export)
 app.command()(report)
+app.command()(diagnose)
 
 
 @app.command()

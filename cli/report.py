@@ -20,15 +20,21 @@ from growml.runs.workdir import directory_kind
 def report(
     path: Annotated[
         Path,
-        typer.Argument(help="A directory written by growml fit (a run), compare or tune."),
+        typer.Argument(
+            help="A directory written by growml fit (a run), compare, tune or diagnose "
+            "--experiment."
+        ),
     ],
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
-    """Show a run (its model, metrics and training history), a comparison or a study."""
+    """Show a run (its model, metrics and training history), a comparison, a study or an
+    experiment."""
     with user_errors():
         kind = directory_kind(path)
         if kind == "run":
             _run(path, json_output)
+        elif kind == "experiment":
+            _experiment(path, json_output)
         elif kind == "comparison":
             from growml.compare import read_comparison
 
@@ -79,6 +85,19 @@ def _run(path: Path, json_output: bool) -> None:
         stdout.print(
             render.summary_table(runview.training_rows(metrics, history), title="Training")
         )
+
+
+def _experiment(path: Path, json_output: bool) -> None:
+    from growml.cli.diagnose import show_experiment
+
+    from growml.diagnose.output import EXPERIMENT
+    from growml.runs.workdir import read_manifest
+
+    document = read_manifest(path / EXPERIMENT, "run growml diagnose --experiment again")
+    if json_output:
+        print_json(document)
+        return
+    show_experiment(document)
 
 
 def _comparison(document: dict[str, Any], path: Path, json_output: bool) -> None:

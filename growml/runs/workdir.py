@@ -40,6 +40,7 @@ KINDS = {
     "run": (MODEL_SPEC, MODEL_WEIGHTS, PREPROCESS),
     "comparison": ("compare.json",),
     "tune": ("tune.json",),
+    "experiment": ("experiment.json",),
 }
 
 
@@ -68,18 +69,20 @@ def check_destination(out: Path, overwrite: bool) -> None:
 
 
 def directory_kind(path: Path) -> str:
-    """Which growml directory ``path`` is: ``run``, ``comparison`` or ``tune`` (``KINDS``);
-    anything else is refused in a sentence."""
+    """Which growml directory ``path`` is: ``run``, ``comparison``, ``tune`` or
+    ``experiment`` (``KINDS``); anything else is refused in a sentence."""
     if not path.exists():
         raise RunError(
-            f"{str(path)!r} does not exist; give a directory growml fit, compare or tune wrote."
+            f"{str(path)!r} does not exist; give a directory growml fit, compare, tune or "
+            "diagnose --experiment wrote."
         )
     for kind, names in KINDS.items():
         if path.is_dir() and any((path / name).is_file() for name in names):
             return kind
     raise RunError(
-        f"{str(path)!r} is not a run, comparison or tune directory (it holds no model.json, "
-        "compare.json or tune.json); give a directory growml fit, compare or tune wrote."
+        f"{str(path)!r} is not a run, comparison, tune or experiment directory (it holds no "
+        "model.json, compare.json, tune.json or experiment.json); give a directory growml fit, "
+        "compare, tune or diagnose --experiment wrote."
     )
 
 
