@@ -309,7 +309,10 @@ def test_report_shows_a_study_as_tune_did(tmp_path):
     [
         (lambda path: None, "does not exist"),
         (lambda path: path.mkdir(), "is not a run, comparison, tune or experiment directory"),
-        (lambda path: path.write_text("a,b\n"), "is not a run, comparison, tune or experiment directory"),
+        (
+            lambda path: path.write_text("a,b\n"),
+            "is not a run, comparison, tune or experiment directory",
+        ),
     ],
     ids=["missing", "empty folder", "a file"],
 )

@@ -151,8 +151,8 @@ def relative_change(before: Sequence[Tensor], after: Sequence[Tensor]) -> list[f
     for start, end in zip(before, after, strict=True):
         if start.shape != end.shape:
             raise ValueError(f"shapes differ: {tuple(start.shape)} and {tuple(end.shape)}")
-        moved = float(torch.linalg.norm((end - start).double()))
-        size = float(torch.linalg.norm(start.double()))
+        moved = float(torch.linalg.norm((end - start).detach().double()))
+        size = float(torch.linalg.norm(start.detach().double()))
         changes.append(moved / size if size > 0 else (0.0 if moved == 0 else math.inf))
     return changes
 
