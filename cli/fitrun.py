@@ -30,7 +30,6 @@ def run_fit(
     (``--json``)."""
     from growml.data import load_data_table, prepare
     from growml.data.streaming import streams
-    from growml.fitting import fit
     from growml.runs.workdir import check_destination
     from growml.scoring import check_settings
 
@@ -50,6 +49,8 @@ def run_fit(
     if chatty:
         stderr.print(_describe_table(table), highlight=False)
         stderr.print(_describe_encoding(prepared), highlight=False)
+    from growml.fitting import fit
+
     progress = None if quiet else runview.FitProgress(stderr)
     try:
         return fit(

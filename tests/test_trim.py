@@ -131,7 +131,8 @@ def test_dead_neurons_go_and_trimming_stops_at_the_first_removal_that_costs():
     dead_in = torch.zeros(3, 3, dtype=torch.float64)
     model.add_neurons(0, dead_in, torch.full((3,), -1.0, dtype=torch.float64), torch.ones(2, 3))
     score = _mse_score(model, x, target)
-    assert score([]) == (0.0,)
+    # Zero up to the float64 matmul's rounding: wider blocks may sum in another order.
+    assert score([])[0] == pytest.approx(0.0, abs=1e-24)
     removed = trim.trim_neurons(model, score, trim.Criterion((1e-6,), 0.01, (False,)))
     assert sorted(removed) == [(0, 6), (0, 7), (0, 8)]
 

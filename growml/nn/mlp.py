@@ -110,6 +110,8 @@ class GrowingMLP(nn.Module):
 
     # Convolution blocks below the dense layers (growml/nn/conv.py); an MLP has none.
     conv_layers: int = 0
+    # Each weight's value when it was born (growml.diagnose), when recorded.
+    births: Births | None = None
 
     def __init__(
         self,
@@ -152,8 +154,6 @@ class GrowingMLP(nn.Module):
         self._layers = tuple(zip(self.weights, self.biases, strict=True))
         # Unstructured pruning: 0/1 per weight, re-applied after every optimizer step.
         self.masks: list[Tensor] | None = None
-        # Each weight's value when it was born (growml.diagnose), when recorded.
-        self.births: Births | None = None
 
     # ----------------------------------------------------------------------------- structure
 
