@@ -185,7 +185,10 @@ def _width_bound(study: _Study) -> ExperimentResult:
     rows: no structure in the data explains them, so only width can fit them, and zero
     training loss is what the theorem's global minimiser reaches. tanh, since the theorem
     assumes a smooth activation. Widths max(1, round(f·bound)) for f in
-    ``diagnostics.width_factors``."""
+    ``diagnostics.width_factors``. Measured with the defaults (n = 256, 3 seeds, 1000 epochs):
+    digits, mnist1d, breast-cancer and friedman fit at the bound (MSE ≤ 0.0013) and not at a
+    quarter of it (0.1–0.4); on moons (d = 2, bound 171) no width gets below 0.66: the
+    minimiser exists, but Adam does not find it in 1000 epochs for so few inputs."""
     n, d = study.rows, study.inputs
     bound = width_bound(n, d)
     factors = study.diagnostics.width_factors
@@ -260,7 +263,11 @@ def _init_scale(study: _Study) -> ExperimentResult:
     loss, at each ``model.init_scale`` in ``diagnostics.init_scales``: the relative change of
     each layer's weights and the drift of the empirical NTK on the probe batch between
     initialisation and the last epoch. Each seed's networks share their rows and the direction
-    of their initial weights, so the scales differ in scale alone."""
+    of their initial weights, so the scales differ in scale alone. Adam's steps do not
+    depend on the gradient's scale, so part of the weight change's fall (about 1/scale) comes
+    from the optimizer; the kernel drift is the telling measure. Measured with the defaults on
+    the five built-in data sets: both fall from 0.25 to 4 on every one (digits' drift not at
+    every step)."""
     scales = study.diagnostics.init_scales
     activation = study.config.model.activation
     width = study.diagnostics.width
@@ -340,7 +347,10 @@ def _confusion(study: _Study) -> ExperimentResult:
     """Gradient confusion at initialisation (the paper's bounds are for random
     initialisation), from the task's standard loss on the probe batch: one hidden layer at
     each width in ``diagnostics.confusion_widths``, and each number of hidden layers in
-    ``diagnostics.confusion_depths`` at ``diagnostics.width``. No training, so it is cheap."""
+    ``diagnostics.confusion_depths`` at ``diagnostics.width``. No training, so it is cheap.
+    Measured with growml's initialisation (PyTorch's default) and the defaults: depth raises
+    confusion on all five built-in data sets; width lowers it beyond the seeds' spread on
+    digits and mnist1d only (moons, breast-cancer and friedman: within it)."""
     diagnostics = study.diagnostics
     activation = study.config.model.activation
     loss = default_loss(study.task, study.n_outputs)
