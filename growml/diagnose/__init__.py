@@ -26,3 +26,13 @@ __all__ = [
     "relative_change",
     "width_bound",
 ]
+
+# The experiments behind each claim (``growml diagnose --experiment``), and their plots.
+from growml.diagnose.experiment_plots import experiment_plot  # noqa: E402
+from growml.diagnose.experiments import (  # noqa: E402
+    EXPERIMENTS,
+    ExperimentResult,
+    run_experiment,
+)
+
+__all__ += ["EXPERIMENTS", "ExperimentResult", "experiment_plot", "run_experiment"]
