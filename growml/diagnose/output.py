@@ -33,7 +33,7 @@ def check_experiment_destination(out: Path, overwrite: bool) -> None:
 def write_experiment(result: ExperimentResult, out: Path, overwrite: bool) -> list[Path]:
     """Write ``result`` as ``out/experiment.json`` and ``out/<name>.png`` (built in a partial
     directory beside ``out``, then moved into place); returns the two paths."""
-    from growml.diagnose.experiments import experiment_plot
+    from growml.diagnose.experiment_plots import experiment_plot
 
     check_experiment_destination(out, overwrite)
     target = out.resolve()
