@@ -203,3 +203,28 @@ def test_a_run_is_diagnosed_as_it_was_fitted(tmp_path):
         result = runner.invoke(app, ["diagnose", str(out), *extra])
         assert result.exit_code == 2, result.output
         assert result.stderr.startswith("error:")
+
+
+def test_an_experiment_is_written_whole_reported_and_not_overwritten_unasked(tmp_path):
+    from growml.cli.diagnose import EXPERIMENT_NAMES
+
+    from growml.diagnose import EXPERIMENTS
+
+    assert EXPERIMENT_NAMES == EXPERIMENTS
+    out = tmp_path / "experiment"
+    args = ["diagnose", "iris", "--experiment", "confusion", "--out", str(out)]
+    small = ["--set", "diagnostics.seeds=1", "--set", "diagnostics.confusion_widths=[4,64]"]
+    result = runner.invoke(app, [*args, *small, "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["name"] == "confusion" and len(document["rows"]) == 2 + 4
+    assert json.loads((out / "experiment.json").read_text())["rows"] == document["rows"]
+    assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    report = runner.invoke(app, ["report", str(out)])
+    assert report.exit_code == 0 and document["verdict"] in report.stdout.replace("\n", "")
+    again = runner.invoke(app, [*args, *small])
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    replaced = runner.invoke(app, [*args, *small, "--set", "seed=3", "--overwrite", "--json"])
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads((out / "experiment.json").read_text())["settings"]["seed"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["experiment"]  # no partial left
