@@ -62,8 +62,9 @@ def test_per_example_gradients_equal_one_backward_pass_per_row(loss, target, act
         torch.testing.assert_close(batched[row], flat, rtol=1e-5, atol=1e-8)
 
 
-def test_the_empirical_ntk_is_the_jacobians_gram_matrix():
-    model = _network(2, "tanh")
+@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu", "selu"])
+def test_the_empirical_ntk_is_the_jacobians_gram_matrix(activation):
+    model = _network(2, activation)
     x = torch.randn(4, 5, generator=torch.Generator().manual_seed(3))
     kernel = empirical_ntk(model, x)
     reference = model.double()

@@ -16,6 +16,7 @@ Laziness and confusion need what a fit records with ``diagnostics.enabled``
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,8 @@ from growml.runs import digests
 from growml.runs.layout import DIAGNOSTICS, DIAGNOSTICS_RECORD, PLOTS
 from growml.runs.run import Run, load_run
 
-# The NTK's Jacobian has (probe rows × outputs) rows of one entry per parameter: its rows are
-# capped so that it holds at most this many float64 entries (160 MB).
+# The kernel has (probe rows × outputs)² float64 entries: its rows are capped to hold at most
+# this many (160 MB).
 KERNEL_ENTRIES = 20_000_000
 # Kernel drift below this reads as the kernel regime (Woodworth et al.'s lazy training).
 LAZY_DRIFT = 0.1
@@ -215,8 +216,7 @@ def _laziness(births: GrowingMLP, model: GrowingMLP, x: torch.Tensor) -> Lazines
     start, _ = dense_parameters(births)
     end, _ = dense_parameters(model)
     change = relative_change([w for w, _ in start], [w for w, _ in end])
-    parameters = sum(w.numel() + b.numel() for w, b in end)
-    rows = max(2, min(len(x), KERNEL_ENTRIES // (model.output_size * parameters)))
+    rows = max(2, min(len(x), math.isqrt(KERNEL_ENTRIES) // model.output_size))
     drift = kernel_drift(empirical_ntk(births, x[:rows]), empirical_ntk(model, x[:rows]))
     regime = (
         "close to the kernel regime: the features barely moved from their births"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.func import functional_call, grad, jacrev, vmap
+from torch.func import functional_call, grad, vmap
 
 from growml.losses import Loss
 from growml.nn.mlp import GrowingMLP
@@ -159,15 +159,38 @@ def relative_change(before: Sequence[Tensor], after: Sequence[Tensor]) -> list[f
 
 def empirical_ntk(model: GrowingMLP, x: Tensor) -> Tensor:
     """K = J Jᵀ, (B·K, B·K), of the Jacobian J of the probe rows' K outputs with respect to the
-    dense layers' parameters (row-major: row b's outputs together), in float64."""
+    dense layers' parameters (row-major: row b's outputs together), in float64.
+
+    Without forming J (B·K rows of one entry per parameter): layer l's weight enters output k
+    of row b through gₗ(b, k) ⊗ hₗ(b), with hₗ(b) what the layer reads and gₗ(b, k) = ∂f_k(b) /
+    ∂zₗ(b) its pre-activation's gradient, and its bias through gₗ(b, k) alone, so
+
+        K[(b, k), (b', k')] = Σₗ ⟨gₗ(b, k), gₗ(b', k')⟩ · (⟨hₗ(b), hₗ(b')⟩ + 1),
+
+    the g's back-propagated from the identity at the output (a B·K × width matrix per layer).
+    """
     layers, inputs = dense_parameters(model)
-    dense = _Dense(layers, model.activation.fn)
-    params = {name: param.detach() for name, param in dense.named_parameters()}
-    rows = inputs(x)
-    jacobian = jacrev(lambda values: functional_call(dense, values, (rows,)))(params)
-    outputs = rows.shape[0] * layers[-1][0].shape[0]
-    flat = torch.cat([jacobian[name].reshape(outputs, -1) for name in params], 1)
-    return flat @ flat.T
+    activation = model.activation.fn
+    h = inputs(x)
+    reads, slopes = [], []
+    for weight, bias in layers[:-1]:
+        reads.append(h)
+        z = h @ weight.T + bias
+        # The activation acts entry by entry: its derivative is the JVP along ones.
+        h, slope = torch.func.jvp(activation, (z,), (torch.ones_like(z),))
+        slopes.append(slope)
+    reads.append(h)
+    rows, outputs = h.shape[0], layers[-1][0].shape[0]
+    # g at the output: row (b, k) is e_k.
+    gradient = torch.eye(outputs, dtype=h.dtype).repeat(rows, 1)
+    kernel = torch.zeros(rows * outputs, rows * outputs, dtype=h.dtype)
+    for index in range(len(layers) - 1, -1, -1):
+        read = reads[index].repeat_interleave(outputs, 0)
+        kernel += (gradient @ gradient.T) * (read @ read.T + 1)
+        if index:
+            slope = slopes[index - 1].repeat_interleave(outputs, 0)
+            gradient = (gradient @ layers[index][0]) * slope
+    return kernel
 
 
 def kernel_drift(before: Tensor, after: Tensor) -> float:
