@@ -24,9 +24,8 @@ from growml.cli.fitrun import run_fit
 from growml.errors import ConfigError
 
 if TYPE_CHECKING:
-    from growml.diagnose.experiments import ExperimentResult
-
     from growml.diagnose.diagnosis import Diagnosis
+    from growml.diagnose.experiments import ExperimentResult
 
 EXPERIMENT_NAMES = ("width-bound", "init-scale", "confusion")
 
@@ -96,7 +95,8 @@ def diagnose(
     if json_output:
         print_json(diagnosis.to_dict())
         return
-    _show(diagnosis)
+    show_diagnosis(diagnosis.to_dict())
+    stdout.print(f"[dim]{run / 'diagnostics.json'} · {run / 'plots' / 'diagnostics.png'}[/]")
 
 
 def _diagnose(run: Path, quiet: bool) -> Diagnosis:
@@ -114,54 +114,56 @@ def _diagnose(run: Path, quiet: bool) -> Diagnosis:
     return diagnosis
 
 
-def _show(diagnosis: Diagnosis) -> None:
-    bound = diagnosis.width_bound
+def show_diagnosis(document: dict[str, Any]) -> None:
+    """A run's diagnosis, from its ``diagnostics.json`` document (``growml diagnose``,
+    ``growml report``)."""
+    bound = document["width_bound"]
+    widths = ",".join(str(width) for width in bound["hidden_widths"])
     rows: dict[str, Any] = {
-        "rows n, inputs d": f"{bound.rows:,}, {bound.inputs:,}",
-        "width bound ⌈2n/(d+1)⌉": bound.bound,
-        "hidden widths kept": ",".join(str(width) for width in bound.hidden_widths),
+        "rows n, inputs d": f"{bound['rows']:,}, {bound['inputs']:,}",
+        "width bound ⌈2n/(d+1)⌉": bound["bound"],
+        "hidden widths kept": widths,
     }
-    lazy = diagnosis.laziness
+    lazy = document["laziness"]
     if lazy is not None:
-        changes = ", ".join(f"{change:.3g}" for change in lazy.weight_change)
+        changes = ", ".join(f"{change:.3g}" for change in lazy["weight_change"])
         rows["weight change from birth"] = f"{changes} (hidden layers, output)"
-        rows["kernel drift"] = f"{lazy.kernel_drift:.3g} ({lazy.kernel_rows} probe rows)"
-    for label, confusion in (
-        ("confusion at birth", diagnosis.confusion_at_birth),
-        ("confusion kept", diagnosis.confusion_kept),
+        rows["kernel drift"] = f"{lazy['kernel_drift']:.3g} ({lazy['kernel_rows']} probe rows)"
+    for label, key in (
+        ("confusion at birth", "confusion_at_birth"),
+        ("confusion kept", "confusion_kept"),
     ):
+        confusion = document[key]
         if confusion is not None:
             rows[label] = (
-                f"min cosine {confusion.min_cosine:.3f}, 5th percentile "
-                f"{confusion.cosine_5th:.3f}, η̂ {confusion.eta:.3g} ({confusion.probe} rows)"
+                f"min cosine {confusion['min_cosine']:.3f}, 5th percentile "
+                f"{confusion['cosine_5th']:.3f}, η̂ {confusion['eta']:.3g} "
+                f"({confusion['probe']} rows)"
             )
-    stdout.print(render.summary_table(rows, title=f"growml diagnose {diagnosis.run}"))
-    if diagnosis.course:
-        stdout.print(_course_table(diagnosis))
-    stdout.print(f"width: {bound.meaning}", highlight=False)
+    stdout.print(render.summary_table(rows, title=f"Diagnosis of {document['run']}"))
+    if document["course"]:
+        stdout.print(_course_table(document["course"]))
+    stdout.print(f"width: {bound['meaning']}", highlight=False)
     if lazy is not None:
-        stdout.print(f"laziness: {lazy.meaning}", highlight=False)
-    for note in diagnosis.notes:
+        stdout.print(f"laziness: {lazy['meaning']}", highlight=False)
+    for note in document["notes"]:
         stdout.print(f"note: {note}", highlight=False)
-    written = Path(diagnosis.run) / "diagnostics.json"
-    stdout.print(f"[dim]{written}[/]")
 
 
-def _course_table(diagnosis: Diagnosis) -> Any:
+def _course_table(course: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     table = Table(title="Gradient confusion over growth", title_justify="left")
     for column in ("epoch", "widths", "parameters", "min cosine", "5th percentile", "η̂"):
         table.add_column(column, justify="right")
-    for step in diagnosis.course:
-        widths = ",".join(str(width) for width in step.hidden_widths)
+    for step in course:
         table.add_row(
-            str(step.epoch),
-            widths,
-            f"{step.parameters:,}",
-            f"{step.min_cosine:.3f}",
-            f"{step.cosine_5th:.3f}",
-            f"{step.eta:.3g}",
+            str(step["epoch"]),
+            ",".join(str(width) for width in step["hidden_widths"]),
+            f"{step['parameters']:,}",
+            f"{step['min_cosine']:.3f}",
+            f"{step['cosine_5th']:.3f}",
+            f"{step['eta']:.3g}",
         )
     return table
 

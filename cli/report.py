@@ -49,7 +49,8 @@ def _run(path: Path, json_output: bool) -> None:
     from growml.events import EpochEnd, GrowthStep
     from growml.runs import digests
     from growml.runs.files import read_run_files
-    from growml.runs.layout import EXPORT
+    from growml.runs.layout import DIAGNOSTICS, EXPORT
+    from growml.runs.workdir import read_manifest
 
     files = read_run_files(path)
     digests.check(path, [EXPORT])
@@ -63,6 +64,11 @@ def _run(path: Path, json_output: bool) -> None:
                 "metrics": files.metrics,
                 "columns": [reading.model_dump() for reading in readings],
                 "history": [event.to_dict() for event in history],
+                "diagnosis": (
+                    read_manifest(path / DIAGNOSTICS, "run growml diagnose on the run again")
+                    if (path / DIAGNOSTICS).is_file()
+                    else None
+                ),
             }
         )
         return
@@ -85,6 +91,10 @@ def _run(path: Path, json_output: bool) -> None:
         stdout.print(
             render.summary_table(runview.training_rows(metrics, history), title="Training")
         )
+    if (path / DIAGNOSTICS).is_file():
+        from growml.cli.diagnose import show_diagnosis
+
+        show_diagnosis(read_manifest(path / DIAGNOSTICS, "run growml diagnose on the run again"))
 
 
 def _experiment(path: Path, json_output: bool) -> None:

@@ -177,6 +177,9 @@ def test_growml_diagnose_fits_data_then_diagnoses_the_run(tmp_path):
     assert "width bound" in again.stdout and "Gradient confusion over growth" in again.stdout
     report = runner.invoke(app, ["report", str(out)])
     assert report.exit_code == 0, report.output
+    assert "Diagnosis of" in report.stdout and "kernel drift" in report.stdout
+    reported = json.loads(runner.invoke(app, ["report", str(out), "--json"]).stdout)
+    assert reported["diagnosis"]["width_bound"] == document["width_bound"]
 
 
 @pytest.mark.parametrize(
