@@ -53,6 +53,8 @@ _VALUE_NAMES = {
     "start": "WIDTHS",
     "fixed": "WIDTHS",
     "widths": "WIDTHS",
+    "source": "SOURCE",
+    "experiment": "NAME",
 }
 
 
