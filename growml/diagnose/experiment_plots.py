@@ -70,6 +70,9 @@ def _init_scale_figure(result: ExperimentResult) -> Any:
     drift_axis.set_title("Empirical NTK drift")
     for axis in (change_axis, drift_axis):
         axis.set_xscale("log")
+        # The scales tried as the ticks: a log axis's own minor labels overlap on a short span.
+        axis.set_xticks(scales, [f"{scale:g}" for scale in scales])
+        axis.minorticks_off()
         axis.set_xlabel("init_scale")
         _finish(axis)
     return figure
