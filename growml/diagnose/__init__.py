@@ -5,7 +5,8 @@
   and drift of the empirical neural tangent kernel (Woodworth et al., 2020).
 * ``recording``: what a fit records for them with ``diagnostics.enabled``.
 * ``diagnosis``: ``diagnose_run``, the diagnosis of a run, and ``write_diagnosis``.
-* ``experiments``: the small experiment behind each claim, on a data set.
+* ``experiments``: the small experiment behind each claim, on a data set (``study``: what
+  they share; ``experiment_plots``: their plots).
 """
 
 from growml.diagnose.diagnosis import Diagnosis, diagnose_run, write_diagnosis

@@ -6,7 +6,7 @@ setting, and reports a table, whether the measurement agrees with the claim (by 
 in words beside it) and a one-sentence verdict. Every random choice (the rows, the probe batch,
 random targets, initial weights) comes from CPU generators seeded by ``config.seed`` and the
 seed's index, so the same settings give the same result. Training is growml's ``Trainer``,
-full batch, Adam at ``LEARNING_RATE``, for ``diagnostics.epochs`` epochs, no early stopping.
+full batch, Adam at ``study.LEARNING_RATE``, for ``diagnostics.epochs`` epochs, no early stopping.
 
 * ``width-bound`` (Zhang et al., NeurIPS 2021): random targets fitted at widths around
   ⌈2n/(d + 1)⌉.
@@ -19,15 +19,14 @@ full batch, Adam at ``LEARNING_RATE``, for ``diagnostics.epochs`` epochs, no ear
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from growml.config import FitConfig, TrainConfig
+from growml.config import FitConfig
 from growml.diagnose.measures import (
     empirical_ntk,
     gradient_confusion,
@@ -36,21 +35,21 @@ from growml.diagnose.measures import (
     relative_change,
     width_bound,
 )
-from growml.losses import Loss, MeanSquaredError, default_loss
-from growml.nn.mlp import GrowingMLP
+from growml.diagnose.study import (
+    Progress,
+    Study,
+    common_settings,
+    falling,
+    spread,
+)
+from growml.losses import MeanSquaredError, default_loss
 
 EXPERIMENTS = ("width-bound", "init-scale", "confusion")
 
-# Adam's step for every experiment. On 400 rows of 20 Gaussian inputs with Gaussian targets
-# (bound 39) 1000 full-batch epochs at 0.01 fit the bound's width to a training MSE of 1e-4
-# and leave a quarter of it at 0.13 (means over two seeds); 0.02–0.05 do the same.
-LEARNING_RATE = 0.01
 # width-bound: a width "fits" its random targets (variance 1) below FITTED, and the narrowest
 # width "cannot" above NOT_FITTED, five times as much.
 FITTED = 0.01
 NOT_FITTED = 0.05
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -101,86 +100,11 @@ def run_experiment(
     network trained or measured."""
     if name not in _PROTOCOLS:
         raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
-    study = _Study(x, y, task, n_outputs, config, progress or _ignore)
+    study = Study(x, y, task, n_outputs, config, progress)
     return _PROTOCOLS[name](study)
 
 
-def _ignore(done: int, total: int) -> None:
-    pass
-
-
-class _Study:
-    """One experiment's data, settings, seeded generators and progress count."""
-
-    def __init__(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        task: str,
-        n_outputs: int,
-        config: FitConfig,
-        progress: Progress,
-    ) -> None:
-        self.x, self.y, self.task, self.n_outputs = x, y, task, n_outputs
-        self.config = config
-        self.diagnostics = config.diagnostics
-        self.rows = min(self.diagnostics.rows, len(x))
-        self.inputs = x.shape[1]
-        self.probe = min(self.diagnostics.probe, self.rows)
-        self.seeds = range(self.diagnostics.seeds)
-        self._progress = progress
-        self._done = self._total = 0
-
-    def start(self, networks: int) -> None:
-        self._total = networks
-        self._progress(0, networks)
-
-    def step(self) -> None:
-        self._done += 1
-        self._progress(self._done, self._total)
-
-    def generator(self, seed: int, stream: str) -> torch.Generator:
-        """A CPU generator for ``stream`` (rows, targets, weights...) of seed index ``seed``."""
-        key = [self.config.seed, seed, *stream.encode()]
-        state = int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0])
-        return torch.Generator(device="cpu").manual_seed(state)
-
-    def subset(self, seed: int) -> tuple[np.ndarray, np.ndarray, Tensor]:
-        """Seed ``seed``'s n rows and targets, and the probe batch (the first of them)."""
-        order = torch.randperm(len(self.x), generator=self.generator(seed, "rows"))
-        chosen = order[: self.rows].numpy()
-        x = np.ascontiguousarray(self.x[chosen])
-        return x, self.y[chosen], torch.as_tensor(x[: self.probe])
-
-    def network(self, seed: int, widths: Sequence[int], outputs: int, **options: Any) -> GrowingMLP:
-        return GrowingMLP(
-            self.inputs, list(widths), outputs, generator=self.generator(seed, "weights"), **options
-        )
-
-    def train(
-        self, model: GrowingMLP, x: np.ndarray, y: np.ndarray, loss: Loss, task: str
-    ) -> float:
-        """Train ``model`` full batch for ``diagnostics.epochs``; its final training loss."""
-        from growml.train import Trainer
-
-        settings = TrainConfig(
-            epochs=self.diagnostics.epochs,
-            batch_size=len(x),
-            lr=LEARNING_RATE,
-            early_stopping=False,
-            device="cpu",
-        )
-        Trainer(settings, loss, task).run(model, x, y, x, y)
-        with torch.no_grad():
-            return float(loss(model(torch.as_tensor(x)), loss.prepare_target(y)))
-
-
-def _spread(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard deviation over seeds (0 for one seed)."""
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def _width_bound(study: _Study) -> ExperimentResult:
+def _width_bound(study: Study) -> ExperimentResult:
     """Random standard-Gaussian targets (one output, mean squared error), drawn per seed, on n
     rows: no structure in the data explains them, so only width can fit them, and zero
     training loss is what the theorem's global minimiser reaches. tanh, since the theorem
@@ -235,7 +159,7 @@ def _width_bound(study: _Study) -> ExperimentResult:
         verdict=f"On {n} rows of {d} inputs with random targets, {finding}: the claim "
         + ("holds here." if holds else "does not hold here."),
         settings={
-            **_common(study, "tanh"),
+            **common_settings(study, "tanh"),
             "bound": bound,
             "width_factors": list(factors),
             "widths": widths,
@@ -246,19 +170,7 @@ def _width_bound(study: _Study) -> ExperimentResult:
     )
 
 
-def _common(study: _Study, activation: str) -> dict[str, Any]:
-    return {
-        "n": study.rows,
-        "d": study.inputs,
-        "seeds": len(study.seeds),
-        "seed": study.config.seed,
-        "epochs": study.diagnostics.epochs,
-        "optimizer": f"adam, full batch, lr {LEARNING_RATE}",
-        "activation": activation,
-    }
-
-
-def _init_scale(study: _Study) -> ExperimentResult:
+def _init_scale(study: Study) -> ExperimentResult:
     """One hidden layer of ``diagnostics.width`` on the real targets with the task's standard
     loss, at each ``model.init_scale`` in ``diagnostics.init_scales``: the relative change of
     each layer's weights and the drift of the empirical NTK on the probe batch between
@@ -295,13 +207,13 @@ def _init_scale(study: _Study) -> ExperimentResult:
     for scale, values in zip(scales, measured, strict=True):
         row: list[float | int | str] = [scale]
         for key in ("hidden", "output", "drift", "loss"):
-            row.extend(_spread(values[key]))
+            row.extend(spread(values[key]))
         rows.append(row)
     order = sorted(range(len(scales)), key=scales.__getitem__)
     change = [statistics.fmean(measured[i]["hidden"]) for i in order]
     drift = [statistics.fmean(measured[i]["drift"]) for i in order]
     holds = change[-1] < change[0] and drift[-1] < drift[0]
-    monotone = _falling(change) and _falling(drift)
+    monotone = falling(change) and falling(drift)
     return ExperimentResult(
         name="init-scale",
         claim="A large initialisation makes gradient descent lazy, the network staying near "
@@ -329,7 +241,7 @@ def _init_scale(study: _Study) -> ExperimentResult:
         + (", both falling at every step" if monotone else ", not at every step")
         + (": the claim holds here." if holds else ": the claim does not hold here."),
         settings={
-            **_common(study, activation),
+            **common_settings(study, activation),
             "width": width,
             "init_scales": list(scales),
             "probe": study.probe,
@@ -339,11 +251,7 @@ def _init_scale(study: _Study) -> ExperimentResult:
     )
 
 
-def _falling(values: Sequence[float]) -> bool:
-    return all(later < earlier for earlier, later in zip(values, values[1:], strict=False))
-
-
-def _confusion(study: _Study) -> ExperimentResult:
+def _confusion(study: Study) -> ExperimentResult:
     """Gradient confusion at initialisation (the paper's bounds are for random
     initialisation), from the task's standard loss on the probe batch: one hidden layer at
     each width in ``diagnostics.confusion_widths``, and each number of hidden layers in
@@ -371,8 +279,8 @@ def _confusion(study: _Study) -> ExperimentResult:
             study.step()
     rows: list[list[float | int | str]] = []
     for (kind, value, _), count, confusions in zip(settings, parameters, measured, strict=True):
-        lowest = _spread([c.min_cosine for c in confusions])
-        fifth = _spread([c.cosine_5th for c in confusions])
+        lowest = spread([c.min_cosine for c in confusions])
+        fifth = spread([c.cosine_5th for c in confusions])
         eta = statistics.fmean(c.eta for c in confusions)
         mean = statistics.fmean(c.mean_cosine for c in confusions)
         rows.append([kind, value, count, eta, *lowest, *fifth, mean])
@@ -402,7 +310,7 @@ def _confusion(study: _Study) -> ExperimentResult:
         f"hidden layers: {finding}, so the claim "
         + ("holds here." if wider and deeper else "does not hold here."),
         settings={
-            **_common(study, activation),
+            **common_settings(study, activation),
             "epochs": 0,
             "optimizer": "none: measured at initialisation, where the paper's bounds hold",
             "width": diagnostics.width,
@@ -450,7 +358,7 @@ class _Trend:
         return f"{self.start:.3g} → {self.end:.3g}"
 
 
-_PROTOCOLS: dict[str, Callable[[_Study], ExperimentResult]] = {
+_PROTOCOLS: dict[str, Callable[[Study], ExperimentResult]] = {
     "width-bound": _width_bound,
     "init-scale": _init_scale,
     "confusion": _confusion,
