@@ -154,11 +154,14 @@ def _course_table(course: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     table = Table(title="Gradient confusion over growth", title_justify="left")
-    for column in ("epoch", "widths", "parameters", "min cosine", "5th percentile", "η̂"):
+    table.add_column("epoch", justify="right")
+    table.add_column("stage")
+    for column in ("widths", "parameters", "min cosine", "5th percentile", "η̂"):
         table.add_column(column, justify="right")
     for step in course:
         table.add_row(
             str(step["epoch"]),
+            step["stage"],
             ",".join(str(width) for width in step["hidden_widths"]),
             f"{step['parameters']:,}",
             f"{step['min_cosine']:.3f}",

@@ -650,7 +650,7 @@ class DiagnosticsConfig(Section):
     enabled: bool = Field(
         False,
         description="Record, during the fit, each weight's value when it was born and the "
-        "gradient confusion on a probe batch at the start and after every growth step.",
+        "gradient confusion on a probe batch at the start and around every growth step.",
     )
     probe: int = Field(
         64, ge=2, le=1024, description="Training rows in the probe batch the measures read."

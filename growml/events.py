@@ -196,11 +196,13 @@ def _widths(widths: Sequence[int]) -> str:
 
 @dataclass(frozen=True)
 class ConfusionMeasured(Event):
-    """Gradient confusion on a run's probe batch (``diagnostics.enabled``; docs/theory.md): at
-    the start of training (epoch 0) and after each growth step that changed the widths, the
-    new neurons not yet trained. ``probe``: the rows measured."""
+    """Gradient confusion on a run's probe batch (``diagnostics.enabled``; docs/theory.md):
+    at the ``start`` of training (epoch 0), and around each growth step that changed the
+    widths, just ``before growth`` and just ``after growth`` (the new neurons not yet trained).
+    ``probe``: the rows measured."""
 
     epoch: int
+    stage: Literal["start", "before growth", "after growth"]
     hidden_widths: list[int]
     parameters: int
     probe: int

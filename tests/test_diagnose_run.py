@@ -107,8 +107,12 @@ def test_recording_changes_nothing_in_the_training_and_follows_each_growth_step(
         torch.testing.assert_close(recorded.run.model.state_dict()[name], param, rtol=0, atol=0)
     history = recorded.run.history()
     grown = sorted({e.epoch for e in history if isinstance(e, GrowthStep) and e.added})
-    measured = [e.epoch for e in history if isinstance(e, ConfusionMeasured)]
-    assert grown and measured == [0, *grown]
+    measured = [(e.epoch, e.stage) for e in history if isinstance(e, ConfusionMeasured)]
+    around = [(epoch, stage) for epoch in grown for stage in ("before growth", "after growth")]
+    assert grown and measured == [(0, "start"), *around]
+    events = [e for e in history if isinstance(e, ConfusionMeasured)]
+    for before, after in zip(events[1::2], events[2::2], strict=True):
+        assert before.parameters < after.parameters  # the step's neurons come in between
     record = _record(recorded.path)
     for name, param in recorded.run.model.named_parameters():
         assert record[BIRTHS + name].shape == param.shape

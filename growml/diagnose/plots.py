@@ -13,28 +13,56 @@ if TYPE_CHECKING:
 
 def diagnosis_plot(diagnosis: Diagnosis, path: Path) -> None:
     """Gradient confusion over growth (left: the 5th-percentile and minimum cosine of the
-    probe's per-example gradients against the network's parameters, at birth, after each
-    growth step and at the kept epoch) and laziness (right: each dense layer's relative weight
-    change from its births, the kernel drift in the title)."""
+    probe's per-example gradients against the network's parameters, at the start, just before
+    and just after each growth step, and for the kept network) and laziness (right: each
+    dense layer's relative weight change from its births, the kernel drift in the title)."""
     plt = pyplot()
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
     figure, (course, moved) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     steps = diagnosis.course
     if steps:
+        # In time order: growth moves right (more parameters), training between two steps
+        # moves up or down at one size.
         parameters = [step.parameters for step in steps]
-        course.plot(parameters, [s.cosine_5th for s in steps], "o-", label="5th percentile")
-        course.plot(parameters, [s.min_cosine for s in steps], "s--", label="minimum")
+        course.plot(parameters, [s.cosine_5th for s in steps], "-", color="tab:blue")
+        course.plot(parameters, [s.min_cosine for s in steps], "--", color="tab:orange")
+        for stage, marker in (("start", "D"), ("before growth", "o"), ("after growth", "s")):
+            chosen = [s for s in steps if s.stage == stage]
+            size = [s.parameters for s in chosen]
+            fill = "none" if stage == "before growth" else None
+            course.plot(
+                size,
+                [s.cosine_5th for s in chosen],
+                marker,
+                color="tab:blue",
+                markerfacecolor=fill,
+                label=f"5th percentile, {stage}",
+            )
+            course.plot(
+                size,
+                [s.min_cosine for s in chosen],
+                marker,
+                color="tab:orange",
+                markerfacecolor=fill,
+                label=f"minimum, {stage}",
+            )
     kept = diagnosis.confusion_kept
     if kept is not None:
         course.plot(
             [diagnosis.parameters], [kept.cosine_5th], "*", markersize=14, label="kept network"
         )
     course.set_xscale("log")
-    course.set_xlabel("parameters (at the start, after each growth step, kept)")
+    # Plain numbers at 1, 2 and 5 per decade: a log axis's own minor labels overlap.
+    course.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    course.xaxis.set_major_formatter(ScalarFormatter())
+    course.xaxis.set_minor_formatter(NullFormatter())
+    course.set_xlabel("parameters")
     course.set_ylabel("cosine between two rows' gradients")
     probe = kept.probe if kept is not None else 0
     course.set_title(f"Gradient confusion on {probe} probe rows")
     course.axhline(0, color="grey", linewidth=0.5)
-    course.legend(fontsize=8)
+    course.legend(fontsize=7)
     laziness = diagnosis.laziness
     if laziness is not None:
         names = [f"hidden {k + 1}" for k in range(len(laziness.weight_change) - 1)] + ["output"]

@@ -5,8 +5,9 @@
   targets; every measurement of the run reads these rows.
 * Each weight's value when it was born (``growml.nn.births``): the start of laziness for a
   network whose neurons were born at different times.
-* Gradient confusion on the probe batch at the start of training and after every growth step
-  (``ConfusionMeasured`` events in ``history.jsonl``): its course over growth.
+* Gradient confusion on the probe batch at the start of training and just before and just
+  after every growth step (``ConfusionMeasured`` events in ``history.jsonl``): its course over
+  growth.
 
 The probe and the births go into the run's ``diagnostics.safetensors``.
 """
@@ -47,9 +48,10 @@ def probe_loss(task: str, outputs: int) -> Loss:
 
 
 def measure_confusion(
-    model: GrowingMLP, loss: Loss, x: Tensor, y: Tensor, epoch: int
+    model: GrowingMLP, loss: Loss, x: Tensor, y: Tensor, epoch: int, stage: str
 ) -> ConfusionMeasured:
-    """The ``ConfusionMeasured`` event of ``model`` on the probe rows ``x``, ``y`` now."""
+    """The ``ConfusionMeasured`` event of ``model`` on the probe rows ``x``, ``y`` now, at
+    ``stage`` of ``epoch``."""
     device = next(model.parameters()).device
     # Called from training, which runs in inference mode; the gradients need autograd back.
     with torch.inference_mode(False), torch.enable_grad():
@@ -58,6 +60,7 @@ def measure_confusion(
         confusion = gradient_confusion(gradients)
     return ConfusionMeasured(
         epoch=epoch,
+        stage=stage,
         hidden_widths=model.hidden_widths,
         parameters=model.n_parameters(),
         probe=confusion.probe,
@@ -71,9 +74,10 @@ def measure_confusion(
 class Recording(Hook):
     """Records births and the course of gradient confusion over a training (the first one of
     a fit: the growing one). On a fresh start the network's values are the first births, and
-    confusion is measured at epoch 0; after every epoch whose growth changed the widths, it is
-    measured again. A checkpoint keeps the births, so a resumed fit records as if it had
-    never stopped."""
+    confusion is measured at epoch 0; around every growth step that changes the widths it is
+    measured just before and just after, so that what growth did and what training did between
+    steps can be told apart. A checkpoint keeps the births, so a resumed fit records as if it
+    had never stopped."""
 
     name = "diagnostics"
 
@@ -82,19 +86,29 @@ class Recording(Hook):
         self.loss = loss
         self.x, self.y = x, y
         self.widths = model.hidden_widths
+        self.before: ConfusionMeasured | None = None
 
     def on_train_start(self, loop: Loop) -> None:
         if self.model.births is None:
             self.model.births = Births(self.model)
         if loop.epoch == 0:
-            loop.emit(measure_confusion(self.model, self.loss, self.x, self.y, 0))
+            loop.emit(self._measure(0, "start"))
         self.widths = self.model.hidden_widths
+
+    def before_growth(self, loop: Loop) -> None:
+        self.before = self._measure(loop.epoch, "before growth")
 
     def on_epoch_end(self, loop: Loop, epoch: Any) -> bool:
         if self.model.hidden_widths != self.widths:
             self.widths = self.model.hidden_widths
-            loop.emit(measure_confusion(self.model, self.loss, self.x, self.y, epoch.epoch))
+            if self.before is not None:
+                loop.emit(self.before)
+            loop.emit(self._measure(epoch.epoch, "after growth"))
+        self.before = None
         return False
+
+    def _measure(self, epoch: int, stage: str) -> ConfusionMeasured:
+        return measure_confusion(self.model, self.loss, self.x, self.y, epoch, stage)
 
     def record(self) -> dict[str, Tensor]:
         """What ``diagnostics.safetensors`` holds: the probe's rows and targets, and the births

@@ -8,7 +8,9 @@ on); every method does nothing by default. The trainer calls its hooks in order:
 * ``on_step_end`` after every optimizer step;
 * ``on_epoch_end`` after each epoch's validation and its ``EpochEnd`` event, returning
   whether the hook changed the network's shape (early stopping then counts its patience from
-  this epoch, and the thread count is chosen again for the new sizes).
+  this epoch, and the thread count is chosen again for the new sizes);
+* ``before_growth`` when the ``Growth`` hook is about to ask for a growth step (from its
+  ``on_epoch_end``, so before the ``on_epoch_end`` of the hooks after it).
 
 A hook with state to resume names itself (``name``): its ``state_dict`` goes into every
 checkpoint under that name, and ``load_state_dict`` gets it back on resume.
@@ -56,6 +58,8 @@ class Growth(Hook):
         stalled = loop.stopping.stalled(epoch.epoch)
         if not engine.wants_step(epoch.epoch, epoch.train_loss, stalled):
             return False
+        for hook in loop.hooks:
+            hook.before_growth(loop)
         steps = engine.step(loop.model, loop.optimizer, loop.x, loop.target, epoch.epoch)
         for step in steps:
             loop.emit(step)

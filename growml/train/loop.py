@@ -40,6 +40,10 @@ class Hook:
         """``epoch`` is trained and validated; returns whether the network's shape changed."""
         return False
 
+    def before_growth(self, loop: Loop) -> None:
+        """The network is about to be grown (a growth step after this epoch's validation,
+        which may end up adding nothing)."""
+
     def state_dict(self, checkpoint: Checkpoint) -> dict[str, Any]:
         """The hook's state, JSON-ready (tensors go into ``checkpoint``); kept when ``name``
         is set."""
