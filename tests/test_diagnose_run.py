@@ -93,6 +93,7 @@ def test_a_fit_of_fixed_width_records_its_initial_weights_and_their_confusion(tm
     target = loss.prepare_target(record[PROBE_Y].numpy(), None)
     expected = gradient_confusion(per_example_gradients(initial, loss, record[PROBE_X], target))
     assert first.epoch == 0 and first.probe == 64
+    assert "growth" not in diagnose_run(result.path).width_bound.meaning  # the widths were fixed
     assert first.cosine_5th == pytest.approx(expected.cosine_5th, abs=1e-6)
     assert first.eta == pytest.approx(expected.eta, rel=1e-6)
 

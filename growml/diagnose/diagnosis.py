@@ -122,7 +122,8 @@ def diagnose_run(path: str | Path) -> Diagnosis:
     if start is None:
         raise RunError(f"the history of {str(path)!r} has no training; the run is damaged.")
     layers, _ = dense_parameters(model)
-    bound = _width_bound(start.train_rows, layers[0][0].shape[1], model.hidden_widths)
+    grown = bool(run.config.get("growth", {}).get("enabled", True))
+    bound = _width_bound(start.train_rows, layers[0][0].shape[1], model.hidden_widths, grown)
     record = _read_record(Path(path))
     if record is None:
         note = (
@@ -162,23 +163,31 @@ def write_diagnosis(path: str | Path, diagnosis: Diagnosis) -> list[Path]:
     return written
 
 
-def _width_bound(rows: int, inputs: int, widths: list[int]) -> WidthBound:
+def _width_bound(rows: int, inputs: int, widths: list[int], grown: bool) -> WidthBound:
+    """The bound for ``rows`` of ``inputs`` beside the kept ``widths``; ``grown``: growth
+    chose them (else they were fixed)."""
     bound = width_bound(rows, inputs)
     width = widths[0]
     deep = len(widths) > 1
-    layer = "its first hidden layer" if deep else "it"
+    network = "its first hidden layer" if deep else "the network"
+    data = f"the width bound {bound} for {rows:,} rows of {inputs:,} inputs"
     if width >= bound:
         meaning = (
-            f"the network is {width} wide, at or above the width bound {bound} for {rows} rows "
-            f"of {inputs} inputs: one hidden layer this wide can fit every training row "
-            "exactly, so validation, not expressivity, set its size."
+            f"{network} is {width} wide, at or above {data}: one hidden layer this wide can fit "
+            "every training row exactly, so "
+            + (
+                "validation, not expressivity, set its size."
+                if grown
+                else "it is not short of width."
+            )
         )
     else:
+        where = f"growth kept {network} at {width}" if grown else f"{network} is {width} wide"
         meaning = (
-            f"growth kept {layer} at {width}, {bound / width:.1f}× below the width bound "
-            f"{bound} for {rows} rows of {inputs} inputs: it cannot be sure to fit every "
-            "training row, and did not need to: more width stopped paying on validation "
-            "(the bound is what arbitrary labels need; structured data needs less)."
+            f"{where}, {bound / width:.1f}× below {data}: it cannot be sure to fit every "
+            "training row"
+            + (", and did not need to: more width stopped paying on validation" if grown else "")
+            + " (the bound is what arbitrary labels need; structured data needs less)."
         )
     if deep:
         meaning += " The bound is proved for one hidden layer; deeper layers add expressivity."
