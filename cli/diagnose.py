@@ -96,7 +96,8 @@ def diagnose(
         print_json(diagnosis.to_dict())
         return
     show_diagnosis(diagnosis.to_dict())
-    stdout.print(f"[dim]{run / 'diagnostics.json'} · {run / 'plots' / 'diagnostics.png'}[/]")
+    written = [run / "diagnostics.json", run / "plots" / "diagnostics.png"]
+    stdout.print(f"[dim]{' · '.join(str(path) for path in written if path.is_file())}[/]")
 
 
 def _diagnose(run: Path, quiet: bool) -> Diagnosis:
