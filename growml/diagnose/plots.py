@@ -21,31 +21,22 @@ def diagnosis_plot(diagnosis: Diagnosis, path: Path) -> None:
 
     figure, (course, moved) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     steps = diagnosis.course
-    if steps:
-        # In time order: growth moves right (more parameters), training between two steps
-        # moves up or down at one size.
-        parameters = [step.parameters for step in steps]
-        course.plot(parameters, [s.cosine_5th for s in steps], "-", color="tab:blue")
-        course.plot(parameters, [s.min_cosine for s in steps], "--", color="tab:orange")
+    # In time order: growth moves right (more parameters), training between two steps moves
+    # up or down at one size. Filled markers: at the start and after growth; open: before.
+    parameters = [step.parameters for step in steps]
+    for name, field, color, line in (
+        ("5th percentile", "cosine_5th", "tab:blue", "-"),
+        ("minimum", "min_cosine", "tab:orange", "--"),
+    ):
+        course.plot(parameters, [getattr(s, field) for s in steps], line, color=color, label=name)
         for stage, marker in (("start", "D"), ("before growth", "o"), ("after growth", "s")):
             chosen = [s for s in steps if s.stage == stage]
-            size = [s.parameters for s in chosen]
-            fill = "none" if stage == "before growth" else None
             course.plot(
-                size,
-                [s.cosine_5th for s in chosen],
+                [s.parameters for s in chosen],
+                [getattr(s, field) for s in chosen],
                 marker,
-                color="tab:blue",
-                markerfacecolor=fill,
-                label=f"5th percentile, {stage}",
-            )
-            course.plot(
-                size,
-                [s.min_cosine for s in chosen],
-                marker,
-                color="tab:orange",
-                markerfacecolor=fill,
-                label=f"minimum, {stage}",
+                color=color,
+                markerfacecolor="none" if stage == "before growth" else None,
             )
     kept = diagnosis.confusion_kept
     if kept is not None:
@@ -57,7 +48,7 @@ def diagnosis_plot(diagnosis: Diagnosis, path: Path) -> None:
     course.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     course.xaxis.set_major_formatter(ScalarFormatter())
     course.xaxis.set_minor_formatter(NullFormatter())
-    course.set_xlabel("parameters")
+    course.set_xlabel("parameters (◆ start, ○ before a growth step, ■ after it)")
     course.set_ylabel("cosine between two rows' gradients")
     probe = kept.probe if kept is not None else 0
     course.set_title(f"Gradient confusion on {probe} probe rows")
