@@ -236,3 +236,18 @@ def test_an_experiment_is_written_whole_reported_and_not_overwritten_unasked(tmp
     assert replaced.exit_code == 0, replaced.output
     assert json.loads((out / "experiment.json").read_text())["settings"]["seed"] == 3
     assert [p.name for p in tmp_path.iterdir()] == ["experiment"]  # no partial left
+
+
+def test_births_come_back_with_the_untrimmed_network(tmp_path, monkeypatch):
+    """Trimming that goes back to the grown network puts its births back with its weights."""
+    from growml.events import TrimEnd
+    from growml.growth import trim
+
+    monkeypatch.setattr(trim.Criterion, "accepts_first", lambda self, scores: False)
+    result = growml.fit(_config(("growth.trim_tolerance", 0.5)), out=tmp_path / "run")
+    end = next(e for e in result.run.history() if isinstance(e, TrimEnd))
+    assert not end.kept and end.epochs > 0  # something was trimmed, then given back
+    record = _record(result.path)
+    for name, param in result.run.model.named_parameters():
+        assert record[BIRTHS + name].shape == param.shape
+    assert diagnose_run(result.path).laziness is not None
