@@ -22,7 +22,7 @@ from torch import Tensor
 
 from growml.checkpoint import Checkpoint
 from growml.diagnose.measures import gradient_confusion, per_example_gradients
-from growml.events import ConfusionMeasured
+from growml.events import ConfusionMeasured, EpochEnd
 from growml.losses import Loss, default_loss
 from growml.nn.births import Births
 from growml.nn.mlp import GrowingMLP
@@ -98,7 +98,7 @@ class Recording(Hook):
     def before_growth(self, loop: Loop) -> None:
         self.before = self._measure(loop.epoch, "before growth")
 
-    def on_epoch_end(self, loop: Loop, epoch: Any) -> bool:
+    def on_epoch_end(self, loop: Loop, epoch: EpochEnd) -> bool:
         if self.model.hidden_widths != self.widths:
             self.widths = self.model.hidden_widths
             if self.before is not None:
